@@ -1,0 +1,375 @@
+//! The tamper-evident audit trail.
+//!
+//! Every operation appends an entry: time, actor, operation, the subject's internal reference,
+//! category, record id. Never a payload, never a subject identifier. Entry `n` carries
+//! `mac_n = BLAKE3-keyed(audit key, mac_{n-1} ‖ entry_n)`, so that without the audit key nobody
+//! can rebuild the chain; [`verify`](Trail::verify) finds any altered, removed, inserted or
+//! reordered entry and names the first bad one. Pruning old entries moves a keyed anchor forward,
+//! so that what remains still verifies.
+//!
+//! Reads are buffered in memory and written with the next commit (or at flush and close); every
+//! other operation's entry is written in the same atomic batch as the operation.
+
+use std::sync::{Mutex, MutexGuard};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{SecretKey, keyed_hash};
+use crate::error::{Result, StorageError};
+use crate::ids::{RecordId, SubjectRef};
+use crate::storage::{Store, Txn, codec, layout};
+
+/// The operations the trail records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum AuditOp {
+    /// A record was written.
+    Put,
+    /// A record was read.
+    Read,
+    /// A record's payload was replaced.
+    Update,
+    /// A record was rectified (payload or metadata), with a reason.
+    Rectify,
+    /// A record was deleted.
+    Delete,
+    /// An erasure was requested and carried out (fully or in part).
+    Erase,
+    /// Keys were destroyed.
+    KeyDestruction,
+    /// A legal hold was placed.
+    HoldPlace,
+    /// A legal hold was released.
+    HoldRelease,
+    /// Processing was restricted.
+    Restrict,
+    /// A restriction was lifted.
+    Unrestrict,
+    /// Consent was granted.
+    ConsentGrant,
+    /// Consent was withdrawn.
+    ConsentWithdraw,
+    /// A subject's data was exported.
+    Export,
+    /// A subject's data was imported.
+    Import,
+    /// A disclosure to a third party was recorded.
+    Disclosure,
+    /// The retention sweep ran.
+    Sweep,
+    /// The root key was rotated.
+    KeyRotation,
+    /// A subject event was recorded.
+    Event,
+    /// The retention policy was set.
+    PolicySet,
+    /// A data-subject request was opened.
+    RequestOpen,
+    /// A data-subject request was closed.
+    RequestClose,
+    /// A backup was written.
+    Backup,
+    /// Erasures of a ledger were re-applied after a restore.
+    LedgerApply,
+    /// Audit entries were pruned.
+    Prune,
+}
+
+/// One entry of the trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the trail, from 1.
+    pub seq: u64,
+    /// When.
+    pub at: Timestamp,
+    /// Who (named by the host).
+    pub actor: String,
+    /// What.
+    pub op: AuditOp,
+    /// The subject's internal reference.
+    pub subject: Option<SubjectRef>,
+    /// The category.
+    pub category: Option<String>,
+    /// The record.
+    pub record: Option<RecordId>,
+    /// A short note with no personal data: a hold id, a purpose, a count.
+    pub note: Option<String>,
+    /// The chain value.
+    pub mac: [u8; 32],
+}
+
+/// An entry before it is chained.
+#[derive(Clone, Debug)]
+pub(crate) struct Draft {
+    pub(crate) at: Timestamp,
+    pub(crate) actor: String,
+    pub(crate) op: AuditOp,
+    pub(crate) subject: Option<SubjectRef>,
+    pub(crate) category: Option<String>,
+    pub(crate) record: Option<RecordId>,
+    pub(crate) note: Option<String>,
+}
+
+impl Draft {
+    pub(crate) fn new(at: Timestamp, actor: &str, op: AuditOp) -> Self {
+        Draft {
+            at,
+            actor: actor.to_owned(),
+            op,
+            subject: None,
+            category: None,
+            record: None,
+            note: None,
+        }
+    }
+    pub(crate) fn subject(mut self, s: SubjectRef) -> Self {
+        self.subject = Some(s);
+        self
+    }
+    pub(crate) fn category(mut self, c: &str) -> Self {
+        self.category = Some(c.to_owned());
+        self
+    }
+    pub(crate) fn record(mut self, r: RecordId) -> Self {
+        self.record = Some(r);
+        self
+    }
+    pub(crate) fn note(mut self, n: impl Into<String>) -> Self {
+        self.note = Some(n.into());
+        self
+    }
+}
+
+/// The position the chain continues from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(crate) struct ChainPoint {
+    pub(crate) seq: u64,
+    pub(crate) mac: [u8; 32],
+}
+
+/// The anchor after pruning: the last pruned entry's position, keyed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(crate) struct Anchor {
+    pub(crate) point: ChainPoint,
+    pub(crate) tag: [u8; 32],
+}
+
+/// The outcome of verifying the trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// The first bad entry's sequence number and what is wrong, if any.
+    pub first_bad: Option<(u64, String)>,
+}
+
+impl AuditReport {
+    /// Whether the trail is intact.
+    pub fn is_intact(&self) -> bool {
+        self.first_bad.is_none()
+    }
+}
+
+/// The trail of one vault.
+pub(crate) struct Trail {
+    key: SecretKey,
+    head: Mutex<ChainPoint>,
+    pending: Mutex<Vec<Draft>>,
+}
+
+/// Buffered reads are written once this many wait.
+const PENDING_LIMIT: usize = 512;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Trail {
+    pub(crate) fn load(store: &Store, key: SecretKey) -> Result<Self> {
+        let head = store
+            .get::<ChainPoint>(&layout::meta(layout::AUDIT_HEAD), "audit head")?
+            .unwrap_or_default();
+        Ok(Trail {
+            key,
+            head: Mutex::new(head),
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn mac(&self, prev: &[u8; 32], entry: &AuditEntry) -> [u8; 32] {
+        let mut e = entry.clone();
+        e.mac = [0; 32];
+        keyed_hash(&self.key, &[prev, &codec::encode(&e)])
+    }
+
+    fn anchor_tag(&self, p: &ChainPoint) -> [u8; 32] {
+        keyed_hash(&self.key, &[b"anchor", &p.seq.to_be_bytes(), &p.mac])
+    }
+
+    /// Buffers a read's entry; writes the buffer when it is full.
+    pub(crate) fn note_read(&self, store: &Store, draft: Draft) -> Result<()> {
+        let full = {
+            let mut p = lock(&self.pending);
+            p.push(draft);
+            p.len() >= PENDING_LIMIT
+        };
+        if full {
+            self.commit(store, Txn::new(), Vec::new())?;
+        }
+        Ok(())
+    }
+
+    /// Commits `txn` with `drafts` (and every buffered read) chained onto the trail.
+    pub(crate) fn commit(&self, store: &Store, txn: Txn, drafts: Vec<Draft>) -> Result<u64> {
+        let seq = store.commit_with(
+            txn,
+            |txn| {
+                let pending = lock(&self.pending);
+                let taken = pending.len();
+                let mut head = *lock(&self.head);
+                for d in pending.iter().cloned().chain(drafts) {
+                    let mut e = AuditEntry {
+                        seq: head.seq + 1,
+                        at: d.at,
+                        actor: d.actor,
+                        op: d.op,
+                        subject: d.subject,
+                        category: d.category,
+                        record: d.record,
+                        note: d.note,
+                        mac: [0; 32],
+                    };
+                    e.mac = self.mac(&head.mac, &e);
+                    head = ChainPoint {
+                        seq: e.seq,
+                        mac: e.mac,
+                    };
+                    txn.put_new(layout::audit(e.seq), &e);
+                }
+                txn.put(layout::meta(layout::AUDIT_HEAD), &head);
+                (taken, head)
+            },
+            |(taken, head)| {
+                lock(&self.pending).drain(..taken);
+                *lock(&self.head) = head;
+            },
+        )?;
+        Ok(seq)
+    }
+
+    /// Whether reads wait in the buffer.
+    pub(crate) fn has_pending(&self) -> bool {
+        !lock(&self.pending).is_empty()
+    }
+
+    /// Checks the whole chain.
+    pub(crate) fn verify(&self, store: &Store) -> Result<AuditReport> {
+        let anchor = store.get::<Anchor>(&layout::meta(layout::AUDIT_ANCHOR), "audit anchor")?;
+        let mut prev = ChainPoint::default();
+        if let Some(a) = anchor {
+            if a.tag != self.anchor_tag(&a.point) {
+                return Ok(AuditReport {
+                    entries: 0,
+                    first_bad: Some((a.point.seq, "the pruning anchor was altered".into())),
+                });
+            }
+            prev = a.point;
+        }
+        let mut n = 0;
+        for r in store.scan_raw(&layout::table(layout::Table::Audit)) {
+            let (k, v) = r?;
+            let key_seq = layout::parse_seq(&k).unwrap_or(0);
+            n += 1;
+            let bad = |why: &str| {
+                Ok(AuditReport {
+                    entries: n,
+                    first_bad: Some((key_seq, why.to_owned())),
+                })
+            };
+            let Ok(e) = codec::decode::<AuditEntry>(&v, "audit entry") else {
+                return bad("does not decode");
+            };
+            if e.seq != key_seq {
+                return bad("stored under another position (moved or reordered)");
+            }
+            if e.seq != prev.seq + 1 {
+                return Ok(AuditReport {
+                    entries: n,
+                    first_bad: Some((prev.seq + 1, "missing (removed)".into())),
+                });
+            }
+            if e.mac != self.mac(&prev.mac, &e) {
+                return bad("altered, inserted or out of order (chain value does not match)");
+            }
+            prev = ChainPoint {
+                seq: e.seq,
+                mac: e.mac,
+            };
+        }
+        let head = store
+            .get::<ChainPoint>(&layout::meta(layout::AUDIT_HEAD), "audit head")?
+            .unwrap_or_default();
+        if head != prev {
+            return Ok(AuditReport {
+                entries: n,
+                first_bad: Some((prev.seq + 1, "entries after this point were removed".into())),
+            });
+        }
+        Ok(AuditReport {
+            entries: n,
+            first_bad: None,
+        })
+    }
+
+    /// Removes entries older than `cutoff`; moves the anchor. Returns how many were removed.
+    pub(crate) fn prune(&self, store: &Store, cutoff: Timestamp) -> Result<u64> {
+        let mut txn = Txn::new();
+        let mut last = None;
+        let mut n = 0;
+        for r in store.scan::<AuditEntry>(&layout::table(layout::Table::Audit), "audit entry") {
+            let (k, e) = r?;
+            if e.at >= cutoff {
+                break;
+            }
+            txn.delete(k);
+            last = Some(ChainPoint {
+                seq: e.seq,
+                mac: e.mac,
+            });
+            n += 1;
+            if n >= 100_000 {
+                break;
+            }
+        }
+        let Some(point) = last else { return Ok(0) };
+        txn.put(
+            layout::meta(layout::AUDIT_ANCHOR),
+            &Anchor {
+                point,
+                tag: self.anchor_tag(&point),
+            },
+        );
+        store.commit(txn).map_err(|e: StorageError| e)?;
+        Ok(n)
+    }
+
+    /// Entries, oldest first, optionally only one subject's and only since a time.
+    pub(crate) fn entries(
+        &self,
+        store: &Store,
+        subject: Option<SubjectRef>,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<AuditEntry>> {
+        let mut out = Vec::new();
+        for r in store.scan::<AuditEntry>(&layout::table(layout::Table::Audit), "audit entry") {
+            let (_, e) = r?;
+            if subject.is_some_and(|s| e.subject != Some(s)) || since.is_some_and(|t| e.at < t) {
+                continue;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,2 @@
+//! The `pdvault` operator CLI.
+fn main() {}

@@ -1,0 +1,99 @@
+//! Secret-key types. None derives `Debug`, `Clone` or `Serialize`; all are wiped on drop.
+
+use std::fmt;
+
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// 32 bytes of key material, zeroized on drop, never printed.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub(crate) struct SecretKey([u8; 32]);
+
+impl SecretKey {
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        SecretKey(bytes)
+    }
+
+    pub(crate) fn random() -> Self {
+        SecretKey(super::random_array())
+    }
+
+    pub(crate) fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A copy; named so that every duplication of key material is visible.
+    pub(crate) fn duplicate(&self) -> Self {
+        SecretKey(self.0)
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+/// A source of a 32-byte root key held outside the vault: a KMS, an HSM, a secrets manager.
+///
+/// Implement it to open a vault with a key that never touches the host's disk:
+///
+/// ```
+/// use pdvault::KeySource;
+///
+/// struct FromKms;
+/// impl KeySource for FromKms {
+///     fn root_key(&self) -> Result<[u8; 32], String> {
+///         // Ask the KMS here.
+///         Ok([7u8; 32])
+///     }
+/// }
+/// let secret = pdvault::RootSecret::from_source(&FromKms).unwrap();
+/// # let _ = secret;
+/// ```
+pub trait KeySource {
+    /// Returns the 32-byte root key, or a message saying why it could not.
+    fn root_key(&self) -> Result<[u8; 32], String>;
+}
+
+/// The root secret of a vault: a passphrase (stretched with Argon2id) or a raw 32-byte key.
+///
+/// Never written to disk and never printed.
+pub enum RootSecret {
+    /// A passphrase; the vault stores the Argon2id salt and costs in its header.
+    Passphrase(Zeroizing<String>),
+    /// A raw 32-byte key from the host's KMS or HSM.
+    RawKey(Zeroizing<[u8; 32]>),
+}
+
+impl RootSecret {
+    /// A passphrase.
+    pub fn passphrase(p: impl Into<String>) -> Self {
+        RootSecret::Passphrase(Zeroizing::new(p.into()))
+    }
+
+    /// A raw 32-byte key.
+    pub fn raw_key(key: [u8; 32]) -> Self {
+        RootSecret::RawKey(Zeroizing::new(key))
+    }
+
+    /// Takes the raw key from a host [`KeySource`].
+    pub fn from_source(source: &dyn KeySource) -> Result<Self, crate::OpenError> {
+        source
+            .root_key()
+            .map(Self::raw_key)
+            .map_err(crate::OpenError::KeySource)
+    }
+
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            RootSecret::Passphrase(_) => "passphrase",
+            RootSecret::RawKey(_) => "raw key",
+        }
+    }
+}
+
+impl fmt::Debug for RootSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RootSecret::{}(<redacted>)", self.kind())
+    }
+}

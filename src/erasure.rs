@@ -1,0 +1,549 @@
+//! Erasure by crypto-shredding: the one guarded path to destruction.
+//!
+//! Every way to destroy data — [`Vault::delete`], the erase calls, the retention sweep, consent
+//! withdrawal with erasure, re-applying a ledger after a restore — plans through
+//! [`Vault::plan_destruction`] and carries the plan out with [`Vault::execute`]. Planning checks
+//! every record against the active legal holds and the minimum retention of its category; what
+//! they protect is retained (and reported, with the hold ids or the date retention ends), what
+//! they do not is destroyed by destroying keys:
+//!
+//! - a (subject, category) group with nothing retained loses its key: O(1) whatever its size;
+//! - a group with some records retained is re-keyed: the retained records are sealed under a new
+//!   generation of the key, and the old generation is destroyed;
+//! - a subject with nothing left loses its identity key, its subject key and its index entry:
+//!   nothing in the vault links its identifier to anything any more. An entry in the erasure
+//!   ledger (no personal data) records what was destroyed.
+//!
+//! Key destruction ratchets the touched shards (see [`crate::keys`]) and replaces the vault file
+//! before the call returns. The rows of destroyed records stay (unreadable) until the sweep
+//! reclaims their space.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditOp, Draft};
+use crate::crypto::{self, SecretKey};
+use crate::error::{ErasureError, Error, Result, StorageError};
+use crate::ids::{BlindIndex, HoldId, RecordId, SubjectId, SubjectRef};
+use crate::keys::{Purge, SUBJECT_GROUP};
+use crate::model::Category;
+use crate::policy::holds::Hold;
+use crate::storage::entries::{DueKind, RecordEntry, SubjectState};
+use crate::storage::{Txn, layout};
+use crate::vault::Vault;
+
+/// A record, or a whole category of a subject, that was destroyed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erased {
+    /// The category.
+    pub category: String,
+    /// The record; `None` when every record of the category was destroyed at once.
+    pub record: Option<RecordId>,
+}
+
+/// Why a record was kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RetainReason {
+    /// Legal holds cover it.
+    Held {
+        /// The holds.
+        holds: Vec<HoldId>,
+    },
+    /// Its category's minimum retention has not passed. `until: None` while the retention's
+    /// anchor event (say, the account's closing) has not happened.
+    MinimumRetention {
+        /// When it ends.
+        until: Option<Timestamp>,
+    },
+}
+
+/// A record that was kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retained {
+    /// The record.
+    pub record: RecordId,
+    /// Its category.
+    pub category: String,
+    /// Why.
+    pub reason: RetainReason,
+}
+
+/// What an erasure did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureReport {
+    /// What was destroyed.
+    pub erased: Vec<Erased>,
+    /// What was kept, and why. Kept records of a subject-wide erasure stay pending: the sweep
+    /// destroys them once nothing protects them any more.
+    pub retained: Vec<Retained>,
+    /// Whether the subject is gone entirely (nothing links its identifier to anything).
+    pub subject_erased: bool,
+}
+
+/// An entry of the erasure ledger: what was destroyed, by internal reference only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Position in the ledger.
+    pub seq: u64,
+    /// When.
+    pub at: Timestamp,
+    /// The subject's internal reference.
+    pub subject: SubjectRef,
+    /// Categories destroyed whole, with the key generation destroyed (and every older one).
+    pub categories: Vec<(String, u32)>,
+    /// Records destroyed one by one.
+    pub records: Vec<RecordId>,
+    /// Whether the subject itself was destroyed.
+    pub subject_erased: bool,
+}
+
+/// What a destruction covers.
+#[derive(Clone, Debug)]
+pub(crate) enum Scope {
+    Subject,
+    Category(Category),
+    Records(BTreeSet<RecordId>),
+    /// Groups up to a generation (re-applying a ledger).
+    Groups(Vec<(String, u32)>),
+}
+
+/// Destruction planned across one or more subjects, carried out by one key ratchet.
+#[derive(Default)]
+pub(crate) struct Plan {
+    txn: Txn,
+    destroy: Vec<Vec<u8>>,
+    create: Vec<(Vec<u8>, SecretKey)>,
+    purge: Purge,
+    drafts: Vec<Draft>,
+    ledger: Vec<LedgerEntry>,
+}
+
+impl Plan {
+    pub(crate) fn destroys_anything(&self) -> bool {
+        !self.destroy.is_empty()
+    }
+}
+
+struct Group {
+    category: String,
+    generation: u32,
+}
+
+impl Vault {
+    /// Erases everything held about a subject that no hold or minimum retention protects, at once
+    /// and durably. What is protected stays readable and pending: the sweep destroys it once the
+    /// last hold is released and its retention has passed.
+    pub fn erase_subject(&self, subject: &SubjectId) -> Result<ErasureReport> {
+        let ident = self.find(subject)?.subject;
+        self.destroy_now(ident, Scope::Subject)
+    }
+
+    /// Erases one category of a subject.
+    pub fn erase_category(
+        &self,
+        subject: &SubjectId,
+        category: &Category,
+    ) -> Result<ErasureReport> {
+        let ident = self.find(subject)?.subject;
+        self.destroy_now(ident, Scope::Category(category.clone()))
+    }
+
+    /// Erases one record (the report says if it was retained instead).
+    pub fn erase_record(&self, subject: &SubjectId, record: RecordId) -> Result<ErasureReport> {
+        let ident = self.find(subject)?.subject;
+        self.destroy_now(ident, Scope::Records([record].into()))
+    }
+
+    /// Deletes one record: an erasure of that record that fails, destroying nothing, when a hold
+    /// or minimum retention protects it.
+    pub fn delete(&self, subject: &SubjectId, record: RecordId) -> Result<()> {
+        let report = self.erase_record(subject, record)?;
+        match report.retained.into_iter().next() {
+            None => Ok(()),
+            Some(Retained {
+                reason: RetainReason::Held { holds },
+                ..
+            }) => Err(ErasureError::Held { holds }.into()),
+            Some(Retained {
+                reason: RetainReason::MinimumRetention { until },
+                ..
+            }) => Err(ErasureError::Retained {
+                until: until.unwrap_or(Timestamp::MAX),
+            }
+            .into()),
+        }
+    }
+
+    pub(crate) fn destroy_now(&self, ident: SubjectRef, scope: Scope) -> Result<ErasureReport> {
+        let _d = self
+            .inner
+            .destruction
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut plan = Plan::default();
+        let report = self.plan_destruction(&mut plan, ident, scope, self.now())?;
+        plan.drafts.insert(
+            0,
+            self.draft(AuditOp::Erase).subject(ident).note(format!(
+                "erased {}, retained {}",
+                report.erased.len(),
+                report.retained.len()
+            )),
+        );
+        self.execute(plan)?;
+        Ok(report)
+    }
+
+    /// Active holds of a subject.
+    pub(crate) fn active_holds_of(&self, ident: &SubjectRef, now: Timestamp) -> Result<Vec<Hold>> {
+        let mut out = Vec::new();
+        for k in self.store().scan_keys(&layout::holds_of(ident)) {
+            let k = k?;
+            let Some(id) = layout::parse_subject_hold(&k) else {
+                continue;
+            };
+            if let Some(h) = self.store().get::<Hold>(&layout::hold(&id), "hold")? {
+                if h.is_active(now) {
+                    out.push(h);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Active holds of every subject (for statistics).
+    pub(crate) fn active_holds_by_subject(
+        &self,
+        now: Timestamp,
+    ) -> Result<BTreeMap<SubjectRef, Vec<Hold>>> {
+        let mut out: BTreeMap<SubjectRef, Vec<Hold>> = BTreeMap::new();
+        for r in self
+            .store()
+            .scan::<Hold>(&layout::table(layout::Table::Hold), "hold")
+        {
+            let (_, h) = r?;
+            if h.is_active(now) {
+                out.entry(h.subject).or_default().push(h);
+            }
+        }
+        Ok(out)
+    }
+
+    fn current_groups(&self, ident: &SubjectRef) -> Result<Vec<Group>> {
+        let mut groups: BTreeMap<String, u32> = BTreeMap::new();
+        for k in self.store().scan_keys(&layout::data_keys_of_subject(ident)) {
+            let Some((_, cat, generation)) = layout::parse_data_key(&k?) else {
+                return Err(StorageError::Malformed("data key address").into());
+            };
+            if cat == SUBJECT_GROUP {
+                continue;
+            }
+            let g = groups.entry(cat).or_insert(generation);
+            *g = (*g).max(generation);
+        }
+        Ok(groups
+            .into_iter()
+            .map(|(category, generation)| Group {
+                category,
+                generation,
+            })
+            .collect())
+    }
+
+    /// Plans the destruction of `scope` of one subject; adds to `plan`. Call with the destruction
+    /// lock held.
+    pub(crate) fn plan_destruction(
+        &self,
+        plan: &mut Plan,
+        ident: SubjectRef,
+        scope: Scope,
+        now: Timestamp,
+    ) -> Result<ErasureReport> {
+        let policy = self.policy();
+        let mut state: SubjectState = self.state(&ident)?;
+        let holds = self.active_holds_of(&ident, now)?;
+        let mut groups = self.current_groups(&ident)?;
+        let mut report = ErasureReport::default();
+        let mut ledger = LedgerEntry {
+            seq: 0,
+            at: now,
+            subject: ident,
+            categories: Vec::new(),
+            records: Vec::new(),
+            subject_erased: false,
+        };
+        let wanted: Option<&BTreeSet<RecordId>> = match &scope {
+            Scope::Records(r) => Some(r),
+            _ => None,
+        };
+        match &scope {
+            Scope::Subject => {}
+            Scope::Category(c) => groups.retain(|g| g.category == c.name()),
+            Scope::Records(ids) => {
+                let mut cats = HashSet::new();
+                for id in ids {
+                    match self
+                        .store()
+                        .get::<RecordEntry>(&layout::record(&ident, id), "record")?
+                    {
+                        Some(e)
+                            if self
+                                .keys()
+                                .data_key_gen(
+                                    self.store(),
+                                    &ident,
+                                    e.meta.category.name(),
+                                    e.key_gen,
+                                )?
+                                .is_some() =>
+                        {
+                            cats.insert(e.meta.category.name().to_owned());
+                        }
+                        _ if ids.len() == 1 => return Err(Error::RecordNotFound(*id)),
+                        _ => {}
+                    }
+                }
+                groups.retain(|g| cats.contains(&g.category));
+            }
+            Scope::Groups(list) => groups.retain(|g| {
+                list.iter()
+                    .any(|(c, generation)| *c == g.category && g.generation <= *generation)
+            }),
+        }
+        let has_record_holds = holds
+            .iter()
+            .any(|h| matches!(h.scope, crate::policy::holds::HoldScope::Record(_)));
+        let vault_id = *self.keys().ring().vault_id();
+        for g in groups {
+            let category: Category = g
+                .category
+                .parse()
+                .map_err(|_| StorageError::Malformed("stored category"))?;
+            let group_held = holds.iter().any(|h| h.covers_category(&category));
+            let has_min = policy
+                .as_ref()
+                .and_then(|p| p.rule(&category))
+                .is_some_and(|r| r.min.is_some());
+            let scan = wanted.is_some() || group_held || has_record_holds || has_min;
+            if !scan {
+                self.destroy_group(plan, &ident, &g, &mut ledger);
+                report.erased.push(Erased {
+                    category: g.category.clone(),
+                    record: None,
+                });
+                continue;
+            }
+            let mut erase: Vec<RecordId> = Vec::new();
+            let mut keep: Vec<(RecordId, RecordEntry)> = Vec::new();
+            for r in self
+                .store()
+                .scan::<RecordEntry>(&layout::records_of(&ident), "record")
+            {
+                let (k, e) = r?;
+                if e.meta.category.name() != g.category || e.key_gen != g.generation {
+                    continue;
+                }
+                let (_, id) =
+                    layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
+                if wanted.is_some_and(|w| !w.contains(&id)) {
+                    keep.push((id, e));
+                    continue;
+                }
+                let held: Vec<HoldId> = holds
+                    .iter()
+                    .filter(|h| h.covers(&category, &id))
+                    .map(|h| h.id)
+                    .collect();
+                let until = policy
+                    .as_ref()
+                    .and_then(|p| p.retained_until(&category, e.meta.collected_at, &state.events))
+                    .filter(|u| *u > now);
+                let reason = if !held.is_empty() {
+                    Some(RetainReason::Held { holds: held })
+                } else {
+                    until.map(|u| RetainReason::MinimumRetention {
+                        until: (u != Timestamp::MAX).then_some(u),
+                    })
+                };
+                match reason {
+                    Some(reason) => {
+                        if matches!(scope, Scope::Subject) {
+                            // Revisit when the retention ends, or at every sweep while held.
+                            let at = match &reason {
+                                RetainReason::MinimumRetention { until: Some(u) } => Some(*u),
+                                RetainReason::MinimumRetention { until: None } => None,
+                                RetainReason::Held { .. } => Some(now),
+                            };
+                            if let Some(at) = at {
+                                plan.txn
+                                    .put(layout::due(at, &ident, &id), &DueKind::PendingErasure);
+                            }
+                        }
+                        report.retained.push(Retained {
+                            record: id,
+                            category: g.category.clone(),
+                            reason,
+                        });
+                        keep.push((id, e));
+                    }
+                    None => erase.push(id),
+                }
+            }
+            if erase.is_empty() {
+                continue;
+            }
+            if keep.is_empty() {
+                self.destroy_group(plan, &ident, &g, &mut ledger);
+                report.erased.push(Erased {
+                    category: g.category.clone(),
+                    record: None,
+                });
+                continue;
+            }
+            // Re-key: the kept records move to a new key generation; the old one is destroyed.
+            let old_key = self
+                .keys()
+                .data_key_gen(self.store(), &ident, &g.category, g.generation)?
+                .ok_or(StorageError::Malformed("missing group key"))?;
+            let new_gen = self.next_gen(&ident, &g.category)?.max(g.generation + 1);
+            let (addr, secret) = self.keys().fresh_key(&ident, &g.category, new_gen);
+            let new_key = crypto::DataKey::new(&secret);
+            for (id, e) in keep {
+                let payload = zeroize::Zeroizing::new(self.open_record(&old_key, &ident, id, &e)?);
+                let resealed = crate::vault::seal_record(
+                    &new_key,
+                    &vault_id,
+                    &ident,
+                    id,
+                    e.version,
+                    new_gen,
+                    e.meta,
+                    &payload,
+                    e.updated_at,
+                );
+                plan.txn.put(layout::record(&ident, &id), &resealed);
+            }
+            plan.create.push((addr, secret));
+            self.destroy_group(plan, &ident, &g, &mut ledger);
+            ledger.categories.pop();
+            ledger.records.extend(erase.iter().copied());
+            report.erased.extend(erase.into_iter().map(|id| Erased {
+                category: g.category.clone(),
+                record: Some(id),
+            }));
+        }
+        if matches!(scope, Scope::Subject) {
+            if report.retained.is_empty() {
+                self.destroy_subject(plan, &ident, &state)?;
+                ledger.subject_erased = true;
+                report.subject_erased = true;
+            } else if state.pending_erasure.is_none() {
+                state.pending_erasure = Some(now);
+                plan.txn.put(layout::subject(&ident), &state);
+            }
+        }
+        if !ledger.categories.is_empty() || !ledger.records.is_empty() || ledger.subject_erased {
+            plan.ledger.push(ledger);
+        }
+        Ok(report)
+    }
+
+    fn destroy_group(
+        &self,
+        plan: &mut Plan,
+        ident: &SubjectRef,
+        g: &Group,
+        ledger: &mut LedgerEntry,
+    ) {
+        plan.destroy
+            .push(layout::data_key(ident, &g.category, g.generation));
+        plan.txn
+            .put(layout::reclaim(ident, &g.category, g.generation), &());
+        plan.purge.groups.insert((*ident, g.category.clone()));
+        plan.drafts.push(
+            self.draft(AuditOp::KeyDestruction)
+                .subject(*ident)
+                .category(&g.category),
+        );
+        ledger.categories.push((g.category.clone(), g.generation));
+    }
+
+    fn destroy_subject(
+        &self,
+        plan: &mut Plan,
+        ident: &SubjectRef,
+        state: &SubjectState,
+    ) -> Result<()> {
+        let subject_key = self
+            .keys()
+            .data_key_gen(self.store(), ident, SUBJECT_GROUP, 0)?
+            .ok_or(StorageError::Malformed("missing subject key"))?;
+        let blind = crypto::open(
+            &subject_key,
+            &self.keys().blind_ad(ident),
+            &state.sealed_blind,
+        )?;
+        let blind = BlindIndex(
+            blind
+                .as_slice()
+                .try_into()
+                .map_err(|_| StorageError::Malformed("sealed blind index"))?,
+        );
+        plan.destroy.push(crate::keys::Keys::identity_addr(&blind));
+        plan.destroy.push(layout::data_key(ident, SUBJECT_GROUP, 0));
+        plan.txn.delete(layout::index(&blind));
+        plan.txn.delete(layout::subject(ident));
+        for k in self.store().scan_keys(&layout::holds_of(ident)) {
+            plan.txn.delete(k?);
+        }
+        plan.purge.subjects.insert(*ident);
+        plan.purge.identities.push(blind);
+        plan.drafts.push(
+            self.draft(AuditOp::KeyDestruction)
+                .subject(*ident)
+                .note("subject"),
+        );
+        Ok(())
+    }
+
+    /// Carries a plan out: one ratchet, one sync, one vault-file replacement.
+    pub(crate) fn execute(&self, mut plan: Plan) -> Result<()> {
+        if !plan.ledger.is_empty() {
+            let mut seq = self
+                .store()
+                .get::<u64>(&layout::meta(layout::LEDGER_HEAD), "ledger head")?
+                .unwrap_or(0);
+            for mut e in std::mem::take(&mut plan.ledger) {
+                seq += 1;
+                e.seq = seq;
+                plan.txn.put(layout::ledger(seq), &e);
+            }
+            plan.txn.put(layout::meta(layout::LEDGER_HEAD), &seq);
+        }
+        let drafts = plan.drafts;
+        if plan.destroy.is_empty() && plan.create.is_empty() {
+            return self.commit_synced(plan.txn, drafts);
+        }
+        let store = self.store();
+        let trail = &self.inner.trail;
+        self.keys().ratchet(
+            store,
+            &plan.destroy,
+            plan.create,
+            plan.txn,
+            &plan.purge,
+            |t| trail.commit(store, t, drafts),
+        )
+    }
+
+    /// The erasure ledger, oldest first.
+    pub fn ledger(&self) -> Result<Vec<LedgerEntry>> {
+        self.store()
+            .scan::<LedgerEntry>(&layout::table(layout::Table::Ledger), "ledger entry")
+            .map(|r| r.map(|(_, e)| e).map_err(Into::into))
+            .collect()
+    }
+}

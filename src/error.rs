@@ -1,0 +1,257 @@
+//! Error types: one `#[non_exhaustive]` enum per family of operations, folded into [`Error`].
+//!
+//! No error message carries a key, a payload or a subject identifier: messages name records and
+//! holds by their random ids only.
+
+use std::path::PathBuf;
+
+use crate::ids::{HoldId, RecordId};
+
+/// Errors of opening, creating and checking a vault as a whole.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The passphrase or raw key does not open this vault.
+    #[error("wrong passphrase or key for this vault")]
+    WrongKey,
+    /// The vault was created with another kind of root secret (passphrase versus raw key).
+    #[error("this vault is opened with a {expected}, not a {given}")]
+    SecretKindMismatch {
+        /// The kind the vault was created with.
+        expected: &'static str,
+        /// The kind that was given.
+        given: &'static str,
+    },
+    /// The vault header is shorter than its own length fields say.
+    #[error("vault header is truncated ({found} bytes)")]
+    HeaderTruncated {
+        /// How many bytes were found.
+        found: usize,
+    },
+    /// The vault header fails its checksum or cannot be decoded.
+    #[error("vault header is damaged: {0}")]
+    HeaderDamaged(&'static str),
+    /// The vault was written by a newer version of pdvault.
+    #[error("vault format version {found} is newer than this pdvault supports ({supported})")]
+    NewerFormat {
+        /// The version in the header.
+        found: u16,
+        /// The newest version this build reads.
+        supported: u16,
+    },
+    /// Another process (or another handle in this process) has the vault open.
+    #[error("vault is already open elsewhere (lock held on {0})")]
+    AlreadyOpen(PathBuf),
+    /// There is no vault in the directory.
+    #[error("no vault at {0}")]
+    NotFound(PathBuf),
+    /// A vault already exists in the directory; creating one would overwrite it.
+    #[error("a vault already exists at {0}")]
+    AlreadyExists(PathBuf),
+    /// The store lost data that the vault's own manifest says it had.
+    #[error("data loss detected: {0}")]
+    DataLoss(String),
+    /// The root-secret parameters are invalid (for example, Argon2 costs out of range).
+    #[error("invalid key-derivation parameters: {0}")]
+    InvalidKdfParams(String),
+    /// A host key source failed to produce the root key.
+    #[error("key source failed: {0}")]
+    KeySource(String),
+}
+
+/// Errors of the storage layer (the embedded store and the vault files).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An I/O error from the file system.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The embedded store reported an error.
+    #[error("store error: {0}")]
+    Engine(String),
+    /// The embedded store is damaged.
+    #[error("store is damaged: {0}")]
+    Corrupted(String),
+    /// A stored entry could not be decoded.
+    #[error("stored entry is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// An authenticated decryption failed: the ciphertext, its metadata or its key do not belong
+/// together. Deliberately opaque.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("integrity check failed: data was altered, moved or does not belong to this vault")]
+pub struct IntegrityError;
+
+/// Errors caused by the caller's input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// A subject identifier is empty or too long.
+    #[error("invalid subject identifier: {0}")]
+    SubjectId(&'static str),
+    /// A record id could not be parsed.
+    #[error("invalid record id (expected 32 hex digits)")]
+    RecordId,
+    /// A hold id could not be parsed.
+    #[error("invalid hold id (expected 16 hex digits)")]
+    HoldId,
+    /// A request id could not be parsed.
+    #[error("invalid request id (expected 16 hex digits)")]
+    RequestId,
+    /// A category name is not valid kebab-case.
+    #[error("invalid category name {0:?} (expected kebab-case: a-z, 0-9 and '-')")]
+    Category(String),
+    /// A purpose name is invalid.
+    #[error("invalid purpose {0:?} (1 to 64 characters, no control characters)")]
+    Purpose(String),
+    /// An unknown legal basis.
+    #[error("unknown legal basis {0:?}")]
+    LegalBasis(String),
+    /// A payload is larger than [`crate::MAX_PAYLOAD_LEN`].
+    #[error("payload of {len} bytes exceeds the limit of {max} bytes")]
+    PayloadTooLarge {
+        /// The payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A text field (source, actor, reason, reference) is too long or has control characters.
+    #[error("invalid {field}: {why}")]
+    Field {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A typed payload failed to serialize or deserialize.
+    #[error("payload encoding: {0}")]
+    Encoding(String),
+    /// A date or time could not be parsed.
+    #[error("invalid date or time {0:?}")]
+    Time(String),
+    /// An export document could not be imported.
+    #[error("invalid export document: {0}")]
+    Document(String),
+}
+
+/// Errors of purpose-bound access.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// The purpose is not among the record's purposes.
+    #[error("purpose {purpose:?} is not among the purposes of record {record}")]
+    PurposeNotAllowed {
+        /// The requested purpose.
+        purpose: String,
+        /// The record.
+        record: RecordId,
+    },
+    /// The record rests on consent, and consent for the purpose is not granted (or was withdrawn).
+    #[error("no consent for purpose {purpose:?} on record {record}")]
+    NoConsent {
+        /// The requested purpose.
+        purpose: String,
+        /// The record.
+        record: RecordId,
+    },
+    /// Processing of the subject or category is restricted.
+    #[error(
+        "processing is restricted for record {record}; only storage, legal claims and the subject's own access are allowed"
+    )]
+    Restricted {
+        /// The record.
+        record: RecordId,
+    },
+}
+
+/// Errors of erasure and deletion.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErasureError {
+    /// Legal holds cover the record(s); nothing was destroyed.
+    #[error("blocked by legal hold(s): {}", list_holds(.holds))]
+    Held {
+        /// The holds that block.
+        holds: Vec<HoldId>,
+    },
+    /// Minimum retention forbids destruction before the given time; nothing was destroyed.
+    #[error("retained by minimum retention until {until}")]
+    Retained {
+        /// When the minimum retention ends.
+        until: jiff::Timestamp,
+    },
+}
+
+fn list_holds(holds: &[HoldId]) -> String {
+    holds
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Errors of retention policies.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The policy file is not valid TOML or does not have the expected shape.
+    #[error("policy is not valid: {0}")]
+    Parse(String),
+    /// An entry of the policy is invalid; names the entry.
+    #[error("policy entry {entry:?}: {why}")]
+    Entry {
+        /// The entry (category name or section).
+        entry: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Every error pdvault returns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Opening or checking the vault failed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The storage layer failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// An integrity check failed.
+    #[error(transparent)]
+    Integrity(#[from] IntegrityError),
+    /// The input was invalid.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Access was refused.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// Erasure was refused.
+    #[error(transparent)]
+    Erasure(#[from] ErasureError),
+    /// The retention policy is invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The subject is not in the vault (never written, or erased).
+    #[error("no such subject")]
+    SubjectNotFound,
+    /// The record is not in the vault (never written, deleted or erased).
+    #[error("no such record: {0}")]
+    RecordNotFound(RecordId),
+    /// The hold does not exist.
+    #[error("no such hold: {0}")]
+    HoldNotFound(HoldId),
+    /// The request does not exist.
+    #[error("no such request: {0}")]
+    RequestNotFound(String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Storage(StorageError::Io(e))
+    }
+}
+
+/// The result type of pdvault.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,712 @@
+//! The key hierarchy: the key ring (a random master secret and one key per shard), the wrapped
+//! identity and data keys in the store, the bounded cache of unwrapped keys, and the ratchet that
+//! destroys keys so that no current file can bring them back.
+//!
+//! ```text
+//! root secret ──Argon2id / raw──▶ root key ─┬─▶ ring key (seals the key ring in vault.pdv)
+//!                                           └─▶ key-check value (tells a wrong key from damage)
+//! key ring (vault.pdv, replaced atomically):
+//!   master secret ─┬─▶ blind-index key ─▶ subject index (keyed hash of the identifier)
+//!                  ├─▶ audit key ─▶ audit chain
+//!                  └─▶ manifest key ─▶ store manifest hash
+//!   shard keys [4096] ─▶ wrap identity keys (by blind index) and data keys (by subject reference)
+//! identity key (per subject) ─▶ seals the subject reference in its index entry
+//! data key (per subject, category, generation) ─▶ seals payloads
+//! ```
+//!
+//! Destroying a key means: replace the key of its shard, rewrap every other key of that shard
+//! under the new shard key, and replace the vault file. The old shard key then exists nowhere:
+//! a copy of the store files taken before (sled keeps removed values until its garbage
+//! collection) holds the destroyed key wrapped under a shard key that is gone.
+//!
+//! This module may not read records or decide what to destroy; it only does what it is told.
+
+use std::collections::{BTreeSet, HashSet};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use lru::LruCache;
+
+use crate::crypto::{self, DataKey, SecretKey, derive_subkey, keyed_hash};
+use crate::error::{IntegrityError, OpenError, Result, StorageError};
+use crate::ids::{BlindIndex, SubjectId, SubjectRef};
+use crate::storage::entries::{JournalEntry, WrappedKey};
+use crate::storage::layout::{self, SHARDS};
+use crate::storage::vault_file::{self, KdfSpec, RingPlain, VaultFileBody};
+use crate::storage::{Store, Txn};
+
+const CTX_RING: &str = "pdvault 2026-11 key ring";
+const CTX_CHECK: &str = "pdvault 2026-11 key check";
+const CTX_INDEX: &str = "pdvault 2026-11 blind index";
+const CTX_AUDIT: &str = "pdvault 2026-11 audit chain";
+const CTX_MANIFEST: &str = "pdvault 2026-11 store manifest";
+
+/// The key group of a subject's own key (not a category: categories are kebab-case).
+pub(crate) const SUBJECT_GROUP: &str = "$subject";
+
+/// How many unwrapped data keys the cache holds.
+pub(crate) const CACHE_CAPACITY: usize = 8192;
+
+/// What the root key gives: the key that seals the ring and the key-check value.
+pub(crate) struct RootKeys {
+    ring_key: DataKey,
+    pub(crate) key_check: [u8; 32],
+}
+
+impl RootKeys {
+    pub(crate) fn derive(root: &SecretKey, vault_id: &[u8; 16]) -> Self {
+        let ring = derive_subkey(root, CTX_RING);
+        let check = derive_subkey(root, CTX_CHECK);
+        RootKeys {
+            ring_key: DataKey::new(&ring),
+            key_check: keyed_hash(&check, &[vault_id]),
+        }
+    }
+}
+
+struct Shard {
+    generation: u64,
+    secret: SecretKey,
+    key: DataKey,
+}
+
+impl Shard {
+    fn new(generation: u64, secret: SecretKey) -> Self {
+        let key = DataKey::new(&secret);
+        Shard {
+            generation,
+            secret,
+            key,
+        }
+    }
+}
+
+/// The unsealed key ring.
+pub(crate) struct Ring {
+    master: SecretKey,
+    shards: Vec<Shard>,
+    root: RootKeys,
+    header: VaultFileBody,
+}
+
+fn ring_ad(vault_id: &[u8; 16], generation: u64) -> Vec<u8> {
+    let mut ad = b"pdvault/ring/".to_vec();
+    ad.extend_from_slice(vault_id);
+    ad.extend_from_slice(&generation.to_be_bytes());
+    ad
+}
+
+fn wrap_ad(vault_id: &[u8; 16], addr: &[u8], shard_gen: u64) -> Vec<u8> {
+    let mut ad = b"pdvault/key/".to_vec();
+    ad.extend_from_slice(vault_id);
+    ad.extend_from_slice(&shard_gen.to_be_bytes());
+    ad.extend_from_slice(addr);
+    ad
+}
+
+impl Ring {
+    /// A new ring for a new vault.
+    pub(crate) fn create(root: RootKeys, vault_id: [u8; 16], kdf: KdfSpec) -> Self {
+        let header = VaultFileBody {
+            vault_id,
+            kdf,
+            key_check: root.key_check,
+            generation: 0,
+            checkpoint: Default::default(),
+            sealed_ring: Vec::new(),
+        };
+        let shards = (0..SHARDS)
+            .map(|_| Shard::new(0, SecretKey::random()))
+            .collect();
+        Ring {
+            master: SecretKey::random(),
+            shards,
+            root,
+            header,
+        }
+    }
+
+    /// Unseals the ring of an existing vault. The caller has checked the key-check value.
+    pub(crate) fn unseal(root: RootKeys, header: VaultFileBody) -> Result<Self> {
+        let plain = crypto::open(
+            &root.ring_key,
+            &ring_ad(&header.vault_id, header.generation),
+            &header.sealed_ring,
+        )
+        .map_err(|_| OpenError::HeaderDamaged("the key ring fails its integrity check"))?;
+        let plain = zeroize::Zeroizing::new(plain);
+        let ring = vault_file::decode_ring(&plain)
+            .map_err(|_| OpenError::HeaderDamaged("the key ring does not decode"))?;
+        if ring.shards.len() != SHARDS as usize {
+            return Err(
+                OpenError::HeaderDamaged("the key ring has the wrong number of shards").into(),
+            );
+        }
+        let shards = ring
+            .shards
+            .iter()
+            .map(|(g, k)| Shard::new(*g, SecretKey::from_bytes(*k)))
+            .collect();
+        Ok(Ring {
+            master: SecretKey::from_bytes(ring.master),
+            shards,
+            root,
+            header,
+        })
+    }
+
+    pub(crate) fn vault_id(&self) -> &[u8; 16] {
+        &self.header.vault_id
+    }
+
+    pub(crate) fn subkey(&self, job: Job) -> SecretKey {
+        derive_subkey(
+            &self.master,
+            match job {
+                Job::Index => CTX_INDEX,
+                Job::Audit => CTX_AUDIT,
+                Job::Manifest => CTX_MANIFEST,
+            },
+        )
+    }
+
+    fn wrap(&self, addr: &[u8], key: &SecretKey) -> WrappedKey {
+        let shard = &self.shards[layout_shard(addr) as usize];
+        WrappedKey {
+            shard_gen: shard.generation,
+            sealed: crypto::seal(
+                &shard.key,
+                &wrap_ad(self.vault_id(), addr, shard.generation),
+                key.expose(),
+            ),
+        }
+    }
+
+    fn unwrap(&self, addr: &[u8], w: &WrappedKey) -> Result<SecretKey, IntegrityError> {
+        let shard = &self.shards[layout_shard(addr) as usize];
+        if shard.generation != w.shard_gen {
+            return Err(IntegrityError);
+        }
+        let plain = zeroize::Zeroizing::new(crypto::open(
+            &shard.key,
+            &wrap_ad(self.vault_id(), addr, w.shard_gen),
+            &w.sealed,
+        )?);
+        let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| IntegrityError)?;
+        Ok(SecretKey::from_bytes(bytes))
+    }
+
+    /// Writes the vault file with this ring, sealed afresh.
+    pub(crate) fn write_file(
+        &mut self,
+        dir: &std::path::Path,
+        checkpoint: crate::storage::entries::Manifest,
+    ) -> Result<(), StorageError> {
+        let plain = RingPlain {
+            master: *self.master.expose(),
+            shards: self
+                .shards
+                .iter()
+                .map(|s| (s.generation, *s.secret.expose()))
+                .collect(),
+        };
+        let encoded = vault_file::encode_ring(&plain);
+        let mut header = self.header.clone();
+        header.generation += 1;
+        header.checkpoint = checkpoint;
+        header.key_check = self.root.key_check;
+        header.sealed_ring = crypto::seal(
+            &self.root.ring_key,
+            &ring_ad(&header.vault_id, header.generation),
+            &encoded,
+        );
+        vault_file::write(dir, &header)?;
+        self.header = header;
+        Ok(())
+    }
+
+    pub(crate) fn checkpoint(&self) -> crate::storage::entries::Manifest {
+        self.header.checkpoint
+    }
+}
+
+/// The jobs of the master secret's subkeys.
+pub(crate) enum Job {
+    Index,
+    Audit,
+    Manifest,
+}
+
+/// The shard of a key address (the bytes after the table tag start with the shard).
+fn layout_shard(addr: &[u8]) -> u16 {
+    u16::from_be_bytes([addr[1], addr[2]])
+}
+
+/// Keys in use: the ring, the caches, and the locks that keep key changes consistent.
+pub(crate) struct Keys {
+    dir: PathBuf,
+    ring: RwLock<Ring>,
+    index_key: SecretKey,
+    data: Mutex<LruCache<(SubjectRef, String), (u32, Arc<DataKey>)>>,
+    identities: Mutex<LruCache<BlindIndex, SubjectRef>>,
+    /// Serializes the creation of subjects and keys.
+    create: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A subject as the key layer knows it.
+pub(crate) struct Identity {
+    pub(crate) subject: SubjectRef,
+    pub(crate) blind: BlindIndex,
+}
+
+fn cache_capacity() -> NonZeroUsize {
+    NonZeroUsize::new(CACHE_CAPACITY).unwrap_or(NonZeroUsize::MIN)
+}
+
+impl Keys {
+    pub(crate) fn new(dir: PathBuf, ring: Ring) -> Self {
+        let index_key = ring.subkey(Job::Index);
+        Keys {
+            dir,
+            ring: RwLock::new(ring),
+            index_key,
+            data: Mutex::new(LruCache::new(cache_capacity())),
+            identities: Mutex::new(LruCache::new(cache_capacity())),
+            create: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn ring(&self) -> RwLockReadGuard<'_, Ring> {
+        self.ring.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ring_mut(&self) -> std::sync::RwLockWriteGuard<'_, Ring> {
+        self.ring.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The blind index of an identifier.
+    pub(crate) fn blind(&self, id: &SubjectId) -> BlindIndex {
+        BlindIndex(keyed_hash(&self.index_key, &[id.as_bytes()]))
+    }
+
+    fn index_ad(&self, blind: &BlindIndex) -> Vec<u8> {
+        let mut ad = b"pdvault/index/".to_vec();
+        ad.extend_from_slice(self.ring().vault_id());
+        ad.extend_from_slice(&blind.0);
+        ad
+    }
+
+    /// Finds a subject by identifier.
+    pub(crate) fn find_subject(&self, store: &Store, id: &SubjectId) -> Result<Option<Identity>> {
+        let blind = self.blind(id);
+        if let Some(r) = lock(&self.identities).get(&blind) {
+            return Ok(Some(Identity { subject: *r, blind }));
+        }
+        let Some(entry) = store
+            .get::<crate::storage::entries::IndexEntry>(&layout::index(&blind), "index entry")?
+        else {
+            return Ok(None);
+        };
+        let addr = layout::identity_key(&blind);
+        let wrapped: WrappedKey = store.get(&addr, "identity key")?.ok_or(IntegrityError)?;
+        let subject = {
+            let ring = self.ring();
+            let key = DataKey::new(&ring.unwrap(&addr, &wrapped)?);
+            let plain = crypto::open(&key, &self.index_ad(&blind), &entry.sealed_ref)?;
+            SubjectRef::from_slice(&plain).ok_or(IntegrityError)?
+        };
+        lock(&self.identities).put(blind, subject);
+        Ok(Some(Identity { subject, blind }))
+    }
+
+    /// Finds a subject, or creates it: its identity key, its subject key (group
+    /// [`SUBJECT_GROUP`], which seals what must be destroyed with the subject), its index entry,
+    /// and whatever `init` adds given the new reference and subject key.
+    pub(crate) fn find_or_create_subject(
+        &self,
+        store: &Store,
+        id: &SubjectId,
+        init: impl FnOnce(&SubjectRef, &BlindIndex, &DataKey) -> Txn,
+    ) -> Result<(Identity, bool)> {
+        if let Some(found) = self.find_subject(store, id)? {
+            return Ok((found, false));
+        }
+        let _guard = lock(&self.create);
+        if let Some(found) = self.find_subject(store, id)? {
+            return Ok((found, false));
+        }
+        let blind = self.blind(id);
+        let subject = SubjectRef::random();
+        let identity_secret = SecretKey::random();
+        let subject_secret = SecretKey::random();
+        let subject_key = Arc::new(DataKey::new(&subject_secret));
+        let mut txn = init(&subject, &blind, &subject_key);
+        {
+            let ring = self.ring();
+            let addr = layout::identity_key(&blind);
+            txn.put(addr.clone(), &ring.wrap(&addr, &identity_secret));
+            let saddr = layout::data_key(&subject, SUBJECT_GROUP, 0);
+            txn.put(saddr.clone(), &ring.wrap(&saddr, &subject_secret));
+            let sealed_ref = crypto::seal(
+                &DataKey::new(&identity_secret),
+                &self.index_ad(&blind),
+                subject.as_bytes(),
+            );
+            txn.put(
+                layout::index(&blind),
+                &crate::storage::entries::IndexEntry { sealed_ref },
+            );
+            store.commit(txn)?;
+        }
+        lock(&self.identities).put(blind, subject);
+        lock(&self.data).put((subject, SUBJECT_GROUP.to_owned()), (0, subject_key));
+        Ok((Identity { subject, blind }, true))
+    }
+
+    /// The associated data of a subject's sealed blind index.
+    pub(crate) fn blind_ad(&self, subject: &SubjectRef) -> Vec<u8> {
+        let mut ad = b"pdvault/blind/".to_vec();
+        ad.extend_from_slice(self.ring().vault_id());
+        ad.extend_from_slice(subject.as_bytes());
+        ad
+    }
+
+    /// The current data key of a (subject, category) group, if it exists.
+    pub(crate) fn data_key(
+        &self,
+        store: &Store,
+        subject: &SubjectRef,
+        category: &str,
+    ) -> Result<Option<(u32, Arc<DataKey>)>> {
+        let ck = (*subject, category.to_owned());
+        if let Some(v) = lock(&self.data).get(&ck) {
+            return Ok(Some(v.clone()));
+        }
+        let ring = self.ring();
+        let mut found = None;
+        for r in
+            store.scan::<WrappedKey>(&layout::data_keys_of_group(subject, category), "data key")
+        {
+            let (addr, w) = r?;
+            let Some((_, _, generation)) = layout::parse_data_key(&addr) else {
+                return Err(StorageError::Malformed("data key address").into());
+            };
+            found = Some((generation, addr, w));
+        }
+        let Some((generation, addr, w)) = found else {
+            return Ok(None);
+        };
+        let key = Arc::new(DataKey::new(&ring.unwrap(&addr, &w)?));
+        drop(ring);
+        lock(&self.data).put(ck, (generation, key.clone()));
+        Ok(Some((generation, key)))
+    }
+
+    /// The data key of one generation (for records not yet moved to the current one).
+    pub(crate) fn data_key_gen(
+        &self,
+        store: &Store,
+        subject: &SubjectRef,
+        category: &str,
+        generation: u32,
+    ) -> Result<Option<Arc<DataKey>>> {
+        if let Some((g, k)) = self.data_key(store, subject, category)? {
+            if g == generation {
+                return Ok(Some(k));
+            }
+        }
+        let addr = layout::data_key(subject, category, generation);
+        let Some(w) = store.get::<WrappedKey>(&addr, "data key")? else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(DataKey::new(
+            &self.ring().unwrap(&addr, &w)?,
+        ))))
+    }
+
+    /// The current data key of a group, created (generation 0) if there is none.
+    pub(crate) fn data_key_or_create(
+        &self,
+        store: &Store,
+        subject: &SubjectRef,
+        category: &str,
+    ) -> Result<(u32, Arc<DataKey>)> {
+        if let Some(k) = self.data_key(store, subject, category)? {
+            return Ok(k);
+        }
+        let _guard = lock(&self.create);
+        if let Some(k) = self.data_key(store, subject, category)? {
+            return Ok(k);
+        }
+        let key = self.add_data_key(store, subject, category, 0, Txn::new())?;
+        Ok((0, key))
+    }
+
+    /// Adds generation `gen` of a group's data key, committed with `txn`.
+    pub(crate) fn add_data_key(
+        &self,
+        store: &Store,
+        subject: &SubjectRef,
+        category: &str,
+        generation: u32,
+        mut txn: Txn,
+    ) -> Result<Arc<DataKey>> {
+        let secret = SecretKey::random();
+        {
+            let ring = self.ring();
+            let addr = layout::data_key(subject, category, generation);
+            txn.put(addr.clone(), &ring.wrap(&addr, &secret));
+            store.commit(txn)?;
+        }
+        let key = Arc::new(DataKey::new(&secret));
+        lock(&self.data).put((*subject, category.to_owned()), (generation, key.clone()));
+        Ok(key)
+    }
+
+    /// A fresh key not yet stored (for re-keying a group: stored by [`Keys::ratchet`]).
+    pub(crate) fn fresh_key(
+        &self,
+        subject: &SubjectRef,
+        category: &str,
+        generation: u32,
+    ) -> (Vec<u8>, SecretKey) {
+        (
+            layout::data_key(subject, category, generation),
+            SecretKey::random(),
+        )
+    }
+
+    /// Destroys keys: deletes `destroy` (key addresses), stores `create` (new keys), replaces the
+    /// key of every shard touched, rewraps the rest of those shards, commits `txn` in the same
+    /// batch, syncs, and replaces the vault file. When it returns, no current file holds a way to
+    /// the destroyed keys. `purge` lists the cached groups and identities to forget.
+    /// `commit` applies the batch (the caller chains its audit entries onto it).
+    pub(crate) fn ratchet(
+        &self,
+        store: &Store,
+        destroy: &[Vec<u8>],
+        create: Vec<(Vec<u8>, SecretKey)>,
+        txn: Txn,
+        purge: &Purge,
+        commit: impl FnOnce(Txn) -> Result<u64>,
+    ) -> Result<()> {
+        let mut ring = self.ring_mut();
+        let shards: BTreeSet<u16> = destroy
+            .iter()
+            .chain(create.iter().map(|(a, _)| a))
+            .map(|a| layout_shard(a))
+            .collect();
+        let result = self.rewrap_shards(
+            store, &mut ring, &shards, destroy, create, txn, None, commit,
+        );
+        // Purge even on failure: a half-done ratchet is finished at the next open, and a key that
+        // may be destroyed must not outlive it in memory.
+        self.purge(purge);
+        result
+    }
+
+    /// Re-keys every shard under a new root key: the old root secret opens nothing afterwards.
+    pub(crate) fn rotate_root(
+        &self,
+        store: &Store,
+        root: RootKeys,
+        kdf: KdfSpec,
+        commit: impl FnOnce(Txn) -> Result<u64>,
+    ) -> Result<()> {
+        let mut ring = self.ring_mut();
+        let all: BTreeSet<u16> = (0..SHARDS).collect();
+        self.rewrap_shards(
+            store,
+            &mut ring,
+            &all,
+            &[],
+            Vec::new(),
+            Txn::new(),
+            Some((root, kdf)),
+            commit,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rewrap_shards(
+        &self,
+        store: &Store,
+        ring: &mut Ring,
+        shards: &BTreeSet<u16>,
+        destroy: &[Vec<u8>],
+        create: Vec<(Vec<u8>, SecretKey)>,
+        mut txn: Txn,
+        new_root: Option<(RootKeys, KdfSpec)>,
+        commit: impl FnOnce(Txn) -> Result<u64>,
+    ) -> Result<()> {
+        let destroy: HashSet<&[u8]> = destroy.iter().map(|a| a.as_slice()).collect();
+        let mut next: Vec<(u16, Shard)> = Vec::with_capacity(shards.len());
+        let vault_id = *ring.vault_id();
+        for &s in shards {
+            let old = &ring.shards[s as usize];
+            let new = Shard::new(old.generation + 1, SecretKey::random());
+            for r in store.scan::<WrappedKey>(&layout::keys_of_shard(s), "wrapped key") {
+                let (addr, w) = r?;
+                if destroy.contains(addr.as_slice()) {
+                    txn.delete(addr);
+                    continue;
+                }
+                let secret = ring.unwrap(&addr, &w)?;
+                let rewrapped = WrappedKey {
+                    shard_gen: new.generation,
+                    sealed: crypto::seal(
+                        &new.key,
+                        &wrap_ad(&vault_id, &addr, new.generation),
+                        secret.expose(),
+                    ),
+                };
+                txn.put(addr, &rewrapped);
+            }
+            let journal = JournalEntry {
+                next_gen: new.generation,
+                sealed_next: crypto::seal(
+                    &old.key,
+                    &journal_ad(&vault_id, s, new.generation),
+                    new.secret.expose(),
+                ),
+            };
+            txn.put(layout::journal(s), &journal);
+            next.push((s, new));
+        }
+        for (addr, secret) in &create {
+            let s = layout_shard(addr);
+            let Some((_, shard)) = next.iter().find(|(n, _)| *n == s) else {
+                return Err(StorageError::Malformed("new key outside the ratcheted shards").into());
+            };
+            txn.put(
+                addr.clone(),
+                &WrappedKey {
+                    shard_gen: shard.generation,
+                    sealed: crypto::seal(
+                        &shard.key,
+                        &wrap_ad(&vault_id, addr, shard.generation),
+                        secret.expose(),
+                    ),
+                },
+            );
+        }
+        commit(txn)?;
+        let durable = store.sync_all()?;
+        for (s, shard) in next {
+            ring.shards[s as usize] = shard;
+        }
+        if let Some((root, kdf)) = new_root {
+            ring.root = root;
+            ring.header.kdf = kdf;
+        }
+        ring.write_file(&self.dir, durable)?;
+        let mut clear = Txn::new();
+        for &s in shards {
+            clear.delete(layout::journal(s));
+        }
+        store.commit(clear)?;
+        Ok(())
+    }
+
+    /// Completes a ratchet a crash interrupted: the store holds keys rewrapped under the next
+    /// shard key, sealed in the journal under the current one.
+    pub(crate) fn recover(&self, store: &Store) -> Result<bool> {
+        let mut ring = self.ring_mut();
+        let vault_id = *ring.vault_id();
+        let mut changed = false;
+        let mut clear = Txn::new();
+        for r in store.scan::<JournalEntry>(&layout::journal_prefix(), "ratchet journal") {
+            let (k, j) = r?;
+            clear.delete(k.clone());
+            let s = u16::from_be_bytes([k[k.len() - 2], k[k.len() - 1]]);
+            if s >= SHARDS {
+                return Err(StorageError::Malformed("journal shard").into());
+            }
+            let cur = &ring.shards[s as usize];
+            if cur.generation + 1 != j.next_gen {
+                continue; // already applied
+            }
+            let plain = zeroize::Zeroizing::new(crypto::open(
+                &cur.key,
+                &journal_ad(&vault_id, s, j.next_gen),
+                &j.sealed_next,
+            )?);
+            let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| IntegrityError)?;
+            ring.shards[s as usize] = Shard::new(j.next_gen, SecretKey::from_bytes(bytes));
+            changed = true;
+        }
+        if clear.is_empty() {
+            return Ok(false);
+        }
+        if changed {
+            let durable = store.sync_all()?;
+            ring.write_file(&self.dir, durable)?;
+        }
+        store.commit(clear)?;
+        Ok(changed)
+    }
+
+    /// Writes the vault file with a fresh checkpoint (at close).
+    pub(crate) fn checkpoint(&self, store: &Store) -> Result<()> {
+        let mut ring = self.ring_mut();
+        let durable = store.sync_all()?;
+        ring.write_file(&self.dir, durable)?;
+        Ok(())
+    }
+
+    /// Forgets cached keys and identities.
+    pub(crate) fn purge(&self, purge: &Purge) {
+        if !purge.subjects.is_empty() || !purge.groups.is_empty() {
+            let mut data = lock(&self.data);
+            let victims: Vec<(SubjectRef, String)> = data
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|(s, c)| {
+                    purge.subjects.contains(s) || purge.groups.contains(&(*s, c.clone()))
+                })
+                .cloned()
+                .collect();
+            for v in victims {
+                data.pop(&v);
+            }
+        }
+        let mut ids = lock(&self.identities);
+        for b in &purge.identities {
+            ids.pop(b);
+        }
+    }
+
+    /// How many unwrapped data keys of a subject are cached (for tests of purging).
+    pub(crate) fn cached_keys_of(&self, subject: &SubjectRef) -> usize {
+        lock(&self.data)
+            .iter()
+            .filter(|((s, _), _)| s == subject)
+            .count()
+    }
+
+    /// The address of a subject's identity key.
+    pub(crate) fn identity_addr(blind: &BlindIndex) -> Vec<u8> {
+        layout::identity_key(blind)
+    }
+}
+
+/// What to forget from the caches after a ratchet.
+#[derive(Default)]
+pub(crate) struct Purge {
+    pub(crate) subjects: HashSet<SubjectRef>,
+    pub(crate) groups: HashSet<(SubjectRef, String)>,
+    pub(crate) identities: Vec<BlindIndex>,
+}
+
+fn journal_ad(vault_id: &[u8; 16], shard: u16, generation: u64) -> Vec<u8> {
+    let mut ad = b"pdvault/journal/".to_vec();
+    ad.extend_from_slice(vault_id);
+    ad.extend_from_slice(&shard.to_be_bytes());
+    ad.extend_from_slice(&generation.to_be_bytes());
+    ad
+}

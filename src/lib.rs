@@ -1,0 +1,109 @@
+//! # pdvault
+//!
+//! An embedded vault for personal data that keeps the promises of a privacy policy, and proves it:
+//! every record is encrypted under keys that belong to its data subject; erasure destroys those
+//! keys (crypto-shredding); retention policies and legal holds decide what may be destroyed and
+//! when; data-subject rights (access, export, rectification, restriction, consent) are answered
+//! from the vault; and a keyed, chained audit trail records every operation without naming anyone.
+//!
+//! ```
+//! # fn main() -> pdvault::Result<()> {
+//! use pdvault::{Category, KdfParams, Purpose, RecordMeta, RootSecret, SubjectId, Vault};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let vault = Vault::builder(dir.path())
+//!     .kdf(KdfParams::insecure_for_tests()) // tests only: the default is Argon2id m=19 MiB, t=2
+//!     .create(RootSecret::passphrase("correct horse battery staple"))?;
+//!
+//! let alice = SubjectId::new("alice@example.com")?;
+//! let billing = Purpose::new("billing")?;
+//! let id = vault.put(&alice, RecordMeta::new(Category::Payment).purpose(billing.clone()), b"IBAN DE89 3704")?;
+//! assert_eq!(vault.get(&alice, id, &billing)?.payload, b"IBAN DE89 3704");
+//!
+//! let report = vault.erase_subject(&alice)?;
+//! assert!(report.subject_erased);
+//! assert!(vault.get(&alice, id, &billing).is_err());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Key hierarchy
+//!
+//! ```text
+//! root secret (passphrase → Argon2id, or 32 raw bytes from the host's KMS)   never stored
+//!   └─ root key ─┬─ ring key: seals the key ring in vault.pdv               derived, never stored
+//!                └─ key-check value: tells a wrong key from a damaged file   stored
+//! key ring (in vault.pdv, sealed; replaced whole and atomically on every change)
+//!   ├─ master secret ─┬─ blind-index key (keyed BLAKE3 of subject identifiers)
+//!   │                 ├─ audit key (chains the audit trail)
+//!   │                 └─ manifest key (the store's integrity manifest)
+//!   └─ 4096 shard keys: each wraps the subject keys of its shard
+//! per subject: identity key (seals the subject's reference in its index entry),
+//!              subject key (seals what dies with the subject),
+//!              data key per (category, generation) (seals payloads)      stored only wrapped
+//! ```
+//!
+//! ## What is on disk
+//!
+//! A vault directory holds `vault.pdv` (the header: format version, vault id, Argon2id salt and
+//! costs, key-check value, the store checkpoint, and the sealed key ring), `LOCK`, and `store/`
+//! (sled). In the store: payloads sealed with XChaCha20-Poly1305 under their data key, with
+//! associated data binding each to its vault, subject reference, record id, version, key
+//! generation and metadata; record metadata (category, purposes, legal basis, source,
+//! collection time) in the clear but authenticated; wrapped keys; blind indexes of subject
+//! identifiers, each mapping to a sealed reference; holds, the erasure ledger, the audit trail,
+//! requests and disclosures, all by random internal reference. Never on disk: the root secret,
+//! the root key, any unwrapped key, a subject identifier, a plaintext payload.
+//!
+//! ## Guarantees and their limits
+//!
+//! - **Confidentiality at rest**: without the root secret, the files reveal record counts,
+//!   sizes, metadata and timing, not payloads or identifiers. Metadata must hold no personal data.
+//! - **Integrity**: a payload altered, or moved to another record or subject, fails with
+//!   [`IntegrityError`]. Lost or damaged store files are reported as data loss at open (when the
+//!   newest durable writes are gone) or by [`Vault::verify`], never served as a whole vault.
+//! - **Erasure**: once an erase call returns, no key able to decrypt an erased record can be
+//!   recovered from the vault's *current* files, even with the root secret: the keys are
+//!   destroyed by replacing their shard key and the key ring file. A copy of the whole vault
+//!   made before (a backup, a disk image) still opens with the root secret of its day; restore
+//!   it only with the current erasure ledger ([`Vault::restore`]), which re-applies every erasure.
+//!   Old versions of *updated* records stay decryptable in stale store pages until sled's garbage
+//!   collection; erase a record to make its old versions unrecoverable.
+//! - **Durability**: with [`Durability::Immediate`] (the default) an acknowledged write survives a
+//!   crash of the process or the machine. Audit entries of reads are written with the next write,
+//!   flush or close.
+//! - **Memory**: unwrapped keys live in a bounded cache, are zeroized on drop and purged on
+//!   erasure; no `Debug` or error message prints a key, a payload or a subject identifier.
+//!
+//! See `docs/design.md` for the file format and the threat model in full.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod audit;
+mod clock;
+mod crypto;
+pub mod erasure;
+mod error;
+mod ids;
+mod keys;
+mod model;
+pub mod policy;
+pub mod rights;
+mod storage;
+mod vault;
+
+pub use audit::{AuditEntry, AuditOp, AuditReport};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use crypto::{KdfParams, KeySource, RootSecret};
+pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
+pub use error::{
+    AccessError, ErasureError, Error, InputError, IntegrityError, OpenError, PolicyError, Result,
+    StorageError,
+};
+pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, SubjectRef};
+pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
+pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
+pub use policy::{EventKind, Policy, RequestKind};
+pub use storage::Durability;
+pub use vault::{Stats, Vault, VaultBuilder, VerifyReport};

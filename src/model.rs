@@ -1,0 +1,457 @@
+//! The data model: typed categories, legal bases, purposes and the metadata of a record.
+//!
+//! This module owns names and validation only; it knows nothing of keys or storage.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::InputError;
+use crate::ids::RecordId;
+
+/// The longest payload accepted, in bytes (16 MiB).
+pub const MAX_PAYLOAD_LEN: usize = 16 * 1024 * 1024;
+
+macro_rules! builtin_categories {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal, $fides:expr;)*) => {
+        /// A data category. Built-ins cover every category of the seed policies; hosts add their
+        /// own with [`Category::custom`]. Each has a stable kebab-case name, used by the CLI, the
+        /// policy files and exports.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Category {
+            $($(#[$doc])* $variant,)*
+            /// A host-defined category, named in kebab-case.
+            Custom(String),
+        }
+
+        impl Category {
+            /// Every built-in category.
+            pub const BUILTIN: &'static [Category] = &[$(Category::$variant),*];
+
+            /// The stable kebab-case name.
+            pub fn name(&self) -> &str {
+                match self {
+                    $(Category::$variant => $name,)*
+                    Category::Custom(n) => n,
+                }
+            }
+
+            /// The fideslang data-category key, where one fits.
+            pub fn fideslang_key(&self) -> Option<&'static str> {
+                match self {
+                    $(Category::$variant => $fides,)*
+                    Category::Custom(_) => None,
+                }
+            }
+
+            fn builtin(name: &str) -> Option<Category> {
+                match name {
+                    $($name => Some(Category::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+builtin_categories! {
+    /// Account and registration data: name, email, hashed password, phone, address, settings.
+    Account => "account", Some("user.account");
+    /// Profile data: username, picture, bio, interests.
+    Profile => "profile", Some("user.content.public");
+    /// Contact details.
+    Contact => "contact", Some("user.contact");
+    /// Usage data: page views, navigation, clicks, searches.
+    Usage => "usage", Some("user.behavior.browsing_history");
+    /// Technical and device data: browser, OS, device information.
+    Technical => "technical", Some("user.device");
+    /// Access logs: IP addresses and system logs of access.
+    AccessLog => "access-log", Some("user.device.ip_address");
+    /// Communication: correspondence, support tickets, chat histories.
+    Communication => "communication", Some("user.content.private");
+    /// Transactions: purchase history.
+    Transaction => "transaction", Some("user.behavior.purchase_history");
+    /// Payment data: payment identifiers, billing details.
+    Payment => "payment", Some("user.financial");
+    /// Preferences and consents: marketing and notification settings.
+    Preference => "preference", Some("user.privacy_preferences");
+    /// Contract and withdrawal records.
+    Contract => "contract", None;
+    /// Complaint and dispute records.
+    Complaint => "complaint", None;
+    /// Cookie identifiers.
+    Cookie => "cookie", Some("user.device.cookie_id");
+    /// Data of a minor.
+    Minor => "minor", Some("user.childrens");
+}
+
+impl Category {
+    /// A host-defined category. The name must be kebab-case (`a-z`, `0-9`, `-`, starting with a
+    /// letter, at most 64 bytes); a built-in name gives the built-in category.
+    pub fn custom(name: &str) -> Result<Category, InputError> {
+        name.parse()
+    }
+
+    /// Whether this is a built-in category.
+    pub fn is_builtin(&self) -> bool {
+        !matches!(self, Category::Custom(_))
+    }
+}
+
+pub(crate) fn is_kebab(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl FromStr for Category {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(c) = Category::builtin(s) {
+            return Ok(c);
+        }
+        if is_kebab(s) {
+            Ok(Category::Custom(s.to_owned()))
+        } else {
+            Err(InputError::Category(s.chars().take(80).collect()))
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Debug for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Category({})", self.name())
+    }
+}
+
+impl Serialize for Category {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Category {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The legal basis a record is processed on.
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum LegalBasis {
+    /// The subject's consent (withdrawable at any time).
+    Consent,
+    /// Performance of a contract with the subject. The default.
+    #[default]
+    Contract,
+    /// A legal obligation of the controller.
+    LegalObligation,
+    /// Legitimate interests of the controller or a third party.
+    LegitimateInterests,
+    /// Vital interests of the subject or another person.
+    VitalInterests,
+    /// A task in the public interest.
+    PublicTask,
+}
+
+impl LegalBasis {
+    /// Every legal basis.
+    pub const ALL: [LegalBasis; 6] = [
+        LegalBasis::Consent,
+        LegalBasis::Contract,
+        LegalBasis::LegalObligation,
+        LegalBasis::LegitimateInterests,
+        LegalBasis::VitalInterests,
+        LegalBasis::PublicTask,
+    ];
+
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LegalBasis::Consent => "consent",
+            LegalBasis::Contract => "contract",
+            LegalBasis::LegalObligation => "legal-obligation",
+            LegalBasis::LegitimateInterests => "legitimate-interests",
+            LegalBasis::VitalInterests => "vital-interests",
+            LegalBasis::PublicTask => "public-task",
+        }
+    }
+}
+
+impl FromStr for LegalBasis {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LegalBasis::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| InputError::LegalBasis(s.chars().take(80).collect()))
+    }
+}
+
+impl fmt::Display for LegalBasis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A purpose of processing, named by the host (for example `billing`, `marketing`).
+///
+/// Three purposes have a fixed meaning for restriction of processing: [`Purpose::STORAGE`],
+/// [`Purpose::LEGAL_CLAIMS`] and [`Purpose::SUBJECT_ACCESS`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Purpose(String);
+
+impl Purpose {
+    /// Keeping the data, nothing more; allowed under restriction.
+    pub const STORAGE: &'static str = "storage";
+    /// Establishing, exercising or defending legal claims; allowed under restriction.
+    pub const LEGAL_CLAIMS: &'static str = "legal-claims";
+    /// Answering the subject's own access request; allowed under restriction and without consent.
+    pub const SUBJECT_ACCESS: &'static str = "subject-access";
+
+    /// Validates a purpose name: 1 to 64 characters, no control characters.
+    pub fn new(name: impl Into<String>) -> Result<Self, InputError> {
+        let name = name.into();
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(InputError::Purpose(name.chars().take(80).collect()));
+        }
+        Ok(Purpose(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this purpose is allowed while processing is restricted.
+    pub fn allowed_under_restriction(&self) -> bool {
+        matches!(
+            self.0.as_str(),
+            Self::STORAGE | Self::LEGAL_CLAIMS | Self::SUBJECT_ACCESS
+        )
+    }
+}
+
+impl TryFrom<String> for Purpose {
+    type Error = InputError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Purpose::new(s)
+    }
+}
+
+impl From<Purpose> for String {
+    fn from(p: Purpose) -> String {
+        p.0
+    }
+}
+
+impl FromStr for Purpose {
+    type Err = InputError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Purpose::new(s)
+    }
+}
+
+impl fmt::Display for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Purpose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Purpose({})", self.0)
+    }
+}
+
+/// Validates a short free-text field (source, actor, reason, reference, recipient).
+pub(crate) fn check_text(field: &'static str, s: &str) -> Result<(), InputError> {
+    if s.is_empty() {
+        return Err(InputError::Field {
+            field,
+            why: "empty",
+        });
+    }
+    if s.len() > 256 {
+        return Err(InputError::Field {
+            field,
+            why: "longer than 256 bytes",
+        });
+    }
+    if s.chars().any(char::is_control) {
+        return Err(InputError::Field {
+            field,
+            why: "contains control characters",
+        });
+    }
+    Ok(())
+}
+
+/// The metadata of a record: what it is, why it is held and on what basis. Stored unencrypted
+/// (but authenticated with the payload) so that listing and retention need no decryption; it
+/// must therefore not contain personal data.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct RecordMeta {
+    /// The data category.
+    pub category: Category,
+    /// The purposes the record may be read for.
+    pub purposes: Vec<Purpose>,
+    /// The legal basis of processing.
+    pub basis: LegalBasis,
+    /// Where the data came from (for example `signup-form`). Not personal data.
+    pub source: Option<String>,
+    /// When the data was collected.
+    pub collected_at: Timestamp,
+}
+
+impl RecordMeta {
+    /// Metadata for a record of `category`, with no purposes, the default basis (contract), no
+    /// source, collected now.
+    pub fn new(category: Category) -> Self {
+        RecordMeta {
+            category,
+            purposes: Vec::new(),
+            basis: LegalBasis::default(),
+            source: None,
+            collected_at: Timestamp::now(),
+        }
+    }
+
+    /// Adds a purpose.
+    pub fn purpose(mut self, purpose: Purpose) -> Self {
+        if !self.purposes.contains(&purpose) {
+            self.purposes.push(purpose);
+        }
+        self
+    }
+
+    /// Sets the legal basis.
+    pub fn basis(mut self, basis: LegalBasis) -> Self {
+        self.basis = basis;
+        self
+    }
+
+    /// Sets the source.
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Sets the collection time.
+    pub fn collected_at(mut self, at: Timestamp) -> Self {
+        self.collected_at = at;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), InputError> {
+        if let Some(s) = &self.source {
+            check_text("source", s)?;
+        }
+        if self.purposes.len() > 64 {
+            return Err(InputError::Field {
+                field: "purposes",
+                why: "more than 64",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A record's metadata as listed, with its id and version. Nothing here is decrypted.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct RecordInfo {
+    /// The record id.
+    pub record: RecordId,
+    /// The metadata.
+    #[serde(flatten)]
+    pub meta: RecordMeta,
+    /// The version: 1 when written, incremented by every update.
+    pub version: u32,
+    /// When the record was last written.
+    pub updated_at: Timestamp,
+}
+
+/// A decrypted record.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The id, metadata and version.
+    pub info: RecordInfo,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("info", &self.info)
+            .field(
+                "payload",
+                &format_args!("<{} bytes redacted>", self.payload.len()),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_names_roundtrip_and_are_kebab() {
+        for c in Category::BUILTIN {
+            assert!(is_kebab(c.name()), "{}", c.name());
+            assert_eq!(&c.name().parse::<Category>().unwrap(), c);
+        }
+        assert_eq!(Category::Contact.fideslang_key(), Some("user.contact"));
+        assert_eq!(
+            Category::custom("loyalty-points").unwrap(),
+            Category::Custom("loyalty-points".into())
+        );
+        assert!(Category::custom("Loyalty").is_err());
+        assert!(Category::custom("a--b").is_err());
+    }
+
+    #[test]
+    fn bases_roundtrip() {
+        for b in LegalBasis::ALL {
+            assert_eq!(b.name().parse::<LegalBasis>().unwrap(), b);
+            assert_eq!(
+                serde_json::to_string(&b).unwrap(),
+                format!("\"{}\"", b.name())
+            );
+        }
+    }
+
+    #[test]
+    fn record_debug_hides_payload() {
+        let r = Record {
+            info: RecordInfo {
+                record: RecordId([0; 16]),
+                meta: RecordMeta::new(Category::Account),
+                version: 1,
+                updated_at: Timestamp::UNIX_EPOCH,
+            },
+            payload: b"secret-marker".to_vec(),
+        };
+        assert!(!format!("{r:?}").contains("secret-marker"));
+    }
+}

@@ -1,0 +1,49 @@
+//! Value encoding: a one-byte entry-format version, then bincode 2 (standard configuration) with
+//! a size limit. Bytes read back from disk are untrusted: decoding never panics, never allocates
+//! beyond the limit, and rejects trailing bytes.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::StorageError;
+
+/// The version byte in front of every encoded value.
+pub(crate) const ENTRY_FORMAT: u8 = 1;
+
+/// The largest encoded value accepted (a payload of `MAX_PAYLOAD_LEN` plus metadata).
+pub(crate) const MAX_ENTRY_LEN: usize = crate::model::MAX_PAYLOAD_LEN + 64 * 1024;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_ENTRY_LEN>()
+}
+
+/// Encodes a value.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = vec![ENTRY_FORMAT];
+    // Serializing our own plain-data types into a Vec cannot fail; an error here would be a
+    // type that refuses to serialize, which none of ours does.
+    match bincode::serde::encode_to_vec(value, config()) {
+        Ok(mut v) => out.append(&mut v),
+        Err(_) => out.clear(),
+    }
+    out
+}
+
+/// Decodes a value, refusing anything malformed.
+pub(crate) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, StorageError> {
+    let Some((&version, body)) = bytes.split_first() else {
+        return Err(StorageError::Malformed(what));
+    };
+    if version != ENTRY_FORMAT || body.len() > MAX_ENTRY_LEN {
+        return Err(StorageError::Malformed(what));
+    }
+    let (v, used) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|_| StorageError::Malformed(what))?;
+    if used != body.len() {
+        return Err(StorageError::Malformed(what));
+    }
+    Ok(v)
+}

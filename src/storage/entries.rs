@@ -1,0 +1,90 @@
+//! Stored entries that belong to no other module: records, wrapped keys, index entries, subject
+//! state, the ratchet journal and the manifest.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::model::RecordMeta;
+
+/// A record: its metadata in the clear (authenticated as associated data of the payload) and
+/// its sealed payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RecordEntry {
+    pub(crate) meta: RecordMeta,
+    pub(crate) version: u32,
+    pub(crate) key_gen: u32,
+    pub(crate) updated_at: Timestamp,
+    pub(crate) sealed: Vec<u8>,
+}
+
+/// A data or identity key, sealed under its shard key of generation `shard_gen`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WrappedKey {
+    pub(crate) shard_gen: u64,
+    pub(crate) sealed: Vec<u8>,
+}
+
+/// A blind-index entry: the subject reference, sealed under the subject's identity key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct IndexEntry {
+    pub(crate) sealed_ref: Vec<u8>,
+}
+
+/// A subject's consent for one purpose.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentState {
+    /// Granted (`true`) or withdrawn (`false`).
+    pub granted: bool,
+    /// When it was last granted or withdrawn.
+    pub at: Timestamp,
+    /// The version of the privacy policy it was given under.
+    pub policy_version: String,
+}
+
+/// What the vault keeps about a subject, under its random reference. No identifier, no payload.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub(crate) struct SubjectState {
+    pub(crate) created_at: Option<Timestamp>,
+    /// The subject's blind index, sealed under its subject key: lets the sweep finish an
+    /// erasure, and is unreadable once the subject key is destroyed.
+    pub(crate) sealed_blind: Vec<u8>,
+    /// Set when an erasure of the whole subject is pending (some records are retained).
+    pub(crate) pending_erasure: Option<Timestamp>,
+    /// Anchor events (kebab-case kind → when).
+    pub(crate) events: BTreeMap<String, Timestamp>,
+    /// Processing restricted for the whole subject.
+    pub(crate) restricted: bool,
+    /// Processing restricted for these categories.
+    pub(crate) restricted_categories: BTreeSet<String>,
+    /// Consent per purpose.
+    pub(crate) consents: BTreeMap<String, ConsentState>,
+}
+
+/// A pending shard-key replacement: the next key, sealed under the current one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct JournalEntry {
+    pub(crate) next_gen: u64,
+    pub(crate) sealed_next: Vec<u8>,
+}
+
+/// The store's own check: how many entries it holds and a keyed multiset hash of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    /// Commits applied since the vault was created.
+    pub(crate) seq: u64,
+    /// Entries in the store (the manifest itself excluded).
+    pub(crate) entries: u64,
+    /// XOR of the keyed hash of every (key, value).
+    pub(crate) acc: [u8; 32],
+}
+
+/// Why a record is in the due index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum DueKind {
+    /// Its maximum retention ends.
+    Expiry,
+    /// An erasure is pending and its minimum retention ends (or a hold may have been released).
+    PendingErasure,
+}

@@ -1,0 +1,423 @@
+//! Storage: the only code that knows how bytes lie on disk.
+//!
+//! - [`engine`]: the engine interface; [`sled_engine`] implements it on sled 0.34 (the only file
+//!   that names sled), [`mem_engine`] in memory with fault injection for tests.
+//! - [`layout`]: the key space (one table tag byte, then fixed-width big-endian fields).
+//! - [`codec`]: value encoding (a format byte, then bincode 2), with limits.
+//! - [`entries`]: the stored entries that belong to no other module.
+//! - [`vault_file`]: the small vault file holding the header and the sealed key ring.
+//!
+//! [`Store`] adds the vault's own integrity check to the engine: every commit also updates a
+//! manifest (a count and a keyed multiset hash of all entries) in the same atomic batch, and
+//! durable commits share flushes (group commit). It may not decrypt anything, nor decide policy.
+
+pub(crate) mod codec;
+pub(crate) mod engine;
+pub(crate) mod entries;
+pub(crate) mod layout;
+pub(crate) mod mem_engine;
+pub(crate) mod sled_engine;
+pub(crate) mod vault_file;
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::crypto::{SecretKey, keyed_hash};
+use crate::error::StorageError;
+use engine::{Engine, EngineOp, KvIter};
+use entries::Manifest;
+
+/// When an acknowledged write is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every write call returns only after its data is synced to disk. Concurrent writers share
+    /// syncs (group commit). The default.
+    #[default]
+    Immediate,
+    /// Writes are synced in the background every `flush_every_ms` milliseconds, and at
+    /// [`Vault::flush`](crate::Vault::flush) and close. A crash loses at most that window of
+    /// acknowledged writes. Faster; an explicit choice. Erasures are always synced.
+    Deferred {
+        /// The background flush period.
+        flush_every_ms: u64,
+    },
+}
+
+/// A set of writes applied atomically.
+#[derive(Default)]
+pub(crate) struct Txn {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>, bool)>,
+}
+
+impl Txn {
+    pub(crate) fn new() -> Self {
+        Txn::default()
+    }
+
+    /// Writes `value` at `key`.
+    pub(crate) fn put<T: Serialize + ?Sized>(&mut self, key: Vec<u8>, value: &T) {
+        self.ops.push((key, Some(codec::encode(value)), false));
+    }
+
+    /// Writes `value` at a `key` the caller knows to be absent (a fresh random id): saves reading
+    /// the old value for the manifest.
+    pub(crate) fn put_new<T: Serialize + ?Sized>(&mut self, key: Vec<u8>, value: &T) {
+        self.ops.push((key, Some(codec::encode(value)), true));
+    }
+
+    /// Removes `key`.
+    pub(crate) fn delete(&mut self, key: Vec<u8>) {
+        self.ops.push((key, None, false));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub(crate) fn append(&mut self, mut other: Txn) {
+        self.ops.append(&mut other.ops);
+    }
+}
+
+struct SyncState {
+    durable: Manifest,
+    flushing: bool,
+    error: Option<String>,
+}
+
+/// The typed store over an engine.
+pub(crate) struct Store {
+    engine: Box<dyn Engine>,
+    manifest_key: SecretKey,
+    committed: Mutex<Manifest>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    durability: Durability,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn xor(acc: &mut [u8; 32], h: &[u8; 32]) {
+    for (a, b) in acc.iter_mut().zip(h) {
+        *a ^= b;
+    }
+}
+
+impl Store {
+    /// Wraps an engine; reads its manifest.
+    pub(crate) fn new(
+        engine: Box<dyn Engine>,
+        manifest_key: SecretKey,
+        durability: Durability,
+    ) -> Result<Self, StorageError> {
+        let manifest = match engine.get(&layout::meta(layout::MANIFEST))? {
+            Some(b) => codec::decode(&b, "manifest")?,
+            None => Manifest::default(),
+        };
+        Ok(Store {
+            engine,
+            manifest_key,
+            committed: Mutex::new(manifest),
+            sync: Mutex::new(SyncState {
+                durable: manifest,
+                flushing: false,
+                error: None,
+            }),
+            synced: Condvar::new(),
+            durability,
+        })
+    }
+
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn entry_hash(&self, key: &[u8], value: &[u8]) -> [u8; 32] {
+        keyed_hash(&self.manifest_key, &[key, value])
+    }
+
+    /// Reads and decodes one entry.
+    pub(crate) fn get<T: DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &'static str,
+    ) -> Result<Option<T>, StorageError> {
+        match self.engine.get(key)? {
+            Some(b) => Ok(Some(codec::decode(&b, what)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads one entry's raw bytes.
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.engine.get(key)
+    }
+
+    /// Whether a key exists.
+    pub(crate) fn contains(&self, key: &[u8]) -> Result<bool, StorageError> {
+        Ok(self.engine.get(key)?.is_some())
+    }
+
+    /// Every entry under a prefix, decoded.
+    pub(crate) fn scan<'a, T: DeserializeOwned + 'a>(
+        &'a self,
+        prefix: &[u8],
+        what: &'static str,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T), StorageError>> + 'a {
+        self.engine.scan_prefix(prefix).map(move |r| {
+            let (k, v) = r?;
+            Ok((k, codec::decode(&v, what)?))
+        })
+    }
+
+    /// Every key under a prefix.
+    pub(crate) fn scan_keys<'a>(
+        &'a self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<Vec<u8>, StorageError>> + 'a {
+        self.engine.scan_prefix(prefix).map(|r| r.map(|(k, _)| k))
+    }
+
+    /// Every raw entry in `[start, end)`.
+    pub(crate) fn range_raw(&self, start: &[u8], end: &[u8]) -> KvIter<'_> {
+        self.engine.range(start, end)
+    }
+
+    /// Every raw entry under a prefix.
+    pub(crate) fn scan_raw(&self, prefix: &[u8]) -> KvIter<'_> {
+        self.engine.scan_prefix(prefix)
+    }
+
+    /// Applies a transaction atomically; returns its commit sequence number.
+    pub(crate) fn commit(&self, txn: Txn) -> Result<u64, StorageError> {
+        self.commit_with(txn, |_| (), |_| ())
+    }
+
+    /// Applies a transaction atomically. `prepare` runs under the commit lock before the batch is
+    /// applied and may add to it (the audit chain does); `finish` runs under the same lock after
+    /// it was applied, with what `prepare` returned.
+    pub(crate) fn commit_with<R>(
+        &self,
+        mut txn: Txn,
+        prepare: impl FnOnce(&mut Txn) -> R,
+        finish: impl FnOnce(R),
+    ) -> Result<u64, StorageError> {
+        let mut committed = lock(&self.committed);
+        let r = prepare(&mut txn);
+        let mut next = *committed;
+        let mut ops = Vec::with_capacity(txn.ops.len() + 1);
+        // Later ops on the same key see the earlier ones of this batch.
+        let mut pending: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
+            std::collections::HashMap::new();
+        for (key, value, fresh) in txn.ops {
+            let old = match pending.get(&key) {
+                Some(v) => v.clone(),
+                None if fresh => None,
+                None => self.engine.get(&key)?,
+            };
+            if let Some(old) = &old {
+                xor(&mut next.acc, &self.entry_hash(&key, old));
+                next.entries -= 1;
+            }
+            if let Some(new) = &value {
+                xor(&mut next.acc, &self.entry_hash(&key, new));
+                next.entries += 1;
+            }
+            if !fresh {
+                // Fresh keys are random ids, written once per batch.
+                pending.insert(key.clone(), value.clone());
+            }
+            ops.push(match value {
+                Some(v) => EngineOp::Put(key, v),
+                None => EngineOp::Delete(key),
+            });
+        }
+        next.seq += 1;
+        ops.push(EngineOp::Put(
+            layout::meta(layout::MANIFEST),
+            codec::encode(&next),
+        ));
+        self.engine.apply(ops)?;
+        *committed = next;
+        finish(r);
+        Ok(next.seq)
+    }
+
+    /// Applies a transaction and, under [`Durability::Immediate`], waits until it is durable.
+    pub(crate) fn commit_durable(&self, txn: Txn) -> Result<u64, StorageError> {
+        let seq = self.commit(txn)?;
+        if self.durability == Durability::Immediate {
+            self.sync_to(seq)?;
+        }
+        Ok(seq)
+    }
+
+    /// The manifest of everything committed so far.
+    pub(crate) fn manifest(&self) -> Manifest {
+        *lock(&self.committed)
+    }
+
+    /// Makes every commit up to `seq` durable, sharing the flush with concurrent callers.
+    /// Returns the manifest as of the durable point.
+    pub(crate) fn sync_to(&self, seq: u64) -> Result<Manifest, StorageError> {
+        let mut st = lock(&self.sync);
+        loop {
+            if st.durable.seq >= seq {
+                return Ok(st.durable);
+            }
+            if !st.flushing {
+                st.flushing = true;
+                drop(st);
+                let snapshot = self.manifest();
+                let result = self.engine.flush();
+                st = lock(&self.sync);
+                st.flushing = false;
+                match result {
+                    Ok(()) => {
+                        if snapshot.seq > st.durable.seq {
+                            st.durable = snapshot;
+                        }
+                        st.error = None;
+                    }
+                    Err(e) => {
+                        st.error = Some(e.to_string());
+                        self.synced.notify_all();
+                        return Err(e);
+                    }
+                }
+                self.synced.notify_all();
+            } else {
+                st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+                if let Some(e) = &st.error {
+                    return Err(StorageError::Engine(format!("shared flush failed: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Makes everything committed so far durable.
+    pub(crate) fn sync_all(&self) -> Result<Manifest, StorageError> {
+        let seq = self.manifest().seq;
+        self.sync_to(seq)
+    }
+
+    /// Recomputes the manifest from every entry and compares it with the stored one. Returns a
+    /// description of the mismatch, if any.
+    pub(crate) fn verify_manifest(&self) -> Result<Option<String>, StorageError> {
+        let stored = self.manifest();
+        let manifest_key = layout::meta(layout::MANIFEST);
+        let mut acc = [0u8; 32];
+        let mut entries = 0u64;
+        for r in self.engine.scan_prefix(&[]) {
+            let (k, v) = r?;
+            if k == manifest_key {
+                continue;
+            }
+            if k.first()
+                .and_then(|b| layout::Table::from_byte(*b))
+                .is_none()
+            {
+                return Ok(Some("an entry outside every known table".into()));
+            }
+            xor(&mut acc, &self.entry_hash(&k, &v));
+            entries += 1;
+        }
+        if entries != stored.entries {
+            return Ok(Some(format!(
+                "the store holds {entries} entries, its manifest says {}",
+                stored.entries
+            )));
+        }
+        if acc != stored.acc {
+            return Ok(Some(
+                "the store's entries do not match its manifest hash".into(),
+            ));
+        }
+        Ok(None)
+    }
+
+    /// Bytes on disk, where the engine can tell.
+    pub(crate) fn size_on_disk(&self) -> Option<u64> {
+        self.engine.size_on_disk()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mem_engine::MemEngine;
+
+    fn store() -> (MemEngine, Store) {
+        let e = MemEngine::new();
+        let s = Store::new(
+            Box::new(e.clone()),
+            SecretKey::from_bytes([9; 32]),
+            Durability::Immediate,
+        )
+        .unwrap();
+        (e, s)
+    }
+
+    #[test]
+    fn manifest_tracks_puts_overwrites_and_deletes() {
+        let (_, s) = store();
+        let mut t = Txn::new();
+        t.put(layout::meta("a"), &1u32);
+        t.put(layout::meta("b"), &2u32);
+        s.commit(t).unwrap();
+        let mut t = Txn::new();
+        t.put(layout::meta("a"), &3u32);
+        t.delete(layout::meta("b"));
+        t.delete(layout::meta("zz"));
+        s.commit(t).unwrap();
+        assert_eq!(s.manifest().entries, 1);
+        assert_eq!(s.manifest().seq, 2);
+        assert_eq!(s.verify_manifest().unwrap(), None);
+    }
+
+    #[test]
+    fn verify_detects_a_changed_or_missing_entry() {
+        let (e, s) = store();
+        let mut t = Txn::new();
+        t.put(layout::meta("a"), &1u32);
+        t.put(layout::meta("b"), &2u32);
+        s.commit(t).unwrap();
+        e.apply(vec![EngineOp::Put(layout::meta("a"), codec::encode(&5u32))])
+            .unwrap();
+        assert!(s.verify_manifest().unwrap().is_some());
+        e.apply(vec![
+            EngineOp::Put(layout::meta("a"), codec::encode(&1u32)),
+            EngineOp::Delete(layout::meta("b")),
+        ])
+        .unwrap();
+        assert!(s.verify_manifest().unwrap().is_some());
+    }
+
+    #[test]
+    fn group_commit_survives_crash_and_reports_failure() {
+        let (e, s) = store();
+        let mut t = Txn::new();
+        t.put(layout::meta("a"), &1u32);
+        s.commit_durable(t).unwrap();
+        let mut t = Txn::new();
+        t.put(layout::meta("b"), &1u32);
+        s.commit(t).unwrap();
+        e.crash();
+        assert!(e.get(&layout::meta("a")).unwrap().is_some());
+        assert!(e.get(&layout::meta("b")).unwrap().is_none());
+        e.fail_after(0);
+        let mut t = Txn::new();
+        t.put(layout::meta("c"), &1u32);
+        assert!(s.commit(t).is_err());
+        assert!(e.get(&layout::meta("c")).unwrap().is_none());
+    }
+}

@@ -1,0 +1,112 @@
+//! The sled 0.34 engine. The only file that names sled.
+//!
+//! sled 0.34 can panic on a damaged file: every call into it is contained and turned into
+//! [`StorageError::Corrupted`]. All data lives in one sled tree, so that every batch is atomic.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+
+use super::engine::{Engine, EngineOp, KvIter};
+use crate::error::StorageError;
+
+pub(crate) struct SledEngine {
+    db: sled::Db,
+}
+
+fn contain<T>(f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(StorageError::Corrupted(format!(
+                "the store failed while reading its files: {msg}"
+            )))
+        }
+    }
+}
+
+fn map_err(e: sled::Error) -> StorageError {
+    match e {
+        sled::Error::Io(io) => StorageError::Io(io),
+        sled::Error::Corruption { .. } => StorageError::Corrupted(e.to_string()),
+        other => StorageError::Engine(other.to_string()),
+    }
+}
+
+impl SledEngine {
+    /// Opens (or creates) the store in `dir`. `flush_every_ms`: sled's background flush period,
+    /// `None` to flush only when asked.
+    pub(crate) fn open(dir: &Path, flush_every_ms: Option<u64>) -> Result<Self, StorageError> {
+        contain(|| {
+            let db = sled::Config::new()
+                .path(dir)
+                .mode(sled::Mode::HighThroughput)
+                .flush_every_ms(flush_every_ms)
+                .open()
+                .map_err(map_err)?;
+            Ok(SledEngine { db })
+        })
+    }
+}
+
+struct SledIter(sled::Iter);
+
+impl Iterator for SledIter {
+    type Item = Result<(Vec<u8>, Vec<u8>), StorageError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let it = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| it.next())) {
+            Ok(None) => None,
+            Ok(Some(Ok((k, v)))) => Some(Ok((k.to_vec(), v.to_vec()))),
+            Ok(Some(Err(e))) => Some(Err(map_err(e))),
+            Err(_) => Some(Err(StorageError::Corrupted(
+                "the store failed while scanning its files".into(),
+            ))),
+        }
+    }
+}
+
+impl Engine for SledEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        contain(|| Ok(self.db.get(key).map_err(map_err)?.map(|v| v.to_vec())))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_> {
+        match contain(|| Ok(self.db.scan_prefix(prefix))) {
+            Ok(it) => Box::new(SledIter(it)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
+    fn range(&self, start: &[u8], end: &[u8]) -> KvIter<'_> {
+        match contain(|| Ok(self.db.range(start.to_vec()..end.to_vec()))) {
+            Ok(it) => Box::new(SledIter(it)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
+    fn apply(&self, ops: Vec<EngineOp>) -> Result<(), StorageError> {
+        contain(|| {
+            let mut batch = sled::Batch::default();
+            for op in ops {
+                match op {
+                    EngineOp::Put(k, v) => batch.insert(k, v),
+                    EngineOp::Delete(k) => batch.remove(k),
+                }
+            }
+            self.db.apply_batch(batch).map_err(map_err)
+        })
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        contain(|| self.db.flush().map(|_| ()).map_err(map_err))
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        contain(|| self.db.size_on_disk().map_err(map_err)).ok()
+    }
+}

@@ -1,0 +1,206 @@
+//! The vault facade: opening and creating, and the operations that tie crypto, keys, storage,
+//! policy, audit and rights together. Every destruction goes through [`erasure`](crate::erasure).
+
+mod open;
+mod records;
+
+pub use open::VaultBuilder;
+pub use records::{Stats, VerifyReport};
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use jiff::Timestamp;
+
+use crate::audit::{Draft, Trail};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::ids::{SubjectId, SubjectRef};
+use crate::keys::{Identity, Keys};
+use crate::model::check_text;
+use crate::policy::Policy;
+use crate::storage::entries::SubjectState;
+use crate::storage::{Store, Txn, layout};
+
+/// A vault. Cheap to clone (clones share one open vault) and safe to share across threads.
+///
+/// Each handle carries an actor name that the audit trail records; [`Vault::as_actor`] gives a
+/// handle for another actor.
+#[derive(Clone)]
+pub struct Vault {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) actor: Arc<str>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("dir", &self.inner.dir)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+const SUBJECT_LOCKS: usize = 64;
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    _lock: File,
+    pub(crate) store: Store,
+    pub(crate) keys: Keys,
+    pub(crate) trail: Trail,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) policy: RwLock<Option<Arc<Policy>>>,
+    subject_locks: Vec<Mutex<()>>,
+    /// Serializes erasures, sweeps, restores and rotations.
+    pub(crate) destruction: RwLock<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Best effort: write buffered audit entries and a checkpoint. Errors cannot be reported
+        // from drop; `Vault::close` reports them.
+        let _ = self.trail.commit(&self.store, Txn::new(), Vec::new());
+        let _ = self.keys.checkpoint(&self.store);
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Vault {
+    /// A builder for creating or opening the vault in `dir`.
+    pub fn builder(dir: impl AsRef<Path>) -> VaultBuilder {
+        VaultBuilder::new(dir.as_ref())
+    }
+
+    /// The same vault, with audit entries attributed to `actor`.
+    pub fn as_actor(&self, actor: &str) -> Result<Vault> {
+        check_text("actor", actor)?;
+        Ok(Vault {
+            inner: self.inner.clone(),
+            actor: actor.into(),
+        })
+    }
+
+    /// The actor this handle's operations are attributed to.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// The vault's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The current time of the vault's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// Makes every write so far durable, including buffered audit entries of reads.
+    pub fn flush(&self) -> Result<()> {
+        if self.inner.trail.has_pending() {
+            self.inner
+                .trail
+                .commit(&self.inner.store, Txn::new(), Vec::new())?;
+        }
+        self.inner.store.sync_all()?;
+        Ok(())
+    }
+
+    /// Flushes and writes a checkpoint that the next open checks the store against. Dropping the
+    /// last handle does the same, but cannot report errors.
+    pub fn close(self) -> Result<()> {
+        self.flush()?;
+        self.inner.keys.checkpoint(&self.inner.store)?;
+        Ok(())
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    pub(crate) fn draft(&self, op: crate::audit::AuditOp) -> Draft {
+        Draft::new(self.now(), &self.actor, op)
+    }
+
+    pub(crate) fn policy(&self) -> Option<Arc<Policy>> {
+        self.inner
+            .policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Commits a transaction with its audit entries; durable unless the vault defers syncs.
+    pub(crate) fn commit(&self, txn: Txn, drafts: Vec<Draft>) -> Result<()> {
+        let seq = self.inner.trail.commit(&self.inner.store, txn, drafts)?;
+        if self.inner.store.durability() == crate::storage::Durability::Immediate {
+            self.inner.store.sync_to(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Commits and always syncs (erasures, holds).
+    pub(crate) fn commit_synced(&self, txn: Txn, drafts: Vec<Draft>) -> Result<()> {
+        let seq = self.inner.trail.commit(&self.inner.store, txn, drafts)?;
+        self.inner.store.sync_to(seq)?;
+        Ok(())
+    }
+
+    /// Locks one subject's state against concurrent read-modify-write.
+    pub(crate) fn lock_subject(&self, s: &SubjectRef) -> MutexGuard<'_, ()> {
+        let i = (s.as_bytes()[15] as usize) % SUBJECT_LOCKS;
+        lock(&self.inner.subject_locks[i])
+    }
+
+    /// Finds a subject by identifier.
+    pub(crate) fn find(&self, id: &SubjectId) -> Result<Identity> {
+        self.keys()
+            .find_subject(self.store(), id)?
+            .ok_or(Error::SubjectNotFound)
+    }
+
+    /// A subject's state.
+    pub(crate) fn state(&self, s: &SubjectRef) -> Result<SubjectState> {
+        Ok(self
+            .store()
+            .get(&layout::subject(s), "subject state")?
+            .unwrap_or_default())
+    }
+
+    pub(crate) fn new_inner(
+        dir: PathBuf,
+        lock_file: File,
+        store: Store,
+        keys: Keys,
+        trail: Trail,
+        clock: Arc<dyn Clock>,
+        policy: Option<Policy>,
+    ) -> Vault {
+        let inner = Inner {
+            dir,
+            _lock: lock_file,
+            store,
+            keys,
+            trail,
+            clock,
+            policy: RwLock::new(policy.map(Arc::new)),
+            subject_locks: (0..SUBJECT_LOCKS).map(|_| Mutex::new(())).collect(),
+            destruction: RwLock::new(()),
+        };
+        Vault {
+            inner: Arc::new(inner),
+            actor: "pdvault".into(),
+        }
+    }
+}
+
+pub(crate) use records::seal_record;

@@ -1,0 +1,255 @@
+//! Creating and opening a vault.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Vault;
+use crate::audit::Trail;
+use crate::clock::{Clock, SystemClock};
+use crate::crypto::{self, KdfParams, RootSecret, SecretKey, derive_passphrase_key};
+use crate::error::{OpenError, Result, StorageError};
+use crate::keys::{Job, Keys, Ring, RootKeys};
+use crate::policy::Policy;
+use crate::storage::engine::Engine;
+use crate::storage::sled_engine::SledEngine;
+use crate::storage::vault_file::{self, KdfSpec};
+use crate::storage::{Durability, Store, layout};
+
+const LOCK_FILE: &str = "LOCK";
+const STORE_DIR: &str = "store";
+
+/// Options for creating or opening a vault, with documented defaults.
+///
+/// ```
+/// # fn main() -> pdvault::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let vault = pdvault::Vault::builder(dir.path())
+///     .kdf(pdvault::KdfParams::insecure_for_tests()) // default: 19 MiB, 2 passes, 1 lane
+///     .create(pdvault::RootSecret::passphrase("correct horse battery staple"))?;
+/// # drop(vault);
+/// # Ok(())
+/// # }
+/// ```
+pub struct VaultBuilder {
+    dir: PathBuf,
+    kdf: KdfParams,
+    durability: Durability,
+    clock: Arc<dyn Clock>,
+    policy: Option<Policy>,
+}
+
+impl VaultBuilder {
+    pub(crate) fn new(dir: &Path) -> Self {
+        VaultBuilder {
+            dir: dir.to_path_buf(),
+            kdf: KdfParams::default(),
+            durability: Durability::Immediate,
+            clock: Arc::new(SystemClock),
+            policy: None,
+        }
+    }
+
+    /// Argon2id costs for a new passphrase vault (default: [`KdfParams::default`]). Opening reads
+    /// the costs from the vault header.
+    pub fn kdf(mut self, params: KdfParams) -> Self {
+        self.kdf = params;
+        self
+    }
+
+    /// When writes are durable (default: [`Durability::Immediate`]).
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// A retention policy for a new vault (default: none: nothing kept by obligation, nothing
+    /// deleted by schedule).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Creates a new vault; refuses to overwrite an existing one.
+    pub fn create(self, secret: RootSecret) -> Result<Vault> {
+        let dir = self.dir.clone();
+        fs::create_dir_all(&dir)?;
+        if dir.join(vault_file::FILE_NAME).exists() {
+            return Err(OpenError::AlreadyExists(dir).into());
+        }
+        let store_dir = dir.join(STORE_DIR);
+        if store_dir.exists() && fs::read_dir(&store_dir)?.next().is_some() {
+            return Err(OpenError::AlreadyExists(dir).into());
+        }
+        let lock = take_lock(&dir)?;
+        let vault_id: [u8; 16] = crypto::random_array();
+        let (root, kdf) = match &secret {
+            RootSecret::Passphrase(p) => {
+                let salt: [u8; 16] = crypto::random_array();
+                (
+                    derive_passphrase_key(p, &salt, &self.kdf)?,
+                    KdfSpec::Passphrase {
+                        salt,
+                        params: self.kdf,
+                    },
+                )
+            }
+            RootSecret::RawKey(k) => (SecretKey::from_bytes(**k), KdfSpec::RawKey),
+        };
+        let mut ring = Ring::create(RootKeys::derive(&root, &vault_id), vault_id, kdf);
+        let engine = SledEngine::open(&store_dir, flush_period(self.durability))?;
+        let store = Store::new(
+            Box::new(engine),
+            ring.subkey(Job::Manifest),
+            self.durability,
+        )?;
+        let trail = Trail::load(&store, ring.subkey(Job::Audit))?;
+        if let Some(p) = &self.policy {
+            let mut txn = crate::storage::Txn::new();
+            txn.put(layout::meta(layout::POLICY), p.source());
+            store.commit(txn)?;
+        }
+        let durable = store.sync_all()?;
+        // The vault file is written last: a crash before it leaves no vault.
+        ring.write_file(&dir, durable)?;
+        let keys = Keys::new(dir.clone(), ring);
+        Ok(Vault::new_inner(
+            dir,
+            lock,
+            store,
+            keys,
+            trail,
+            self.clock,
+            self.policy,
+        ))
+    }
+
+    /// Opens an existing vault.
+    pub fn open(self, secret: RootSecret) -> Result<Vault> {
+        let dir = self.dir.clone();
+        if !dir.join(vault_file::FILE_NAME).exists() {
+            return Err(OpenError::NotFound(dir).into());
+        }
+        let lock = take_lock(&dir)?;
+        let header = vault_file::read(&dir)?;
+        let root = root_key(&header.kdf, &secret)?;
+        let root_keys = RootKeys::derive(&root, &header.vault_id);
+        if !constant_time_eq(&root_keys.key_check, &header.key_check) {
+            return Err(OpenError::WrongKey.into());
+        }
+        let ring = Ring::unseal(root_keys, header)?;
+        let engine = SledEngine::open(&dir.join(STORE_DIR), flush_period(self.durability))?;
+        open_with_engine(
+            dir,
+            lock,
+            ring,
+            Box::new(engine),
+            self.durability,
+            self.clock,
+        )
+    }
+}
+
+pub(crate) fn open_with_engine(
+    dir: PathBuf,
+    lock: File,
+    ring: Ring,
+    engine: Box<dyn Engine>,
+    durability: Durability,
+    clock: Arc<dyn Clock>,
+) -> Result<Vault> {
+    let checkpoint = ring.checkpoint();
+    let store = Store::new(engine, ring.subkey(Job::Manifest), durability)?;
+    check_against_checkpoint(&store, &checkpoint)?;
+    let trail = Trail::load(&store, ring.subkey(Job::Audit))?;
+    let keys = Keys::new(dir.clone(), ring);
+    keys.recover(&store)?;
+    let policy = match store.get::<String>(&layout::meta(layout::POLICY), "policy")? {
+        Some(text) => {
+            Some(Policy::from_toml(&text).map_err(|_| StorageError::Malformed("stored policy"))?)
+        }
+        None => None,
+    };
+    Ok(Vault::new_inner(
+        dir, lock, store, keys, trail, clock, policy,
+    ))
+}
+
+/// The cheap check at open: the store must hold at least what the vault file's checkpoint says
+/// was durable.
+fn check_against_checkpoint(
+    store: &Store,
+    checkpoint: &crate::storage::entries::Manifest,
+) -> Result<()> {
+    let m = store.manifest();
+    if m.seq < checkpoint.seq {
+        return Err(OpenError::DataLoss(format!(
+            "the store is at commit {} but was durable at commit {}: its newest writes are gone",
+            m.seq, checkpoint.seq
+        ))
+        .into());
+    }
+    if m.seq == checkpoint.seq && (m.entries != checkpoint.entries || m.acc != checkpoint.acc) {
+        return Err(OpenError::DataLoss(
+            "the store's manifest does not match the vault's checkpoint".into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn flush_period(d: Durability) -> Option<u64> {
+    match d {
+        Durability::Immediate => None,
+        Durability::Deferred { flush_every_ms } => Some(flush_every_ms.max(1)),
+    }
+}
+
+pub(crate) fn root_key(kdf: &KdfSpec, secret: &RootSecret) -> Result<SecretKey> {
+    match (kdf, secret) {
+        (KdfSpec::Passphrase { salt, params }, RootSecret::Passphrase(p)) => {
+            Ok(derive_passphrase_key(p, salt, params)?)
+        }
+        (KdfSpec::RawKey, RootSecret::RawKey(k)) => Ok(SecretKey::from_bytes(**k)),
+        (KdfSpec::Passphrase { .. }, s) => Err(OpenError::SecretKindMismatch {
+            expected: "passphrase",
+            given: s.kind(),
+        }
+        .into()),
+        (KdfSpec::RawKey, s) => Err(OpenError::SecretKindMismatch {
+            expected: "raw key",
+            given: s.kind(),
+        }
+        .into()),
+    }
+}
+
+pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    blake3::Hash::from_bytes(*a) == blake3::Hash::from_bytes(*b)
+}
+
+fn take_lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => Err(OpenError::AlreadyOpen(path).into()),
+        Err(TryLockError::Error(e)) => Err(StorageError::Io(e).into()),
+    }
+}
+
+/// The store directory of a vault directory.
+pub(crate) fn store_dir(dir: &Path) -> PathBuf {
+    dir.join(STORE_DIR)
+}

@@ -1,0 +1,675 @@
+//! Records: put, get, update, list, counts and the full verification.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Vault;
+use crate::audit::{AuditOp, AuditReport, Draft};
+use crate::crypto::{self, DataKey};
+use crate::error::{Error, InputError, Result, StorageError};
+use crate::ids::{RecordId, SubjectId, SubjectRef};
+use crate::model::{MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
+use crate::rights::access;
+use crate::storage::entries::{DueKind, RecordEntry, SubjectState, WrappedKey};
+use crate::storage::{Txn, codec, layout};
+
+/// Counts without personal data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Subjects in the vault (including those pending erasure).
+    pub subjects: u64,
+    /// Subjects with an erasure pending.
+    pub subjects_pending_erasure: u64,
+    /// Readable records.
+    pub records: u64,
+    /// Records per category name.
+    pub by_category: BTreeMap<String, u64>,
+    /// Records per legal basis.
+    pub by_basis: BTreeMap<String, u64>,
+    /// Records per purpose.
+    pub by_purpose: BTreeMap<String, u64>,
+    /// Records per retention state: `held`, `pending-erasure`, `expired`, `within-minimum`,
+    /// `scheduled`, `unscheduled`.
+    pub by_retention: BTreeMap<String, u64>,
+    /// Destroyed records whose space the sweep has not reclaimed yet.
+    pub awaiting_reclaim: u64,
+}
+
+/// The outcome of [`Vault::verify`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Entries in the store.
+    pub entries: u64,
+    /// Records decrypted and checked.
+    pub records: u64,
+    /// Keys unwrapped and checked.
+    pub keys: u64,
+    /// Everything found wrong (no personal data).
+    pub problems: Vec<String>,
+    /// The audit trail's state.
+    pub audit: AuditReport,
+}
+
+impl VerifyReport {
+    /// Whether the vault is whole.
+    pub fn is_whole(&self) -> bool {
+        self.problems.is_empty() && self.audit.is_intact()
+    }
+}
+
+/// The associated data of a record's payload: vault, subject, record id, version, key
+/// generation and a hash of the metadata (which includes the category).
+pub(crate) fn record_ad(
+    vault_id: &[u8; 16],
+    subject: &SubjectRef,
+    id: &RecordId,
+    version: u32,
+    key_gen: u32,
+    meta: &RecordMeta,
+) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(15 + 16 + 16 + 16 + 8 + 32);
+    ad.extend_from_slice(b"pdvault/record/");
+    ad.extend_from_slice(vault_id);
+    ad.extend_from_slice(subject.as_bytes());
+    ad.extend_from_slice(id.as_bytes());
+    ad.extend_from_slice(&version.to_be_bytes());
+    ad.extend_from_slice(&key_gen.to_be_bytes());
+    ad.extend_from_slice(blake3::hash(&codec::encode(meta)).as_bytes());
+    ad
+}
+
+fn check_payload(payload: &[u8]) -> Result<()> {
+    if payload.len() > MAX_PAYLOAD_LEN {
+        return Err(InputError::PayloadTooLarge {
+            len: payload.len(),
+            max: MAX_PAYLOAD_LEN,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+impl Vault {
+    /// Stores a record for a subject (created on first write); returns its id.
+    ///
+    /// ```
+    /// # fn main() -> pdvault::Result<()> {
+    /// use pdvault::{Category, LegalBasis, Purpose, RecordMeta, SubjectId};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let vault = pdvault::Vault::builder(dir.path()).kdf(pdvault::KdfParams::insecure_for_tests())
+    /// #     .create(pdvault::RootSecret::passphrase("pw"))?;
+    /// let alice = SubjectId::new("alice@example.com")?;
+    /// let meta = RecordMeta::new(Category::Contact).purpose(Purpose::new("billing")?).basis(LegalBasis::Contract);
+    /// let id = vault.put(&alice, meta, b"+44 20 7946 0000")?;
+    /// let record = vault.get(&alice, id, &Purpose::new("billing")?)?;
+    /// assert_eq!(record.payload, b"+44 20 7946 0000");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn put(&self, subject: &SubjectId, meta: RecordMeta, payload: &[u8]) -> Result<RecordId> {
+        let mut ids = self.put_many([(subject, meta, payload)])?;
+        ids.pop()
+            .ok_or_else(|| StorageError::Malformed("empty batch").into())
+    }
+
+    /// Stores many records, for one or many subjects, with one commit and one sync.
+    pub fn put_many<'a, I>(&self, items: I) -> Result<Vec<RecordId>>
+    where
+        I: IntoIterator<Item = (&'a SubjectId, RecordMeta, &'a [u8])>,
+    {
+        let _no_destruction = self
+            .inner
+            .destruction
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = self.now();
+        let policy = self.policy();
+        let vault_id = *self.keys().ring().vault_id();
+        let mut txn = Txn::new();
+        let mut drafts = Vec::new();
+        let mut ids = Vec::new();
+        let mut states: BTreeMap<SubjectRef, SubjectState> = BTreeMap::new();
+        for (subject, meta, payload) in items {
+            meta.validate()?;
+            check_payload(payload)?;
+            let ident = self.find_or_create(subject)?;
+            let (generation, key) = self.group_key(&ident, meta.category.name())?;
+            let id = RecordId::random();
+            let entry = seal_record(
+                &key, &vault_id, &ident, id, 1, generation, meta, payload, now,
+            );
+            if let Some(p) = &policy {
+                if p.rule(&entry.meta.category).is_some() {
+                    let state = match states.get(&ident) {
+                        Some(s) => s,
+                        None => states.entry(ident).or_insert(self.state(&ident)?),
+                    };
+                    if let Some(at) =
+                        p.expires_at(&entry.meta.category, entry.meta.collected_at, &state.events)
+                    {
+                        txn.put_new(layout::due(at, &ident, &id), &DueKind::Expiry);
+                    }
+                }
+            }
+            drafts.push(
+                self.draft(AuditOp::Put)
+                    .subject(ident)
+                    .category(entry.meta.category.name())
+                    .record(id),
+            );
+            txn.put_new(layout::record(&ident, &id), &entry);
+            ids.push(id);
+        }
+        self.commit(txn, drafts)?;
+        Ok(ids)
+    }
+
+    /// Stores a typed value (serialized as JSON) as a record.
+    pub fn put_value<T: Serialize>(
+        &self,
+        subject: &SubjectId,
+        meta: RecordMeta,
+        value: &T,
+    ) -> Result<RecordId> {
+        let bytes = serde_json::to_vec(value).map_err(|e| InputError::Encoding(e.to_string()))?;
+        self.put(subject, meta, &bytes)
+    }
+
+    /// Reads a record for a purpose (see [`rights::access`](crate::rights::access) for the rules).
+    pub fn get(&self, subject: &SubjectId, record: RecordId, purpose: &Purpose) -> Result<Record> {
+        let ident = self.find(subject)?.subject;
+        let (entry, key) = self.load(&ident, record)?;
+        let state = self.state(&ident)?;
+        access::check(record, &entry.meta, &state, purpose)?;
+        let payload = self.open_record(&key, &ident, record, &entry)?;
+        self.inner.trail.note_read(
+            self.store(),
+            self.draft(AuditOp::Read)
+                .subject(ident)
+                .category(entry.meta.category.name())
+                .record(record)
+                .note(purpose.as_str()),
+        )?;
+        Ok(Record {
+            info: info(record, entry),
+            payload,
+        })
+    }
+
+    /// Reads a typed value stored with [`Vault::put_value`].
+    pub fn get_value<T: DeserializeOwned>(
+        &self,
+        subject: &SubjectId,
+        record: RecordId,
+        purpose: &Purpose,
+    ) -> Result<T> {
+        let r = self.get(subject, record, purpose)?;
+        serde_json::from_slice(&r.payload).map_err(|e| InputError::Encoding(e.to_string()).into())
+    }
+
+    /// Replaces a record's payload; the id stays, the version goes up.
+    pub fn update(&self, subject: &SubjectId, record: RecordId, payload: &[u8]) -> Result<()> {
+        self.rewrite(subject, record, None, Some(payload), AuditOp::Update, None)
+    }
+
+    /// Rectifies a record: a new payload and/or new metadata, with a reason (recorded in the
+    /// audit trail as having happened; neither the old nor the new value is recorded).
+    pub fn rectify(
+        &self,
+        subject: &SubjectId,
+        record: RecordId,
+        meta: Option<RecordMeta>,
+        payload: Option<&[u8]>,
+        reason: &str,
+    ) -> Result<()> {
+        crate::model::check_text("reason", reason)?;
+        self.rewrite(
+            subject,
+            record,
+            meta,
+            payload,
+            AuditOp::Rectify,
+            Some(reason),
+        )
+    }
+
+    fn rewrite(
+        &self,
+        subject: &SubjectId,
+        record: RecordId,
+        meta: Option<RecordMeta>,
+        payload: Option<&[u8]>,
+        op: AuditOp,
+        note: Option<&str>,
+    ) -> Result<()> {
+        if let Some(p) = payload {
+            check_payload(p)?;
+        }
+        if let Some(m) = &meta {
+            m.validate()?;
+        }
+        let _no_destruction = self
+            .inner
+            .destruction
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let ident = self.find(subject)?.subject;
+        let _g = self.lock_subject(&ident);
+        let (entry, key) = self.load(&ident, record)?;
+        let old_payload = self.open_record(&key, &ident, record, &entry)?;
+        let new_meta = meta.unwrap_or_else(|| entry.meta.clone());
+        let payload = payload.unwrap_or(&old_payload);
+        let mut txn = Txn::new();
+        let (generation, key) = if new_meta.category != entry.meta.category {
+            self.group_key(&ident, new_meta.category.name())?
+        } else {
+            (entry.key_gen, key)
+        };
+        let now = self.now();
+        let vault_id = *self.keys().ring().vault_id();
+        let version = entry
+            .version
+            .checked_add(1)
+            .ok_or(StorageError::Malformed("record version overflow"))?;
+        let new_entry = seal_record(
+            &key, &vault_id, &ident, record, version, generation, new_meta, payload, now,
+        );
+        if new_entry.meta.category != entry.meta.category
+            || new_entry.meta.collected_at != entry.meta.collected_at
+        {
+            self.reschedule(&mut txn, &ident, record, &entry.meta, &new_entry.meta)?;
+        }
+        txn.put(layout::record(&ident, &record), &new_entry);
+        let mut d = self
+            .draft(op)
+            .subject(ident)
+            .category(new_entry.meta.category.name())
+            .record(record);
+        if let Some(n) = note {
+            d = d.note(n);
+        }
+        self.commit(txn, vec![d])
+    }
+
+    fn reschedule(
+        &self,
+        txn: &mut Txn,
+        ident: &SubjectRef,
+        record: RecordId,
+        old: &RecordMeta,
+        new: &RecordMeta,
+    ) -> Result<()> {
+        let Some(p) = self.policy() else {
+            return Ok(());
+        };
+        let state = self.state(ident)?;
+        if let Some(at) = p.expires_at(&old.category, old.collected_at, &state.events) {
+            txn.delete(layout::due(at, ident, &record));
+        }
+        if let Some(at) = p.expires_at(&new.category, new.collected_at, &state.events) {
+            txn.put(layout::due(at, ident, &record), &DueKind::Expiry);
+        }
+        Ok(())
+    }
+
+    /// Lists a subject's records: metadata only, nothing decrypted.
+    pub fn list(&self, subject: &SubjectId) -> Result<Vec<RecordInfo>> {
+        let ident = self.find(subject)?.subject;
+        let destroyed = self.destroyed_groups(&ident)?;
+        let mut out = Vec::new();
+        for r in self
+            .store()
+            .scan::<RecordEntry>(&layout::records_of(&ident), "record")
+        {
+            let (k, e) = r?;
+            let (_, id) = layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
+            if destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen)) {
+                continue;
+            }
+            out.push(info(id, e));
+        }
+        Ok(out)
+    }
+
+    /// Counts of subjects and records, nothing decrypted.
+    pub fn stats(&self) -> Result<Stats> {
+        let now = self.now();
+        let policy = self.policy();
+        let mut s = Stats::default();
+        let mut reclaim: HashSet<(SubjectRef, String, u32)> = HashSet::new();
+        for k in self
+            .store()
+            .scan_keys(&layout::table(layout::Table::Reclaim))
+        {
+            if let Some(x) = layout::parse_reclaim(&k?) {
+                reclaim.insert(x);
+            }
+        }
+        let mut states: BTreeMap<SubjectRef, SubjectState> = BTreeMap::new();
+        for r in self
+            .store()
+            .scan::<SubjectState>(&layout::table(layout::Table::Subject), "subject state")
+        {
+            let (k, st) = r?;
+            let sref =
+                SubjectRef::from_slice(&k[1..]).ok_or(StorageError::Malformed("subject key"))?;
+            s.subjects += 1;
+            if st.pending_erasure.is_some() {
+                s.subjects_pending_erasure += 1;
+            }
+            states.insert(sref, st);
+        }
+        let holds = self.active_holds_by_subject(now)?;
+        for r in self
+            .store()
+            .scan::<RecordEntry>(&layout::table(layout::Table::Record), "record")
+        {
+            let (k, e) = r?;
+            let (sref, id) =
+                layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
+            if reclaim.contains(&(sref, e.meta.category.name().to_owned(), e.key_gen)) {
+                s.awaiting_reclaim += 1;
+                continue;
+            }
+            s.records += 1;
+            *s.by_category
+                .entry(e.meta.category.name().to_owned())
+                .or_default() += 1;
+            *s.by_basis
+                .entry(e.meta.basis.name().to_owned())
+                .or_default() += 1;
+            for p in &e.meta.purposes {
+                *s.by_purpose.entry(p.to_string()).or_default() += 1;
+            }
+            let state = states.get(&sref).cloned().unwrap_or_default();
+            let held = holds
+                .get(&sref)
+                .is_some_and(|hs| hs.iter().any(|h| h.covers(&e.meta.category, &id)));
+            let retention = if held {
+                "held"
+            } else if state.pending_erasure.is_some() {
+                "pending-erasure"
+            } else if let Some(p) = &policy {
+                match (
+                    p.expires_at(&e.meta.category, e.meta.collected_at, &state.events),
+                    p.retained_until(&e.meta.category, e.meta.collected_at, &state.events),
+                ) {
+                    (Some(x), _) if x <= now => "expired",
+                    (_, Some(m)) if m > now => "within-minimum",
+                    (Some(_), _) => "scheduled",
+                    _ => "unscheduled",
+                }
+            } else {
+                "unscheduled"
+            };
+            *s.by_retention.entry(retention.to_owned()).or_default() += 1;
+        }
+        Ok(s)
+    }
+
+    /// Checks everything: the store's manifest, every entry's encoding, every key and record's
+    /// integrity, and the audit chain. Damage is reported, never repaired silently.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let store = self.store();
+        let mut problems = Vec::new();
+        if let Some(p) = store.verify_manifest()? {
+            problems.push(p);
+        }
+        let checkpoint = self.keys().ring().checkpoint();
+        if store.manifest().seq < checkpoint.seq {
+            problems.push(
+                "the store is older than the vault's last checkpoint: recent writes are lost"
+                    .into(),
+            );
+        }
+        let mut entries = 0u64;
+        let mut keys = 0u64;
+        let mut records = 0u64;
+        for r in store.scan_raw(&[]) {
+            let (k, v) = r?;
+            entries += 1;
+            let table = k.first().and_then(|b| layout::Table::from_byte(*b));
+            let ok = match table {
+                Some(layout::Table::Key) => match codec::decode::<WrappedKey>(&v, "wrapped key") {
+                    Ok(_) => {
+                        keys += 1;
+                        true
+                    }
+                    Err(_) => false,
+                },
+                Some(layout::Table::Record) => {
+                    codec::decode::<RecordEntry>(&v, "record").is_ok()
+                        && layout::parse_record(&k).is_some()
+                }
+                Some(layout::Table::Subject) => {
+                    codec::decode::<SubjectState>(&v, "subject state").is_ok()
+                }
+                Some(layout::Table::Index) => {
+                    codec::decode::<crate::storage::entries::IndexEntry>(&v, "index").is_ok()
+                }
+                Some(layout::Table::Due) => {
+                    codec::decode::<DueKind>(&v, "due").is_ok() && layout::parse_due(&k).is_some()
+                }
+                Some(layout::Table::Hold) => {
+                    codec::decode::<crate::policy::holds::Hold>(&v, "hold").is_ok()
+                }
+                Some(layout::Table::Ledger) => {
+                    codec::decode::<crate::erasure::LedgerEntry>(&v, "ledger").is_ok()
+                }
+                Some(_) => true,
+                None => false,
+            };
+            if !ok {
+                problems.push(format!(
+                    "a malformed entry in table {}",
+                    table
+                        .map(|t| format!("{t:?}"))
+                        .unwrap_or_else(|| "unknown".into())
+                ));
+            }
+        }
+        // Every readable record must open under its key.
+        let mut subjects: Vec<SubjectRef> = Vec::new();
+        for k in store.scan_keys(&layout::table(layout::Table::Subject)) {
+            if let Some(s) = SubjectRef::from_slice(&k?[1..]) {
+                subjects.push(s);
+            }
+        }
+        for sref in subjects {
+            let destroyed = self.destroyed_groups(&sref)?;
+            for r in store.scan::<RecordEntry>(&layout::records_of(&sref), "record") {
+                let Ok((k, e)) = r else { continue };
+                let Some((_, id)) = layout::parse_record(&k) else {
+                    continue;
+                };
+                if destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen)) {
+                    continue;
+                }
+                records += 1;
+                match self
+                    .keys()
+                    .data_key_gen(store, &sref, e.meta.category.name(), e.key_gen)
+                {
+                    Ok(Some(key)) => {
+                        if self.open_record(&key, &sref, id, &e).is_err() {
+                            problems.push(format!("record {id} fails its integrity check"));
+                        }
+                    }
+                    Ok(None) => problems.push(format!("record {id} has no key")),
+                    Err(_) => {
+                        problems.push(format!("the key of record {id} fails its integrity check"))
+                    }
+                }
+            }
+        }
+        let audit = self.inner.trail.verify(store)?;
+        Ok(VerifyReport {
+            entries,
+            records,
+            keys,
+            problems,
+            audit,
+        })
+    }
+
+    /// Loads a record and its key; a record whose key was destroyed does not exist.
+    pub(crate) fn load(
+        &self,
+        ident: &SubjectRef,
+        record: RecordId,
+    ) -> Result<(RecordEntry, Arc<DataKey>)> {
+        let entry: RecordEntry = self
+            .store()
+            .get(&layout::record(ident, &record), "record")?
+            .ok_or(Error::RecordNotFound(record))?;
+        let key = self
+            .keys()
+            .data_key_gen(
+                self.store(),
+                ident,
+                entry.meta.category.name(),
+                entry.key_gen,
+            )?
+            .ok_or(Error::RecordNotFound(record))?;
+        Ok((entry, key))
+    }
+
+    pub(crate) fn open_record(
+        &self,
+        key: &DataKey,
+        ident: &SubjectRef,
+        record: RecordId,
+        entry: &RecordEntry,
+    ) -> Result<Vec<u8>> {
+        let vault_id = *self.keys().ring().vault_id();
+        let ad = record_ad(
+            &vault_id,
+            ident,
+            &record,
+            entry.version,
+            entry.key_gen,
+            &entry.meta,
+        );
+        Ok(crypto::open(key, &ad, &entry.sealed)?)
+    }
+
+    /// Finds or creates a subject.
+    pub(crate) fn find_or_create(&self, subject: &SubjectId) -> Result<SubjectRef> {
+        let now = self.now();
+        let keys = self.keys();
+        let (ident, _) =
+            keys.find_or_create_subject(self.store(), subject, |r, blind, subject_key| {
+                let sealed_blind = crypto::seal(subject_key, &keys.blind_ad(r), &blind.0);
+                let mut txn = Txn::new();
+                txn.put(
+                    layout::subject(r),
+                    &SubjectState {
+                        created_at: Some(now),
+                        sealed_blind,
+                        ..Default::default()
+                    },
+                );
+                txn
+            })?;
+        Ok(ident.subject)
+    }
+
+    /// The current key of a (subject, category) group, created if needed. A group whose keys were
+    /// destroyed gets a new generation: nothing erased comes back.
+    pub(crate) fn group_key(
+        &self,
+        ident: &SubjectRef,
+        category: &str,
+    ) -> Result<(u32, Arc<DataKey>)> {
+        if let Some(k) = self.keys().data_key(self.store(), ident, category)? {
+            return Ok(k);
+        }
+        let _g = self.lock_subject(ident);
+        if let Some(k) = self.keys().data_key(self.store(), ident, category)? {
+            return Ok(k);
+        }
+        let generation = self.next_gen(ident, category)?;
+        let key =
+            self.keys()
+                .add_data_key(self.store(), ident, category, generation, Txn::new())?;
+        Ok((generation, key))
+    }
+
+    /// The first key generation not used by any stored or destroyed key of a group.
+    pub(crate) fn next_gen(&self, ident: &SubjectRef, category: &str) -> Result<u32> {
+        let mut next = 0u32;
+        for k in self
+            .store()
+            .scan_keys(&layout::data_keys_of_group(ident, category))
+        {
+            if let Some((_, _, g)) = layout::parse_data_key(&k?) {
+                next = next.max(g.saturating_add(1));
+            }
+        }
+        for g in self
+            .destroyed_groups(ident)?
+            .into_iter()
+            .filter(|(c, _)| c == category)
+            .map(|(_, g)| g)
+        {
+            next = next.max(g.saturating_add(1));
+        }
+        Ok(next)
+    }
+
+    /// The (category, generation) groups of a subject whose keys are destroyed and whose rows
+    /// await reclamation.
+    pub(crate) fn destroyed_groups(&self, ident: &SubjectRef) -> Result<HashSet<(String, u32)>> {
+        let mut out = HashSet::new();
+        let mut prefix = layout::table(layout::Table::Reclaim);
+        prefix.extend_from_slice(ident.as_bytes());
+        for k in self.store().scan_keys(&prefix) {
+            if let Some((_, c, g)) = layout::parse_reclaim(&k?) {
+                out.insert((c, g));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn seal_record(
+    key: &DataKey,
+    vault_id: &[u8; 16],
+    ident: &SubjectRef,
+    id: RecordId,
+    version: u32,
+    key_gen: u32,
+    meta: RecordMeta,
+    payload: &[u8],
+    now: jiff::Timestamp,
+) -> RecordEntry {
+    let ad = record_ad(vault_id, ident, &id, version, key_gen, &meta);
+    let sealed = crypto::seal(key, &ad, payload);
+    RecordEntry {
+        meta,
+        version,
+        key_gen,
+        updated_at: now,
+        sealed,
+    }
+}
+
+pub(crate) fn info(record: RecordId, e: RecordEntry) -> RecordInfo {
+    RecordInfo {
+        record,
+        meta: e.meta,
+        version: e.version,
+        updated_at: e.updated_at,
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Vault>();
+    let _ = Draft::new;
+}
