@@ -204,3 +204,6 @@ impl Vault {
 }
 
 pub(crate) use records::seal_record;
+
+#[cfg(test)]
+mod tests;
