@@ -119,11 +119,21 @@ pub(crate) struct Plan {
     purge: Purge,
     drafts: Vec<Draft>,
     ledger: Vec<LedgerEntry>,
+    /// Re-schedule retained records (the sweep removed their due entries).
+    pub(crate) revisit_retained: bool,
+    /// Re-applying a ledger: what the ledger destroyed already passed the guard once.
+    pub(crate) replay: bool,
 }
 
 impl Plan {
-    pub(crate) fn destroys_anything(&self) -> bool {
-        !self.destroy.is_empty()
+    pub(crate) fn take_txn(&mut self) -> Txn {
+        std::mem::take(&mut self.txn)
+    }
+    pub(crate) fn set_txn(&mut self, txn: Txn) {
+        self.txn = txn;
+    }
+    pub(crate) fn add_draft(&mut self, d: Draft) {
+        self.drafts.push(d);
     }
 }
 
@@ -136,8 +146,14 @@ impl Vault {
     /// Erases everything held about a subject that no hold or minimum retention protects, at once
     /// and durably. What is protected stays readable and pending: the sweep destroys it once the
     /// last hold is released and its retention has passed.
+    /// Closes the subject's open erasure requests.
     pub fn erase_subject(&self, subject: &SubjectId) -> Result<ErasureReport> {
         let ident = self.find(subject)?.subject;
+        let mut txn = Txn::new();
+        self.close_requests_in(&mut txn, &ident, &[crate::policy::RequestKind::Erasure])?;
+        if !txn.is_empty() {
+            self.commit(txn, Vec::new())?;
+        }
         self.destroy_now(ident, Scope::Subject)
     }
 
@@ -262,9 +278,13 @@ impl Vault {
         scope: Scope,
         now: Timestamp,
     ) -> Result<ErasureReport> {
-        let policy = self.policy();
+        let policy = if plan.replay { None } else { self.policy() };
         let mut state: SubjectState = self.state(&ident)?;
-        let holds = self.active_holds_of(&ident, now)?;
+        let holds = if plan.replay {
+            Vec::new()
+        } else {
+            self.active_holds_of(&ident, now)?
+        };
         let mut groups = self.current_groups(&ident)?;
         let mut report = ErasureReport::default();
         let mut ledger = LedgerEntry {
@@ -302,7 +322,9 @@ impl Vault {
                         {
                             cats.insert(e.meta.category.name().to_owned());
                         }
-                        _ if ids.len() == 1 => return Err(Error::RecordNotFound(*id)),
+                        _ if ids.len() == 1 && !plan.replay => {
+                            return Err(Error::RecordNotFound(*id));
+                        }
                         _ => {}
                     }
                 }
@@ -370,7 +392,12 @@ impl Vault {
                 };
                 match reason {
                     Some(reason) => {
-                        if matches!(scope, Scope::Subject) {
+                        if matches!(scope, Scope::Subject) || plan.revisit_retained {
+                            let kind = if matches!(scope, Scope::Subject) {
+                                DueKind::PendingErasure
+                            } else {
+                                DueKind::Expiry
+                            };
                             // Revisit when the retention ends, or at every sweep while held.
                             let at = match &reason {
                                 RetainReason::MinimumRetention { until: Some(u) } => Some(*u),

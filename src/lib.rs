@@ -91,6 +91,7 @@ mod model;
 pub mod policy;
 pub mod rights;
 mod storage;
+mod sweep;
 mod vault;
 
 pub use audit::{AuditEntry, AuditOp, AuditReport};
@@ -106,4 +107,5 @@ pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordIn
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
 pub use policy::{EventKind, Policy, RequestKind};
 pub use storage::Durability;
+pub use sweep::SweepReport;
 pub use vault::{Stats, Vault, VaultBuilder, VerifyReport};

@@ -242,6 +242,14 @@ pub(crate) fn add_span(at: Timestamp, span: Span) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
+/// Subtracts a calendar span from a time, in UTC; saturates at the start of time.
+pub(crate) fn sub_span(at: Timestamp, span: Span) -> Timestamp {
+    at.to_zoned(TimeZone::UTC)
+        .checked_sub(span)
+        .map(|z| z.timestamp())
+        .unwrap_or(Timestamp::MIN)
+}
+
 /// Compares two spans by what they add to `at`.
 fn span_longer(a: Span, b: Span) -> bool {
     let at = Timestamp::UNIX_EPOCH;

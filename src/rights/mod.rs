@@ -3,3 +3,8 @@
 //! itself (erasure goes through [`crate::erasure`]).
 
 pub mod access;
+mod consent;
+pub mod export;
+mod requests;
+
+pub use requests::{Disclosure, Request};

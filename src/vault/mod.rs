@@ -1,6 +1,8 @@
 //! The vault facade: opening and creating, and the operations that tie crypto, keys, storage,
 //! policy, audit and rights together. Every destruction goes through [`erasure`](crate::erasure).
 
+mod backup;
+mod holds;
 mod open;
 mod records;
 

@@ -120,6 +120,19 @@ impl Vault {
     where
         I: IntoIterator<Item = (&'a SubjectId, RecordMeta, &'a [u8])>,
     {
+        let items: Vec<_> = items
+            .into_iter()
+            .map(|(s, m, p)| (s, RecordId::random(), 1, m, p))
+            .collect();
+        self.insert_many(items, AuditOp::Put)
+    }
+
+    /// Inserts records with given ids and versions (put and import).
+    pub(crate) fn insert_many(
+        &self,
+        items: Vec<(&SubjectId, RecordId, u32, RecordMeta, &[u8])>,
+        op: AuditOp,
+    ) -> Result<Vec<RecordId>> {
         let _no_destruction = self
             .inner
             .destruction
@@ -132,14 +145,13 @@ impl Vault {
         let mut drafts = Vec::new();
         let mut ids = Vec::new();
         let mut states: BTreeMap<SubjectRef, SubjectState> = BTreeMap::new();
-        for (subject, meta, payload) in items {
+        for (subject, id, version, meta, payload) in items {
             meta.validate()?;
             check_payload(payload)?;
             let ident = self.find_or_create(subject)?;
             let (generation, key) = self.group_key(&ident, meta.category.name())?;
-            let id = RecordId::random();
             let entry = seal_record(
-                &key, &vault_id, &ident, id, 1, generation, meta, payload, now,
+                &key, &vault_id, &ident, id, version, generation, meta, payload, now,
             );
             if let Some(p) = &policy {
                 if p.rule(&entry.meta.category).is_some() {
@@ -155,7 +167,7 @@ impl Vault {
                 }
             }
             drafts.push(
-                self.draft(AuditOp::Put)
+                self.draft(op)
                     .subject(ident)
                     .category(entry.meta.category.name())
                     .record(id),

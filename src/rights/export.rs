@@ -1,0 +1,334 @@
+//! Access and portability: a subject's data as one versioned JSON document, written as a
+//! stream (memory does not grow with the number of records), and its import into another vault.
+//!
+//! The document (format `pdvault-export`, version 1):
+//!
+//! ```json
+//! {
+//!   "format": "pdvault-export",
+//!   "version": 1,
+//!   "exported_at": "2026-11-23T10:00:00Z",
+//!   "subject_id": "alice@example.com",
+//!   "subject": { "created_at": "…", "pending_erasure": null, "events": {"account-closed": "…"},
+//!                "restricted": false, "restricted_categories": [],
+//!                "consents": {"marketing": {"granted": true, "at": "…", "policy_version": "…"}} },
+//!   "holds": [ { "id": "…", "scope": "subject", "reason": "dispute", "reference": "…", … } ],
+//!   "disclosures": [ { "recipient": "…", "purpose": "…", "categories": ["…"], "ground": "…", "at": "…" } ],
+//!   "records": [
+//!     { "record": "…", "category": "contact", "fideslang": "user.contact", "purposes": ["billing"],
+//!       "basis": "contract", "source": null, "collected_at": "…", "version": 1, "updated_at": "…",
+//!       "expires_at": null, "retained_until": null,
+//!       "payload": { "text": "…" } }      // or { "base64": "…" } for bytes that are not UTF-8
+//!   ]
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use base64::Engine as _;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditOp;
+use crate::error::{InputError, Result};
+use crate::ids::{RecordId, SubjectId};
+use crate::model::{Category, LegalBasis, Purpose, RecordMeta};
+use crate::policy::RequestKind;
+use crate::policy::holds::Hold;
+use crate::rights::Disclosure;
+use crate::storage::entries::{ConsentState, RecordEntry};
+use crate::storage::{Txn, layout};
+use crate::vault::Vault;
+
+/// The format name of an export document.
+pub const FORMAT: &str = "pdvault-export";
+/// The version of the export document this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// A payload in an export: UTF-8 text as text, other bytes as base64.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportPayload {
+    /// UTF-8 text.
+    Text(String),
+    /// Other bytes, base64 (standard alphabet, padded).
+    Base64(String),
+}
+
+impl ExportPayload {
+    fn from_bytes(b: Vec<u8>) -> Self {
+        match String::from_utf8(b) {
+            Ok(s) => ExportPayload::Text(s),
+            Err(e) => ExportPayload::Base64(
+                base64::engine::general_purpose::STANDARD.encode(e.as_bytes()),
+            ),
+        }
+    }
+
+    fn into_bytes(self) -> Result<Vec<u8>> {
+        match self {
+            ExportPayload::Text(s) => Ok(s.into_bytes()),
+            ExportPayload::Base64(s) => base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| InputError::Document(format!("payload is not base64: {e}")).into()),
+        }
+    }
+}
+
+/// One record of an export.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRecord {
+    /// The record id.
+    pub record: RecordId,
+    /// The category name.
+    pub category: Category,
+    /// The fideslang key of the category.
+    pub fideslang: Option<String>,
+    /// The purposes.
+    pub purposes: Vec<Purpose>,
+    /// The legal basis.
+    pub basis: LegalBasis,
+    /// The source.
+    pub source: Option<String>,
+    /// When collected.
+    pub collected_at: Timestamp,
+    /// The version.
+    pub version: u32,
+    /// When last written.
+    pub updated_at: Timestamp,
+    /// When the maximum retention ends, if scheduled.
+    pub expires_at: Option<Timestamp>,
+    /// Until when it must be kept, if an obligation applies.
+    pub retained_until: Option<Timestamp>,
+    /// The data.
+    pub payload: ExportPayload,
+}
+
+/// The subject part of an export.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportSubject {
+    /// When the subject was first written.
+    pub created_at: Option<Timestamp>,
+    /// When an erasure was requested, if one is pending.
+    pub pending_erasure: Option<Timestamp>,
+    /// Anchor events.
+    pub events: BTreeMap<String, Timestamp>,
+    /// Whether processing is restricted.
+    pub restricted: bool,
+    /// Categories under restriction.
+    pub restricted_categories: Vec<String>,
+    /// Consents per purpose.
+    pub consents: BTreeMap<String, ConsentState>,
+}
+
+/// A whole export document (what [`Vault::import`] reads).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportDocument {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The document version.
+    pub version: u32,
+    /// When it was written.
+    pub exported_at: Timestamp,
+    /// The subject's identifier.
+    pub subject_id: String,
+    /// The subject's state.
+    pub subject: ExportSubject,
+    /// Holds (with their reasons).
+    pub holds: Vec<Hold>,
+    /// Disclosures.
+    pub disclosures: Vec<Disclosure>,
+    /// Every readable record.
+    pub records: Vec<ExportRecord>,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Records imported.
+    pub records: usize,
+}
+
+fn json_err(e: serde_json::Error) -> crate::Error {
+    crate::Error::Storage(crate::StorageError::Io(std::io::Error::other(e)))
+}
+
+impl Vault {
+    /// Writes everything held about a subject to `out` as one JSON document, record by record.
+    /// Closes the subject's open access and portability requests.
+    pub fn export(&self, subject: &SubjectId, out: &mut dyn Write) -> Result<u64> {
+        let ident = self.find(subject)?.subject;
+        let state = self.state(&ident)?;
+        let policy = self.policy();
+        let head = ExportHead {
+            format: FORMAT,
+            version: VERSION,
+            exported_at: self.now(),
+            subject_id: subject_str(subject),
+            subject: ExportSubject {
+                created_at: state.created_at,
+                pending_erasure: state.pending_erasure,
+                events: state.events.clone(),
+                restricted: state.restricted,
+                restricted_categories: state.restricted_categories.iter().cloned().collect(),
+                consents: state.consents.clone(),
+            },
+            holds: self.holds(Some(subject))?,
+            disclosures: self.disclosures_of(&ident)?,
+        };
+        let head_json = serde_json::to_string(&head).map_err(json_err)?;
+        // Open the object, write the head's fields, then stream the records array.
+        out.write_all(head_json[..head_json.len() - 1].as_bytes())?;
+        out.write_all(b",\"records\":[")?;
+        let destroyed = self.destroyed_groups(&ident)?;
+        let mut n = 0u64;
+        for r in self
+            .store()
+            .scan::<RecordEntry>(&layout::records_of(&ident), "record")
+        {
+            let (k, e) = r?;
+            let Some((_, id)) = layout::parse_record(&k) else {
+                continue;
+            };
+            if destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen)) {
+                continue;
+            }
+            let Some(key) = self.keys().data_key_gen(
+                self.store(),
+                &ident,
+                e.meta.category.name(),
+                e.key_gen,
+            )?
+            else {
+                continue;
+            };
+            let payload = self.open_record(&key, &ident, id, &e)?;
+            let rec = ExportRecord {
+                record: id,
+                fideslang: e.meta.category.fideslang_key().map(str::to_owned),
+                expires_at: policy.as_ref().and_then(|p| {
+                    p.expires_at(&e.meta.category, e.meta.collected_at, &state.events)
+                }),
+                retained_until: policy.as_ref().and_then(|p| {
+                    p.retained_until(&e.meta.category, e.meta.collected_at, &state.events)
+                }),
+                category: e.meta.category,
+                purposes: e.meta.purposes,
+                basis: e.meta.basis,
+                source: e.meta.source,
+                collected_at: e.meta.collected_at,
+                version: e.version,
+                updated_at: e.updated_at,
+                payload: ExportPayload::from_bytes(payload),
+            };
+            if n > 0 {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *out, &rec).map_err(json_err)?;
+            n += 1;
+        }
+        out.write_all(b"]}\n")?;
+        out.flush()?;
+        let mut txn = Txn::new();
+        self.close_requests_in(
+            &mut txn,
+            &ident,
+            &[RequestKind::Access, RequestKind::Portability],
+        )?;
+        let d = self
+            .draft(AuditOp::Export)
+            .subject(ident)
+            .note(format!("{n} records"));
+        self.commit(txn, vec![d])?;
+        Ok(n)
+    }
+
+    /// Reads an export document and files its records (same ids, metadata and versions), consents,
+    /// events and restrictions under its subject identifier in this vault.
+    pub fn import(&self, input: &mut dyn Read) -> Result<ImportReport> {
+        let doc: ExportDocument =
+            serde_json::from_reader(input).map_err(|e| InputError::Document(e.to_string()))?;
+        if doc.format != FORMAT {
+            return Err(InputError::Document(format!(
+                "format is {:?}, expected {FORMAT:?}",
+                doc.format
+            ))
+            .into());
+        }
+        if doc.version > VERSION {
+            return Err(InputError::Document(format!(
+                "document version {} is newer than {VERSION}",
+                doc.version
+            ))
+            .into());
+        }
+        let subject = SubjectId::new(doc.subject_id)?;
+        let mut items = Vec::with_capacity(doc.records.len());
+        let mut payloads = Vec::with_capacity(doc.records.len());
+        for r in doc.records {
+            let meta = RecordMeta {
+                category: r.category,
+                purposes: r.purposes,
+                basis: r.basis,
+                source: r.source,
+                collected_at: r.collected_at,
+            };
+            meta.validate()?;
+            payloads.push(r.payload.into_bytes()?);
+            items.push((r.record, r.version.max(1), meta));
+        }
+        let ident = self.find_or_create(&subject)?;
+        let batch: Vec<_> = items
+            .into_iter()
+            .zip(payloads.iter())
+            .map(|((id, v, m), p)| (&subject, id, v, m, p.as_slice()))
+            .collect();
+        let n = batch.len();
+        for id in batch.iter().map(|b| b.1) {
+            if self.store().contains(&layout::record(&ident, &id))? {
+                return Err(InputError::Document(format!(
+                    "record {id} already exists in this vault"
+                ))
+                .into());
+            }
+        }
+        self.insert_many(batch, AuditOp::Import)?;
+        {
+            let _g = self.lock_subject(&ident);
+            let mut state = self.state(&ident)?;
+            state.events.extend(doc.subject.events);
+            state.consents.extend(doc.subject.consents);
+            state.restricted |= doc.subject.restricted;
+            state
+                .restricted_categories
+                .extend(doc.subject.restricted_categories);
+            let mut txn = Txn::new();
+            txn.put(layout::subject(&ident), &state);
+            self.commit(
+                txn,
+                vec![
+                    self.draft(AuditOp::Import)
+                        .subject(ident)
+                        .note(format!("{n} records")),
+                ],
+            )?;
+        }
+        Ok(ImportReport { records: n })
+    }
+}
+
+fn subject_str(s: &SubjectId) -> String {
+    String::from_utf8_lossy(s.as_bytes()).into_owned()
+}
+
+#[derive(Serialize)]
+struct ExportHead<'a> {
+    format: &'a str,
+    version: u32,
+    exported_at: Timestamp,
+    subject_id: String,
+    subject: ExportSubject,
+    holds: Vec<Hold>,
+    disclosures: Vec<Disclosure>,
+}

@@ -1,0 +1,203 @@
+//! Legal holds, subject events and the retention policy of a vault.
+
+use jiff::Timestamp;
+
+use super::Vault;
+use crate::audit::AuditOp;
+use crate::error::{Error, Result};
+use crate::ids::{HoldId, SubjectId};
+use crate::model::check_text;
+use crate::policy::holds::{Hold, HoldReason, HoldScope, HoldTarget, Release};
+use crate::policy::{EventKind, Policy};
+use crate::storage::entries::{DueKind, RecordEntry};
+use crate::storage::{Txn, layout};
+
+impl Vault {
+    /// Places a legal hold; returns its id. While it stands, nothing destroys what it covers.
+    pub fn place_hold(
+        &self,
+        subject: &SubjectId,
+        target: HoldTarget,
+        reason: HoldReason,
+        reference: Option<&str>,
+        until: Option<Timestamp>,
+    ) -> Result<HoldId> {
+        if let Some(r) = reference {
+            check_text("reference", r)?;
+        }
+        let ident = self.find(subject)?.subject;
+        let scope = match target {
+            HoldTarget::Subject => HoldScope::Subject,
+            HoldTarget::Category(c) => HoldScope::Category(c),
+            HoldTarget::Record(r) => {
+                self.load(&ident, r)?;
+                HoldScope::Record(r)
+            }
+        };
+        let hold = Hold {
+            id: HoldId::random(),
+            subject: ident,
+            scope,
+            reason,
+            reference: reference.map(str::to_owned),
+            placed_by: self.actor.to_string(),
+            placed_at: self.now(),
+            until,
+            released: None,
+        };
+        let mut txn = Txn::new();
+        txn.put_new(layout::hold(&hold.id), &hold);
+        txn.put_new(layout::subject_hold(&ident, &hold.id), &());
+        let mut d = self
+            .draft(AuditOp::HoldPlace)
+            .subject(ident)
+            .note(format!("hold {} ({})", hold.id, reason));
+        if let HoldScope::Category(c) = &hold.scope {
+            d = d.category(c.name());
+        }
+        if let HoldScope::Record(r) = &hold.scope {
+            d = d.record(*r);
+        }
+        self.commit_synced(txn, vec![d])?;
+        Ok(hold.id)
+    }
+
+    /// Releases a hold (recorded; the hold stays listed as released). What it protected is
+    /// destroyed by the next sweep if an erasure is pending and its retention has passed.
+    pub fn release_hold(&self, id: HoldId) -> Result<Hold> {
+        let mut hold: Hold = self
+            .store()
+            .get(&layout::hold(&id), "hold")?
+            .ok_or(Error::HoldNotFound(id))?;
+        if hold.released.is_some() {
+            return Ok(hold);
+        }
+        hold.released = Some(Release {
+            at: self.now(),
+            by: self.actor.to_string(),
+        });
+        let mut txn = Txn::new();
+        txn.put(layout::hold(&id), &hold);
+        let d = self
+            .draft(AuditOp::HoldRelease)
+            .subject(hold.subject)
+            .note(format!("hold {id}"));
+        self.commit_synced(txn, vec![d])?;
+        Ok(hold)
+    }
+
+    /// Holds, all or one subject's, active and released.
+    pub fn holds(&self, subject: Option<&SubjectId>) -> Result<Vec<Hold>> {
+        let ident = subject
+            .map(|s| self.find(s))
+            .transpose()?
+            .map(|i| i.subject);
+        let mut out = Vec::new();
+        for r in self
+            .store()
+            .scan::<Hold>(&layout::table(layout::Table::Hold), "hold")
+        {
+            let (_, h) = r?;
+            if ident.is_none_or(|s| s == h.subject) {
+                out.push(h);
+            }
+        }
+        out.sort_by_key(|h| h.placed_at);
+        Ok(out)
+    }
+
+    /// Records a subject event (account closed, contract ended) that retention counts from, and
+    /// schedules the records whose retention it starts.
+    pub fn record_event(&self, subject: &SubjectId, kind: EventKind, at: Timestamp) -> Result<()> {
+        let _no_destruction = self
+            .inner
+            .destruction
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let ident = self.find(subject)?.subject;
+        let _g = self.lock_subject(&ident);
+        let mut state = self.state(&ident)?;
+        let before = state.events.clone();
+        state.events.insert(kind.name().to_owned(), at);
+        let mut txn = Txn::new();
+        txn.put(layout::subject(&ident), &state);
+        if let Some(p) = self.policy() {
+            for r in self
+                .store()
+                .scan::<RecordEntry>(&layout::records_of(&ident), "record")
+            {
+                let (k, e) = r?;
+                let Some((_, id)) = layout::parse_record(&k) else {
+                    continue;
+                };
+                if let Some(old) = p.expires_at(&e.meta.category, e.meta.collected_at, &before) {
+                    txn.delete(layout::due(old, &ident, &id));
+                }
+                if let Some(new) =
+                    p.expires_at(&e.meta.category, e.meta.collected_at, &state.events)
+                {
+                    txn.put(layout::due(new, &ident, &id), &DueKind::Expiry);
+                }
+                if state.pending_erasure.is_some() {
+                    if let Some(until) =
+                        p.retained_until(&e.meta.category, e.meta.collected_at, &state.events)
+                    {
+                        if until != Timestamp::MAX {
+                            txn.put(layout::due(until, &ident, &id), &DueKind::PendingErasure);
+                        }
+                    }
+                }
+            }
+        }
+        let d = self.draft(AuditOp::Event).subject(ident).note(kind.name());
+        self.commit(txn, vec![d])
+    }
+
+    /// The retention policy in force, if any.
+    pub fn retention_policy(&self) -> Option<Policy> {
+        self.policy().map(|p| (*p).clone())
+    }
+
+    /// Sets the retention policy, stores it in the vault and reschedules every record (a scan of
+    /// the whole vault).
+    pub fn set_policy(&self, policy: Policy) -> Result<()> {
+        let _d = self
+            .inner
+            .destruction
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut txn = Txn::new();
+        for k in self.store().scan_keys(&layout::table(layout::Table::Due)) {
+            let k = k?;
+            // Pending erasures stay; expiries are recomputed.
+            if self.store().get::<DueKind>(&k, "due")? == Some(DueKind::Expiry) {
+                txn.delete(k);
+            }
+        }
+        let mut states = std::collections::BTreeMap::new();
+        for r in self
+            .store()
+            .scan::<RecordEntry>(&layout::table(layout::Table::Record), "record")
+        {
+            let (k, e) = r?;
+            let Some((sref, id)) = layout::parse_record(&k) else {
+                continue;
+            };
+            if !states.contains_key(&sref) {
+                states.insert(sref, self.state(&sref)?);
+            }
+            let events = &states[&sref].events;
+            if let Some(at) = policy.expires_at(&e.meta.category, e.meta.collected_at, events) {
+                txn.put(layout::due(at, &sref, &id), &DueKind::Expiry);
+            }
+        }
+        txn.put(layout::meta(layout::POLICY), policy.source());
+        let d = self
+            .draft(AuditOp::PolicySet)
+            .note(policy.version.clone().unwrap_or_default());
+        self.commit_synced(txn, vec![d])?;
+        *self.inner.policy.write().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::sync::Arc::new(policy));
+        Ok(())
+    }
+}
