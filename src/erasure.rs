@@ -405,8 +405,7 @@ impl Vault {
                                 RetainReason::Held { .. } => Some(now),
                             };
                             if let Some(at) = at {
-                                plan.txn
-                                    .put(layout::due(at, &ident, &id), &DueKind::PendingErasure);
+                                plan.txn.put(layout::due(at, &ident, &id), &kind);
                             }
                         }
                         report.retained.push(Retained {

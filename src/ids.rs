@@ -90,6 +90,7 @@ macro_rules! random_id {
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub struct $name(pub(crate) [u8; $len]);
 
+        #[allow(dead_code)]
         impl $name {
             pub(crate) fn random() -> Self {
                 $name(crate::crypto::random_array())

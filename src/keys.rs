@@ -261,7 +261,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A subject as the key layer knows it.
 pub(crate) struct Identity {
     pub(crate) subject: SubjectRef,
-    pub(crate) blind: BlindIndex,
 }
 
 fn cache_capacity() -> NonZeroUsize {
@@ -305,7 +304,7 @@ impl Keys {
     pub(crate) fn find_subject(&self, store: &Store, id: &SubjectId) -> Result<Option<Identity>> {
         let blind = self.blind(id);
         if let Some(r) = lock(&self.identities).get(&blind) {
-            return Ok(Some(Identity { subject: *r, blind }));
+            return Ok(Some(Identity { subject: *r }));
         }
         let Some(entry) = store
             .get::<crate::storage::entries::IndexEntry>(&layout::index(&blind), "index entry")?
@@ -321,7 +320,7 @@ impl Keys {
             SubjectRef::from_slice(&plain).ok_or(IntegrityError)?
         };
         lock(&self.identities).put(blind, subject);
-        Ok(Some(Identity { subject, blind }))
+        Ok(Some(Identity { subject }))
     }
 
     /// Finds a subject, or creates it: its identity key, its subject key (group
@@ -365,7 +364,7 @@ impl Keys {
         }
         lock(&self.identities).put(blind, subject);
         lock(&self.data).put((subject, SUBJECT_GROUP.to_owned()), (0, subject_key));
-        Ok((Identity { subject, blind }, true))
+        Ok((Identity { subject }, true))
     }
 
     /// The associated data of a subject's sealed blind index.
@@ -427,24 +426,6 @@ impl Keys {
         Ok(Some(Arc::new(DataKey::new(
             &self.ring().unwrap(&addr, &w)?,
         ))))
-    }
-
-    /// The current data key of a group, created (generation 0) if there is none.
-    pub(crate) fn data_key_or_create(
-        &self,
-        store: &Store,
-        subject: &SubjectRef,
-        category: &str,
-    ) -> Result<(u32, Arc<DataKey>)> {
-        if let Some(k) = self.data_key(store, subject, category)? {
-            return Ok(k);
-        }
-        let _guard = lock(&self.create);
-        if let Some(k) = self.data_key(store, subject, category)? {
-            return Ok(k);
-        }
-        let key = self.add_data_key(store, subject, category, 0, Txn::new())?;
-        Ok((0, key))
     }
 
     /// Adds generation `gen` of a group's data key, committed with `txn`.
@@ -682,6 +663,7 @@ impl Keys {
     }
 
     /// How many unwrapped data keys of a subject are cached (for tests of purging).
+    #[cfg(test)]
     pub(crate) fn cached_keys_of(&self, subject: &SubjectRef) -> usize {
         lock(&self.data)
             .iter()

@@ -20,11 +20,6 @@ impl SecretKey {
     pub(crate) fn expose(&self) -> &[u8; 32] {
         &self.0
     }
-
-    /// A copy; named so that every duplication of key material is visible.
-    pub(crate) fn duplicate(&self) -> Self {
-        SecretKey(self.0)
-    }
 }
 
 impl fmt::Debug for SecretKey {

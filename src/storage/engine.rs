@@ -29,5 +29,6 @@ pub(crate) trait Engine: Send + Sync {
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<(), StorageError>;
     /// Bytes the engine's files take on disk, when it can tell.
+    #[allow(dead_code)]
     fn size_on_disk(&self) -> Option<u64>;
 }

@@ -15,6 +15,7 @@ pub(crate) mod codec;
 pub(crate) mod engine;
 pub(crate) mod entries;
 pub(crate) mod layout;
+#[cfg(test)]
 pub(crate) mod mem_engine;
 pub(crate) mod sled_engine;
 pub(crate) mod vault_file;
@@ -75,10 +76,6 @@ impl Txn {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ops.len()
     }
 
     pub(crate) fn append(&mut self, mut other: Txn) {
@@ -155,11 +152,6 @@ impl Store {
             Some(b) => Ok(Some(codec::decode(&b, what)?)),
             None => Ok(None),
         }
-    }
-
-    /// Reads one entry's raw bytes.
-    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.engine.get(key)
     }
 
     /// Whether a key exists.
@@ -252,15 +244,6 @@ impl Store {
         Ok(next.seq)
     }
 
-    /// Applies a transaction and, under [`Durability::Immediate`], waits until it is durable.
-    pub(crate) fn commit_durable(&self, txn: Txn) -> Result<u64, StorageError> {
-        let seq = self.commit(txn)?;
-        if self.durability == Durability::Immediate {
-            self.sync_to(seq)?;
-        }
-        Ok(seq)
-    }
-
     /// The manifest of everything committed so far.
     pub(crate) fn manifest(&self) -> Manifest {
         *lock(&self.committed)
@@ -346,6 +329,7 @@ impl Store {
     }
 
     /// Bytes on disk, where the engine can tell.
+    #[allow(dead_code)]
     pub(crate) fn size_on_disk(&self) -> Option<u64> {
         self.engine.size_on_disk()
     }
@@ -407,7 +391,8 @@ mod tests {
         let (e, s) = store();
         let mut t = Txn::new();
         t.put(layout::meta("a"), &1u32);
-        s.commit_durable(t).unwrap();
+        let seq = s.commit(t).unwrap();
+        s.sync_to(seq).unwrap();
         let mut t = Txn::new();
         t.put(layout::meta("b"), &1u32);
         s.commit(t).unwrap();
