@@ -573,3 +573,160 @@ impl Vault {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod attacker_tests {
+    //! Erasure against the disk: the attacker holds the store files from before an erasure and
+    //! every secret of the vault after it, the root secret included.
+
+    use std::path::Path;
+
+    use crate::crypto::{self, DataKey, KdfParams, RootSecret};
+    use crate::keys::{Ring, RootKeys};
+    use crate::model::{Category, Purpose, RecordMeta};
+    use crate::storage::engine::Engine;
+    use crate::storage::entries::{RecordEntry, WrappedKey};
+    use crate::storage::sled_engine::SledEngine;
+    use crate::storage::{codec, layout, vault_file};
+    use crate::{SubjectId, Vault};
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    /// Every record the attacker can decrypt: (record id, plaintext).
+    fn attack(vault_dir: &Path, store_dir: &Path) -> Vec<(crate::RecordId, Vec<u8>)> {
+        let header = vault_file::read(vault_dir).unwrap();
+        let root = crate::vault::root_key(&header.kdf, &RootSecret::passphrase("pw")).unwrap();
+        let vault_id = header.vault_id;
+        let ring = Ring::unseal(RootKeys::derive(&root, &vault_id), header).unwrap();
+        let engine = SledEngine::open(store_dir, None).unwrap();
+        let mut keys = Vec::new();
+        for r in engine.scan_prefix(&layout::table(layout::Table::Key)) {
+            let (addr, v) = r.unwrap();
+            let w: WrappedKey = codec::decode(&v, "wrapped key").unwrap();
+            if let Ok(secret) = ring.unwrap(&addr, &w) {
+                keys.push(DataKey::new(&secret));
+            }
+        }
+        let mut opened = Vec::new();
+        for r in engine.scan_prefix(&layout::table(layout::Table::Record)) {
+            let (k, v) = r.unwrap();
+            let (sref, id) = layout::parse_record(&k).unwrap();
+            let e: RecordEntry = codec::decode(&v, "record").unwrap();
+            let ad = crate::vault::record_ad(&vault_id, &sref, &id, e.version, e.key_gen, &e.meta);
+            if let Some(pt) = keys
+                .iter()
+                .find_map(|key| crypto::open(key, &ad, &e.sealed).ok())
+            {
+                opened.push((id, pt));
+            }
+        }
+        opened
+    }
+
+    #[test]
+    fn stale_store_files_with_current_keys_decrypt_no_erased_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("vault");
+        let p = Purpose::new("service").unwrap();
+        let alice = SubjectId::new("alice@example.com").unwrap();
+        let bob = SubjectId::new("bob@example.com").unwrap();
+        let (alice_ids, bob_keep, bob_gone, bob_usage) = {
+            let v = Vault::builder(&dir)
+                .kdf(KdfParams::insecure_for_tests())
+                .create(RootSecret::passphrase("pw"))
+                .unwrap();
+            let a1 = v
+                .put(
+                    &alice,
+                    RecordMeta::new(Category::Contact).purpose(p.clone()),
+                    b"alice-contact",
+                )
+                .unwrap();
+            let a2 = v
+                .put(
+                    &alice,
+                    RecordMeta::new(Category::Usage).purpose(p.clone()),
+                    b"alice-usage",
+                )
+                .unwrap();
+            let b1 = v
+                .put(
+                    &bob,
+                    RecordMeta::new(Category::Contact).purpose(p.clone()),
+                    b"bob-contact-kept",
+                )
+                .unwrap();
+            let b2 = v
+                .put(
+                    &bob,
+                    RecordMeta::new(Category::Contact).purpose(p.clone()),
+                    b"bob-contact-erased",
+                )
+                .unwrap();
+            let b3 = v
+                .put(
+                    &bob,
+                    RecordMeta::new(Category::Usage).purpose(p.clone()),
+                    b"bob-usage-erased",
+                )
+                .unwrap();
+            v.close().unwrap();
+            (vec![a1, a2], b1, b2, b3)
+        };
+        // Before the erasure, the attacker's view decrypts everything.
+        assert_eq!(attack(&dir, &crate::vault::store_dir(&dir)).len(), 5);
+        let stale = tmp.path().join("stale-store");
+        copy_dir(&crate::vault::store_dir(&dir), &stale);
+
+        let v = Vault::builder(&dir)
+            .open(RootSecret::passphrase("pw"))
+            .unwrap();
+        assert!(v.erase_subject(&alice).unwrap().subject_erased);
+        v.erase_record(&bob, bob_gone).unwrap();
+        v.erase_category(&bob, &Category::Usage).unwrap();
+        // What was not erased still reads.
+        assert_eq!(
+            v.get(&bob, bob_keep, &p).unwrap().payload,
+            b"bob-contact-kept"
+        );
+        v.close().unwrap();
+
+        let erased: Vec<crate::RecordId> = alice_ids
+            .iter()
+            .copied()
+            .chain([bob_gone, bob_usage])
+            .collect();
+        for (store, what) in [
+            (stale.as_path(), "stale copy"),
+            (crate::vault::store_dir(&dir).as_path(), "current files"),
+        ] {
+            let opened = attack(&dir, store);
+            for (id, pt) in &opened {
+                assert!(
+                    !erased.contains(id),
+                    "{what}: erased record {id} decrypted: {:?}",
+                    String::from_utf8_lossy(pt)
+                );
+            }
+        }
+        // The current vault still serves the kept record after reopening.
+        let v = Vault::builder(&dir)
+            .open(RootSecret::passphrase("pw"))
+            .unwrap();
+        assert_eq!(
+            v.get(&bob, bob_keep, &p).unwrap().payload,
+            b"bob-contact-kept"
+        );
+        assert!(v.verify().unwrap().is_whole());
+    }
+}

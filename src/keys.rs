@@ -183,7 +183,7 @@ impl Ring {
         }
     }
 
-    fn unwrap(&self, addr: &[u8], w: &WrappedKey) -> Result<SecretKey, IntegrityError> {
+    pub(crate) fn unwrap(&self, addr: &[u8], w: &WrappedKey) -> Result<SecretKey, IntegrityError> {
         let shard = &self.shards[layout_shard(addr) as usize];
         if shard.generation != w.shard_gen {
             return Err(IntegrityError);

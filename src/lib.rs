@@ -109,3 +109,53 @@ pub use policy::{EventKind, Policy, RequestKind};
 pub use storage::Durability;
 pub use sweep::SweepReport;
 pub use vault::{Stats, Vault, VaultBuilder, VerifyReport};
+
+/// Entry points for the fuzz targets: each decodes untrusted bytes the way the vault does and
+/// must never panic. Not part of the supported API.
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::storage::{codec, entries, layout, vault_file};
+
+    /// The vault file (header and sealed ring envelope).
+    pub fn vault_header(data: &[u8]) {
+        let _ = vault_file::decode(data);
+        let _ = vault_file::decode_ring(data);
+    }
+    /// A stored record.
+    pub fn record_entry(data: &[u8]) {
+        let _ = codec::decode::<entries::RecordEntry>(data, "record");
+    }
+    /// A wrapped key and a ratchet journal entry.
+    pub fn wrapped_key(data: &[u8]) {
+        let _ = codec::decode::<entries::WrappedKey>(data, "wrapped key");
+        let _ = codec::decode::<entries::JournalEntry>(data, "journal");
+    }
+    /// A blind-index entry.
+    pub fn index_entry(data: &[u8]) {
+        let _ = codec::decode::<entries::IndexEntry>(data, "index");
+    }
+    /// An erasure-ledger entry.
+    pub fn ledger_entry(data: &[u8]) {
+        let _ = codec::decode::<crate::erasure::LedgerEntry>(data, "ledger");
+    }
+    /// An audit entry.
+    pub fn audit_entry(data: &[u8]) {
+        let _ = codec::decode::<crate::audit::AuditEntry>(data, "audit");
+    }
+    /// A subject's state, a hold and the manifest.
+    pub fn subject_state(data: &[u8]) {
+        let _ = codec::decode::<entries::SubjectState>(data, "subject");
+        let _ = codec::decode::<crate::policy::holds::Hold>(data, "hold");
+        let _ = codec::decode::<entries::Manifest>(data, "manifest");
+        let _ = codec::decode::<crate::rights::Request>(data, "request");
+    }
+    /// Keys of every table.
+    pub fn key_layout(data: &[u8]) {
+        let _ = layout::parse_record(data);
+        let _ = layout::parse_data_key(data);
+        let _ = layout::parse_due(data);
+        let _ = layout::parse_reclaim(data);
+        let _ = layout::parse_seq(data);
+        let _ = layout::parse_subject_hold(data);
+    }
+}

@@ -205,7 +205,8 @@ impl Vault {
     }
 }
 
-pub(crate) use records::seal_record;
+pub(crate) use open::{root_key, store_dir};
+pub(crate) use records::{record_ad, seal_record};
 
 #[cfg(test)]
 mod tests;
