@@ -1,0 +1,432 @@
+//! Retention tables of seeds 000 and 001 enforced at the right calendar dates; legal holds
+//! blocking every path to destruction; backup, erasure and restore with the ledger; rotation.
+
+use jiff::{Span, Timestamp, ToSpan};
+use pdvault::*;
+
+const PW: &str = "pw";
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn policy(file: &str) -> Policy {
+    let text =
+        std::fs::read_to_string(format!("{}/policies/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    Policy::from_toml(&text).unwrap()
+}
+
+fn vault(dir: &std::path::Path, clock: &ManualClock, policy: Option<Policy>) -> Vault {
+    let mut b = Vault::builder(dir)
+        .kdf(KdfParams::insecure_for_tests())
+        .clock(clock.clone());
+    if let Some(p) = policy {
+        b = b.policy(p);
+    }
+    b.create(RootSecret::passphrase(PW)).unwrap()
+}
+
+fn p() -> Purpose {
+    Purpose::new("service").unwrap()
+}
+
+fn readable(v: &Vault, s: &SubjectId, id: RecordId) -> bool {
+    v.get(s, id, &Purpose::new(Purpose::SUBJECT_ACCESS).unwrap())
+        .is_ok()
+}
+
+/// A record collected at `t0` of `cat` survives a sweep one day before `t0 + span` and is gone
+/// after a sweep one day after it.
+fn check_expiry(file: &str, cat: Category, span: Span) {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = ts("2024-01-31T12:00:00Z");
+    let clock = ManualClock::new(t0);
+    let v = vault(tmp.path(), &clock, Some(policy(file)));
+    let s = SubjectId::new("subject@example.com").unwrap();
+    let id = v
+        .put(
+            &s,
+            RecordMeta::new(cat.clone()).purpose(p()).collected_at(t0),
+            b"data",
+        )
+        .unwrap();
+    let keep = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Preference)
+                .purpose(p())
+                .collected_at(t0),
+            b"pref",
+        )
+        .unwrap();
+    let end = t0
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .checked_add(span)
+        .unwrap()
+        .timestamp();
+    clock.set(end - Span::new().hours(24));
+    v.sweep().unwrap();
+    assert!(
+        readable(&v, &s, id),
+        "{file} {cat}: gone a day before {end}"
+    );
+    clock.set(end + Span::new().hours(24));
+    let r = v.sweep().unwrap();
+    assert!(
+        !readable(&v, &s, id),
+        "{file} {cat}: still there a day after {end}: {r:?}"
+    );
+    assert!(
+        readable(&v, &s, keep),
+        "{file}: a category without a rule was swept"
+    );
+    assert!(v.verify().unwrap().is_whole());
+}
+
+#[test]
+fn seed_000_retention_table() {
+    check_expiry("seed-000-cmcendpoint.toml", Category::Contract, 5.years());
+    check_expiry("seed-000-cmcendpoint.toml", Category::Payment, 5.years());
+    check_expiry(
+        "seed-000-cmcendpoint.toml",
+        Category::Transaction,
+        5.years(),
+    );
+    check_expiry("seed-000-cmcendpoint.toml", Category::Complaint, 3.years());
+    check_expiry("seed-000-cmcendpoint.toml", Category::AccessLog, 3.months());
+}
+
+#[test]
+fn seed_001_retention_table() {
+    check_expiry("seed-001-m-exe.toml", Category::Usage, 12.months());
+    check_expiry("seed-001-m-exe.toml", Category::Transaction, 7.years());
+    check_expiry("seed-001-m-exe.toml", Category::Payment, 7.years());
+    check_expiry("seed-001-m-exe.toml", Category::Communication, 3.years());
+    check_expiry("seed-001-m-exe.toml", Category::Technical, 6.months());
+    check_expiry("seed-001-m-exe.toml", Category::AccessLog, 6.months());
+}
+
+#[test]
+fn access_log_three_months_is_calendar_months() {
+    // 30 November + 3 months = 28 February (not 30 x 3 days).
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = ts("2024-11-30T00:00:00Z");
+    let clock = ManualClock::new(t0);
+    let v = vault(
+        tmp.path(),
+        &clock,
+        Some(policy("seed-000-cmcendpoint.toml")),
+    );
+    let s = SubjectId::new("s").unwrap();
+    let id = v
+        .put(
+            &s,
+            RecordMeta::new(Category::AccessLog).collected_at(t0),
+            b"10.0.0.1",
+        )
+        .unwrap();
+    clock.set(ts("2025-02-27T23:59:59Z"));
+    v.sweep().unwrap();
+    assert!(readable(&v, &s, id));
+    clock.set(ts("2025-02-28T00:00:00Z"));
+    v.sweep().unwrap();
+    assert!(!readable(&v, &s, id));
+}
+
+#[test]
+fn seed_001_account_kept_while_open_and_two_years_after_closing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = ts("2020-03-01T00:00:00Z");
+    let clock = ManualClock::new(t0);
+    let v = vault(tmp.path(), &clock, Some(policy("seed-001-m-exe.toml")));
+    let s = SubjectId::new("user-1").unwrap();
+    let id = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Account)
+                .purpose(p())
+                .collected_at(t0),
+            b"account",
+        )
+        .unwrap();
+    clock.set(ts("2026-01-01T00:00:00Z"));
+    v.sweep().unwrap();
+    assert!(readable(&v, &s, id), "deleted while the account is open");
+    let closed = ts("2026-01-10T00:00:00Z");
+    v.record_event(&s, EventKind::AccountClosed, closed)
+        .unwrap();
+    clock.set(ts("2028-01-09T00:00:00Z"));
+    v.sweep().unwrap();
+    assert!(readable(&v, &s, id), "deleted before 2 years after closing");
+    clock.set(ts("2028-01-11T00:00:00Z"));
+    v.sweep().unwrap();
+    assert!(
+        !readable(&v, &s, id),
+        "kept more than 2 years after closing"
+    );
+}
+
+#[test]
+fn minimum_retention_defers_erasure_and_the_sweep_completes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = ts("2024-01-01T00:00:00Z");
+    let clock = ManualClock::new(t0);
+    let v = vault(tmp.path(), &clock, Some(policy("seed-001-m-exe.toml")));
+    let s = SubjectId::new("buyer").unwrap();
+    let tx = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Transaction)
+                .purpose(p())
+                .collected_at(t0),
+            b"order 1",
+        )
+        .unwrap();
+    let usage = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Usage)
+                .purpose(p())
+                .collected_at(t0),
+            b"clicks",
+        )
+        .unwrap();
+    clock.set(ts("2025-01-01T00:00:00Z"));
+    let r = v.erase_subject(&s).unwrap();
+    assert!(!r.subject_erased);
+    assert_eq!(r.retained.len(), 1);
+    assert_eq!(r.retained[0].record, tx);
+    assert!(
+        matches!(r.retained[0].reason, RetainReason::MinimumRetention { until: Some(u) } if u == ts("2031-01-01T00:00:00Z"))
+    );
+    assert!(!readable(&v, &s, usage));
+    assert!(readable(&v, &s, tx));
+    clock.set(ts("2031-01-02T00:00:00Z"));
+    v.sweep().unwrap();
+    assert!(
+        matches!(v.list(&s), Err(Error::SubjectNotFound)),
+        "pending erasure not completed"
+    );
+    // A new write for the same identifier starts a new subject: nothing comes back.
+    v.put(&s, RecordMeta::new(Category::Profile), b"new")
+        .unwrap();
+    assert_eq!(v.list(&s).unwrap().len(), 1);
+}
+
+#[test]
+fn holds_block_every_path_and_release_lets_the_sweep_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = ts("2024-01-01T00:00:00Z");
+    let clock = ManualClock::new(t0);
+    let v = vault(
+        tmp.path(),
+        &clock,
+        Some(policy("seed-000-cmcendpoint.toml")),
+    );
+    let s = SubjectId::new("disputed@example.com").unwrap();
+    let complaint = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Communication)
+                .purpose(p())
+                .collected_at(t0),
+            b"ticket",
+        )
+        .unwrap();
+    let log = v
+        .put(
+            &s,
+            RecordMeta::new(Category::AccessLog)
+                .purpose(p())
+                .collected_at(t0),
+            b"ip",
+        )
+        .unwrap();
+    let profile = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Profile)
+                .purpose(p())
+                .collected_at(t0),
+            b"bio",
+        )
+        .unwrap();
+    let h1 = v
+        .place_hold(
+            &s,
+            HoldTarget::Category(Category::Communication),
+            HoldReason::Dispute,
+            Some("CASE-1"),
+            None,
+        )
+        .unwrap();
+    let h2 = v
+        .place_hold(
+            &s,
+            HoldTarget::Record(log),
+            HoldReason::SecurityInvestigation,
+            None,
+            None,
+        )
+        .unwrap();
+
+    // delete, erase of a record and of a category: refused, naming the holds.
+    match v.delete(&s, complaint) {
+        Err(Error::Erasure(ErasureError::Held { holds })) => assert_eq!(holds, vec![h1]),
+        other => panic!("{other:?}"),
+    }
+    let msg = v.delete(&s, complaint).unwrap_err().to_string();
+    assert!(msg.contains(&h1.to_string()), "{msg}");
+    assert_eq!(
+        v.erase_category(&s, &Category::Communication)
+            .unwrap()
+            .retained
+            .len(),
+        1
+    );
+    assert!(readable(&v, &s, complaint));
+    // the sweep, past the access log's 3 months: the held log stays.
+    clock.set(ts("2024-06-01T00:00:00Z"));
+    v.sweep().unwrap();
+    assert!(readable(&v, &s, log));
+    // subject erasure: what is held stays, the rest goes; the report says why.
+    let r = v.erase_subject(&s).unwrap();
+    assert!(!r.subject_erased);
+    assert!(!readable(&v, &s, profile));
+    let reasons: Vec<_> = r
+        .retained
+        .iter()
+        .map(|x| (x.record, x.reason.clone()))
+        .collect();
+    assert!(reasons.contains(&(complaint, RetainReason::Held { holds: vec![h1] })));
+    assert!(reasons.contains(&(log, RetainReason::Held { holds: vec![h2] })));
+    // release one: the sweep destroys what it protected, not the other.
+    v.release_hold(h2).unwrap();
+    v.sweep().unwrap();
+    assert!(!readable(&v, &s, log));
+    assert!(readable(&v, &s, complaint));
+    v.release_hold(h1).unwrap();
+    v.sweep().unwrap();
+    assert!(matches!(v.list(&s), Err(Error::SubjectNotFound)));
+    let holds = v.holds(None).unwrap();
+    assert!(holds.iter().all(|h| h.released.is_some()));
+    assert!(v.verify().unwrap().is_whole());
+}
+
+#[test]
+fn a_hold_with_an_end_stops_holding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(ts("2024-01-01T00:00:00Z"));
+    let v = vault(tmp.path(), &clock, None);
+    let s = SubjectId::new("s").unwrap();
+    let id = v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    v.place_hold(
+        &s,
+        HoldTarget::Subject,
+        HoldReason::AuthorityRequest,
+        Some("REQ-9"),
+        Some(ts("2024-02-01T00:00:00Z")),
+    )
+    .unwrap();
+    assert!(v.delete(&s, id).is_err());
+    clock.set(ts("2024-02-02T00:00:00Z"));
+    v.delete(&s, id).unwrap();
+    assert!(!readable(&v, &s, id));
+}
+
+#[test]
+fn backup_erase_restore_with_ledger_resurrects_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(ts("2024-01-01T00:00:00Z"));
+    let v = vault(&tmp.path().join("live"), &clock, None);
+    let alice = SubjectId::new("alice").unwrap();
+    let bob = SubjectId::new("bob").unwrap();
+    let a = v
+        .put(&alice, RecordMeta::new(Category::Contact), b"alice")
+        .unwrap();
+    let b1 = v
+        .put(&bob, RecordMeta::new(Category::Contact), b"bob-1")
+        .unwrap();
+    let b2 = v
+        .put(&bob, RecordMeta::new(Category::Contact), b"bob-2")
+        .unwrap();
+    let carol = SubjectId::new("carol").unwrap();
+    let c = v
+        .put(&carol, RecordMeta::new(Category::Contact), b"carol")
+        .unwrap();
+    let hold = v
+        .place_hold(
+            &carol,
+            HoldTarget::Subject,
+            HoldReason::LegalObligation,
+            Some("LAW-1"),
+            None,
+        )
+        .unwrap();
+    v.backup(&tmp.path().join("backup")).unwrap();
+    v.erase_subject(&alice).unwrap();
+    v.erase_record(&bob, b2).unwrap();
+    let mut ledger = Vec::new();
+    v.export_ledger(&mut ledger).unwrap();
+    let ledger = Vault::parse_ledger(&mut ledger.as_slice()).unwrap();
+    assert_eq!(ledger.len(), 2);
+    drop(v);
+
+    // Without the ledger the backup is the past, erased data included (documented).
+    let old = Vault::restore(
+        &tmp.path().join("backup"),
+        &tmp.path().join("r1"),
+        RootSecret::passphrase(PW),
+        None,
+    )
+    .unwrap();
+    assert!(readable(&old, &alice, a));
+    drop(old);
+    let r = Vault::restore(
+        &tmp.path().join("backup"),
+        &tmp.path().join("r2"),
+        RootSecret::passphrase(PW),
+        Some(&ledger),
+    )
+    .unwrap();
+    assert!(!readable(&r, &alice, a));
+    assert!(matches!(r.list(&alice), Err(Error::SubjectNotFound)));
+    assert!(!readable(&r, &bob, b2));
+    assert!(readable(&r, &bob, b1));
+    assert!(readable(&r, &carol, c));
+    assert_eq!(r.holds(Some(&carol)).unwrap()[0].id, hold);
+    assert!(r.verify().unwrap().is_whole());
+}
+
+#[test]
+fn rotating_the_root_secret_locks_out_the_old_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(ts("2024-01-01T00:00:00Z"));
+    let v = vault(tmp.path(), &clock, None);
+    let s = SubjectId::new("s").unwrap();
+    let id = v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    v.rotate_root(
+        RootSecret::passphrase("new"),
+        Some(KdfParams::insecure_for_tests()),
+    )
+    .unwrap();
+    assert!(readable(&v, &s, id));
+    v.close().unwrap();
+    assert!(matches!(
+        Vault::builder(tmp.path()).open(RootSecret::passphrase(PW)),
+        Err(Error::Open(OpenError::WrongKey))
+    ));
+    let v = Vault::builder(tmp.path())
+        .open(RootSecret::passphrase("new"))
+        .unwrap();
+    assert!(readable(&v, &s, id));
+    assert!(v.verify().unwrap().is_whole());
+}
+
+#[test]
+fn policy_errors_name_the_entry() {
+    let err = Policy::from_toml("[retention.acces-log]\nmax = \"3 months\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("acces-log"), "{err}");
+}
