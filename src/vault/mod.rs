@@ -206,7 +206,9 @@ impl Vault {
 }
 
 pub(crate) use open::{root_key, store_dir};
-pub(crate) use records::{record_ad, seal_record};
+#[cfg(test)]
+pub(crate) use records::record_ad;
+pub(crate) use records::seal_record;
 
 #[cfg(test)]
 mod tests;
