@@ -279,7 +279,9 @@ impl Vault {
         now: Timestamp,
     ) -> Result<ErasureReport> {
         let policy = if plan.replay { None } else { self.policy() };
+        let _subject = self.lock_subject(&ident);
         let mut state: SubjectState = self.state(&ident)?;
+        let mut state_changed = false;
         let holds = if plan.replay {
             Vec::new()
         } else {
@@ -434,7 +436,10 @@ impl Vault {
                 .keys()
                 .data_key_gen(self.store(), &ident, &g.category, g.generation)?
                 .ok_or(StorageError::Malformed("missing group key"))?;
-            let new_gen = self.next_gen(&ident, &g.category)?.max(g.generation + 1);
+            let new_gen = self
+                .allocate_gen(&ident, &g.category, &mut state)?
+                .max(g.generation + 1);
+            state_changed = true;
             let (addr, secret) = self.keys().fresh_key(&ident, &g.category, new_gen);
             let new_key = crypto::DataKey::new(&secret);
             for (id, e) in keep {
@@ -468,8 +473,11 @@ impl Vault {
                 report.subject_erased = true;
             } else if state.pending_erasure.is_none() {
                 state.pending_erasure = Some(now);
-                plan.txn.put(layout::subject(&ident), &state);
+                state_changed = true;
             }
+        }
+        if state_changed && !report.subject_erased {
+            plan.txn.put(layout::subject(&ident), &state);
         }
         if !ledger.categories.is_empty() || !ledger.records.is_empty() || ledger.subject_erased {
             plan.ledger.push(ledger);

@@ -60,6 +60,8 @@ pub(crate) struct SubjectState {
     pub(crate) restricted_categories: BTreeSet<String>,
     /// Consent per purpose.
     pub(crate) consents: BTreeMap<String, ConsentState>,
+    /// The next key generation of each category: generations are never reused.
+    pub(crate) next_generation: BTreeMap<String, u32>,
 }
 
 /// A pending shard-key replacement: the next key, sealed under the current one.

@@ -149,29 +149,37 @@ impl Vault {
             .destruction
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        let mut plan = Plan::default();
-        plan.replay = true;
         let now = self.now();
         let mut applied = 0;
+        // One plan per step: a later step sees what an earlier one destroyed.
         for e in ledger {
-            if !self.store().contains(&layout::subject(&e.subject))? {
-                continue;
-            }
-            let scope = if e.subject_erased {
-                Scope::Subject
-            } else if !e.records.is_empty() {
-                Scope::Records(e.records.iter().copied().collect())
+            let mut scopes = Vec::new();
+            if e.subject_erased {
+                scopes.push(Scope::Subject);
             } else {
-                Scope::Groups(e.categories.clone())
-            };
-            self.plan_destruction(&mut plan, e.subject, scope, now)?;
+                if !e.categories.is_empty() {
+                    scopes.push(Scope::Groups(e.categories.clone()));
+                }
+                if !e.records.is_empty() {
+                    scopes.push(Scope::Records(e.records.iter().copied().collect()));
+                }
+            }
+            for scope in scopes {
+                if !self.store().contains(&layout::subject(&e.subject))? {
+                    break;
+                }
+                let mut plan = Plan::default();
+                plan.replay = true;
+                self.plan_destruction(&mut plan, e.subject, scope, now)?;
+                plan.add_draft(
+                    self.draft(AuditOp::LedgerApply)
+                        .subject(e.subject)
+                        .note(format!("ledger entry {}", e.seq)),
+                );
+                self.execute(plan)?;
+            }
             applied += 1;
         }
-        plan.add_draft(
-            self.draft(AuditOp::LedgerApply)
-                .note(format!("{applied} entries")),
-        );
-        self.execute(plan)?;
         Ok(applied)
     }
 }

@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) policy: RwLock<Option<Arc<Policy>>>,
     subject_locks: Vec<Mutex<()>>,
+    /// Set by `close`, which has already written the checkpoint.
+    closed: std::sync::atomic::AtomicBool,
     /// Serializes erasures, sweeps, restores and rotations.
     pub(crate) destruction: RwLock<()>,
 }
@@ -63,6 +65,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Best effort: write buffered audit entries and a checkpoint. Errors cannot be reported
         // from drop; `Vault::close` reports them.
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let _ = self.trail.commit(&self.store, Txn::new(), Vec::new());
         let _ = self.keys.checkpoint(&self.store);
     }
@@ -118,6 +123,9 @@ impl Vault {
     pub fn close(self) -> Result<()> {
         self.flush()?;
         self.inner.keys.checkpoint(&self.inner.store)?;
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
@@ -197,6 +205,7 @@ impl Vault {
             policy: RwLock::new(policy.map(Arc::new)),
             subject_locks: (0..SUBJECT_LOCKS).map(|_| Mutex::new(())).collect(),
             destruction: RwLock::new(()),
+            closed: std::sync::atomic::AtomicBool::new(false),
         };
         Vault {
             inner: Arc::new(inner),
@@ -205,6 +214,7 @@ impl Vault {
     }
 }
 
+#[cfg(test)]
 pub(crate) use open::{root_key, store_dir};
 #[cfg(test)]
 pub(crate) use records::record_ad;

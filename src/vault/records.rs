@@ -603,11 +603,32 @@ impl Vault {
         if let Some(k) = self.keys().data_key(self.store(), ident, category)? {
             return Ok(k);
         }
-        let generation = self.next_gen(ident, category)?;
-        let key =
-            self.keys()
-                .add_data_key(self.store(), ident, category, generation, Txn::new())?;
+        let mut state = self.state(ident)?;
+        let generation = self.allocate_gen(ident, category, &mut state)?;
+        let mut txn = Txn::new();
+        txn.put(layout::subject(ident), &state);
+        let key = self
+            .keys()
+            .add_data_key(self.store(), ident, category, generation, txn)?;
         Ok((generation, key))
+    }
+
+    /// Allocates a key generation for a group: never one used before, recorded in the subject's
+    /// state (which the caller writes) so that a generation destroyed and reclaimed is not reused
+    /// (a ledger replay destroys generations up to the one it names).
+    pub(crate) fn allocate_gen(
+        &self,
+        ident: &SubjectRef,
+        category: &str,
+        state: &mut SubjectState,
+    ) -> Result<u32> {
+        let g = self
+            .next_gen(ident, category)?
+            .max(state.next_generation.get(category).copied().unwrap_or(0));
+        state
+            .next_generation
+            .insert(category.to_owned(), g.saturating_add(1));
+        Ok(g)
     }
 
     /// The first key generation not used by any stored or destroyed key of a group.
