@@ -106,6 +106,8 @@ pub(crate) enum Scope {
     Subject,
     Category(Category),
     Records(BTreeSet<RecordId>),
+    /// Records of a pending subject erasure; completes the subject when nothing is left.
+    Pending(BTreeSet<RecordId>),
     /// Groups up to a generation (re-applying a ledger).
     Groups(Vec<(String, u32)>),
 }
@@ -298,13 +300,13 @@ impl Vault {
             subject_erased: false,
         };
         let wanted: Option<&BTreeSet<RecordId>> = match &scope {
-            Scope::Records(r) => Some(r),
+            Scope::Records(r) | Scope::Pending(r) => Some(r),
             _ => None,
         };
         match &scope {
             Scope::Subject => {}
             Scope::Category(c) => groups.retain(|g| g.category == c.name()),
-            Scope::Records(ids) => {
+            Scope::Records(ids) | Scope::Pending(ids) => {
                 let mut cats = HashSet::new();
                 for id in ids {
                     match self
@@ -395,7 +397,7 @@ impl Vault {
                 match reason {
                     Some(reason) => {
                         if matches!(scope, Scope::Subject) || plan.revisit_retained {
-                            let kind = if matches!(scope, Scope::Subject) {
+                            let kind = if matches!(scope, Scope::Subject | Scope::Pending(_)) {
                                 DueKind::PendingErasure
                             } else {
                                 DueKind::Expiry
@@ -476,6 +478,15 @@ impl Vault {
                 state_changed = true;
             }
         }
+        if matches!(scope, Scope::Pending(_))
+            && report.retained.is_empty()
+            && state.pending_erasure.is_some()
+            && !self.has_records_left(&ident, &report)?
+        {
+            self.destroy_subject(plan, &ident, &state)?;
+            ledger.subject_erased = true;
+            report.subject_erased = true;
+        }
         if state_changed && !report.subject_erased {
             plan.txn.put(layout::subject(&ident), &state);
         }
@@ -483,6 +494,36 @@ impl Vault {
             plan.ledger.push(ledger);
         }
         Ok(report)
+    }
+
+    /// Whether a subject keeps a readable record once `report`'s destructions are done.
+    fn has_records_left(&self, ident: &SubjectRef, report: &ErasureReport) -> Result<bool> {
+        let destroyed = self.destroyed_groups(ident)?;
+        let whole: HashSet<&str> = report
+            .erased
+            .iter()
+            .filter(|e| e.record.is_none())
+            .map(|e| e.category.as_str())
+            .collect();
+        let single: HashSet<RecordId> = report.erased.iter().filter_map(|e| e.record).collect();
+        for r in self
+            .store()
+            .scan::<RecordEntry>(&layout::records_of(ident), "record")
+        {
+            let (k, e) = r?;
+            let Some((_, id)) = layout::parse_record(&k) else {
+                continue;
+            };
+            let cat = e.meta.category.name();
+            if destroyed.contains(&(cat.to_owned(), e.key_gen))
+                || whole.contains(cat)
+                || single.contains(&id)
+            {
+                continue;
+            }
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn destroy_group(

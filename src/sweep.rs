@@ -94,13 +94,15 @@ impl Vault {
             plan.revisit_retained = true;
             for (sref, (ids, pending)) in by_subject {
                 let state = self.state(&sref)?;
+                let live = self.live_records(&sref, &ids)?;
+                if live.is_empty() {
+                    continue;
+                }
+                // A pending erasure covers the records it retained (those with pending due
+                // entries), not what was written for the subject since.
                 let scope = if pending && state.pending_erasure.is_some() {
-                    Scope::Subject
+                    Scope::Pending(live)
                 } else {
-                    let live = self.live_records(&sref, &ids)?;
-                    if live.is_empty() {
-                        continue;
-                    }
                     Scope::Records(live)
                 };
                 let r = self.plan_destruction(&mut plan, sref, scope, now)?;

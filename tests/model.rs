@@ -98,6 +98,8 @@ struct MRecord {
     cat: Category,
     payload: Vec<u8>,
     collected: Timestamp,
+    /// Retained by a subject erasure: the sweep destroys it once unprotected.
+    pending: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -132,7 +134,6 @@ impl Model {
                     HoldScope::Subject => true,
                     HoldScope::Category(c) => *c == r.cat,
                     HoldScope::Record(x) => x == id,
-                    _ => false,
                 }
         })
     }
@@ -270,9 +271,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         cat: cat(c),
                         payload: vec![payload; 3],
                         collected: now,
+                        pending: false,
                     },
                 );
-                m.pending.remove(&subject);
             }
             Op::Update { pick, payload } => {
                 if let Some(id) = m.pick(pick) {
@@ -296,6 +297,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         prop_assert_eq!(report.subject_erased, report.retained.is_empty());
                         if !report.subject_erased {
                             m.pending.insert(subject);
+                            for r in &report.retained {
+                                m.records.get_mut(&r.record).unwrap().pending = true;
+                            }
                         } else {
                             m.holds.retain(|x| x.subject != subject);
                             m.closed.remove(&subject);
@@ -391,17 +395,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let gone: Vec<RecordId> = m
                     .records
                     .iter()
-                    .filter(|(id, r)| {
-                        (m.expired(r, now) || m.pending.contains(&r.subject))
-                            && !m.protected(id, r, now)
-                    })
+                    .filter(|(id, r)| (m.expired(r, now) || r.pending) && !m.protected(id, r, now))
                     .map(|(id, _)| *id)
                     .collect();
                 for id in gone {
                     m.records.remove(&id);
                 }
                 for s in 0..3 {
-                    if m.pending.contains(&s) && m.of(s).is_empty() {
+                    let gone = matches!(h.v().list(&sid(s)), Err(Error::SubjectNotFound));
+                    if m.pending.contains(&s) && m.of(s).is_empty() && gone {
                         m.pending.remove(&s);
                         m.holds.retain(|x| x.subject != s);
                         m.closed.remove(&s);

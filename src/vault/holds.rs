@@ -138,7 +138,7 @@ impl Vault {
                 {
                     txn.put(layout::due(new, &ident, &id), &DueKind::Expiry);
                 }
-                if state.pending_erasure.is_some() {
+                if state.pending_erasure.is_some_and(|t| e.updated_at <= t) {
                     if let Some(until) =
                         p.retained_until(&e.meta.category, e.meta.collected_at, &state.events)
                     {
