@@ -1,0 +1,54 @@
+//! Imports arbitrary bytes as an export document into one vault per process: it must never
+//! panic nor fail with an integrity or storage error, and a document that imports exports again
+//! as valid JSON holding at least the records imported.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use pdvault::{Durability, Error, KdfParams, RootSecret, SubjectId, Vault};
+
+struct Fixture {
+    // Held for the process's life: the vault's directory.
+    _dir: tempfile::TempDir,
+    vault: Vault,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let vault = Vault::builder(dir.path())
+            .kdf(KdfParams::insecure_for_tests())
+            // Imports commit without a sync each: the fuzzer runs thousands of them.
+            .durability(Durability::Deferred {
+                flush_every_ms: 60_000,
+            })
+            .create(RootSecret::passphrase("fuzz"))
+            .expect("create a vault");
+        Fixture { _dir: dir, vault }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let vault = &fixture().vault;
+    let mut input = data;
+    let report = match vault.import(&mut input) {
+        Ok(r) => r,
+        Err(e) => {
+            assert!(
+                !matches!(e, Error::Integrity(_) | Error::Storage(_) | Error::Open(_)),
+                "import: unexpected error {e:?}"
+            );
+            return;
+        }
+    };
+    // Find the subject again from the document, and export it.
+    let doc: serde_json::Value = serde_json::from_slice(data).expect("an imported document is JSON");
+    let id = doc["subject_id"].as_str().expect("an imported document names its subject");
+    let subject = SubjectId::new(id).expect("an imported subject id is valid");
+    let mut out = Vec::new();
+    let n = vault.export(&subject, &mut out).expect("an imported subject exports");
+    assert!(n as usize >= report.records, "export holds fewer records than imported");
+    let _: serde_json::Value = serde_json::from_slice(&out).expect("an export is valid JSON");
+});

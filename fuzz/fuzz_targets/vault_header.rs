@@ -1,0 +1,8 @@
+//! Decodes arbitrary bytes with pdvault's `vault_header` decoder: it must never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    pdvault::__fuzz::vault_header(data);
+});
