@@ -33,6 +33,9 @@ else
     scratch="$(mktemp -d "$here/target/scratch.XXXXXX")"
 fi
 trap 'rm -rf "$scratch"' EXIT
+# libFuzzer's output of each target, kept for a look after the run.
+logs="$here/target/logs"
+mkdir -p "$logs"
 
 # Build every target once, so that each run's time limit is spent fuzzing.
 cargo fuzz build --sanitizer none
@@ -42,7 +45,7 @@ for t in "${targets[@]}"; do
     corpus="$here/corpus/$t"
     work="$scratch/corpus-$t"
     mkdir -p "$work" "$here/artifacts/$t"
-    log="$scratch/$t.log"
+    log="$logs/$t.log"
     # New inputs go to a scratch corpus; the checked-in seeds are read only.
     set +e
     TMPDIR="$scratch" cargo fuzz run --sanitizer none "$t" "$work" "$corpus" -- \
@@ -53,7 +56,7 @@ for t in "${targets[@]}"; do
     execs="$(grep -E '^stat::number_of_executed_units:' "$log" | tail -n 1 | awk '{print $2}')"
     echo "fuzz $t: ${execs:-0} execs"
     if [ "$rc" -ne 0 ]; then
-        echo "fuzz $t: FAILED (exit $rc); the last lines of its log:" >&2
+        echo "fuzz $t: FAILED (exit $rc); the last lines of $log:" >&2
         tail -n 40 "$log" >&2
         status=1
     fi
