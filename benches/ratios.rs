@@ -1,0 +1,193 @@
+//! Checks the scaling targets that criterion cannot assert, with plain timings (medians of a few
+//! repetitions) and the peak memory of child processes:
+//!
+//! - erasing a subject of 100,000 records takes at most 2× erasing one of 10 records;
+//! - a sweep that finds 100 due records in a vault of 100,000 records takes at most 2× the same
+//!   sweep in a vault of 10,000 (1,000,000 vs 10,000 with `PDVAULT_BENCH_LARGE=1`: minutes to set
+//!   up, so opt-in);
+//! - exporting a subject of 100,000 records peaks at most 2× the memory of exporting one of 1,000
+//!   (each export runs in a fresh child process: this binary re-executed, which opens the vault,
+//!   exports to `std::io::sink()` and reports `VmHWM` from `/proc/self/status`).
+//!
+//! Prints one line per target, `MET` or `NOT MET`. Exits non-zero on a target not met only with
+//! `PDVAULT_BENCH_STRICT=1`.
+//!
+//! `cargo bench --bench ratios`
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pdvault::{Category, ManualClock, RootSecret, Vault};
+
+use common::{
+    DEFERRED, PASSPHRASE, add_due, create, create_with_policy, fill, fill_sweep_bulk, median,
+    subject, t0,
+};
+
+const CHILD_ENV: &str = "PDVAULT_BENCH_CHILD_EXPORT_DIR";
+const TARGET: f64 = 2.0;
+const REPS: usize = 5;
+const SWEEP_DUE: usize = 100;
+
+fn verdict(ratio: f64) -> &'static str {
+    if ratio <= TARGET { "MET" } else { "NOT MET" }
+}
+
+/// Median erase time of subjects of `sizes` records, interleaved in one vault.
+fn erase_ratio() -> (Duration, Duration) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let vault = create(dir.path(), DEFERRED);
+    let (mut small, mut large) = (Vec::new(), Vec::new());
+    let mut next = 0usize;
+    // One unmeasured round first: the first erasure pays for warming caches.
+    for rep in 0..=REPS {
+        for (n, times) in [(10usize, &mut small), (100_000, &mut large)] {
+            let s = subject("erase", next);
+            next += 1;
+            fill(&vault, &s, &Category::Contact, n, 64, jiff::Timestamp::now());
+            vault.flush().expect("flush");
+            let start = Instant::now();
+            let report = vault.erase_subject(&s).expect("erase_subject");
+            let t = start.elapsed();
+            assert!(report.subject_erased);
+            if rep > 0 {
+                times.push(t);
+            }
+        }
+    }
+    (median(&mut small), median(&mut large))
+}
+
+/// Median time of a sweep finding `SWEEP_DUE` due records in a vault of `total` records.
+fn sweep_time(total: usize) -> Duration {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let clock = ManualClock::new(t0());
+    let vault = create_with_policy(dir.path(), DEFERRED, &clock);
+    fill_sweep_bulk(&vault, total);
+    vault.flush().expect("flush");
+    let mut times = Vec::new();
+    for rep in 0..=REPS {
+        add_due(&vault, SWEEP_DUE);
+        vault.flush().expect("flush");
+        let start = Instant::now();
+        let report = vault.sweep().expect("sweep");
+        let t = start.elapsed();
+        assert_eq!(
+            report.erased + report.categories_erased,
+            SWEEP_DUE as u64,
+            "{report:?}"
+        );
+        if rep > 0 {
+            times.push(t);
+        }
+    }
+    median(&mut times)
+}
+
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
+
+/// In the child: opens the vault, exports its subject to a sink, prints the peak memory.
+fn export_child(dir: &Path) {
+    let vault = Vault::builder(dir)
+        .open(RootSecret::passphrase(PASSPHRASE))
+        .expect("open");
+    let after_open = vm_hwm_kib();
+    let n = vault
+        .export(&subject("export", 0), &mut std::io::sink())
+        .expect("export");
+    let after_export = vm_hwm_kib();
+    println!("records={n} hwm_open_kib={after_open} hwm_export_kib={after_export}");
+}
+
+/// Peak memory (KiB) of a child process exporting a subject of `n` records: (after opening the
+/// vault, after the export).
+fn export_peak(n: usize) -> (u64, u64) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let vault = create(dir.path(), DEFERRED);
+    fill(&vault, &subject("export", 0), &Category::Contact, n, 256, jiff::Timestamp::now());
+    vault.close().expect("close");
+    let exe = std::env::current_exe().expect("the bench binary");
+    let out = Command::new(exe)
+        .env(CHILD_ENV, dir.path())
+        .output()
+        .expect("run the export child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the export child failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |name: &str| -> u64 {
+        stdout
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in the child's output {stdout:?}"))
+    };
+    assert_eq!(field("records=") as usize, n, "the child exported every record");
+    (field("hwm_open_kib="), field("hwm_export_kib="))
+}
+
+fn main() {
+    if let Some(dir) = std::env::var_os(CHILD_ENV) {
+        export_child(Path::new(&dir));
+        return;
+    }
+    let strict = std::env::var("PDVAULT_BENCH_STRICT").as_deref() == Ok("1");
+    let large = if std::env::var("PDVAULT_BENCH_LARGE").as_deref() == Ok("1") {
+        1_000_000
+    } else {
+        100_000
+    };
+    let mut all_met = true;
+
+    let (small, big) = erase_ratio();
+    let ratio = big.as_secs_f64() / small.as_secs_f64();
+    all_met &= ratio <= TARGET;
+    println!("erase_subject medians of {REPS}: 10 records {small:?}, 100000 records {big:?}");
+    println!(
+        "erase 100000 vs 10 records: ratio {ratio:.2} (target <= {TARGET:.1}): {}",
+        verdict(ratio)
+    );
+
+    let small = sweep_time(10_000);
+    let big = sweep_time(large);
+    let ratio = big.as_secs_f64() / small.as_secs_f64();
+    all_met &= ratio <= TARGET;
+    println!(
+        "sweep medians of {REPS}, {SWEEP_DUE} due: 10000 records {small:?}, {large} records {big:?}"
+    );
+    println!(
+        "sweep {SWEEP_DUE} due, {large} vs 10000 records: ratio {ratio:.2} (target <= {TARGET:.1}): {}",
+        verdict(ratio)
+    );
+
+    let (open_small, small) = export_peak(1000);
+    let (open_big, big) = export_peak(100_000);
+    let ratio = big as f64 / small as f64;
+    all_met &= ratio <= TARGET;
+    println!(
+        "export peak memory (VmHWM): 1000 records {small} KiB (after open {open_small} KiB), \
+         100000 records {big} KiB (after open {open_big} KiB)"
+    );
+    println!(
+        "export peak memory 100000 vs 1000 records: ratio {ratio:.2} (target <= {TARGET:.1}): {}",
+        verdict(ratio)
+    );
+
+    if strict && !all_met {
+        eprintln!("a target is not met (PDVAULT_BENCH_STRICT=1)");
+        std::process::exit(1);
+    }
+}
