@@ -201,16 +201,16 @@ impl Vault {
             .destruction
             .write()
             .unwrap_or_else(|p| p.into_inner());
+        let now = self.now();
+        let erase = self.draft(AuditOp::Erase).subject(ident);
         let mut plan = Plan::default();
-        let report = self.plan_destruction(&mut plan, ident, scope, self.now())?;
-        plan.drafts.insert(
-            0,
-            self.draft(AuditOp::Erase).subject(ident).note(format!(
-                "erased {}, retained {}",
-                report.erased.len(),
-                report.retained.len()
-            )),
+        let report = self.plan_destruction(&mut plan, ident, scope, now)?;
+        let note = format!(
+            "erased {}, retained {}",
+            report.erased.len(),
+            report.retained.len()
         );
+        plan.drafts.insert(0, erase.note(note));
         self.execute(plan)?;
         Ok(report)
     }

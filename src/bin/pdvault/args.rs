@@ -1,0 +1,380 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Keep personal data the way a privacy policy promises: encrypted per subject, erased by
+/// destroying keys, retained and held by policy, with a tamper-evident audit trail.
+#[derive(Parser, Debug)]
+#[command(name = "pdvault", version, about)]
+pub struct Cli {
+    /// The vault directory.
+    #[arg(long, env = "PDVAULT_DIR", global = true)]
+    pub vault: Option<PathBuf>,
+    /// Read the passphrase from this file (one trailing newline is ignored). Otherwise it comes
+    /// from PDVAULT_PASSPHRASE, or a prompt on a terminal.
+    #[arg(long, global = true)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Who is acting, for the audit trail.
+    #[arg(long, global = true, default_value = "pdvault-cli")]
+    pub actor: String,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which records of a subject.
+#[derive(Args, Debug)]
+pub struct SubjectArg {
+    /// The subject's identifier (an email, a user id).
+    #[arg(long)]
+    pub subject: String,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a vault (refuses to overwrite one).
+    Init {
+        /// Argon2id memory in KiB (default 19456).
+        #[arg(long)]
+        kdf_memory_kib: Option<u32>,
+        /// Argon2id passes (default 2).
+        #[arg(long)]
+        kdf_iterations: Option<u32>,
+        /// Argon2id lanes (default 1).
+        #[arg(long)]
+        kdf_parallelism: Option<u32>,
+        /// A retention policy (TOML) to store in the vault.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Store a record; prints its id. The payload comes from --file or stdin.
+    Put {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The category (kebab-case, e.g. contact, access-log).
+        #[arg(long)]
+        category: String,
+        /// A purpose the record may be read for (repeatable).
+        #[arg(long = "purpose")]
+        purposes: Vec<String>,
+        /// The legal basis (consent, contract, legal-obligation, legitimate-interests,
+        /// vital-interests, public-task). Default: contract.
+        #[arg(long)]
+        basis: Option<String>,
+        /// Where the data came from (no personal data).
+        #[arg(long)]
+        source: Option<String>,
+        /// Read the payload from this file instead of stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Write a record's payload to stdout, byte for byte.
+    Get {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The record id.
+        #[arg(long)]
+        record: String,
+        /// The purpose of the read. Default: subject-access (answering the subject's own
+        /// access request).
+        #[arg(long, default_value = "subject-access")]
+        purpose: String,
+    },
+    /// Replace a record's payload (from --file or stdin).
+    Update {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The record id.
+        #[arg(long)]
+        record: String,
+        /// Read the payload from this file instead of stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Rectify a record's payload (from --file or stdin), with a reason.
+    Rectify {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The record id.
+        #[arg(long)]
+        record: String,
+        /// Read the payload from this file instead of stdin.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Why (recorded in the audit trail; no personal data).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Delete one record (refused while a hold or minimum retention protects it).
+    Delete {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The record id.
+        #[arg(long)]
+        record: String,
+    },
+    /// List a subject's records (metadata only).
+    List {
+        #[command(flatten)]
+        subject: SubjectArg,
+    },
+    /// Counts of subjects and records, nothing decrypted.
+    Stats,
+    /// Check the whole vault; exit 0 only when it is whole.
+    Verify,
+    /// Erase a subject, one of its categories, or one record, by destroying keys.
+    Erase {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// Only this category.
+        #[arg(long, conflicts_with = "record")]
+        category: Option<String>,
+        /// Only this record.
+        #[arg(long)]
+        record: Option<String>,
+    },
+    /// Retention policy.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Legal holds.
+    #[command(subcommand)]
+    Hold(HoldCmd),
+    /// Record a subject event that retention counts from.
+    Event {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// account-closed or contract-ended.
+        #[arg(long)]
+        kind: String,
+        /// When (RFC 3339 or YYYY-MM-DD; default now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Destroy what is due; reclaim space; prune the audit trail.
+    Sweep {
+        /// Report what would be destroyed, destroying nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Replace the root passphrase (new one from PDVAULT_NEW_PASSPHRASE,
+    /// --new-passphrase-file, or a prompt).
+    RotateKey {
+        /// Read the new passphrase from this file.
+        #[arg(long)]
+        new_passphrase_file: Option<PathBuf>,
+    },
+    /// Write a consistent copy of the vault.
+    Backup {
+        /// The new directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The erasure ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCmd),
+    /// Restore a backup into a new directory, re-applying an erasure ledger.
+    Restore {
+        /// The backup.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new vault directory.
+        #[arg(long)]
+        to: PathBuf,
+        /// The current erasure ledger (from `ledger export`).
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+    },
+    /// Export everything held about a subject as JSON.
+    Export {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Import an export document.
+    Import {
+        /// The document.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Restrict processing of a subject or one category.
+    Restrict {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// Only this category.
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Lift a restriction.
+    Unrestrict {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// Only this category.
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Consent.
+    #[command(subcommand)]
+    Consent(ConsentCmd),
+    /// Record a disclosure to a third party or authority.
+    Disclose {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// Who received the data.
+        #[arg(long)]
+        recipient: String,
+        /// For what purpose.
+        #[arg(long)]
+        purpose: String,
+        /// Which categories (repeatable).
+        #[arg(long = "category")]
+        categories: Vec<String>,
+        /// The legal ground (e.g. a subpoena reference).
+        #[arg(long)]
+        ground: Option<String>,
+    },
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Data-subject requests.
+    #[command(subcommand)]
+    Request(RequestCmd),
+}
+
+/// Policy commands.
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Print the vault's policy.
+    Show,
+    /// Validate a policy file (needs no vault).
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Store a policy in the vault and reschedule every record.
+    Set {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+/// Hold commands.
+#[derive(Subcommand, Debug)]
+pub enum HoldCmd {
+    /// Place a hold; prints its id.
+    Place {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// Only this category.
+        #[arg(long, conflicts_with = "record")]
+        category: Option<String>,
+        /// Only this record.
+        #[arg(long)]
+        record: Option<String>,
+        /// legal-obligation, dispute, security-investigation, authority-request or other.
+        #[arg(long)]
+        reason: String,
+        /// A reference such as a case number.
+        #[arg(long)]
+        reference: Option<String>,
+        /// When the hold ends by itself (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Release a hold.
+    Release {
+        /// The hold id.
+        hold: String,
+    },
+    /// List holds.
+    List {
+        /// Only this subject's.
+        #[arg(long)]
+        subject: Option<String>,
+    },
+}
+
+/// Ledger commands.
+#[derive(Subcommand, Debug)]
+pub enum LedgerCmd {
+    /// Write the erasure ledger (JSON, no personal data).
+    Export {
+        /// The file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Consent commands.
+#[derive(Subcommand, Debug)]
+pub enum ConsentCmd {
+    /// Grant consent for a purpose.
+    Grant {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The purpose.
+        #[arg(long)]
+        purpose: String,
+        /// The privacy-policy version consented to.
+        #[arg(long)]
+        policy_version: Option<String>,
+    },
+    /// Withdraw consent for a purpose.
+    Withdraw {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The purpose.
+        #[arg(long)]
+        purpose: String,
+        /// Also erase the records that rest on this consent alone.
+        #[arg(long)]
+        erase: bool,
+    },
+}
+
+/// Audit commands.
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check the chain; exit 0 when intact, else name the first bad entry.
+    Verify,
+    /// Print entries.
+    Show {
+        /// Only this subject's.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only since this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+/// Request commands.
+#[derive(Subcommand, Debug)]
+pub enum RequestCmd {
+    /// Record a request received now; its due date comes from the policy.
+    Open {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// access, rectification, erasure, restriction, portability or objection.
+        #[arg(long)]
+        kind: String,
+    },
+    /// List requests.
+    List {
+        /// Only open requests past their due date.
+        #[arg(long)]
+        overdue: bool,
+    },
+    /// Close a request as answered.
+    Close {
+        /// The request id.
+        id: String,
+    },
+}

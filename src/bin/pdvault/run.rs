@@ -1,0 +1,818 @@
+//! Runs one command against the library.
+
+use std::fs;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+use pdvault::{
+    Category, EventKind, HoldId, HoldReason, HoldTarget, InputError, KdfParams, LegalBasis, Policy,
+    Purpose, RecordId, RecordMeta, RequestId, RequestKind, RootSecret, SubjectId, Vault,
+};
+use serde_json::json;
+
+use crate::args::{AuditCmd, Cli, Command, ConsentCmd, HoldCmd, LedgerCmd, PolicyCmd, RequestCmd};
+
+type Res<T> = Result<T, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn vault_dir(cli: &Cli) -> Res<PathBuf> {
+    cli.vault
+        .clone()
+        .ok_or_else(|| "no vault directory: pass --vault DIR or set PDVAULT_DIR".into())
+}
+
+fn read_secret_file(path: &Path) -> Res<String> {
+    let mut s =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    Ok(s)
+}
+
+/// The passphrase: from a file, the environment, or a no-echo prompt on a terminal.
+fn secret(file: Option<&Path>, env: &str, prompt: &str) -> Res<RootSecret> {
+    if let Some(f) = file {
+        return Ok(RootSecret::passphrase(read_secret_file(f)?));
+    }
+    if let Ok(p) = std::env::var(env) {
+        return Ok(RootSecret::passphrase(p));
+    }
+    if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password(prompt)
+            .map_err(|e| format!("cannot read the passphrase: {e}"))?;
+        return Ok(RootSecret::passphrase(p));
+    }
+    Err(format!(
+        "no passphrase: set {env}, pass a passphrase file, or run on a terminal to be prompted"
+    ))
+}
+
+fn open(cli: &Cli) -> Res<Vault> {
+    let dir = vault_dir(cli)?;
+    let secret = secret(
+        cli.passphrase_file.as_deref(),
+        "PDVAULT_PASSPHRASE",
+        "Vault passphrase: ",
+    )?;
+    let v = Vault::builder(&dir).open(secret).map_err(err)?;
+    v.as_actor(&cli.actor).map_err(err)
+}
+
+fn subject(s: &str) -> Res<SubjectId> {
+    SubjectId::new(s).map_err(err)
+}
+
+fn record(s: &str) -> Res<RecordId> {
+    s.parse().map_err(err)
+}
+
+fn category(s: &str) -> Res<Category> {
+    s.parse().map_err(err)
+}
+
+fn purpose(s: &str) -> Res<Purpose> {
+    Purpose::new(s).map_err(err)
+}
+
+fn time(s: &str) -> Res<Timestamp> {
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    s.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(|| err(InputError::Time(s.chars().take(40).collect())))
+}
+
+fn payload(file: Option<&Path>) -> Res<Vec<u8>> {
+    match file {
+        Some(f) => fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display())),
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            Ok(buf)
+        }
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> Res<()> {
+    println!("{}", serde_json::to_string_pretty(v).map_err(err)?);
+    Ok(())
+}
+
+fn read_policy(path: &Path) -> Res<Policy> {
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Policy::from_toml(&text).map_err(err)
+}
+
+fn kdf(mem: Option<u32>, it: Option<u32>, par: Option<u32>) -> KdfParams {
+    // For tests only: a cheap KDF when PDVAULT_TEST_FAST_KDF=1 and no cost is given.
+    let base = if std::env::var("PDVAULT_TEST_FAST_KDF").as_deref() == Ok("1") {
+        KdfParams::insecure_for_tests()
+    } else {
+        KdfParams::default()
+    };
+    KdfParams {
+        memory_kib: mem.unwrap_or(base.memory_kib),
+        iterations: it.unwrap_or(base.iterations),
+        parallelism: par.unwrap_or(base.parallelism),
+    }
+}
+
+fn ok_line(cli: &Cli, text: &str, value: serde_json::Value) -> Res<ExitCode> {
+    if cli.json {
+        print_json(&value)?;
+    } else {
+        println!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the command.
+pub fn run(cli: Cli) -> Res<ExitCode> {
+    match &cli.command {
+        Command::Init {
+            kdf_memory_kib,
+            kdf_iterations,
+            kdf_parallelism,
+            policy,
+        } => {
+            let dir = vault_dir(&cli)?;
+            let mut b =
+                Vault::builder(&dir).kdf(kdf(*kdf_memory_kib, *kdf_iterations, *kdf_parallelism));
+            if let Some(p) = policy {
+                b = b.policy(read_policy(p)?);
+            }
+            let secret = secret(
+                cli.passphrase_file.as_deref(),
+                "PDVAULT_PASSPHRASE",
+                "New vault passphrase: ",
+            )?;
+            b.create(secret).map_err(err)?.close().map_err(err)?;
+            ok_line(
+                &cli,
+                &format!("created a vault in {}", dir.display()),
+                json!({"created": dir}),
+            )
+        }
+        Command::Put {
+            subject: s,
+            category: c,
+            purposes,
+            basis,
+            source,
+            file,
+        } => {
+            let v = open(&cli)?;
+            let mut meta = RecordMeta::new(category(c)?);
+            for p in purposes {
+                meta = meta.purpose(purpose(p)?);
+            }
+            if let Some(b) = basis {
+                meta = meta.basis(b.parse::<LegalBasis>().map_err(err)?);
+            }
+            if let Some(src) = source {
+                meta = meta.source(src.clone());
+            }
+            let data = payload(file.as_deref())?;
+            let id = v.put(&subject(&s.subject)?, meta, &data).map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(
+                &cli,
+                &id.to_string(),
+                json!({"record": id.to_string(), "bytes": data.len()}),
+            )
+        }
+        Command::Get {
+            subject: s,
+            record: r,
+            purpose: p,
+        } => {
+            let v = open(&cli)?;
+            let rec = v
+                .get(&subject(&s.subject)?, record(r)?, &purpose(p)?)
+                .map_err(err)?;
+            v.close().map_err(err)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&rec.payload)
+                .and_then(|_| out.flush())
+                .map_err(err)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Update {
+            subject: s,
+            record: r,
+            file,
+        } => {
+            let v = open(&cli)?;
+            let data = payload(file.as_deref())?;
+            v.update(&subject(&s.subject)?, record(r)?, &data)
+                .map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(&cli, "updated", json!({"record": r, "updated": true}))
+        }
+        Command::Rectify {
+            subject: s,
+            record: r,
+            file,
+            reason,
+        } => {
+            let v = open(&cli)?;
+            let data = payload(file.as_deref())?;
+            v.rectify(&subject(&s.subject)?, record(r)?, None, Some(&data), reason)
+                .map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(&cli, "rectified", json!({"record": r, "rectified": true}))
+        }
+        Command::Delete {
+            subject: s,
+            record: r,
+        } => {
+            let v = open(&cli)?;
+            v.delete(&subject(&s.subject)?, record(r)?).map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(&cli, "deleted", json!({"record": r, "deleted": true}))
+        }
+        Command::List { subject: s } => {
+            let v = open(&cli)?;
+            let list = v.list(&subject(&s.subject)?).map_err(err)?;
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&list)?;
+            } else {
+                println!(
+                    "{:<32}  {:<14}  {:<20}  {:<22}  purposes",
+                    "record", "category", "basis", "collected_at"
+                );
+                for r in &list {
+                    let purposes: Vec<&str> = r.meta.purposes.iter().map(|p| p.as_str()).collect();
+                    println!(
+                        "{:<32}  {:<14}  {:<20}  {:<22}  {}",
+                        r.record,
+                        r.meta.category,
+                        r.meta.basis,
+                        r.meta.collected_at.to_string(),
+                        purposes.join(",")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats => {
+            let v = open(&cli)?;
+            let st = v.stats().map_err(err)?;
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&st)?;
+            } else {
+                println!(
+                    "subjects: {} ({} pending erasure)",
+                    st.subjects, st.subjects_pending_erasure
+                );
+                println!(
+                    "records: {} ({} destroyed, awaiting reclaim)",
+                    st.records, st.awaiting_reclaim
+                );
+                for (what, map) in [
+                    ("category", &st.by_category),
+                    ("basis", &st.by_basis),
+                    ("purpose", &st.by_purpose),
+                    ("retention", &st.by_retention),
+                ] {
+                    for (k, n) in map {
+                        println!("  {what:<10} {k:<24} {n}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => {
+            let v = open(&cli)?;
+            let rep = v.verify().map_err(err)?;
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&rep)?;
+            } else {
+                println!(
+                    "{} entries, {} keys, {} records checked",
+                    rep.entries, rep.keys, rep.records
+                );
+                for p in &rep.problems {
+                    println!("problem: {p}");
+                }
+                if let Some((seq, why)) = &rep.audit.first_bad {
+                    println!("audit entry {seq}: {why}");
+                }
+                println!(
+                    "{}",
+                    if rep.is_whole() {
+                        "the vault is whole"
+                    } else {
+                        "the vault is DAMAGED"
+                    }
+                );
+            }
+            if rep.is_whole() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("pdvault: the vault is damaged");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Erase {
+            subject: s,
+            category: c,
+            record: r,
+        } => {
+            let v = open(&cli)?;
+            let sid = subject(&s.subject)?;
+            let report = match (c, r) {
+                (Some(c), _) => v.erase_category(&sid, &category(c)?),
+                (None, Some(r)) => v.erase_record(&sid, record(r)?),
+                (None, None) => v.erase_subject(&sid),
+            }
+            .map_err(err)?;
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                for e in &report.erased {
+                    println!(
+                        "erased    {:<14} {}",
+                        e.category,
+                        e.record
+                            .map(|r| r.to_string())
+                            .unwrap_or_else(|| "(every record)".into())
+                    );
+                }
+                for k in &report.retained {
+                    println!(
+                        "retained  {:<14} {}  {}",
+                        k.category,
+                        k.record,
+                        serde_json::to_string(&k.reason).map_err(err)?
+                    );
+                }
+                if report.subject_erased {
+                    println!("the subject is erased: nothing links its identifier to anything");
+                } else if !report.retained.is_empty() {
+                    println!(
+                        "retained records stay pending: the sweep erases them once nothing protects them"
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(PolicyCmd::Check { file }) => {
+            let p = read_policy(file)?;
+            ok_line(
+                &cli,
+                &format!("policy is valid: {} categories", p.retention.len()),
+                json!({"valid": true, "categories": p.retention.keys().collect::<Vec<_>>()}),
+            )
+        }
+        Command::Policy(PolicyCmd::Show) => {
+            let v = open(&cli)?;
+            let p = v.retention_policy();
+            v.close().map_err(err)?;
+            match p {
+                Some(p) if cli.json => print_json(&json!({"policy": p.source()}))?,
+                Some(p) => print!("{}", p.source()),
+                None if cli.json => print_json(&json!({"policy": null}))?,
+                None => println!(
+                    "no policy: nothing is kept by obligation, nothing deleted by schedule"
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(PolicyCmd::Set { file }) => {
+            let p = read_policy(file)?;
+            let v = open(&cli)?;
+            v.set_policy(p).map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(&cli, "policy set", json!({"policy_set": true}))
+        }
+        Command::Hold(HoldCmd::Place {
+            subject: s,
+            category: c,
+            record: r,
+            reason,
+            reference,
+            until,
+        }) => {
+            let v = open(&cli)?;
+            let target = match (c, r) {
+                (Some(c), _) => HoldTarget::Category(category(c)?),
+                (None, Some(r)) => HoldTarget::Record(record(r)?),
+                (None, None) => HoldTarget::Subject,
+            };
+            let until = until.as_deref().map(time).transpose()?;
+            let reason: HoldReason = reason.parse().map_err(err)?;
+            let id = v
+                .place_hold(
+                    &subject(&s.subject)?,
+                    target,
+                    reason,
+                    reference.as_deref(),
+                    until,
+                )
+                .map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(&cli, &id.to_string(), json!({"hold": id.to_string()}))
+        }
+        Command::Hold(HoldCmd::Release { hold }) => {
+            let v = open(&cli)?;
+            let id: HoldId = hold.parse().map_err(err)?;
+            v.release_hold(id).map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(&cli, "released", json!({"hold": hold, "released": true}))
+        }
+        Command::Hold(HoldCmd::List { subject: s }) => {
+            let v = open(&cli)?;
+            let sid = s.as_deref().map(subject).transpose()?;
+            let holds = v.holds(sid.as_ref()).map_err(err)?;
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&holds)?;
+            } else {
+                for h in holds {
+                    let state = if h.released.is_some() {
+                        "released"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}  {:<8}  {:<22}  {:<16}  {}",
+                        h.id,
+                        state,
+                        h.reason,
+                        h.reference.as_deref().unwrap_or("-"),
+                        serde_json::to_string(&h.scope).map_err(err)?
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Event {
+            subject: s,
+            kind,
+            at,
+        } => {
+            let v = open(&cli)?;
+            let kind: EventKind = kind.parse().map_err(err)?;
+            let at = match at {
+                Some(a) => time(a)?,
+                None => v.now(),
+            };
+            v.record_event(&subject(&s.subject)?, kind, at)
+                .map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(
+                &cli,
+                "event recorded",
+                json!({"event": kind.name(), "at": at}),
+            )
+        }
+        Command::Sweep { dry_run } => {
+            let v = open(&cli)?;
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let b = indicatif::ProgressBar::new(0);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} due")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                b
+            });
+            let report = v
+                .sweep_with(*dry_run, &mut |done, total| {
+                    if let Some(b) = &bar {
+                        b.set_length(total);
+                        b.set_position(done);
+                    }
+                })
+                .map_err(err)?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "{}erased {} records and {} categories, retained {}, completed {} subject erasures, reclaimed {} rows, pruned {} audit entries",
+                    if report.dry_run { "(dry run) " } else { "" },
+                    report.erased,
+                    report.categories_erased,
+                    report.retained,
+                    report.subjects_erased,
+                    report.reclaimed,
+                    report.audit_pruned
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RotateKey {
+            new_passphrase_file,
+        } => {
+            let v = open(&cli)?;
+            let new = secret(
+                new_passphrase_file.as_deref(),
+                "PDVAULT_NEW_PASSPHRASE",
+                "New passphrase: ",
+            )?;
+            v.rotate_root(new, None).map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(
+                &cli,
+                "root key rotated: the old passphrase opens nothing now",
+                json!({"rotated": true}),
+            )
+        }
+        Command::Backup { out } => {
+            let v = open(&cli)?;
+            v.backup(out).map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(
+                &cli,
+                &format!("backup written to {}", out.display()),
+                json!({"backup": out}),
+            )
+        }
+        Command::Ledger(LedgerCmd::Export { out }) => {
+            let v = open(&cli)?;
+            let mut f = fs::File::create(out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            v.export_ledger(&mut f).map_err(err)?;
+            let n = v.ledger().map_err(err)?.len();
+            v.close().map_err(err)?;
+            ok_line(
+                &cli,
+                &format!("{n} ledger entries written to {}", out.display()),
+                json!({"entries": n}),
+            )
+        }
+        Command::Restore { from, to, ledger } => {
+            let ledger = match ledger {
+                Some(p) => {
+                    let mut f = fs::File::open(p)
+                        .map_err(|e| format!("cannot open {}: {e}", p.display()))?;
+                    Some(Vault::parse_ledger(&mut f).map_err(err)?)
+                }
+                None => None,
+            };
+            let secret = secret(
+                cli.passphrase_file.as_deref(),
+                "PDVAULT_PASSPHRASE",
+                "Backup passphrase: ",
+            )?;
+            let v = Vault::restore(from, to, secret, ledger.as_deref()).map_err(err)?;
+            v.close().map_err(err)?;
+            let applied = ledger.map(|l| l.len()).unwrap_or(0);
+            ok_line(
+                &cli,
+                &format!(
+                    "restored into {} ({applied} ledger entries re-applied)",
+                    to.display()
+                ),
+                json!({"restored": to, "ledger_entries": applied}),
+            )
+        }
+        Command::Export { subject: s, out } => {
+            let v = open(&cli)?;
+            let sid = subject(&s.subject)?;
+            let n = match out {
+                Some(p) => {
+                    let mut f = std::io::BufWriter::new(
+                        fs::File::create(p)
+                            .map_err(|e| format!("cannot create {}: {e}", p.display()))?,
+                    );
+                    let n = v.export(&sid, &mut f).map_err(err)?;
+                    f.flush().map_err(err)?;
+                    eprintln!("{n} records exported to {}", p.display());
+                    n
+                }
+                None => v.export(&sid, &mut std::io::stdout().lock()).map_err(err)?,
+            };
+            v.close().map_err(err)?;
+            let _ = n;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { file } => {
+            let v = open(&cli)?;
+            let mut f = std::io::BufReader::new(
+                fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?,
+            );
+            let r = v.import(&mut f).map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(
+                &cli,
+                &format!("{} records imported", r.records),
+                json!({"records": r.records}),
+            )
+        }
+        Command::Restrict {
+            subject: s,
+            category: c,
+        }
+        | Command::Unrestrict {
+            subject: s,
+            category: c,
+        } => {
+            let on = matches!(cli.command, Command::Restrict { .. });
+            let v = open(&cli)?;
+            let cat = c.as_deref().map(category).transpose()?;
+            let sid = subject(&s.subject)?;
+            if on {
+                v.restrict(&sid, cat.as_ref())
+            } else {
+                v.unrestrict(&sid, cat.as_ref())
+            }
+            .map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(
+                &cli,
+                if on {
+                    "restricted"
+                } else {
+                    "restriction lifted"
+                },
+                json!({"restricted": on}),
+            )
+        }
+        Command::Consent(ConsentCmd::Grant {
+            subject: s,
+            purpose: p,
+            policy_version,
+        }) => {
+            let v = open(&cli)?;
+            v.grant_consent(
+                &subject(&s.subject)?,
+                &purpose(p)?,
+                policy_version.as_deref(),
+            )
+            .map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(
+                &cli,
+                "consent granted",
+                json!({"purpose": p, "granted": true}),
+            )
+        }
+        Command::Consent(ConsentCmd::Withdraw {
+            subject: s,
+            purpose: p,
+            erase,
+        }) => {
+            let v = open(&cli)?;
+            let report = v
+                .withdraw_consent(&subject(&s.subject)?, &purpose(p)?, *erase)
+                .map_err(err)?;
+            v.close().map_err(err)?;
+            let erased = report.as_ref().map(|r| r.erased.len()).unwrap_or(0);
+            ok_line(
+                &cli,
+                &format!("consent withdrawn ({erased} erased)"),
+                json!({"purpose": p, "granted": false, "erasure": report}),
+            )
+        }
+        Command::Disclose {
+            subject: s,
+            recipient,
+            purpose: p,
+            categories,
+            ground,
+        } => {
+            let v = open(&cli)?;
+            let cats = categories
+                .iter()
+                .map(|c| category(c))
+                .collect::<Res<Vec<_>>>()?;
+            v.disclose(
+                &subject(&s.subject)?,
+                recipient,
+                &purpose(p)?,
+                &cats,
+                ground.as_deref(),
+            )
+            .map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(&cli, "disclosure recorded", json!({"disclosed": true}))
+        }
+        Command::Audit(AuditCmd::Verify) => {
+            let v = open(&cli)?;
+            let rep = v.audit_verify().map_err(err)?;
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&rep)?;
+            } else if rep.is_intact() {
+                println!("the audit trail is intact ({} entries)", rep.entries);
+            }
+            match &rep.first_bad {
+                None => Ok(ExitCode::SUCCESS),
+                Some((seq, why)) => {
+                    eprintln!("pdvault: audit entry {seq} is bad: {why}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Audit(AuditCmd::Show { subject: s, since }) => {
+            let v = open(&cli)?;
+            let sid = s.as_deref().map(subject).transpose()?;
+            let since = since.as_deref().map(time).transpose()?;
+            let entries = v.audit_entries(sid.as_ref(), since).map_err(err)?;
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&entries)?;
+            } else {
+                for e in entries {
+                    println!(
+                        "{:>6}  {}  {:<16}  {:<18}  {}  {}  {}  {}",
+                        e.seq,
+                        e.at,
+                        e.actor,
+                        serde_json::to_string(&e.op).map_err(err)?.trim_matches('"'),
+                        e.subject
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        e.category.as_deref().unwrap_or("-"),
+                        e.record
+                            .map(|r| r.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        e.note.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Request(RequestCmd::Open { subject: s, kind }) => {
+            let v = open(&cli)?;
+            let kind: RequestKind = kind.parse().map_err(err)?;
+            let req = v
+                .open_request(&subject(&s.subject)?, kind, None)
+                .map_err(err)?;
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&req)?;
+            } else {
+                println!(
+                    "{} due {}",
+                    req.id,
+                    req.due_at
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "(no deadline in the policy)".into())
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Request(RequestCmd::List { overdue }) => {
+            let v = open(&cli)?;
+            let reqs = v.requests(*overdue).map_err(err)?;
+            let now = v.now();
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&reqs)?;
+            } else {
+                for r in reqs {
+                    let state = if r.closed_at.is_some() {
+                        "closed"
+                    } else if r.is_overdue(now) {
+                        "OVERDUE"
+                    } else {
+                        "open"
+                    };
+                    println!(
+                        "{}  {:<14}  {:<8}  received {}  due {}",
+                        r.id,
+                        r.kind.name(),
+                        state,
+                        r.received_at,
+                        r.due_at
+                            .map(|d| d.to_string())
+                            .unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Request(RequestCmd::Close { id }) => {
+            let v = open(&cli)?;
+            let rid: RequestId = id.parse().map_err(err)?;
+            v.close_request(rid).map_err(err)?;
+            v.close().map_err(err)?;
+            ok_line(&cli, "closed", json!({"request": id, "closed": true}))
+        }
+    }
+}

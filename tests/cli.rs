@@ -1,0 +1,524 @@
+//! The `pdvault` binary, run for real: every command of the README's CLI quickstart.
+#![cfg(feature = "cli")]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn pdvault(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pdvault"));
+    cmd.args(args)
+        .env("PDVAULT_DIR", dir)
+        .env("PDVAULT_PASSPHRASE", "correct horse")
+        .env("PDVAULT_TEST_FAST_KDF", "1")
+        .env_remove("PDVAULT_NEW_PASSPHRASE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("the binary runs");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(b) = stdin {
+            input.write_all(b).expect("write stdin");
+        }
+    }
+    child.wait_with_output().expect("the binary finishes")
+}
+
+fn ok(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let out = pdvault(dir, args, stdin);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = pdvault(dir, args, None);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    let err = String::from_utf8(out.stderr).expect("utf-8");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {err}"
+    );
+    assert!(err.starts_with("pdvault: "), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    err
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).expect("valid JSON")
+}
+
+#[test]
+fn records_lifecycle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    ok(&dir, &["init"], None);
+    assert!(fails(&dir, &["init"]).contains("already exists"));
+    let id = ok(
+        &dir,
+        &[
+            "put",
+            "--subject",
+            "alice@example.com",
+            "--category",
+            "contact",
+            "--purpose",
+            "billing",
+        ],
+        Some(b"+44 20 7946 0000"),
+    )
+    .trim()
+    .to_owned();
+    assert_eq!(id.len(), 32);
+    let bytes: Vec<u8> = (0..=255u8).collect();
+    let file = tmp.path().join("bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let out = json(&ok(
+        &dir,
+        &[
+            "--json",
+            "put",
+            "--subject",
+            "alice@example.com",
+            "--category",
+            "usage",
+            "--basis",
+            "consent",
+            "--source",
+            "app",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let bin_id = out["record"].as_str().unwrap().to_owned();
+    let got = pdvault(
+        &dir,
+        &["get", "--subject", "alice@example.com", "--record", &bin_id],
+        None,
+    );
+    assert_eq!(got.stdout, bytes, "get is byte for byte");
+    assert_eq!(
+        ok(
+            &dir,
+            &[
+                "get",
+                "--subject",
+                "alice@example.com",
+                "--record",
+                &id,
+                "--purpose",
+                "billing"
+            ],
+            None
+        ),
+        "+44 20 7946 0000"
+    );
+    let list = json(&ok(
+        &dir,
+        &["--json", "list", "--subject", "alice@example.com"],
+        None,
+    ));
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for r in list {
+        for field in ["record", "category", "purposes", "basis", "collected_at"] {
+            assert!(r.get(field).is_some(), "list entry lacks {field}");
+        }
+    }
+    ok(
+        &dir,
+        &["update", "--subject", "alice@example.com", "--record", &id],
+        Some(b"new"),
+    );
+    assert_eq!(
+        ok(
+            &dir,
+            &["get", "--subject", "alice@example.com", "--record", &id],
+            None
+        ),
+        "new"
+    );
+    ok(
+        &dir,
+        &[
+            "rectify",
+            "--subject",
+            "alice@example.com",
+            "--record",
+            &id,
+            "--reason",
+            "typo",
+        ],
+        Some(b"newer"),
+    );
+    assert!(ok(&dir, &["stats"], None).contains("records: 2"));
+    assert_eq!(json(&ok(&dir, &["--json", "stats"], None))["records"], 2);
+    ok(
+        &dir,
+        &[
+            "delete",
+            "--subject",
+            "alice@example.com",
+            "--record",
+            &bin_id,
+        ],
+        None,
+    );
+    assert!(
+        fails(
+            &dir,
+            &["get", "--subject", "alice@example.com", "--record", &bin_id]
+        )
+        .contains("no such record")
+    );
+    assert!(ok(&dir, &["verify"], None).contains("whole"));
+    // errors: one line, no secret
+    let e = fails(
+        &dir,
+        &["get", "--subject", "alice@example.com", "--record", "zz"],
+    );
+    assert!(!e.contains("alice"), "{e}");
+    let wrong = Command::new(env!("CARGO_BIN_EXE_pdvault"))
+        .args(["stats"])
+        .env("PDVAULT_DIR", &dir)
+        .env("PDVAULT_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
+    let none = Command::new(env!("CARGO_BIN_EXE_pdvault"))
+        .args(["stats"])
+        .env("PDVAULT_DIR", &dir)
+        .env_remove("PDVAULT_PASSPHRASE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no passphrase"));
+    let pwfile = tmp.path().join("pw");
+    std::fs::write(&pwfile, "correct horse\n").unwrap();
+    let viafile = Command::new(env!("CARGO_BIN_EXE_pdvault"))
+        .args(["--passphrase-file", pwfile.to_str().unwrap(), "verify"])
+        .env("PDVAULT_DIR", &dir)
+        .env_remove("PDVAULT_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert!(
+        viafile.status.success(),
+        "{}",
+        String::from_utf8_lossy(&viafile.stderr)
+    );
+}
+
+#[test]
+fn erasure_holds_policy_and_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let policy = format!(
+        "{}/policies/seed-001-m-exe.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    assert!(ok(&dir, &["policy", "check", &policy], None).contains("valid"));
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[retention.acces-log]\nmax = \"3 months\"\n").unwrap();
+    assert!(fails(&dir, &["policy", "check", bad.to_str().unwrap()]).contains("acces-log"));
+    ok(&dir, &["init", "--policy", &policy], None);
+    assert!(ok(&dir, &["policy", "show"], None).contains("7 years"));
+    let s = ["--subject", "bob@example.com"];
+    let tx = ok(
+        &dir,
+        &[&["put"][..], &s, &["--category", "transaction"]].concat(),
+        Some(b"order 1"),
+    )
+    .trim()
+    .to_owned();
+    let ticket = ok(
+        &dir,
+        &[&["put"][..], &s, &["--category", "communication"]].concat(),
+        Some(b"ticket"),
+    )
+    .trim()
+    .to_owned();
+    ok(
+        &dir,
+        &[&["put"][..], &s, &["--category", "usage"]].concat(),
+        Some(b"clicks"),
+    );
+    let hold = json(&ok(
+        &dir,
+        &[
+            &["--json", "hold", "place"][..],
+            &s,
+            &[
+                "--category",
+                "communication",
+                "--reason",
+                "dispute",
+                "--reference",
+                "CASE-1",
+            ],
+        ]
+        .concat(),
+        None,
+    ));
+    let hold = hold["hold"].as_str().unwrap().to_owned();
+    assert!(ok(&dir, &["hold", "list"], None).contains(&hold));
+    assert!(
+        fails(
+            &dir,
+            &[&["delete"][..], &s, &["--record", &ticket]].concat()
+        )
+        .contains(&hold)
+    );
+    let report = json(&ok(&dir, &[&["--json", "erase"][..], &s].concat(), None));
+    assert_eq!(report["erased"].as_array().unwrap().len(), 1);
+    let retained = report["retained"].as_array().unwrap();
+    assert_eq!(retained.len(), 2);
+    for r in retained {
+        assert!(r.get("record").is_some() && r.get("reason").is_some());
+    }
+    assert!(
+        retained
+            .iter()
+            .any(|r| r["record"] == tx.as_str() && r["reason"]["kind"] == "minimum-retention")
+    );
+    ok(&dir, &["hold", "release", &hold], None);
+    let sweep = json(&ok(&dir, &["--json", "sweep", "--dry-run"], None));
+    assert_eq!(sweep["dry_run"], true);
+    let sweep = json(&ok(&dir, &["--json", "sweep"], None));
+    assert!(
+        sweep["categories_erased"].as_u64().unwrap() + sweep["erased"].as_u64().unwrap() >= 1,
+        "{sweep}"
+    );
+    assert!(
+        fails(&dir, &[&["get"][..], &s, &["--record", &ticket]].concat())
+            .contains("no such record")
+    );
+    assert_eq!(
+        ok(&dir, &[&["get"][..], &s, &["--record", &tx]].concat(), None),
+        "order 1"
+    );
+    ok(
+        &dir,
+        &[
+            &["event"][..],
+            &s,
+            &["--kind", "account-closed", "--at", "2025-01-01"],
+        ]
+        .concat(),
+        None,
+    );
+    // backup, ledger, restore
+    let backup = tmp.path().join("backup");
+    ok(&dir, &["backup", "--out", backup.to_str().unwrap()], None);
+    let carol = ok(
+        &dir,
+        &["put", "--subject", "carol", "--category", "contact"],
+        Some(b"c"),
+    )
+    .trim()
+    .to_owned();
+    let _ = carol;
+    ok(
+        &dir,
+        &[
+            "erase",
+            "--subject",
+            "bob@example.com",
+            "--category",
+            "transaction",
+        ],
+        None,
+    );
+    let ledger = tmp.path().join("ledger.json");
+    ok(
+        &dir,
+        &["ledger", "export", "--out", ledger.to_str().unwrap()],
+        None,
+    );
+    let restored = tmp.path().join("restored");
+    ok(
+        &dir,
+        &[
+            "restore",
+            "--from",
+            backup.to_str().unwrap(),
+            "--to",
+            restored.to_str().unwrap(),
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+        None,
+    );
+    // the transaction was retained at backup time but erase --category ... is refused by minimum retention
+    assert!(ok(&restored, &["verify"], None).contains("whole"));
+    // rotation
+    let out = Command::new(env!("CARGO_BIN_EXE_pdvault"))
+        .args(["rotate-key"])
+        .env("PDVAULT_DIR", &dir)
+        .env("PDVAULT_PASSPHRASE", "correct horse")
+        .env("PDVAULT_NEW_PASSPHRASE", "battery staple")
+        .env("PDVAULT_TEST_FAST_KDF", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(fails(&dir, &["stats"]).contains("wrong passphrase"));
+}
+
+#[test]
+fn rights_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    ok(
+        &dir,
+        &[
+            "init",
+            "--policy",
+            &format!(
+                "{}/policies/seed-001-m-exe.toml",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        ],
+        None,
+    );
+    let s = ["--subject", "dana@example.com"];
+    let ads = ok(
+        &dir,
+        &[
+            &["put"][..],
+            &s,
+            &[
+                "--category",
+                "usage",
+                "--purpose",
+                "ads",
+                "--basis",
+                "consent",
+            ],
+        ]
+        .concat(),
+        Some(b"likes shoes"),
+    )
+    .trim()
+    .to_owned();
+    assert!(
+        fails(
+            &dir,
+            &[&["get"][..], &s, &["--record", &ads, "--purpose", "ads"]].concat()
+        )
+        .contains("consent")
+    );
+    ok(
+        &dir,
+        &[&["consent", "grant"][..], &s, &["--purpose", "ads"]].concat(),
+        None,
+    );
+    assert_eq!(
+        ok(
+            &dir,
+            &[&["get"][..], &s, &["--record", &ads, "--purpose", "ads"]].concat(),
+            None
+        ),
+        "likes shoes"
+    );
+    ok(&dir, &[&["restrict"][..], &s].concat(), None);
+    assert!(
+        fails(
+            &dir,
+            &[&["get"][..], &s, &["--record", &ads, "--purpose", "ads"]].concat()
+        )
+        .contains("restricted")
+    );
+    ok(&dir, &[&["unrestrict"][..], &s].concat(), None);
+    ok(
+        &dir,
+        &[
+            &["disclose"][..],
+            &s,
+            &[
+                "--recipient",
+                "Tax Office",
+                "--purpose",
+                "tax",
+                "--category",
+                "usage",
+                "--ground",
+                "subpoena 9",
+            ],
+        ]
+        .concat(),
+        None,
+    );
+    let req = json(&ok(
+        &dir,
+        &[
+            &["--json", "request", "open"][..],
+            &s,
+            &["--kind", "access"],
+        ]
+        .concat(),
+        None,
+    ));
+    assert!(req["due_at"].is_string());
+    assert!(ok(&dir, &["request", "list"], None).contains("access"));
+    ok(&dir, &["request", "list", "--overdue"], None);
+    let export = tmp.path().join("export.json");
+    ok(
+        &dir,
+        &[&["export"][..], &s, &["--out", export.to_str().unwrap()]].concat(),
+        None,
+    );
+    let doc = json(&std::fs::read_to_string(&export).unwrap());
+    assert_eq!(doc["records"][0]["payload"]["text"], "likes shoes");
+    assert_eq!(doc["disclosures"][0]["recipient"], "Tax Office");
+    let other = tmp.path().join("other");
+    ok(&other, &["init"], None);
+    assert!(
+        ok(
+            &other,
+            &["import", "--file", export.to_str().unwrap()],
+            None
+        )
+        .contains("1 records")
+    );
+    assert_eq!(
+        ok(
+            &other,
+            &[&["get"][..], &s, &["--record", &ads]].concat(),
+            None
+        ),
+        "likes shoes"
+    );
+    ok(
+        &dir,
+        &[
+            &["consent", "withdraw"][..],
+            &s,
+            &["--purpose", "ads", "--erase"],
+        ]
+        .concat(),
+        None,
+    );
+    assert!(fails(&dir, &[&["get"][..], &s, &["--record", &ads]].concat()).contains("no such"));
+    assert!(ok(&dir, &["audit", "verify"], None).contains("intact"));
+    let shown = ok(&dir, &["audit", "show", "--since", "2020-01-01"], None);
+    assert!(
+        shown.contains("export") && !shown.contains("dana"),
+        "{shown}"
+    );
+    let req_id = req["id"].as_str().unwrap();
+    ok(&dir, &["request", "close", req_id], None);
+}
