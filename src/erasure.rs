@@ -223,10 +223,10 @@ impl Vault {
             let Some(id) = layout::parse_subject_hold(&k) else {
                 continue;
             };
-            if let Some(h) = self.store().get::<Hold>(&layout::hold(&id), "hold")? {
-                if h.is_active(now) {
-                    out.push(h);
-                }
+            if let Some(h) = self.store().get::<Hold>(&layout::hold(&id), "hold")?
+                && h.is_active(now)
+            {
+                out.push(h);
             }
         }
         Ok(out)
@@ -680,6 +680,49 @@ mod attacker_tests {
             }
         }
         opened
+    }
+
+    #[test]
+    fn erased_keys_leave_the_cache_and_nothing_prints_secrets() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v = Vault::builder(tmp.path())
+            .kdf(KdfParams::insecure_for_tests())
+            .create(RootSecret::passphrase("pass-marker-1"))
+            .unwrap();
+        let s = SubjectId::new("subject-marker-2@example.com").unwrap();
+        let p = Purpose::new("service").unwrap();
+        let id = v
+            .put(
+                &s,
+                RecordMeta::new(Category::Contact).purpose(p.clone()),
+                b"payload-marker-3",
+            )
+            .unwrap();
+        v.put(
+            &s,
+            RecordMeta::new(Category::Usage).purpose(p.clone()),
+            b"payload-marker-4",
+        )
+        .unwrap();
+        let record = v.get(&s, id, &p).unwrap();
+        let sref = v.find(&s).unwrap().subject;
+        assert!(v.keys().cached_keys_of(&sref) >= 2);
+        let printed = format!(
+            "{v:?} {record:?} {s:?} {:?} {:?}",
+            RootSecret::passphrase("pass-marker-1"),
+            v.keys().ring().subkey(crate::keys::Job::Audit)
+        );
+        for marker in ["marker-1", "marker-2", "marker-3"] {
+            assert!(!printed.contains(marker), "{marker} printed: {printed}");
+        }
+        v.erase_subject(&s).unwrap();
+        assert_eq!(
+            v.keys().cached_keys_of(&sref),
+            0,
+            "unwrapped keys of an erased subject stay cached"
+        );
+        let err = v.get(&s, id, &p).unwrap_err().to_string();
+        assert!(!err.contains("marker"), "{err}");
     }
 
     #[test]

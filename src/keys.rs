@@ -243,12 +243,15 @@ fn layout_shard(addr: &[u8]) -> u16 {
     u16::from_be_bytes([addr[1], addr[2]])
 }
 
+/// Unwrapped data keys by (subject, category): the current generation and its key.
+type DataKeyCache = LruCache<(SubjectRef, String), (u32, Arc<DataKey>)>;
+
 /// Keys in use: the ring, the caches, and the locks that keep key changes consistent.
 pub(crate) struct Keys {
     dir: PathBuf,
     ring: RwLock<Ring>,
     index_key: SecretKey,
-    data: Mutex<LruCache<(SubjectRef, String), (u32, Arc<DataKey>)>>,
+    data: Mutex<DataKeyCache>,
     identities: Mutex<LruCache<BlindIndex, SubjectRef>>,
     /// Serializes the creation of subjects and keys.
     create: Mutex<()>,
@@ -414,10 +417,10 @@ impl Keys {
         category: &str,
         generation: u32,
     ) -> Result<Option<Arc<DataKey>>> {
-        if let Some((g, k)) = self.data_key(store, subject, category)? {
-            if g == generation {
-                return Ok(Some(k));
-            }
+        if let Some((g, k)) = self.data_key(store, subject, category)?
+            && g == generation
+        {
+            return Ok(Some(k));
         }
         let addr = layout::data_key(subject, category, generation);
         let Some(w) = store.get::<WrappedKey>(&addr, "data key")? else {

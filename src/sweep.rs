@@ -155,10 +155,9 @@ impl Vault {
             if let Some(e) = self
                 .store()
                 .get::<RecordEntry>(&layout::record(sref, id), "record")?
+                && !destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen))
             {
-                if !destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen)) {
-                    out.insert(*id);
-                }
+                out.insert(*id);
             }
         }
         Ok(out)

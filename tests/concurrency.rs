@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use pdvault::*;
 
+/// Live records by (subject, id), with their last acknowledged payload.
+type Live = HashMap<(String, RecordId), Vec<u8>>;
+
 #[test]
 fn mixed_threads_lose_nothing_and_resurrect_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -20,7 +23,7 @@ fn mixed_threads_lose_nothing_and_resurrect_nothing() {
         .unwrap();
     let sa = Purpose::new(Purpose::SUBJECT_ACCESS).unwrap();
     // What each thread was told: live records with their last payload, and erased ones.
-    let live: Arc<Mutex<HashMap<(String, RecordId), Vec<u8>>>> = Arc::default();
+    let live: Arc<Mutex<Live>> = Arc::default();
     let erased: Arc<Mutex<Vec<(String, RecordId)>>> = Arc::default();
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut handles = Vec::new();
@@ -36,7 +39,7 @@ fn mixed_threads_lose_nothing_and_resurrect_nothing() {
                 match n % 10 {
                     0..=4 => {
                         let payload = format!("{name}-{n}").into_bytes();
-                        let cat = if n % 2 == 0 {
+                        let cat = if n.is_multiple_of(2) {
                             Category::Contact
                         } else {
                             Category::AccessLog

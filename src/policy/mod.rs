@@ -289,10 +289,10 @@ impl Policy {
                 .as_deref()
                 .map(|s| parse_span(&cat, "max", s))
                 .transpose()?;
-            if let (Some(lo), Some(hi)) = (min, max) {
-                if span_longer(lo, hi) {
-                    return Err(entry_err(&cat, "min is longer than max"));
-                }
+            if let (Some(lo), Some(hi)) = (min, max)
+                && span_longer(lo, hi)
+            {
+                return Err(entry_err(&cat, "min is longer than max"));
             }
             let anchor = match rule.anchor.as_deref() {
                 None | Some("collected") => Anchor::Collected,

@@ -179,7 +179,7 @@ impl Vault {
         };
         let head_json = serde_json::to_string(&head).map_err(json_err)?;
         // Open the object, write the head's fields, then stream the records array.
-        out.write_all(head_json[..head_json.len() - 1].as_bytes())?;
+        out.write_all(&head_json.as_bytes()[..head_json.len() - 1])?;
         out.write_all(b",\"records\":[")?;
         let destroyed = self.destroyed_groups(&ident)?;
         let mut n = 0u64;

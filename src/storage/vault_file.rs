@@ -205,7 +205,7 @@ mod tests {
             Err(OpenError::NewerFormat { found: 9, .. })
         ));
         assert!(matches!(
-            decode(&vec![0; 200]),
+            decode(&[0; 200]),
             Err(OpenError::HeaderDamaged(_))
         ));
     }

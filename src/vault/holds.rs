@@ -138,14 +138,12 @@ impl Vault {
                 {
                     txn.put(layout::due(new, &ident, &id), &DueKind::Expiry);
                 }
-                if state.pending_erasure.is_some_and(|t| e.updated_at <= t) {
-                    if let Some(until) =
+                if state.pending_erasure.is_some_and(|t| e.updated_at <= t)
+                    && let Some(until) =
                         p.retained_until(&e.meta.category, e.meta.collected_at, &state.events)
-                    {
-                        if until != Timestamp::MAX {
-                            txn.put(layout::due(until, &ident, &id), &DueKind::PendingErasure);
-                        }
-                    }
+                    && until != Timestamp::MAX
+                {
+                    txn.put(layout::due(until, &ident, &id), &DueKind::PendingErasure);
                 }
             }
         }
@@ -183,8 +181,8 @@ impl Vault {
             let Some((sref, id)) = layout::parse_record(&k) else {
                 continue;
             };
-            if !states.contains_key(&sref) {
-                states.insert(sref, self.state(&sref)?);
+            if let std::collections::btree_map::Entry::Vacant(v) = states.entry(sref) {
+                v.insert(self.state(&sref)?);
             }
             let events = &states[&sref].events;
             if let Some(at) = policy.expires_at(&e.meta.category, e.meta.collected_at, events) {

@@ -153,17 +153,18 @@ impl Vault {
             let entry = seal_record(
                 &key, &vault_id, &ident, id, version, generation, meta, payload, now,
             );
-            if let Some(p) = &policy {
-                if p.rule(&entry.meta.category).is_some() {
-                    let state = match states.get(&ident) {
-                        Some(s) => s,
-                        None => states.entry(ident).or_insert(self.state(&ident)?),
-                    };
-                    if let Some(at) =
-                        p.expires_at(&entry.meta.category, entry.meta.collected_at, &state.events)
-                    {
-                        txn.put_new(layout::due(at, &ident, &id), &DueKind::Expiry);
-                    }
+            if let Some(p) = &policy
+                && p.rule(&entry.meta.category).is_some()
+            {
+                if let std::collections::btree_map::Entry::Vacant(v) = states.entry(ident) {
+                    v.insert(self.state(&ident)?);
+                }
+                if let Some(at) = p.expires_at(
+                    &entry.meta.category,
+                    entry.meta.collected_at,
+                    &states[&ident].events,
+                ) {
+                    txn.put_new(layout::due(at, &ident, &id), &DueKind::Expiry);
                 }
             }
             drafts.push(
