@@ -160,3 +160,8 @@ pub mod __fuzz {
         let _ = layout::parse_subject_hold(data);
     }
 }
+
+/// The README's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
