@@ -7,7 +7,10 @@ use pdvault::*;
 use serde::{Deserialize, Serialize};
 
 fn create(dir: &Path) -> Vault {
-    Vault::builder(dir).kdf(KdfParams::insecure_for_tests()).create(RootSecret::passphrase("pw")).unwrap()
+    Vault::builder(dir)
+        .kdf(KdfParams::insecure_for_tests())
+        .create(RootSecret::passphrase("pw"))
+        .unwrap()
 }
 
 fn open(dir: &Path) -> Result<Vault> {
@@ -63,24 +66,40 @@ fn typed_payloads_update_keeps_the_id_delete_removes() {
     let tmp = tempfile::tempdir().unwrap();
     let v = create(tmp.path());
     let s = SubjectId::new("typed").unwrap();
-    let addr = Address { street: "1 Main St".into(), city: "Zürich".into(), postcode: None, lines: vec![1, 2] };
-    let id = v.put_value(&s, RecordMeta::new(Category::Contact), &addr).unwrap();
+    let addr = Address {
+        street: "1 Main St".into(),
+        city: "Zürich".into(),
+        postcode: None,
+        lines: vec![1, 2],
+    };
+    let id = v
+        .put_value(&s, RecordMeta::new(Category::Contact), &addr)
+        .unwrap();
     assert_eq!(v.get_value::<Address>(&s, id, &sa()).unwrap(), addr);
     v.update(&s, id, b"replaced").unwrap();
     let r = v.get(&s, id, &sa()).unwrap();
-    assert_eq!((r.payload.as_slice(), r.info.record, r.info.version), (&b"replaced"[..], id, 2));
+    assert_eq!(
+        (r.payload.as_slice(), r.info.record, r.info.version),
+        (&b"replaced"[..], id, 2)
+    );
     assert_eq!(v.list(&s).unwrap().len(), 1);
     v.delete(&s, id).unwrap();
     assert!(matches!(v.get(&s, id, &sa()), Err(Error::RecordNotFound(x)) if x == id));
     assert!(v.list(&s).unwrap().is_empty());
-    assert!(matches!(v.update(&s, id, b"x"), Err(Error::RecordNotFound(_))));
+    assert!(matches!(
+        v.update(&s, id, b"x"),
+        Err(Error::RecordNotFound(_))
+    ));
 }
 
 #[test]
 fn wrong_secrets_are_refused_with_their_own_errors() {
     let tmp = tempfile::tempdir().unwrap();
     create(tmp.path()).close().unwrap();
-    assert!(matches!(Vault::builder(tmp.path()).open(RootSecret::passphrase("nope")), Err(Error::Open(OpenError::WrongKey))));
+    assert!(matches!(
+        Vault::builder(tmp.path()).open(RootSecret::passphrase("nope")),
+        Err(Error::Open(OpenError::WrongKey))
+    ));
     assert!(matches!(
         Vault::builder(tmp.path()).open(RootSecret::raw_key([1; 32])),
         Err(Error::Open(OpenError::SecretKindMismatch { .. }))
@@ -92,12 +111,21 @@ fn wrong_secrets_are_refused_with_their_own_errors() {
             Ok([42; 32])
         }
     }
-    let v = Vault::builder(raw.path()).create(RootSecret::from_source(&Kms).unwrap()).unwrap();
+    let v = Vault::builder(raw.path())
+        .create(RootSecret::from_source(&Kms).unwrap())
+        .unwrap();
     let s = SubjectId::new("k").unwrap();
-    let id = v.put(&s, RecordMeta::new(Category::Account), b"via kms").unwrap();
+    let id = v
+        .put(&s, RecordMeta::new(Category::Account), b"via kms")
+        .unwrap();
     v.close().unwrap();
-    assert!(matches!(Vault::builder(raw.path()).open(RootSecret::raw_key([43; 32])), Err(Error::Open(OpenError::WrongKey))));
-    let v = Vault::builder(raw.path()).open(RootSecret::from_source(&Kms).unwrap()).unwrap();
+    assert!(matches!(
+        Vault::builder(raw.path()).open(RootSecret::raw_key([43; 32])),
+        Err(Error::Open(OpenError::WrongKey))
+    ));
+    let v = Vault::builder(raw.path())
+        .open(RootSecret::from_source(&Kms).unwrap())
+        .unwrap();
     assert_eq!(v.get(&s, id, &sa()).unwrap().payload, b"via kms");
     struct Broken;
     impl KeySource for Broken {
@@ -105,15 +133,22 @@ fn wrong_secrets_are_refused_with_their_own_errors() {
             Err("HSM offline".into())
         }
     }
-    assert!(matches!(RootSecret::from_source(&Broken), Err(OpenError::KeySource(_))));
+    assert!(matches!(
+        RootSecret::from_source(&Broken),
+        Err(OpenError::KeySource(_))
+    ));
 }
 
 #[test]
 fn default_kdf_parameters_work() {
     let tmp = tempfile::tempdir().unwrap();
-    let v = Vault::builder(tmp.path()).create(RootSecret::passphrase("default costs")).unwrap();
+    let v = Vault::builder(tmp.path())
+        .create(RootSecret::passphrase("default costs"))
+        .unwrap();
     v.close().unwrap();
-    Vault::builder(tmp.path()).open(RootSecret::passphrase("default costs")).unwrap();
+    Vault::builder(tmp.path())
+        .open(RootSecret::passphrase("default costs"))
+        .unwrap();
 }
 
 #[test]
@@ -132,7 +167,10 @@ fn a_damaged_vault_file_is_reported_never_served() {
     let mut garbled = good.clone();
     garbled[good.len() / 2] ^= 0x40;
     std::fs::write(&file, &garbled).unwrap();
-    assert!(matches!(open(tmp.path()), Err(Error::Open(OpenError::HeaderDamaged(_)))));
+    assert!(matches!(
+        open(tmp.path()),
+        Err(Error::Open(OpenError::HeaderDamaged(_)))
+    ));
     // A newer format version, with a valid checksum.
     let body_end = good.len() - 32;
     let mut newer = good[..body_end].to_vec();
@@ -140,7 +178,10 @@ fn a_damaged_vault_file_is_reported_never_served() {
     let sum = blake3_of(&newer);
     newer.extend_from_slice(&sum);
     std::fs::write(&file, &newer).unwrap();
-    assert!(matches!(open(tmp.path()), Err(Error::Open(OpenError::NewerFormat { found: 7, .. }))));
+    assert!(matches!(
+        open(tmp.path()),
+        Err(Error::Open(OpenError::NewerFormat { found: 7, .. }))
+    ));
     std::fs::write(&file, &good).unwrap();
     open(tmp.path()).unwrap();
 }
@@ -153,10 +194,15 @@ fn blake3_of(b: &[u8]) -> [u8; 32] {
 #[test]
 fn creating_over_a_vault_and_opening_nothing_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    assert!(matches!(open(tmp.path()), Err(Error::Open(OpenError::NotFound(_)))));
+    assert!(matches!(
+        open(tmp.path()),
+        Err(Error::Open(OpenError::NotFound(_)))
+    ));
     create(tmp.path()).close().unwrap();
     assert!(matches!(
-        Vault::builder(tmp.path()).kdf(KdfParams::insecure_for_tests()).create(RootSecret::passphrase("pw")),
+        Vault::builder(tmp.path())
+            .kdf(KdfParams::insecure_for_tests())
+            .create(RootSecret::passphrase("pw")),
         Err(Error::Open(OpenError::AlreadyExists(_)))
     ));
 }
@@ -165,10 +211,18 @@ fn creating_over_a_vault_and_opening_nothing_are_refused() {
 fn a_second_opener_gets_already_open() {
     let tmp = tempfile::tempdir().unwrap();
     let v = create(tmp.path());
-    assert!(matches!(open(tmp.path()), Err(Error::Open(OpenError::AlreadyOpen(_)))));
+    assert!(matches!(
+        open(tmp.path()),
+        Err(Error::Open(OpenError::AlreadyOpen(_)))
+    ));
     // Another process too: this test binary, re-run as a child.
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "second_process_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "second_process_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("PDVAULT_SECOND_OPENER", tmp.path())
         .output()
         .unwrap();
@@ -180,7 +234,9 @@ fn a_second_opener_gets_already_open() {
 
 #[test]
 fn second_process_child() {
-    let Some(dir) = std::env::var_os("PDVAULT_SECOND_OPENER") else { return };
+    let Some(dir) = std::env::var_os("PDVAULT_SECOND_OPENER") else {
+        return;
+    };
     match open(Path::new(&dir)) {
         Err(Error::Open(OpenError::AlreadyOpen(_))) => println!("CHILD-RESULT: already-open"),
         other => println!("CHILD-RESULT: {:?}", other.map(|_| "opened")),
@@ -202,7 +258,9 @@ fn eight_threads_putting_and_reading_lose_nothing() {
                 for i in 0..100 {
                     let s = if i % 2 == 0 { &own } else { &*shared };
                     let payload = format!("t{t}-{i}").into_bytes();
-                    let id = v.put(s, RecordMeta::new(Category::Usage), &payload).unwrap();
+                    let id = v
+                        .put(s, RecordMeta::new(Category::Usage), &payload)
+                        .unwrap();
                     assert_eq!(v.get(s, id, &sa()).unwrap().payload, payload);
                     mine.push((s.clone(), id, payload));
                 }
@@ -210,7 +268,10 @@ fn eight_threads_putting_and_reading_lose_nothing() {
             })
         })
         .collect();
-    let all: Vec<_> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let all: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert_eq!(all.len(), 800);
     for (s, id, p) in &all {
         assert_eq!(&v.get(s, *id, &sa()).unwrap().payload, p);
@@ -249,8 +310,15 @@ fn no_payload_or_subject_identifier_reaches_the_disk() {
         let subject = format!("marker-subject-{tag:x}-{i}@example.com");
         let payload = format!("MARKER-PAYLOAD-{tag:x}-{i}");
         let s = SubjectId::new(subject.clone()).unwrap();
-        let id = v.put(&s, RecordMeta::new(Category::Contact).purpose(Purpose::new("service").unwrap()), payload.as_bytes()).unwrap();
-        v.update(&s, id, format!("{payload}-v2").as_bytes()).unwrap();
+        let id = v
+            .put(
+                &s,
+                RecordMeta::new(Category::Contact).purpose(Purpose::new("service").unwrap()),
+                payload.as_bytes(),
+            )
+            .unwrap();
+        v.update(&s, id, format!("{payload}-v2").as_bytes())
+            .unwrap();
         v.get(&s, id, &sa()).unwrap();
         if i % 3 == 0 {
             v.erase_subject(&s).unwrap();
@@ -265,14 +333,26 @@ fn no_payload_or_subject_identifier_reaches_the_disk() {
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
         for m in &markers {
-            assert!(!contains(&bytes, m.as_bytes()), "{m} found in {}", f.display());
+            assert!(
+                !contains(&bytes, m.as_bytes()),
+                "{m} found in {}",
+                f.display()
+            );
         }
-        assert!(!contains(&bytes, format!("{tag:x}").as_bytes()), "marker tag found in {}", f.display());
+        assert!(
+            !contains(&bytes, format!("{tag:x}").as_bytes()),
+            "marker tag found in {}",
+            f.display()
+        );
     }
 }
 
 fn rand_tag() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 ^ 0x5eed_1234_abcd
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ 0x5eed_1234_abcd
 }
 
 #[test]
@@ -280,21 +360,44 @@ fn bad_input_is_refused_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let v = create(tmp.path());
     let s = SubjectId::new("keeper").unwrap();
-    let id = v.put(&s, RecordMeta::new(Category::Contact), b"kept").unwrap();
+    let id = v
+        .put(&s, RecordMeta::new(Category::Contact), b"kept")
+        .unwrap();
     assert!(matches!(SubjectId::new(""), Err(InputError::SubjectId(_))));
-    assert!(matches!(SubjectId::new("x".repeat(MAX_SUBJECT_ID_LEN + 1)), Err(InputError::SubjectId(_))));
-    assert!(matches!(SubjectId::from_bytes(&[0x66, 0xff, 0xfe]), Err(InputError::SubjectId(_))));
+    assert!(matches!(
+        SubjectId::new("x".repeat(MAX_SUBJECT_ID_LEN + 1)),
+        Err(InputError::SubjectId(_))
+    ));
+    assert!(matches!(
+        SubjectId::from_bytes(&[0x66, 0xff, 0xfe]),
+        Err(InputError::SubjectId(_))
+    ));
     let huge = vec![0u8; MAX_PAYLOAD_LEN + 1];
-    assert!(matches!(v.put(&s, RecordMeta::new(Category::Contact), &huge), Err(Error::Input(InputError::PayloadTooLarge { .. }))));
-    assert!(matches!(v.update(&s, id, &huge), Err(Error::Input(InputError::PayloadTooLarge { .. }))));
-    assert!(matches!(v.put(&s, RecordMeta::new(Category::Contact).source("bad\nsource"), b"x"), Err(Error::Input(_))));
+    assert!(matches!(
+        v.put(&s, RecordMeta::new(Category::Contact), &huge),
+        Err(Error::Input(InputError::PayloadTooLarge { .. }))
+    ));
+    assert!(matches!(
+        v.update(&s, id, &huge),
+        Err(Error::Input(InputError::PayloadTooLarge { .. }))
+    ));
+    assert!(matches!(
+        v.put(
+            &s,
+            RecordMeta::new(Category::Contact).source("bad\nsource"),
+            b"x"
+        ),
+        Err(Error::Input(_))
+    ));
     assert!("Not-Kebab".parse::<Category>().is_err());
     assert!("zz".parse::<RecordId>().is_err());
     assert!(Purpose::new("").is_err());
     assert!("nonsense".parse::<LegalBasis>().is_err());
     assert!(v.as_actor("").is_err());
     let long = SubjectId::new("y".repeat(MAX_SUBJECT_ID_LEN)).unwrap();
-    let lid = v.put(&long, RecordMeta::new(Category::Profile), b"").unwrap();
+    let lid = v
+        .put(&long, RecordMeta::new(Category::Profile), b"")
+        .unwrap();
     assert_eq!(v.get(&long, lid, &sa()).unwrap().payload, b"");
     assert_eq!(v.get(&s, id, &sa()).unwrap().payload, b"kept");
     assert_eq!(v.list(&s).unwrap().len(), 1);
