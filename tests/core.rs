@@ -1131,7 +1131,7 @@ fn reopening_right_after_close_or_drop_succeeds() {
         return;
     }
     let mut failures = Vec::new();
-    for k in 0..40 {
+    for k in 0..60 {
         let r = run_child(REOPEN_TEST, REOPEN_ENV, "1".as_ref());
         if r != "Opened" {
             failures.push(format!("fresh process {k}: {r}"));
