@@ -253,5 +253,21 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// Describes a JSON error by its kind and position only: serde_json's own messages quote the
+/// offending input, which may be a payload.
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "JSON of the wrong shape or type",
+        serde_json::error::Category::Eof => "JSON ends early",
+    };
+    if e.line() == 0 {
+        kind.to_owned()
+    } else {
+        format!("{kind} at line {} column {}", e.line(), e.column())
+    }
+}
+
 /// The result type of pdvault.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

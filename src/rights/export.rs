@@ -247,8 +247,8 @@ impl Vault {
     /// Reads an export document and files its records (same ids, metadata and versions), consents,
     /// events and restrictions under its subject identifier in this vault.
     pub fn import(&self, input: &mut dyn Read) -> Result<ImportReport> {
-        let doc: ExportDocument =
-            serde_json::from_reader(input).map_err(|e| InputError::Document(e.to_string()))?;
+        let doc: ExportDocument = serde_json::from_reader(input)
+            .map_err(|e| InputError::Document(crate::error::json_error(&e)))?;
         if doc.format != FORMAT {
             return Err(InputError::Document(format!(
                 "format is {:?}, expected {FORMAT:?}",

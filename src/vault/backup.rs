@@ -99,15 +99,16 @@ impl Vault {
     pub fn export_ledger(&self, out: &mut dyn Write) -> Result<()> {
         let ledger = self.ledger()?;
         serde_json::to_writer_pretty(&mut *out, &ledger)
-            .map_err(|e| InputError::Encoding(e.to_string()))?;
+            .map_err(|e| InputError::Encoding(crate::error::json_error(&e)))?;
         out.write_all(b"\n")?;
         Ok(())
     }
 
     /// Parses a ledger written by [`Vault::export_ledger`].
     pub fn parse_ledger(input: &mut dyn Read) -> Result<Vec<LedgerEntry>> {
-        serde_json::from_reader(input)
-            .map_err(|e| InputError::Document(format!("ledger: {e}")).into())
+        serde_json::from_reader(input).map_err(|e| {
+            InputError::Document(format!("ledger: {}", crate::error::json_error(&e))).into()
+        })
     }
 
     /// Restores a backup into `to` (a new directory), opens it, and re-applies every erasure of

@@ -187,7 +187,8 @@ impl Vault {
         meta: RecordMeta,
         value: &T,
     ) -> Result<RecordId> {
-        let bytes = serde_json::to_vec(value).map_err(|e| InputError::Encoding(e.to_string()))?;
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| InputError::Encoding(crate::error::json_error(&e)))?;
         self.put(subject, meta, &bytes)
     }
 
@@ -220,7 +221,8 @@ impl Vault {
         purpose: &Purpose,
     ) -> Result<T> {
         let r = self.get(subject, record, purpose)?;
-        serde_json::from_slice(&r.payload).map_err(|e| InputError::Encoding(e.to_string()).into())
+        serde_json::from_slice(&r.payload)
+            .map_err(|e| InputError::Encoding(crate::error::json_error(&e)).into())
     }
 
     /// Replaces a record's payload; the id stays, the version goes up.
@@ -538,16 +540,22 @@ impl Vault {
             .store()
             .get(&layout::record(ident, &record), "record")?
             .ok_or(Error::RecordNotFound(record))?;
-        let key = self
+        let category = entry.meta.category.name();
+        match self
             .keys()
-            .data_key_gen(
-                self.store(),
-                ident,
-                entry.meta.category.name(),
-                entry.key_gen,
-            )?
-            .ok_or(Error::RecordNotFound(record))?;
-        Ok((entry, key))
+            .data_key_gen(self.store(), ident, category, entry.key_gen)?
+        {
+            Some(key) => Ok((entry, key)),
+            // Erased: its key generation was destroyed (decided without decrypting anything).
+            None if self
+                .destroyed_groups(ident)?
+                .contains(&(category.to_owned(), entry.key_gen)) =>
+            {
+                Err(Error::RecordNotFound(record))
+            }
+            // No key and not destroyed: the record or its key was damaged.
+            None => Err(crate::IntegrityError.into()),
+        }
     }
 
     pub(crate) fn open_record(
