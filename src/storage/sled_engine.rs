@@ -41,15 +41,33 @@ impl SledEngine {
     /// Opens (or creates) the store in `dir`. `flush_every_ms`: sled's background flush period,
     /// `None` to flush only when asked.
     pub(crate) fn open(dir: &Path, flush_every_ms: Option<u64>) -> Result<Self, StorageError> {
-        contain(|| {
-            let db = sled::Config::new()
-                .path(dir)
-                .mode(sled::Mode::HighThroughput)
-                .flush_every_ms(flush_every_ms)
-                .open()
-                .map_err(map_err)?;
-            Ok(SledEngine { db })
-        })
+        // sled's background threads hold its file lock for a moment after the previous handle
+        // was dropped: retry a lock conflict for up to two seconds. (The vault's own LOCK file
+        // already tells a real second opener apart.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let result = contain(|| {
+                let db = sled::Config::new()
+                    .path(dir)
+                    .mode(sled::Mode::HighThroughput)
+                    .flush_every_ms(flush_every_ms)
+                    .open()
+                    .map_err(map_err)?;
+                Ok(SledEngine { db })
+            });
+            match result {
+                Err(StorageError::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("acquire lock") =>
+                {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StorageError::Io(e));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
     }
 }
 
