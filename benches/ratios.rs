@@ -52,8 +52,22 @@ fn erase_ratio() -> (Duration, Duration) {
         let s_small = subject("erase", next);
         let s_large = subject("erase", next + 1);
         next += 2;
-        fill(&vault, &s_large, &Category::Contact, 100_000, 64, jiff::Timestamp::now());
-        fill(&vault, &s_small, &Category::Contact, 10, 64, jiff::Timestamp::now());
+        fill(
+            &vault,
+            &s_large,
+            &Category::Contact,
+            100_000,
+            64,
+            jiff::Timestamp::now(),
+        );
+        fill(
+            &vault,
+            &s_small,
+            &Category::Contact,
+            10,
+            64,
+            jiff::Timestamp::now(),
+        );
         vault.flush().expect("flush");
         let mut order = [(&s_small, &mut small), (&s_large, &mut large)];
         if rep % 2 == 1 {
