@@ -222,7 +222,9 @@ fn main() {
 
     // The erasure ledger, as JSON and as stored entries.
     let mut ledger_json = Vec::new();
-    vault.export_ledger(&mut ledger_json).expect("export ledger");
+    vault
+        .export_ledger(&mut ledger_json)
+        .expect("export ledger");
     seeds.put("ledger_parse", "ledger.json", &ledger_json);
     seeds.put("ledger_parse", "empty.json", b"[]\n");
     let ledger = vault.ledger().expect("ledger");
@@ -359,7 +361,11 @@ fn main() {
     for entry in fs::read_dir(here.join("../policies")).expect("policies/") {
         let p = entry.expect("a policy file").path();
         if p.extension().is_some_and(|e| e == "toml") {
-            let name = p.file_name().expect("a file name").to_string_lossy().into_owned();
+            let name = p
+                .file_name()
+                .expect("a file name")
+                .to_string_lossy()
+                .into_owned();
             seeds.put("policy_toml", &name, &fs::read(&p).expect("a policy"));
         }
     }

@@ -16,8 +16,8 @@ use arbitrary::Arbitrary;
 use jiff::{Span, Timestamp};
 use libfuzzer_sys::fuzz_target;
 use pdvault::{
-    Category, Durability, Error, EventKind, HoldId, HoldReason, HoldTarget, KdfParams,
-    LegalBasis, ManualClock, Policy, Purpose, RecordId, RecordMeta, RootSecret, SubjectId, Vault,
+    Category, Durability, Error, EventKind, HoldId, HoldReason, HoldTarget, KdfParams, LegalBasis,
+    ManualClock, Policy, Purpose, RecordId, RecordMeta, RootSecret, SubjectId, Vault,
 };
 
 const SUBJECTS: usize = 3;
@@ -281,7 +281,9 @@ fn run(input: Input) {
         records: Vec::new(),
         holds: Vec::new(),
     };
-    let no_record: RecordId = "00000000000000000000000000000000".parse().expect("record id");
+    let no_record: RecordId = "00000000000000000000000000000000"
+        .parse()
+        .expect("record id");
     let access = Purp::SubjectAccess.purpose();
 
     for op in input.ops.into_iter().take(MAX_OPS) {
@@ -563,7 +565,11 @@ fn run(input: Input) {
         .expect("reopen");
     assert_dead_unreadable(&vault, &m, "after reopening");
     let report = vault.verify().expect("verify runs after reopening");
-    assert!(report.is_whole(), "verify after reopening: {:?}", report.problems);
+    assert!(
+        report.is_whole(),
+        "verify after reopening: {:?}",
+        report.problems
+    );
     vault.close().expect("close after reopening");
 }
 

@@ -53,7 +53,12 @@ fuzz_target!(|data: &[u8]| {
     let head: Head = serde_json::from_reader(data).expect("an imported document names its subject");
     let subject = SubjectId::new(head.subject_id).expect("an imported subject id is valid");
     let mut out = Vec::new();
-    let n = vault.export(&subject, &mut out).expect("an imported subject exports");
-    assert!(n as usize >= report.records, "export holds fewer records than imported");
+    let n = vault
+        .export(&subject, &mut out)
+        .expect("an imported subject exports");
+    assert!(
+        n as usize >= report.records,
+        "export holds fewer records than imported"
+    );
     let _: serde_json::Value = serde_json::from_slice(&out).expect("an export is valid JSON");
 });
