@@ -1232,18 +1232,18 @@ fn compare(v: &Vault, log: &mut Log, st: &mut Stats, probed: &mut usize) -> Resu
     }
     // Subjects and their records.
     let obs = observe(v)?;
-    for s in 0..SUBJECTS {
+    for (s, found) in obs.iter().enumerate() {
         let alive = log.model.subjects[s].alive;
-        st.check(alive == obs[s].is_some(), || {
+        st.check(alive == found.is_some(), || {
             format!(
                 "subject {s}: acknowledged {}, found {}",
                 if alive { "present" } else { "destroyed" },
-                obs[s].is_some()
+                found.is_some()
             )
         });
-        if alive && obs[s].is_none() {
+        if alive && found.is_none() {
             log.write(&format!("GONE {s}"));
-        } else if !alive && obs[s].is_some() {
+        } else if !alive && found.is_some() {
             log.write(&format!("ALIVE {s}"));
         }
         let want: BTreeMap<RecordId, Category> = log
@@ -1253,7 +1253,7 @@ fn compare(v: &Vault, log: &mut Log, st: &mut Stats, probed: &mut usize) -> Resu
             .filter(|(_, r)| r.subject == s)
             .map(|(id, r)| (*id, category(r.cat)))
             .collect();
-        let got = obs[s].clone().unwrap_or_default();
+        let got = found.clone().unwrap_or_default();
         st.check(want == got, || {
             let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(k)).collect();
             let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(k)).collect();
