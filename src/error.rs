@@ -65,7 +65,11 @@ pub enum OpenError {
 pub enum StorageError {
     /// An I/O error from the file system.
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// The file system has no space left (or the quota is used up). The write that did not fit
+    /// failed as a whole and nothing stored before is lost: free space, then reopen the vault.
+    #[error("no space left on the device ({0}): the write was not made; free space and reopen")]
+    NoSpace(std::io::Error),
     /// The embedded store reported an error.
     #[error("store error: {0}")]
     Engine(String),
@@ -75,6 +79,18 @@ pub enum StorageError {
     /// A stored entry could not be decoded.
     #[error("stored entry is malformed: {0}")]
     Malformed(&'static str),
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull
+            || e.kind() == std::io::ErrorKind::QuotaExceeded
+        {
+            StorageError::NoSpace(e)
+        } else {
+            StorageError::Io(e)
+        }
+    }
 }
 
 /// An authenticated decryption failed: the ciphertext, its metadata or its key do not belong

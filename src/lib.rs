@@ -162,6 +162,22 @@ pub mod __fuzz {
 }
 
 /// The README's code blocks, compiled as doctests.
+/// sled's own failure points, for the I/O-error tests. Not part of the API: only with the
+/// test-only feature `sled-failpoints`. The points are global to the process.
+#[cfg(feature = "sled-failpoints")]
+#[doc(hidden)]
+pub mod __failpoints {
+    /// Makes the `n`-th next hit of sled's failure point `name` fail (`n` from 0, below 64).
+    pub fn fail_at(name: &'static str, n: u32) {
+        crate::storage::sled_engine::failpoints::set(name, 1u64 << n.min(63));
+    }
+
+    /// Disarms every failure point.
+    pub fn reset() {
+        crate::storage::sled_engine::failpoints::reset();
+    }
+}
+
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

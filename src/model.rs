@@ -309,7 +309,7 @@ pub(crate) fn check_text(field: &'static str, s: &str) -> Result<(), InputError>
 /// The metadata of a record: what it is, why it is held and on what basis. Stored unencrypted
 /// (but authenticated with the payload) so that listing and retention need no decryption; it
 /// must therefore not contain personal data.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordMeta {
     /// The data category.
     pub category: Category,
@@ -319,13 +319,30 @@ pub struct RecordMeta {
     pub basis: LegalBasis,
     /// Where the data came from (for example `signup-form`). Not personal data.
     pub source: Option<String>,
-    /// When the data was collected.
+    /// When the data was collected. Unless set with [`RecordMeta::collected_at`], the vault sets
+    /// it when the record is written: its clock's time then (a rectification keeps the record's).
     pub collected_at: Timestamp,
+    /// Whether `collected_at` is still the placeholder of [`RecordMeta::new`], for the vault to
+    /// set at the write.
+    #[serde(skip)]
+    pub(crate) collected_at_unset: bool,
 }
+
+impl PartialEq for RecordMeta {
+    fn eq(&self, other: &Self) -> bool {
+        self.category == other.category
+            && self.purposes == other.purposes
+            && self.basis == other.basis
+            && self.source == other.source
+            && self.collected_at == other.collected_at
+    }
+}
+
+impl Eq for RecordMeta {}
 
 impl RecordMeta {
     /// Metadata for a record of `category`, with no purposes, the default basis (contract), no
-    /// source, collected now.
+    /// source, collected when the vault writes it (by the vault's clock).
     pub fn new(category: Category) -> Self {
         RecordMeta {
             category,
@@ -333,7 +350,17 @@ impl RecordMeta {
             basis: LegalBasis::default(),
             source: None,
             collected_at: Timestamp::now(),
+            collected_at_unset: true,
         }
+    }
+
+    /// Fills in the collection time the caller left to the vault.
+    pub(crate) fn collected_by_default(mut self, at: Timestamp) -> Self {
+        if self.collected_at_unset {
+            self.collected_at = at;
+            self.collected_at_unset = false;
+        }
+        self
     }
 
     /// Adds a purpose.
@@ -359,6 +386,7 @@ impl RecordMeta {
     /// Sets the collection time.
     pub fn collected_at(mut self, at: Timestamp) -> Self {
         self.collected_at = at;
+        self.collected_at_unset = false;
         self
     }
 

@@ -111,7 +111,9 @@ fn every_category_roundtrips_with_its_metadata_in_get_and_list() {
     let id = v.put(&alice, meta.clone(), &bin).unwrap();
     expected.insert(id, (meta, bin));
     // An empty payload.
-    let meta = RecordMeta::new(Category::Usage).purpose(read.clone());
+    let meta = RecordMeta::new(Category::Usage)
+        .purpose(read.clone())
+        .collected_at(ts("2025-01-01T00:00:00Z"));
     let id = v.put(&alice, meta.clone(), b"").unwrap();
     expected.insert(id, (meta, Vec::new()));
     v.grant_consent(&alice, &read, None).unwrap();
@@ -183,7 +185,8 @@ fn update_keeps_the_id_and_bumps_the_version() {
     let p = purpose("billing");
     let meta = RecordMeta::new(Category::Payment)
         .purpose(p.clone())
-        .source("form");
+        .source("form")
+        .collected_at(ts("2025-01-01T00:00:00Z"));
     let id = v.put(&s, meta.clone(), b"v1").unwrap();
     let other = v.put(&s, meta.clone(), b"other").unwrap();
     v.update(&s, id, b"v2").unwrap();
@@ -1168,4 +1171,35 @@ fn reopening_right_after_close_or_drop_succeeds() {
     }
     let v = open(dir.path()).unwrap();
     assert_eq!(v.list(&s).unwrap().len(), ids.len());
+}
+
+#[test]
+fn collection_time_defaults_to_the_vault_clock_and_survives_rectification() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = ts("2021-06-01T10:00:00Z");
+    let clock = ManualClock::new(t0);
+    let v = Vault::builder(dir.path())
+        .kdf(KdfParams::insecure_for_tests())
+        .clock(clock.clone())
+        .create(RootSecret::passphrase("pw"))
+        .unwrap();
+    let s = sid("dora@example.com");
+    let access = purpose(Purpose::SUBJECT_ACCESS);
+    let id = v
+        .put(&s, RecordMeta::new(Category::Contact), b"dora@example.com")
+        .unwrap();
+    assert_eq!(v.get(&s, id, &access).unwrap().info.meta.collected_at, t0);
+    // Rectified metadata that does not name a collection time keeps the record's.
+    clock.advance(jiff::Span::new().hours(48));
+    v.rectify(
+        &s,
+        id,
+        Some(RecordMeta::new(Category::Contact).source("support-call")),
+        None,
+        "the source was missing",
+    )
+    .unwrap();
+    let info = v.get(&s, id, &access).unwrap().info;
+    assert_eq!(info.meta.collected_at, t0);
+    assert_eq!(info.meta.source.as_deref(), Some("support-call"));
 }

@@ -273,6 +273,7 @@ impl Vault {
                 basis: r.basis,
                 source: r.source,
                 collected_at: r.collected_at,
+                collected_at_unset: false,
             };
             meta.validate()?;
             payloads.push(r.payload.into_bytes()?);

@@ -31,16 +31,45 @@ fn contain<T>(f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageE
 
 fn map_err(e: sled::Error) -> StorageError {
     match e {
-        sled::Error::Io(io) => StorageError::Io(io),
+        sled::Error::Io(io) => io.into(),
         sled::Error::Corruption { .. } => StorageError::Corrupted(e.to_string()),
         other => StorageError::Engine(other.to_string()),
     }
+}
+
+/// Removes the snapshot files sled left half written. sled 0.34 writes a snapshot to
+/// `snap.<lsn>.generating`, syncs it and renames it to `snap.<lsn>`; an I/O failure or a crash
+/// before the rename leaves the `.generating` file behind, and sled then takes it for the newest
+/// snapshot and refuses to open the store as corrupted. Such a file is never complete by
+/// construction (the rename is what completes it): the previous snapshot and the log it has not
+/// replaced are still there, so removing it loses nothing.
+fn remove_incomplete_snapshots(dir: &Path) -> Result<(), StorageError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut removed = false;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())?;
+            removed = true;
+        }
+    }
+    if removed {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl SledEngine {
     /// Opens (or creates) the store in `dir`. `flush_every_ms`: sled's background flush period,
     /// `None` to flush only when asked.
     pub(crate) fn open(dir: &Path, flush_every_ms: Option<u64>) -> Result<Self, StorageError> {
+        remove_incomplete_snapshots(dir)?;
         // sled's background threads hold its file lock for a moment after the previous handle
         // was dropped: retry a lock conflict for up to two seconds. (The vault's own LOCK file
         // already tells a real second opener apart.)
@@ -126,5 +155,19 @@ impl Engine for SledEngine {
 
     fn size_on_disk(&self) -> Option<u64> {
         contain(|| self.db.size_on_disk().map_err(map_err)).ok()
+    }
+}
+
+/// sled's own failure points, for the I/O-error tests (feature `sled-failpoints`).
+#[cfg(feature = "sled-failpoints")]
+pub(crate) mod failpoints {
+    /// Arms sled's failure point `name`: bit `n` of `bitset` makes its `n`-th next hit fail.
+    pub(crate) fn set(name: &'static str, bitset: u64) {
+        sled::fail::set(name, bitset);
+    }
+
+    /// Disarms every failure point.
+    pub(crate) fn reset() {
+        sled::fail::reset();
     }
 }

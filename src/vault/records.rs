@@ -147,6 +147,7 @@ impl Vault {
         let mut states: BTreeMap<SubjectRef, SubjectState> = BTreeMap::new();
         for (subject, id, version, meta, payload) in items {
             meta.validate()?;
+            let meta = meta.collected_by_default(now);
             check_payload(payload)?;
             let ident = self.find_or_create(subject)?;
             let (generation, key) = self.group_key(&ident, meta.category.name())?;
@@ -275,7 +276,10 @@ impl Vault {
         let _g = self.lock_subject(&ident);
         let (entry, key) = self.load(&ident, record)?;
         let old_payload = self.open_record(&key, &ident, record, &entry)?;
-        let new_meta = meta.unwrap_or_else(|| entry.meta.clone());
+        let new_meta = match meta {
+            Some(m) => m.collected_by_default(entry.meta.collected_at),
+            None => entry.meta.clone(),
+        };
         let payload = payload.unwrap_or(&old_payload);
         let mut txn = Txn::new();
         let (generation, key) = if new_meta.category != entry.meta.category {

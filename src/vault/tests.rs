@@ -715,6 +715,7 @@ fn meta() -> impl Strategy<Value = RecordMeta> {
                 basis,
                 source,
                 collected_at,
+                collected_at_unset: false,
             },
         )
 }
@@ -1288,6 +1289,7 @@ mod first_pass {
                 basis: LegalBasis::ALL[b],
                 source: src,
                 collected_at: at,
+                collected_at_unset: false,
             })
     }
 
