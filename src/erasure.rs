@@ -364,16 +364,7 @@ impl Vault {
             }
             let mut erase: Vec<RecordId> = Vec::new();
             let mut keep: Vec<(RecordId, RecordEntry)> = Vec::new();
-            for r in self
-                .store()
-                .scan::<RecordEntry>(&layout::records_of(&ident), "record")
-            {
-                let (k, e) = r?;
-                if e.meta.category.name() != g.category || e.key_gen != g.generation {
-                    continue;
-                }
-                let (_, id) =
-                    layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
+            for (id, e) in self.group_records(&ident, &g.category, g.generation)? {
                 if wanted.is_some_and(|w| !w.contains(&id)) {
                     keep.push((id, e));
                     continue;
@@ -458,6 +449,10 @@ impl Vault {
                     e.updated_at,
                 );
                 plan.txn.put(layout::record(&ident, &id), &resealed);
+                plan.txn
+                    .delete(layout::member(&ident, &g.category, g.generation, &id));
+                plan.txn
+                    .put_new(layout::member(&ident, &g.category, new_gen, &id), &());
             }
             plan.create.push((addr, secret));
             self.destroy_group(plan, &ident, &g, &mut ledger);
@@ -494,6 +489,35 @@ impl Vault {
             plan.ledger.push(ledger);
         }
         Ok(report)
+    }
+
+    /// The records of one key generation of a group, through the group's member rows: the cost
+    /// is what the group holds, whatever else the subject holds.
+    fn group_records(
+        &self,
+        ident: &SubjectRef,
+        category: &str,
+        generation: u32,
+    ) -> Result<Vec<(RecordId, RecordEntry)>> {
+        let prefix = layout::members_of_group(ident, category);
+        let mut out = Vec::new();
+        for k in self
+            .store()
+            .scan_keys(&layout::members_of_generation(ident, category, generation))
+        {
+            let k = k?;
+            let (_, id) =
+                layout::parse_member(&prefix, &k).ok_or(StorageError::Malformed("member key"))?;
+            let e = self
+                .store()
+                .get::<RecordEntry>(&layout::record(ident, &id), "record")?
+                .ok_or(StorageError::Malformed("member without its record"))?;
+            if e.meta.category.name() != category || e.key_gen != generation {
+                return Err(StorageError::Malformed("member of another group").into());
+            }
+            out.push((id, e));
+        }
+        Ok(out)
     }
 
     /// Whether a subject keeps a readable record once `report`'s destructions are done.
@@ -657,7 +681,8 @@ mod attacker_tests {
         let root = crate::vault::root_key(&header.kdf, &RootSecret::passphrase("pw")).unwrap();
         let vault_id = header.vault_id;
         let ring = Ring::unseal(RootKeys::derive(&root, &vault_id), header).unwrap();
-        let engine = SledEngine::open(store_dir, None).unwrap();
+        let engine =
+            SledEngine::open(store_dir, None, crate::storage::DEFAULT_CACHE_BYTES).unwrap();
         let mut keys = Vec::new();
         for r in engine.scan_prefix(&layout::table(layout::Table::Key)) {
             let (addr, v) = r.unwrap();

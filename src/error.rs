@@ -76,6 +76,11 @@ pub enum StorageError {
     /// The embedded store is damaged.
     #[error("store is damaged: {0}")]
     Corrupted(String),
+    /// An earlier write or flush failed (the first error is given), and the store writes
+    /// nothing more until the vault is reopened: what was acknowledged before is on disk, and
+    /// reopening recovers from it.
+    #[error("the store stopped writing after a failed write ({0}); reopen the vault")]
+    Halted(String),
     /// A stored entry could not be decoded.
     #[error("stored entry is malformed: {0}")]
     Malformed(&'static str),

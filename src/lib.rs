@@ -107,7 +107,7 @@ pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, Subjec
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
 pub use policy::{EventKind, Policy, RequestKind};
-pub use storage::Durability;
+pub use storage::{DEFAULT_CACHE_BYTES, Durability};
 pub use sweep::SweepReport;
 pub use vault::{Stats, Vault, VaultBuilder, VerifyReport};
 

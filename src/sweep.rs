@@ -21,6 +21,8 @@ use crate::vault::Vault;
 
 /// Due entries handled per key ratchet.
 const BATCH: usize = 20_000;
+/// Rows removed per commit when reclaiming.
+const RECLAIM_BATCH: usize = 10_000;
 
 /// What a sweep did (or, dry, would do).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -170,22 +172,29 @@ impl Vault {
             .store()
             .scan_keys(&layout::table(layout::Table::Reclaim))
             .collect::<Result<_, _>>()?;
+        let mut txn = Txn::new();
         for k in entries {
             let Some((sref, cat, generation)) = layout::parse_reclaim(&k) else {
                 continue;
             };
-            let mut txn = Txn::new();
-            for r in self
-                .store()
-                .scan::<RecordEntry>(&layout::records_of(&sref), "record")
-            {
-                let (rk, e) = r?;
-                if e.meta.category.name() == cat && e.key_gen <= generation {
-                    txn.delete(rk);
-                    n += 1;
+            let prefix = layout::members_of_group(&sref, &cat);
+            for m in self.store().scan_keys(&prefix) {
+                let m = m?;
+                let (member_gen, id) = layout::parse_member(&prefix, &m)
+                    .ok_or(StorageError::Malformed("member key"))?;
+                if member_gen > generation {
+                    break;
                 }
+                txn.delete(layout::record(&sref, &id));
+                txn.delete(m);
+                n += 1;
             }
             txn.delete(k);
+            if txn.len() >= RECLAIM_BATCH {
+                self.store().commit(std::mem::take(&mut txn))?;
+            }
+        }
+        if !txn.is_empty() {
             self.store().commit(txn)?;
         }
         self.store().sync_all()?;

@@ -14,8 +14,8 @@ use pdvault::{
     Vault,
 };
 
-const FS_SIZE: &str = "12m";
-const BALLAST: usize = 2 << 20;
+const FS_SIZE: &str = "16m";
+const BALLAST: usize = 6 << 20;
 const PAYLOAD: usize = 8 << 10;
 const MAX_PUTS: usize = 20_000;
 
@@ -67,8 +67,60 @@ fn open(dir: &Path) -> Result<Vault, Error> {
         .open(RootSecret::passphrase("full disk"))
 }
 
+const CHILD_ENV: &str = "PDVAULT_FULL_DISK_CHILD";
+const CHILD_TEST: &str = "full_disk_child";
+
+/// The child: fills the vault on the small file system until a write fails, journals every
+/// acknowledged record (outside the small file system) and checks the error. It exits without
+/// reopening: a process whose store failed a write is replaced by a new one, as a service's would
+/// be (sled 0.34 may keep its lock after a failed write until the process exits).
+#[test]
+fn full_disk_child() {
+    let Some(fs) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let fs = PathBuf::from(fs);
+    let journal = fs.parent().unwrap().join("acknowledged");
+    let v = Vault::builder(fs.join("vault"))
+        .kdf(KdfParams::insecure_for_tests())
+        .create(RootSecret::passphrase("full disk"))
+        .unwrap();
+    let service = Purpose::new("service").unwrap();
+    let mut acknowledged = String::new();
+    let mut error = None;
+    for i in 0..MAX_PUTS {
+        let meta = RecordMeta::new(Category::Communication).purpose(service.clone());
+        match v.put(&subject(i), meta, &payload(i)) {
+            Ok(id) => acknowledged.push_str(&format!("{i} {id}\n")),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    std::fs::write(&journal, &acknowledged).unwrap();
+    let error = error.expect("the file system fills up");
+    println!("full disk: then: {error}");
+    assert!(
+        matches!(error, Error::Storage(StorageError::NoSpace(_))),
+        "a full disk is reported as such: {error:?}"
+    );
+    // Later writes fail at once, without touching the store again; nothing panics or hangs.
+    let meta = RecordMeta::new(Category::Communication).purpose(service);
+    let again = v.put(&subject(0), meta, &payload(0)).unwrap_err();
+    assert!(
+        matches!(again, Error::Storage(StorageError::Halted(_))),
+        "{again:?}"
+    );
+    let _ = v.close();
+    std::process::exit(0);
+}
+
 #[test]
 fn a_full_disk_fails_writes_cleanly_and_loses_nothing() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let Some((fs, _mounted)) = small_fs(tmp.path()) else {
         println!(
@@ -79,40 +131,37 @@ fn a_full_disk_fails_writes_cleanly_and_loses_nothing() {
     };
     let ballast = fs.join("ballast");
     std::fs::write(&ballast, vec![0u8; BALLAST]).unwrap();
-    let dir = fs.join("vault");
-    let v = Vault::builder(&dir)
-        .kdf(KdfParams::insecure_for_tests())
-        .create(RootSecret::passphrase("full disk"))
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, &fs)
+        .output()
         .unwrap();
-    let service = Purpose::new("service").unwrap();
-    let mut acknowledged: Vec<(usize, RecordId)> = Vec::new();
-    let mut error = None;
-    for i in 0..MAX_PUTS {
-        let meta = RecordMeta::new(Category::Communication).purpose(service.clone());
-        match v.put(&subject(i), meta, &payload(i)) {
-            Ok(id) => acknowledged.push((i, id)),
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
-        }
-    }
-    let error = error.expect("the file system fills up");
-    println!(
-        "full disk: {} records acknowledged, then: {error}",
-        acknowledged.len()
-    );
+    let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        matches!(error, Error::Storage(StorageError::NoSpace(_))),
-        "a full disk is reported as such: {error:?}"
+        out.status.success(),
+        "the writer: {printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let journal = std::fs::read_to_string(fs.parent().unwrap().join("acknowledged")).unwrap();
+    let acknowledged: Vec<(usize, RecordId)> = journal
+        .lines()
+        .map(|l| {
+            let (i, id) = l.split_once(' ').unwrap();
+            (i.parse().unwrap(), id.parse().unwrap())
+        })
+        .collect();
+    println!(
+        "full disk: {} records acknowledged, then: {}",
+        acknowledged.len(),
+        printed
+            .lines()
+            .find_map(|l| l.split_once("full disk: then: ").map(|(_, e)| e))
+            .unwrap_or("")
     );
     assert!(!acknowledged.is_empty(), "some records fit");
-    // Later writes fail the same way; nothing panics.
-    let meta = RecordMeta::new(Category::Communication).purpose(service.clone());
-    assert!(v.put(&subject(0), meta, &payload(0)).is_err());
-    let _ = v.close();
 
     std::fs::remove_file(&ballast).unwrap();
+    let dir = fs.join("vault");
     let v = open(&dir).expect("the vault reopens once space is freed");
     let access = Purpose::new(Purpose::SUBJECT_ACCESS).unwrap();
     for (i, id) in &acknowledged {
@@ -124,7 +173,7 @@ fn a_full_disk_fails_writes_cleanly_and_loses_nothing() {
     let report = v.verify().unwrap();
     assert!(report.is_whole(), "{:?}", report.problems);
     assert!(v.audit_verify().unwrap().is_intact());
-    let meta = RecordMeta::new(Category::Communication).purpose(service);
+    let meta = RecordMeta::new(Category::Communication).purpose(Purpose::new("service").unwrap());
     v.put(&subject(0), meta, b"after the disk was freed")
         .expect("writes work again");
     v.close().unwrap();

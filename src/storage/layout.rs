@@ -35,10 +35,14 @@ pub(crate) enum Table {
     Request = 11,
     /// Subject reference ‖ sequence → disclosure.
     Disclosure = 12,
+    /// Subject reference ‖ category ‖ key generation ‖ record id → () (the records of a key
+    /// group, so that destroying or re-keying a group costs what the group holds, not what the
+    /// subject holds).
+    Member = 13,
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 13] = [
+    pub(crate) const ALL: [Table; 14] = [
         Table::Meta,
         Table::Index,
         Table::Subject,
@@ -52,6 +56,7 @@ impl Table {
         Table::Reclaim,
         Table::Request,
         Table::Disclosure,
+        Table::Member,
     ];
 
     pub(crate) fn from_byte(b: u8) -> Option<Table> {
@@ -304,6 +309,36 @@ pub(crate) fn disclosures_of(r: &SubjectRef) -> Vec<u8> {
 }
 
 /// The prefix of a whole table.
+pub(crate) fn member(r: &SubjectRef, category: &str, generation: u32, id: &RecordId) -> Vec<u8> {
+    let mut k = members_of_generation(r, category, generation);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+/// The members of one key generation of a group.
+pub(crate) fn members_of_generation(r: &SubjectRef, category: &str, generation: u32) -> Vec<u8> {
+    let mut k = members_of_group(r, category);
+    k.extend_from_slice(&generation.to_be_bytes());
+    k
+}
+/// The members of every key generation of a group, oldest generation first.
+pub(crate) fn members_of_group(r: &SubjectRef, category: &str) -> Vec<u8> {
+    KeyBuf::new(Table::Member)
+        .bytes(r.as_bytes())
+        .name(category)
+        .done()
+}
+/// The key generation and record id of a member key under `members_of_group`'s `prefix`.
+pub(crate) fn parse_member(prefix: &[u8], key: &[u8]) -> Option<(u32, RecordId)> {
+    let rest = key.strip_prefix(prefix)?;
+    if rest.len() != 4 + 16 {
+        return None;
+    }
+    Some((
+        u32::from_be_bytes(rest[..4].try_into().ok()?),
+        RecordId::from_slice(&rest[4..])?,
+    ))
+}
+
 pub(crate) fn table(t: Table) -> Vec<u8> {
     vec![t as u8]
 }
@@ -318,6 +353,14 @@ mod tests {
         fn record_key_roundtrip(r in any::<[u8; 16]>(), id in any::<[u8; 16]>()) {
             let k = record(&SubjectRef(r), &RecordId(id));
             prop_assert_eq!(parse_record(&k), Some((SubjectRef(r), RecordId(id))));
+        }
+
+        #[test]
+        fn member_key_roundtrip(r in any::<[u8; 16]>(), cat in "[a-z][a-z-]{0,40}", generation in any::<u32>(), id in any::<[u8; 16]>()) {
+            let (r, id) = (SubjectRef(r), RecordId(id));
+            let k = member(&r, &cat, generation, &id);
+            prop_assert!(k.starts_with(&members_of_generation(&r, &cat, generation)));
+            prop_assert_eq!(parse_member(&members_of_group(&r, &cat), &k), Some((generation, id)));
         }
 
         #[test]
@@ -344,6 +387,7 @@ mod tests {
             let _ = parse_data_key(&b);
             let _ = parse_due(&b);
             let _ = parse_reclaim(&b);
+            let _ = parse_member(&[], &b);
             let _ = parse_seq(&b);
             let _ = parse_subject_hold(&b);
         }

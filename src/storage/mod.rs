@@ -30,6 +30,9 @@ use crate::error::StorageError;
 use engine::{Engine, EngineOp, KvIter};
 use entries::Manifest;
 
+/// The memory the store may use to cache its pages unless the host says otherwise (64 MiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
 /// When an acknowledged write is durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -78,6 +81,11 @@ impl Txn {
         self.ops.is_empty()
     }
 
+    /// The number of writes.
+    pub(crate) fn len(&self) -> usize {
+        self.ops.len()
+    }
+
     pub(crate) fn append(&mut self, mut other: Txn) {
         self.ops.append(&mut other.ops);
     }
@@ -97,6 +105,11 @@ pub(crate) struct Store {
     sync: Mutex<SyncState>,
     synced: Condvar,
     durability: Durability,
+    /// Why the store stopped writing: set by the first write or flush the engine failed. After
+    /// a failed write the engine's state is not to be trusted (sled 0.34 can wait forever in a
+    /// later flush after a failed one), so nothing more is written until the vault is reopened,
+    /// which recovers from what is on disk.
+    halted: std::sync::OnceLock<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -131,6 +144,7 @@ impl Store {
             }),
             synced: Condvar::new(),
             durability,
+            halted: std::sync::OnceLock::new(),
         })
     }
 
@@ -203,6 +217,7 @@ impl Store {
         prepare: impl FnOnce(&mut Txn) -> R,
         finish: impl FnOnce(R),
     ) -> Result<u64, StorageError> {
+        self.check_halted()?;
         let mut committed = lock(&self.committed);
         let r = prepare(&mut txn);
         let mut next = *committed;
@@ -238,10 +253,23 @@ impl Store {
             layout::meta(layout::MANIFEST),
             codec::encode(&next),
         ));
-        self.engine.apply(ops)?;
+        self.engine.apply(ops).map_err(|e| self.halt(e))?;
         *committed = next;
         finish(r);
         Ok(next.seq)
+    }
+
+    fn check_halted(&self) -> Result<(), StorageError> {
+        match self.halted.get() {
+            Some(why) => Err(StorageError::Halted(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops writing after the engine failed `e`; returns `e`.
+    fn halt(&self, e: StorageError) -> StorageError {
+        let _ = self.halted.set(e.to_string());
+        e
     }
 
     /// The manifest of everything committed so far.
@@ -258,10 +286,11 @@ impl Store {
                 return Ok(st.durable);
             }
             if !st.flushing {
+                self.check_halted()?;
                 st.flushing = true;
                 drop(st);
                 let snapshot = self.manifest();
-                let result = self.engine.flush();
+                let result = self.engine.flush().map_err(|e| self.halt(e));
                 st = lock(&self.sync);
                 st.flushing = false;
                 match result {
@@ -404,5 +433,11 @@ mod tests {
         t.put(layout::meta("c"), &1u32);
         assert!(s.commit(t).is_err());
         assert!(e.get(&layout::meta("c")).unwrap().is_none());
+        // After a failed write the store writes nothing more, even once the engine would.
+        let mut t = Txn::new();
+        t.put(layout::meta("d"), &1u32);
+        assert!(matches!(s.commit(t), Err(StorageError::Halted(_))));
+        assert!(matches!(s.sync_all(), Err(StorageError::Halted(_))));
+        assert!(e.get(&layout::meta("d")).unwrap().is_none());
     }
 }

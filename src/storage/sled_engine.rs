@@ -10,7 +10,43 @@ use super::engine::{Engine, EngineOp, KvIter};
 use crate::error::StorageError;
 
 pub(crate) struct SledEngine {
-    db: sled::Db,
+    /// Always `Some` until dropped.
+    db: Option<sled::Db>,
+    /// Set once a write or flush failed.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl SledEngine {
+    fn db(&self) -> &sled::Db {
+        self.db.as_ref().expect("the store is open until dropped")
+    }
+
+    /// Runs a write: a failure is remembered for the drop.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&sled::Db) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let r = contain(|| f(self.db()));
+        if r.is_err() {
+            self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+impl Drop for SledEngine {
+    /// sled flushes when its last handle is dropped, and after a failed write (a full disk) that
+    /// flush can wait forever. After a failure the handle is dropped on a thread of its own, so
+    /// the caller never hangs; if sled does hang there, its file lock stays taken until the
+    /// process exits, and the vault is reopened by a new process.
+    fn drop(&mut self) {
+        let Some(db) = self.db.take() else { return };
+        if self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = std::thread::Builder::new()
+                .name("pdvault-close-failed-store".into())
+                .spawn(move || drop(db));
+        }
+    }
 }
 
 fn contain<T>(f: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
@@ -67,8 +103,12 @@ fn remove_incomplete_snapshots(dir: &Path) -> Result<(), StorageError> {
 
 impl SledEngine {
     /// Opens (or creates) the store in `dir`. `flush_every_ms`: sled's background flush period,
-    /// `None` to flush only when asked.
-    pub(crate) fn open(dir: &Path, flush_every_ms: Option<u64>) -> Result<Self, StorageError> {
+    /// `None` to flush only when asked; `cache_bytes`: the most memory sled's page cache may hold.
+    pub(crate) fn open(
+        dir: &Path,
+        flush_every_ms: Option<u64>,
+        cache_bytes: u64,
+    ) -> Result<Self, StorageError> {
         remove_incomplete_snapshots(dir)?;
         // sled's background threads hold its file lock for a moment after the previous handle
         // was dropped: retry a lock conflict for up to two seconds. (The vault's own LOCK file
@@ -80,9 +120,13 @@ impl SledEngine {
                     .path(dir)
                     .mode(sled::Mode::HighThroughput)
                     .flush_every_ms(flush_every_ms)
+                    .cache_capacity(cache_bytes)
                     .open()
                     .map_err(map_err)?;
-                Ok(SledEngine { db })
+                Ok(SledEngine {
+                    db: Some(db),
+                    failed: std::sync::atomic::AtomicBool::new(false),
+                })
             });
             match result {
                 Err(StorageError::Io(e))
@@ -119,25 +163,25 @@ impl Iterator for SledIter {
 
 impl Engine for SledEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        contain(|| Ok(self.db.get(key).map_err(map_err)?.map(|v| v.to_vec())))
+        contain(|| Ok(self.db().get(key).map_err(map_err)?.map(|v| v.to_vec())))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_> {
-        match contain(|| Ok(self.db.scan_prefix(prefix))) {
+        match contain(|| Ok(self.db().scan_prefix(prefix))) {
             Ok(it) => Box::new(SledIter(it)),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
     }
 
     fn range(&self, start: &[u8], end: &[u8]) -> KvIter<'_> {
-        match contain(|| Ok(self.db.range(start.to_vec()..end.to_vec()))) {
+        match contain(|| Ok(self.db().range(start.to_vec()..end.to_vec()))) {
             Ok(it) => Box::new(SledIter(it)),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
     }
 
     fn apply(&self, ops: Vec<EngineOp>) -> Result<(), StorageError> {
-        contain(|| {
+        self.write(|db| {
             let mut batch = sled::Batch::default();
             for op in ops {
                 match op {
@@ -145,16 +189,16 @@ impl Engine for SledEngine {
                     EngineOp::Delete(k) => batch.remove(k),
                 }
             }
-            self.db.apply_batch(batch).map_err(map_err)
+            db.apply_batch(batch).map_err(map_err)
         })
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        contain(|| self.db.flush().map(|_| ()).map_err(map_err))
+        self.write(|db| db.flush().map(|_| ()).map_err(map_err))
     }
 
     fn size_on_disk(&self) -> Option<u64> {
-        contain(|| self.db.size_on_disk().map_err(map_err)).ok()
+        contain(|| self.db().size_on_disk().map_err(map_err)).ok()
     }
 }
 

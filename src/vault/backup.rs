@@ -75,7 +75,7 @@ impl Vault {
         self.commit_synced(Txn::new(), vec![self.draft(AuditOp::Backup)])?;
         self.keys().checkpoint(self.store())?;
         fs::create_dir_all(dest)?;
-        let engine = SledEngine::open(&store_dir(dest), None)?;
+        let engine = SledEngine::open(&store_dir(dest), None, crate::storage::DEFAULT_CACHE_BYTES)?;
         let mut ops = Vec::with_capacity(10_000);
         for r in self.store().scan_raw(&[]) {
             let (k, v) = r?;

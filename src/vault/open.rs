@@ -37,6 +37,7 @@ pub struct VaultBuilder {
     durability: Durability,
     clock: Arc<dyn Clock>,
     policy: Option<Policy>,
+    cache_bytes: u64,
 }
 
 impl VaultBuilder {
@@ -47,7 +48,16 @@ impl VaultBuilder {
             durability: Durability::Immediate,
             clock: Arc::new(SystemClock),
             policy: None,
+            cache_bytes: crate::storage::DEFAULT_CACHE_BYTES,
         }
+    }
+
+    /// The most memory the store may use to cache its pages (default:
+    /// [`DEFAULT_CACHE_BYTES`](crate::DEFAULT_CACHE_BYTES), 64 MiB). Reads beyond it go to the
+    /// files; a larger cache speeds up repeated reads of a large working set.
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
     }
 
     /// Argon2id costs for a new passphrase vault (default: [`KdfParams::default`]). Opening reads
@@ -103,7 +113,7 @@ impl VaultBuilder {
             RootSecret::RawKey(k) => (SecretKey::from_bytes(**k), KdfSpec::RawKey),
         };
         let mut ring = Ring::create(RootKeys::derive(&root, &vault_id), vault_id, kdf);
-        let engine = SledEngine::open(&store_dir, flush_period(self.durability))?;
+        let engine = SledEngine::open(&store_dir, flush_period(self.durability), self.cache_bytes)?;
         let store = Store::new(
             Box::new(engine),
             ring.subkey(Job::Manifest),
@@ -144,7 +154,11 @@ impl VaultBuilder {
             return Err(OpenError::WrongKey.into());
         }
         let ring = Ring::unseal(root_keys, header)?;
-        let engine = SledEngine::open(&dir.join(STORE_DIR), flush_period(self.durability))?;
+        let engine = SledEngine::open(
+            &dir.join(STORE_DIR),
+            flush_period(self.durability),
+            self.cache_bytes,
+        )?;
         open_with_engine(
             dir,
             lock,

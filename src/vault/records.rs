@@ -174,6 +174,10 @@ impl Vault {
                     .category(entry.meta.category.name())
                     .record(id),
             );
+            txn.put_new(
+                layout::member(&ident, entry.meta.category.name(), generation, &id),
+                &(),
+            );
             txn.put_new(layout::record(&ident, &id), &entry);
             ids.push(id);
         }
@@ -300,6 +304,20 @@ impl Vault {
             || new_entry.meta.collected_at != entry.meta.collected_at
         {
             self.reschedule(&mut txn, &ident, record, &entry.meta, &new_entry.meta)?;
+        }
+        if (new_entry.meta.category.name(), generation)
+            != (entry.meta.category.name(), entry.key_gen)
+        {
+            txn.delete(layout::member(
+                &ident,
+                entry.meta.category.name(),
+                entry.key_gen,
+                &record,
+            ));
+            txn.put_new(
+                layout::member(&ident, new_entry.meta.category.name(), generation, &record),
+                &(),
+            );
         }
         txn.put(layout::record(&ident, &record), &new_entry);
         let mut d = self
@@ -447,6 +465,7 @@ impl Vault {
         let mut entries = 0u64;
         let mut keys = 0u64;
         let mut records = 0u64;
+        let (mut record_rows, mut member_rows) = (0u64, 0u64);
         for r in store.scan_raw(&[]) {
             let (k, v) = r?;
             entries += 1;
@@ -460,8 +479,25 @@ impl Vault {
                     Err(_) => false,
                 },
                 Some(layout::Table::Record) => {
-                    codec::decode::<RecordEntry>(&v, "record").is_ok()
-                        && layout::parse_record(&k).is_some()
+                    match (
+                        codec::decode::<RecordEntry>(&v, "record"),
+                        layout::parse_record(&k),
+                    ) {
+                        (Ok(e), Some((sref, id))) => {
+                            record_rows += 1;
+                            let member =
+                                layout::member(&sref, e.meta.category.name(), e.key_gen, &id);
+                            if !store.contains(&member)? {
+                                problems.push(format!("record {id} is missing from its key group"));
+                            }
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+                Some(layout::Table::Member) => {
+                    member_rows += 1;
+                    true
                 }
                 Some(layout::Table::Subject) => {
                     codec::decode::<SubjectState>(&v, "subject state").is_ok()
@@ -489,6 +525,11 @@ impl Vault {
                         .unwrap_or_else(|| "unknown".into())
                 ));
             }
+        }
+        if member_rows != record_rows {
+            problems.push(format!(
+                "{member_rows} key-group member rows for {record_rows} records"
+            ));
         }
         // Every readable record must open under its key.
         let mut subjects: Vec<SubjectRef> = Vec::new();
