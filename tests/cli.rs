@@ -522,3 +522,28 @@ fn rights_commands() {
     let req_id = req["id"].as_str().unwrap();
     ok(&dir, &["request", "close", req_id], None);
 }
+
+#[test]
+fn an_invalid_utf8_subject_is_a_clear_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    ok(&dir, &["init"], None);
+    let bad = std::ffi::OsStr::from_bytes(b"alice\xff@example.com");
+    let out = Command::new(env!("CARGO_BIN_EXE_pdvault"))
+        .args(["put", "--subject"])
+        .arg(bad)
+        .args(["--category", "contact"])
+        .env("PDVAULT_DIR", &dir)
+        .env("PDVAULT_PASSPHRASE", "correct horse")
+        .env("PDVAULT_TEST_FAST_KDF", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.to_lowercase().contains("utf-8"), "{err}");
+    // Nothing was stored; the vault still opens and verifies.
+    ok(&dir, &["verify"], None);
+}
