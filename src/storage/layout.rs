@@ -327,6 +327,20 @@ pub(crate) fn members_of_group(r: &SubjectRef, category: &str) -> Vec<u8> {
         .name(category)
         .done()
 }
+/// The member rows of every group of a subject.
+pub(crate) fn members_of_subject(r: &SubjectRef) -> Vec<u8> {
+    KeyBuf::new(Table::Member).bytes(r.as_bytes()).done()
+}
+/// The category, key generation and record id of a member key.
+pub(crate) fn parse_member_key(key: &[u8]) -> Option<(String, u32, RecordId)> {
+    if key.first() != Some(&(Table::Member as u8)) || key.len() < 18 {
+        return None;
+    }
+    let n = key[17] as usize;
+    let category = std::str::from_utf8(key.get(18..18 + n)?).ok()?.to_owned();
+    let (generation, id) = parse_member(key.get(..18 + n)?, key)?;
+    Some((category, generation, id))
+}
 /// The key generation and record id of a member key under `members_of_group`'s `prefix`.
 pub(crate) fn parse_member(prefix: &[u8], key: &[u8]) -> Option<(u32, RecordId)> {
     let rest = key.strip_prefix(prefix)?;
@@ -361,6 +375,8 @@ mod tests {
             let k = member(&r, &cat, generation, &id);
             prop_assert!(k.starts_with(&members_of_generation(&r, &cat, generation)));
             prop_assert_eq!(parse_member(&members_of_group(&r, &cat), &k), Some((generation, id)));
+            prop_assert!(k.starts_with(&members_of_subject(&r)));
+            prop_assert_eq!(parse_member_key(&k), Some((cat, generation, id)));
         }
 
         #[test]
@@ -388,6 +404,7 @@ mod tests {
             let _ = parse_due(&b);
             let _ = parse_reclaim(&b);
             let _ = parse_member(&[], &b);
+            let _ = parse_member_key(&b);
             let _ = parse_seq(&b);
             let _ = parse_subject_hold(&b);
         }
