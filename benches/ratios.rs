@@ -248,9 +248,11 @@ fn main() {
     }
 
     if runs("export") {
-        // The export streams; what grows with the subject is the store's page cache, up to its
-        // bound. The target is checked with the cache bounded at 8 MiB; the default (64 MiB) is
-        // reported beside it.
+        // The export streams and reads each record with a point read, so its memory is the
+        // store's page cache, up to its bound, plus a constant. The target is checked with the
+        // cache bounded at 8 MiB (`PDVAULT_BENCH_EXPORT_CACHES=1,2,4` in MiB tries others); with
+        // the default (64 MiB, reported beside it) a 100,000-record export fills the cache to
+        // that bound.
         let vault_dir = export_vault();
         let caches: Vec<u64> = std::env::var("PDVAULT_BENCH_EXPORT_CACHES")
             .ok()
