@@ -83,6 +83,7 @@ pub struct AuditEntry {
     /// Position in the trail, from 1.
     pub seq: u64,
     /// When.
+    #[serde(with = "crate::storage::timestamp")]
     pub at: Timestamp,
     /// Who (named by the host).
     pub actor: String,

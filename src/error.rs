@@ -39,6 +39,17 @@ pub enum OpenError {
         /// The newest version this build reads.
         supported: u16,
     },
+    /// The vault was written by an earlier, unreleased development version of pdvault, whose
+    /// entry encoding this build does not read (version 1 stored timestamps as text).
+    #[error(
+        "vault format version {found} was written by a pre-release pdvault and is not readable by this one ({supported}); restore from an export"
+    )]
+    OlderFormat {
+        /// The version in the header.
+        found: u16,
+        /// The version this build reads.
+        supported: u16,
+    },
     /// Another process (or another handle in this process) has the vault open.
     #[error("vault is already open elsewhere (lock held on {0})")]
     AlreadyOpen(PathBuf),

@@ -321,6 +321,7 @@ pub struct RecordMeta {
     pub source: Option<String>,
     /// When the data was collected. Unless set with [`RecordMeta::collected_at`], the vault sets
     /// it when the record is written: its clock's time then (a rectification keeps the record's).
+    #[serde(with = "crate::storage::timestamp")]
     pub collected_at: Timestamp,
     /// Whether `collected_at` is still the placeholder of [`RecordMeta::new`], for the vault to
     /// set at the write.

@@ -513,6 +513,16 @@ fn a_vault_file_of_a_newer_format_is_reported_newer() {
             other => panic!("version {newer}: expected NewerFormat, got {other:?}"),
         }
     }
+    // Version 1 was a pre-release encoding: refused by name, never misread.
+    std::fs::write(vault_file(dir.path()), with_version(&good, 1)).unwrap();
+    let r = open_no_panic(dir.path(), "version 1");
+    assert!(
+        matches!(
+            r,
+            Err(Error::Open(OpenError::OlderFormat { found: 1, supported })) if supported == current
+        ),
+        "{r:?}"
+    );
     // Version 0 never existed: damaged, not newer.
     std::fs::write(vault_file(dir.path()), with_version(&good, 0)).unwrap();
     let r = open_no_panic(dir.path(), "version 0");

@@ -15,7 +15,9 @@ pub(crate) struct RecordEntry {
     pub(crate) meta: RecordMeta,
     pub(crate) version: u32,
     pub(crate) key_gen: u32,
+    #[serde(with = "crate::storage::timestamp")]
     pub(crate) updated_at: Timestamp,
+    #[serde(with = "serde_bytes")]
     pub(crate) sealed: Vec<u8>,
 }
 
@@ -23,12 +25,14 @@ pub(crate) struct RecordEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WrappedKey {
     pub(crate) shard_gen: u64,
+    #[serde(with = "serde_bytes")]
     pub(crate) sealed: Vec<u8>,
 }
 
 /// A blind-index entry: the subject reference, sealed under the subject's identity key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct IndexEntry {
+    #[serde(with = "serde_bytes")]
     pub(crate) sealed_ref: Vec<u8>,
 }
 
@@ -38,6 +42,7 @@ pub struct ConsentState {
     /// Granted (`true`) or withdrawn (`false`).
     pub granted: bool,
     /// When it was last granted or withdrawn.
+    #[serde(with = "crate::storage::timestamp")]
     pub at: Timestamp,
     /// The version of the privacy policy it was given under.
     pub policy_version: String,
@@ -46,11 +51,14 @@ pub struct ConsentState {
 /// What the vault keeps about a subject, under its random reference. No identifier, no payload.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub(crate) struct SubjectState {
+    #[serde(with = "crate::storage::timestamp::option")]
     pub(crate) created_at: Option<Timestamp>,
     /// The subject's blind index, sealed under its subject key: lets the sweep finish an
     /// erasure, and is unreadable once the subject key is destroyed.
+    #[serde(with = "serde_bytes")]
     pub(crate) sealed_blind: Vec<u8>,
     /// Set when an erasure of the whole subject is pending (some records are retained).
+    #[serde(with = "crate::storage::timestamp::option")]
     pub(crate) pending_erasure: Option<Timestamp>,
     /// Anchor events (kebab-case kind → when).
     pub(crate) events: BTreeMap<String, Timestamp>,
@@ -68,6 +76,7 @@ pub(crate) struct SubjectState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct JournalEntry {
     pub(crate) next_gen: u64,
+    #[serde(with = "serde_bytes")]
     pub(crate) sealed_next: Vec<u8>,
 }
 

@@ -18,6 +18,7 @@ pub(crate) mod layout;
 #[cfg(test)]
 pub(crate) mod mem_engine;
 pub(crate) mod sled_engine;
+pub(crate) mod timestamp;
 pub(crate) mod vault_file;
 
 use std::sync::{Condvar, Mutex, MutexGuard};

@@ -19,7 +19,7 @@ use crate::error::{OpenError, StorageError};
 
 const MAGIC: &[u8; 8] = b"PDVAULT1";
 /// The vault format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: u16 = 1;
+pub(crate) const FORMAT_VERSION: u16 = 2;
 const PREFIX_LEN: usize = 8 + 2 + 4;
 const CHECKSUM_LEN: usize = 32;
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -45,6 +45,7 @@ pub(crate) struct VaultFileBody {
     /// The store's manifest at the last durable point this file was written at.
     pub(crate) checkpoint: Manifest,
     /// The key ring, sealed.
+    #[serde(with = "serde_bytes")]
     pub(crate) sealed_ring: Vec<u8>,
 }
 
@@ -114,6 +115,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<VaultFileBody, OpenError> {
     }
     if version == 0 {
         return Err(OpenError::HeaderDamaged("format version 0"));
+    }
+    if version < FORMAT_VERSION {
+        return Err(OpenError::OlderFormat {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     super::codec::decode(&bytes[PREFIX_LEN..PREFIX_LEN + len], "vault header")
         .map_err(|_| OpenError::HeaderDamaged("body does not decode"))

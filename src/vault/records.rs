@@ -371,6 +371,65 @@ impl Vault {
         Ok(out)
     }
 
+    /// Reads every record of a subject that `purpose` may read (the rules of
+    /// [`rights::access`](crate::rights::access)), decrypted, in record-id order. Records the
+    /// purpose may not read are left out, not an error; each record read is noted in the audit
+    /// trail as [`Vault::get`] notes it.
+    ///
+    /// ```
+    /// # fn main() -> pdvault::Result<()> {
+    /// use pdvault::{Category, Purpose, RecordMeta, SubjectId};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let vault = pdvault::Vault::builder(dir.path()).kdf(pdvault::KdfParams::insecure_for_tests())
+    /// #     .create(pdvault::RootSecret::passphrase("pw"))?;
+    /// let alice = SubjectId::new("alice@example.com")?;
+    /// let billing = Purpose::new("billing")?;
+    /// vault.put(&alice, RecordMeta::new(Category::Contact).purpose(billing.clone()), b"phone")?;
+    /// vault.put(&alice, RecordMeta::new(Category::Usage).purpose(Purpose::new("analytics")?), b"clicks")?;
+    /// let records = vault.read_all(&alice, &billing)?;
+    /// assert_eq!(records.len(), 1);
+    /// assert_eq!(records[0].payload, b"phone");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_all(&self, subject: &SubjectId, purpose: &Purpose) -> Result<Vec<Record>> {
+        let ident = self.find(subject)?.subject;
+        let state = self.state(&ident)?;
+        let destroyed = self.destroyed_groups(&ident)?;
+        let keys = self.keys();
+        let mut out = Vec::new();
+        for r in self
+            .store()
+            .scan::<RecordEntry>(&layout::records_of(&ident), "record")
+        {
+            let (k, entry) = r?;
+            let (_, id) = layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
+            let category = entry.meta.category.name();
+            if destroyed.contains(&(category.to_owned(), entry.key_gen))
+                || access::check(id, &entry.meta, &state, purpose).is_err()
+            {
+                continue;
+            }
+            let key = keys
+                .data_key_gen(self.store(), &ident, category, entry.key_gen)?
+                .ok_or(crate::IntegrityError)?;
+            let payload = self.open_record(&key, &ident, id, &entry)?;
+            self.inner.trail.note_read(
+                self.store(),
+                self.draft(AuditOp::Read)
+                    .subject(ident)
+                    .category(category)
+                    .record(id)
+                    .note(purpose.as_str()),
+            )?;
+            out.push(Record {
+                info: info(id, entry),
+                payload,
+            });
+        }
+        Ok(out)
+    }
+
     /// Counts of subjects and records, nothing decrypted.
     pub fn stats(&self) -> Result<Stats> {
         let now = self.now();

@@ -1,0 +1,309 @@
+//! The side-by-side comparison: the same workloads, in one process, on pdvault, raw sled with
+//! plaintext values, sled with a naive XChaCha20-Poly1305 seal per value, and SQLite with
+//! SQLCipher (rusqlite, bundled, OpenSSL vendored). Every figure is printed per operation and as
+//! a ratio to raw sled and to SQLCipher, then checked against the performance targets.
+//!
+//! `cargo run --release --manifest-path compare/Cargo.toml`
+//!
+//! Environment: `PDVAULT_COMPARE_RECORDS` (default 100000, the 256 B data set),
+//! `PDVAULT_COMPARE_RECORDS_4K` (default 25000), `PDVAULT_COMPARE_ROUNDS` (default 3; every
+//! figure is the median of the rounds), `PDVAULT_COMPARE_STRICT=1` (exit non-zero on a missed
+//! target).
+
+mod engines;
+
+use std::time::{Duration, Instant};
+
+use engines::{AeadSled, Engine, PdVault, RawSled, SqlCipher};
+
+/// Records per subject; also the batch of every insert (one durable commit each).
+const PER_SUBJECT: usize = 1000;
+/// Random reads per get round.
+const GETS: usize = 20_000;
+/// Records each concurrent writer makes durable, one at a time.
+const DURABLE_PUTS: usize = 200;
+const WRITERS: usize = 8;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A cheap deterministic generator (xorshift) for the random reads.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Per-operation medians of one engine.
+#[derive(Default, Clone)]
+struct Figures {
+    insert_256: Duration,
+    get_256: Duration,
+    scan_1000: Duration,
+    delete_subject: Duration,
+    insert_4k: Duration,
+    get_4k: Duration,
+}
+
+fn per_op(d: Duration, ops: usize) -> Duration {
+    d / ops.max(1) as u32
+}
+
+/// Runs the record workloads on one engine, `rounds` times over fresh stores; medians.
+fn measure(make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>, n: usize, n4k: usize, rounds: usize) -> Figures {
+    let mut runs: Vec<Figures> = Vec::new();
+    for round in 0..rounds {
+        let mut f = Figures::default();
+        {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let mut e = make(dir.path());
+            let subjects = n / PER_SUBJECT;
+            let payload = vec![0xa5_u8; 256];
+            let t = Instant::now();
+            for s in 0..subjects {
+                e.insert_subject(s, PER_SUBJECT, &payload);
+            }
+            f.insert_256 = per_op(t.elapsed(), subjects * PER_SUBJECT);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ round as u64);
+            let t = Instant::now();
+            for _ in 0..GETS {
+                let v = e.get(rng.below(subjects), rng.below(PER_SUBJECT));
+                assert_eq!(v.len(), 256);
+            }
+            f.get_256 = per_op(t.elapsed(), GETS);
+            let scans = subjects.min(20);
+            let t = Instant::now();
+            for s in 0..scans {
+                assert_eq!(e.scan(s), PER_SUBJECT * 256);
+            }
+            f.scan_1000 = per_op(t.elapsed(), scans);
+            let deletes = subjects.min(10);
+            let t = Instant::now();
+            for s in (subjects - deletes)..subjects {
+                e.delete_subject(s);
+            }
+            f.delete_subject = per_op(t.elapsed(), deletes);
+        }
+        {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let mut e = make(dir.path());
+            let subjects = (n4k / PER_SUBJECT).max(1);
+            let payload = vec![0x5a_u8; 4096];
+            let t = Instant::now();
+            for s in 0..subjects {
+                e.insert_subject(s, PER_SUBJECT, &payload);
+            }
+            f.insert_4k = per_op(t.elapsed(), subjects * PER_SUBJECT);
+            let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ round as u64);
+            let t = Instant::now();
+            for _ in 0..GETS {
+                let v = e.get(rng.below(subjects), rng.below(PER_SUBJECT));
+                assert_eq!(v.len(), 4096);
+            }
+            f.get_4k = per_op(t.elapsed(), GETS);
+        }
+        runs.push(f);
+    }
+    let pick = |g: fn(&Figures) -> Duration| median(runs.iter().map(g).collect());
+    Figures {
+        insert_256: pick(|f| f.insert_256),
+        get_256: pick(|f| f.get_256),
+        scan_1000: pick(|f| f.scan_1000),
+        delete_subject: pick(|f| f.delete_subject),
+        insert_4k: pick(|f| f.insert_4k),
+        get_4k: pick(|f| f.get_4k),
+    }
+}
+
+/// Throughput (records per second) of `writers` threads each making `DURABLE_PUTS` records
+/// durable one at a time, on a store that already holds `n` records.
+fn durable_throughput(make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>, writers: usize, rounds: usize) -> f64 {
+    let mut rates = Vec::new();
+    for _ in 0..rounds {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut e = make(dir.path());
+        for s in 0..writers {
+            e.insert_subject(s, 10, &[1u8; 256]);
+        }
+        let e: &dyn Engine = &*e;
+        let t = Instant::now();
+        std::thread::scope(|scope| {
+            for w in 0..writers {
+                scope.spawn(move || {
+                    for _ in 0..DURABLE_PUTS {
+                        e.durable_put(w, &[2u8; 256]);
+                    }
+                });
+            }
+        });
+        rates.push((writers * DURABLE_PUTS) as f64 / t.elapsed().as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+fn us(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.2} µs")
+    }
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+struct Verdicts {
+    missed: usize,
+}
+
+impl Verdicts {
+    fn check(&mut self, what: &str, value: f64, met: bool, goal: &str) {
+        if !met {
+            self.missed += 1;
+        }
+        println!(
+            "  {:<66} {:>8.2}x  {:<8} ({goal})",
+            what,
+            value,
+            if met { "MET" } else { "NOT MET" }
+        );
+    }
+}
+
+fn main() {
+    let n = env_usize("PDVAULT_COMPARE_RECORDS", 100_000).max(PER_SUBJECT * 10);
+    let n4k = env_usize("PDVAULT_COMPARE_RECORDS_4K", 25_000).max(PER_SUBJECT);
+    let rounds = env_usize("PDVAULT_COMPARE_ROUNDS", 3).max(1);
+    println!(
+        "pdvault side-by-side: {n} records of 256 B and {n4k} of 4 KiB, {PER_SUBJECT} per subject, \
+         inserted in durable batches of {PER_SUBJECT}; median of {rounds} rounds; {} CPUs",
+        std::thread::available_parallelism().map_or(1, |p| p.get())
+    );
+    println!(
+        "SQLite {} (SQLCipher {}), WAL, synchronous=FULL, a transaction per batch",
+        rusqlite::version(),
+        engines::sqlcipher_version()
+    );
+
+    type Make = fn(&std::path::Path) -> Box<dyn Engine>;
+    let engines: [(&str, Make); 4] = [
+        ("raw sled", |p| Box::new(RawSled::new(p))),
+        ("sled + AEAD", |p| Box::new(AeadSled::new(p))),
+        ("SQLCipher", |p| Box::new(SqlCipher::new(p))),
+        ("pdvault", |p| Box::new(PdVault::new(p))),
+    ];
+    // `PDVAULT_COMPARE_ONLY=pdvault` (for a profiler) measures one engine and stops.
+    if let Ok(only) = std::env::var("PDVAULT_COMPARE_ONLY") {
+        let (_, make) = engines
+            .iter()
+            .find(|(name, _)| name.replace(' ', "") == only.replace(' ', ""))
+            .expect("PDVAULT_COMPARE_ONLY names an engine");
+        measure(make, n, n4k, rounds);
+        return;
+    }
+    let mut figures = Vec::new();
+    for (name, make) in &engines {
+        eprintln!("measuring {name}…");
+        figures.push(measure(make, n, n4k, rounds));
+    }
+    let [raw, aead, sqlc, pdv] = [0, 1, 2, 3].map(|i| figures[i].clone());
+
+    let rows: [(&str, fn(&Figures) -> Duration); 6] = [
+        ("insert 256 B (batched, durable)", |f| f.insert_256),
+        ("random get 256 B", |f| f.get_256),
+        ("scan one subject, 1000 x 256 B, decrypted", |f| f.scan_1000),
+        ("delete a 1000-record subject, durable", |f| f.delete_subject),
+        ("insert 4 KiB (batched, durable)", |f| f.insert_4k),
+        ("random get 4 KiB", |f| f.get_4k),
+    ];
+    println!();
+    println!(
+        "| workload (per op) | raw sled | sled + AEAD | SQLCipher | pdvault | pdvault / raw sled | pdvault / sled + AEAD | pdvault / SQLCipher |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (what, g) in rows {
+        println!(
+            "| {what} | {} | {} | {} | {} | {:.2}x | {:.2}x | {:.2}x |",
+            us(g(&raw)),
+            us(g(&aead)),
+            us(g(&sqlc)),
+            us(g(&pdv)),
+            ratio(g(&pdv), g(&raw)),
+            ratio(g(&pdv), g(&aead)),
+            ratio(g(&pdv), g(&sqlc)),
+        );
+    }
+
+    eprintln!("measuring the cipher, the KDF and concurrent durable writers…");
+    let seal_open = engines::seal_open_256();
+    let kdf = engines::argon2_default();
+    let open_default = engines::pdvault_open_default();
+    println!(
+        "| XChaCha20-Poly1305 seal+open 256 B | | {} | | (same crate) | | | |",
+        us(seal_open)
+    );
+    println!(
+        "| Argon2id m=19 MiB, t=2, p=1 / pdvault open with it | | {} | | {} | | {:.2}x | |",
+        us(kdf),
+        us(open_default),
+        ratio(open_default, kdf)
+    );
+    let mut writers = Vec::new();
+    for (name, make) in &engines {
+        let one = durable_throughput(make, 1, rounds);
+        let many = durable_throughput(make, WRITERS, rounds);
+        println!(
+            "| durable single puts/s, 1 vs {WRITERS} threads ({name}) | {one:.0} | {many:.0} | {:.2}x |",
+            many / one
+        );
+        writers.push((one, many));
+    }
+
+    println!();
+    println!("Targets (from this run):");
+    let mut v = Verdicts { missed: 0 };
+    let r = ratio(pdv.insert_256, aead.insert_256);
+    v.check("batched insert 256 B vs sled + AEAD", r, r <= 1.3, "<= 1.3x");
+    let r = ratio(pdv.get_256, aead.get_256);
+    v.check("random get 256 B vs sled + AEAD", r, r <= 1.3, "<= 1.3x");
+    let r = ratio(sqlc.insert_256, pdv.insert_256);
+    v.check("SQLCipher insert 256 B / pdvault (speed-up)", r, r >= 1.5, ">= 1.5x");
+    let r = ratio(sqlc.get_256, pdv.get_256);
+    v.check("SQLCipher get 256 B / pdvault (speed-up)", r, r >= 1.2, ">= 1.2x");
+    let r = ratio(pdv.scan_1000, aead.scan_1000);
+    v.check("subject scan with decryption vs sled + AEAD", r, r <= 1.5, "<= 1.5x");
+    let r = ratio(sqlc.delete_subject, pdv.delete_subject);
+    v.check("SQLCipher delete 1000-record subject / pdvault erase", r, r >= 20.0, ">= 20x");
+    let (one, many) = writers[3];
+    v.check(
+        "pdvault 8 durable writers vs 1 (throughput)",
+        many / one,
+        many / one >= 4.0,
+        ">= 4x",
+    );
+    println!(
+        "  (erasure, sweep, open and memory scaling: `cargo bench --bench ratios`)"
+    );
+    if v.missed > 0 {
+        println!("{} target(s) not met", v.missed);
+        if std::env::var_os("PDVAULT_COMPARE_STRICT").is_some() {
+            std::process::exit(1);
+        }
+    }
+}
