@@ -1213,3 +1213,75 @@ fn collection_time_defaults_to_the_vault_clock_and_survives_rectification() {
     assert_eq!(info.meta.collected_at, t0);
     assert_eq!(info.meta.source.as_deref(), Some("support-call"));
 }
+
+/// `read_all` returns, decrypted, exactly the records the purpose may read: not those of other
+/// purposes, not a restricted category's, not an erased one's; and it notes one audit entry per
+/// category read.
+#[test]
+fn read_all_returns_what_the_purpose_may_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = create(dir.path());
+    let alice = sid("alice@example.com");
+    let billing = purpose("billing");
+    let contact = RecordMeta::new(Category::Contact).purpose(billing.clone());
+    let mut want: Vec<(RecordId, Vec<u8>)> = (0..5u8)
+        .map(|i| {
+            let payload = vec![i; 40];
+            (v.put(&alice, contact.clone(), &payload).unwrap(), payload)
+        })
+        .collect();
+    let pay = v
+        .put(
+            &alice,
+            RecordMeta::new(Category::Payment).purpose(billing.clone()),
+            b"card",
+        )
+        .unwrap();
+    want.push((pay, b"card".to_vec()));
+    v.put(
+        &alice,
+        RecordMeta::new(Category::Usage).purpose(purpose("analytics")),
+        b"clicks",
+    )
+    .unwrap();
+    v.put(&sid("bob@example.com"), contact.clone(), b"bob's")
+        .unwrap();
+    want.sort_by_key(|(id, _)| id.to_string());
+
+    let before = v.audit_entries(Some(&alice), None).unwrap().len();
+    let got = v.read_all(&alice, &billing).unwrap();
+    let mut got: Vec<(RecordId, Vec<u8>)> = got
+        .into_iter()
+        .map(|r| (r.info.record, r.payload))
+        .collect();
+    got.sort_by_key(|(id, _)| id.to_string());
+    assert_eq!(got, want);
+    let reads: Vec<_> = v.audit_entries(Some(&alice), None).unwrap()[before..]
+        .iter()
+        .filter(|e| e.op == AuditOp::Read)
+        .map(|e| (e.category.clone().unwrap(), e.note.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        reads,
+        vec![
+            ("contact".to_owned(), "billing; 5 records".to_owned()),
+            ("payment".to_owned(), "billing; 1 records".to_owned()),
+        ]
+    );
+
+    v.restrict(&alice, Some(&Category::Payment)).unwrap();
+    assert_eq!(v.read_all(&alice, &billing).unwrap().len(), 5);
+    v.erase_category(&alice, &Category::Contact).unwrap();
+    assert!(v.read_all(&alice, &billing).unwrap().is_empty());
+    assert_eq!(
+        v.read_all(&alice, &purpose("subject-access"))
+            .unwrap()
+            .len(),
+        2,
+        "the subject's own access reads what restriction keeps"
+    );
+    assert!(matches!(
+        v.read_all(&sid("nobody@example.com"), &billing),
+        Err(Error::SubjectNotFound)
+    ));
+}
