@@ -9,7 +9,10 @@
 //!   (both subjects in one vault; each export runs in a fresh child process: this binary
 //!   re-executed, which opens the vault with the store's page cache bounded at 8 MiB, exports to
 //!   `std::io::sink()` and reports `VmHWM` from `/proc/self/status`; the figures with the default
-//!   64 MiB cache are printed beside it, for information).
+//!   64 MiB cache are printed beside it, for information);
+//! - opening a vault of 100,000 records takes at most 2× opening one of 1,000 (the test KDF, so
+//!   that the figure is the open's own work: it checks the store against the vault file's
+//!   checkpoint, and does nothing that grows with the vault).
 //!
 //! Prints one line per target, `MET` or `NOT MET`. Exits non-zero on a target not met only with
 //! `PDVAULT_BENCH_STRICT=1`.
@@ -201,6 +204,37 @@ fn export_peak(dir: &Path, which: usize, cache: u64) -> (u64, u64) {
     (field("hwm_open_kib="), field("hwm_export_kib="))
 }
 
+/// Median time to open (and nothing else: the test KDF) a closed vault of `records` records in
+/// 100 subjects.
+fn open_time(records: usize) -> Duration {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let vault = create(dir.path(), DEFERRED);
+    for s in 0..100 {
+        fill(
+            &vault,
+            &subject("open", s),
+            &Category::Contact,
+            records / 100,
+            256,
+            t0(),
+        );
+    }
+    vault.close().expect("close");
+    let mut times: Vec<Duration> = (0..REPS)
+        .map(|_| {
+            let start = Instant::now();
+            let v = Vault::builder(dir.path())
+                .kdf(pdvault::KdfParams::insecure_for_tests())
+                .open(RootSecret::passphrase(PASSPHRASE))
+                .expect("open");
+            let took = start.elapsed();
+            v.close().expect("close");
+            took
+        })
+        .collect();
+    median(&mut times)
+}
+
 fn main() {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
         export_child(Path::new(&dir));
@@ -214,7 +248,7 @@ fn main() {
             (10_000, 1_000_000, 10_000)
         };
     let mut all_met = true;
-    // `PDVAULT_BENCH_ONLY=erase|sweep|export` runs one of the three.
+    // `PDVAULT_BENCH_ONLY=erase|sweep|export|open` runs one of them.
     let only = std::env::var("PDVAULT_BENCH_ONLY").ok();
     let runs = |name: &str| only.as_deref().is_none_or(|o| o == name);
 
@@ -291,6 +325,20 @@ fn main() {
                 }
             );
         }
+    }
+
+    if runs("open") {
+        let small = open_time(1_000);
+        let big = open_time(100_000);
+        let ratio = big.as_secs_f64() / small.as_secs_f64();
+        all_met &= ratio <= TARGET;
+        println!(
+            "open medians of {REPS} (test KDF): 1000 records {small:?}, 100000 records {big:?}"
+        );
+        println!(
+            "open 100000 vs 1000 records: ratio {ratio:.2} (target <= {TARGET:.1}): {}",
+            verdict(ratio)
+        );
     }
 
     if strict && !all_met {
