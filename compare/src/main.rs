@@ -63,7 +63,12 @@ fn per_op(d: Duration, ops: usize) -> Duration {
 }
 
 /// Runs the record workloads on one engine, `rounds` times over fresh stores; medians.
-fn measure(make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>, n: usize, n4k: usize, rounds: usize) -> Figures {
+fn measure(
+    make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>,
+    n: usize,
+    n4k: usize,
+    rounds: usize,
+) -> Figures {
     let mut runs: Vec<Figures> = Vec::new();
     for round in 0..rounds {
         let mut f = Figures::default();
@@ -130,7 +135,11 @@ fn measure(make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>, n: usize, n4k: us
 
 /// Throughput (records per second) of `writers` threads each making `DURABLE_PUTS` records
 /// durable one at a time, on a store that already holds `n` records.
-fn durable_throughput(make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>, writers: usize, rounds: usize) -> f64 {
+fn durable_throughput(
+    make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>,
+    writers: usize,
+    rounds: usize,
+) -> f64 {
     let mut rates = Vec::new();
     for _ in 0..rounds {
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -228,7 +237,9 @@ fn main() {
         ("insert 256 B (batched, durable)", |f| f.insert_256),
         ("random get 256 B", |f| f.get_256),
         ("scan one subject, 1000 x 256 B, decrypted", |f| f.scan_1000),
-        ("delete a 1000-record subject, durable", |f| f.delete_subject),
+        ("delete a 1000-record subject, durable", |f| {
+            f.delete_subject
+        }),
         ("insert 4 KiB (batched, durable)", |f| f.insert_4k),
         ("random get 4 KiB", |f| f.get_4k),
     ];
@@ -279,17 +290,42 @@ fn main() {
     println!("Targets (from this run):");
     let mut v = Verdicts { missed: 0 };
     let r = ratio(pdv.insert_256, aead.insert_256);
-    v.check("batched insert 256 B vs sled + AEAD", r, r <= 1.3, "<= 1.3x");
+    v.check(
+        "batched insert 256 B vs sled + AEAD",
+        r,
+        r <= 1.3,
+        "<= 1.3x",
+    );
     let r = ratio(pdv.get_256, aead.get_256);
     v.check("random get 256 B vs sled + AEAD", r, r <= 1.3, "<= 1.3x");
     let r = ratio(sqlc.insert_256, pdv.insert_256);
-    v.check("SQLCipher insert 256 B / pdvault (speed-up)", r, r >= 1.5, ">= 1.5x");
+    v.check(
+        "SQLCipher insert 256 B / pdvault (speed-up)",
+        r,
+        r >= 1.5,
+        ">= 1.5x",
+    );
     let r = ratio(sqlc.get_256, pdv.get_256);
-    v.check("SQLCipher get 256 B / pdvault (speed-up)", r, r >= 1.2, ">= 1.2x");
+    v.check(
+        "SQLCipher get 256 B / pdvault (speed-up)",
+        r,
+        r >= 1.2,
+        ">= 1.2x",
+    );
     let r = ratio(pdv.scan_1000, aead.scan_1000);
-    v.check("subject scan with decryption vs sled + AEAD", r, r <= 1.5, "<= 1.5x");
+    v.check(
+        "subject scan with decryption vs sled + AEAD",
+        r,
+        r <= 1.5,
+        "<= 1.5x",
+    );
     let r = ratio(sqlc.delete_subject, pdv.delete_subject);
-    v.check("SQLCipher delete 1000-record subject / pdvault erase", r, r >= 20.0, ">= 20x");
+    v.check(
+        "SQLCipher delete 1000-record subject / pdvault erase",
+        r,
+        r >= 20.0,
+        ">= 20x",
+    );
     let (one, many) = writers[3];
     v.check(
         "pdvault 8 durable writers vs 1 (throughput)",
@@ -297,9 +333,7 @@ fn main() {
         many / one >= 4.0,
         ">= 4x",
     );
-    println!(
-        "  (erasure, sweep, open and memory scaling: `cargo bench --bench ratios`)"
-    );
+    println!("  (erasure, sweep, open and memory scaling: `cargo bench --bench ratios`)");
     if v.missed > 0 {
         println!("{} target(s) not met", v.missed);
         if std::env::var_os("PDVAULT_COMPARE_STRICT").is_some() {
