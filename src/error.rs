@@ -50,7 +50,8 @@ pub enum OpenError {
         /// The version this build reads.
         supported: u16,
     },
-    /// Another process (or another handle in this process) has the vault open.
+    /// Another process (or another handle in this process) has the vault open. Reported after
+    /// the lock stayed taken for a quarter of a second.
     #[error("vault is already open elsewhere (lock held on {0})")]
     AlreadyOpen(PathBuf),
     /// There is no vault in the directory.

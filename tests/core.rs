@@ -574,6 +574,27 @@ fn a_second_opener_in_the_same_process_is_refused_until_the_first_drops() {
     open(dir.path()).unwrap();
 }
 
+/// A child process being spawned shares the parent's open files until it execs, so a lock the
+/// parent has just released can look held for a moment; opening waits that out.
+#[test]
+fn a_lock_released_moments_later_is_waited_for_not_reported_as_open() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path()).close().unwrap();
+    let holder = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.path().join("LOCK"))
+        .unwrap();
+    holder.lock().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        drop(holder);
+    });
+    let v = open(dir.path());
+    release.join().unwrap();
+    assert!(v.is_ok(), "{:?}", v.err());
+}
+
 const CHILD_ENV: &str = "PDVAULT_CORE_TEST_CHILD_OPEN_DIR";
 const CHILD_TEST: &str = "a_second_opener_in_another_process_is_refused";
 

@@ -248,6 +248,13 @@ pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     blake3::Hash::from_bytes(*a) == blake3::Hash::from_bytes(*b)
 }
 
+/// How long [`take_lock`] keeps trying before it reports the vault as open elsewhere.
+///
+/// A process that spawns a child shares its open files with the child from fork until exec, so
+/// a lock this process has just released (a handle closed, a failed open) can look held for that
+/// moment. A short retry tells that apart from a real second opener.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn take_lock(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let f = OpenOptions::new()
@@ -256,10 +263,18 @@ fn take_lock(dir: &Path) -> Result<File> {
         .create(true)
         .truncate(false)
         .open(&path)?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(TryLockError::WouldBlock) => Err(OpenError::AlreadyOpen(path).into()),
-        Err(TryLockError::Error(e)) => Err(StorageError::Io(e).into()),
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            Err(TryLockError::WouldBlock) => return Err(OpenError::AlreadyOpen(path).into()),
+            Err(TryLockError::Error(e)) => return Err(StorageError::Io(e).into()),
+        }
     }
 }
 
