@@ -9,6 +9,11 @@
 //!
 //! Reads are buffered in memory and written with the next commit (or at flush and close); every
 //! other operation's entry is written in the same atomic batch as the operation.
+//!
+//! Entries are stored in blocks: the entries of one commit, up to [`BLOCK_ENTRIES`] per row, under
+//! the position of the block's first entry. A block is one store row where an entry per row
+//! would cost one row each (a batch of 1,000 puts, 512 buffered reads); the chain is still per
+//! entry, and verification still names the first bad entry.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -98,6 +103,7 @@ pub struct AuditEntry {
     /// A short note with no personal data: a hold id, a purpose, a count.
     pub note: Option<String>,
     /// The chain value.
+    #[serde(with = "serde_bytes")]
     pub mac: [u8; 32],
 }
 
@@ -147,6 +153,7 @@ impl Draft {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub(crate) struct ChainPoint {
     pub(crate) seq: u64,
+    #[serde(with = "serde_bytes")]
     pub(crate) mac: [u8; 32],
 }
 
@@ -154,6 +161,7 @@ pub(crate) struct ChainPoint {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub(crate) struct Anchor {
     pub(crate) point: ChainPoint,
+    #[serde(with = "serde_bytes")]
     pub(crate) tag: [u8; 32],
 }
 
@@ -183,6 +191,15 @@ pub(crate) struct Trail {
 /// Buffered reads are written once this many wait.
 const PENDING_LIMIT: usize = 512;
 
+/// The most entries one stored block holds (about 8 KiB of entries: small enough that a block
+/// stays an ordinary row of the store).
+pub(crate) const BLOCK_ENTRIES: usize = 64;
+
+/// Decodes a stored block of entries.
+pub(crate) fn decode_block(raw: &[u8]) -> std::result::Result<Vec<AuditEntry>, StorageError> {
+    codec::decode::<Vec<AuditEntry>>(raw, "audit block")
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -199,10 +216,19 @@ impl Trail {
         })
     }
 
-    fn mac(&self, prev: &[u8; 32], entry: &AuditEntry) -> [u8; 32] {
-        let mut e = entry.clone();
-        e.mac = [0; 32];
-        keyed_hash(&self.key, &[prev, &codec::encode(&e)])
+    /// The chain value of `entry` after `prev`: a keyed hash over `prev` and the entry with its
+    /// own chain value zeroed (`unchained` must have it zeroed).
+    fn mac(&self, prev: &[u8; 32], unchained: &AuditEntry) -> [u8; 32] {
+        debug_assert_eq!(unchained.mac, [0; 32]);
+        keyed_hash(&self.key, &[prev, &codec::encode(unchained)])
+    }
+
+    /// Whether `entry` carries the chain value it should after `prev`.
+    fn chains_from(&self, prev: &[u8; 32], entry: &mut AuditEntry) -> bool {
+        let claimed = std::mem::take(&mut entry.mac);
+        let expected = self.mac(prev, entry);
+        entry.mac = claimed;
+        claimed == expected
     }
 
     fn anchor_tag(&self, p: &ChainPoint) -> [u8; 32] {
@@ -230,6 +256,7 @@ impl Trail {
                 let pending = lock(&self.pending);
                 let taken = pending.len();
                 let mut head = *lock(&self.head);
+                let mut block = Vec::with_capacity(BLOCK_ENTRIES);
                 for d in pending.iter().cloned().chain(drafts) {
                     let mut e = AuditEntry {
                         seq: head.seq + 1,
@@ -247,8 +274,12 @@ impl Trail {
                         seq: e.seq,
                         mac: e.mac,
                     };
-                    txn.put_new(layout::audit(e.seq), &e);
+                    block.push(e);
+                    if block.len() == BLOCK_ENTRIES {
+                        put_block(txn, &mut block);
+                    }
                 }
+                put_block(txn, &mut block);
                 txn.put(layout::meta(layout::AUDIT_HEAD), &head);
                 (taken, head)
             },
@@ -281,33 +312,41 @@ impl Trail {
         let mut n = 0;
         for r in store.scan_raw(&layout::table(layout::Table::Audit)) {
             let (k, v) = r?;
-            let key_seq = layout::parse_seq(&k).unwrap_or(0);
-            n += 1;
-            let bad = |why: &str| {
+            let first = layout::parse_seq(&k).unwrap_or(0);
+            let bad = |n: u64, at: u64, why: &str| {
                 Ok(AuditReport {
                     entries: n,
-                    first_bad: Some((key_seq, why.to_owned())),
+                    first_bad: Some((at, why.to_owned())),
                 })
             };
-            let Ok(e) = codec::decode::<AuditEntry>(&v, "audit entry") else {
-                return bad("does not decode");
+            let block = match decode_block(&v) {
+                Ok(b) if !b.is_empty() => b,
+                _ => return bad(n + 1, first, "does not decode"),
             };
-            if e.seq != key_seq {
-                return bad("stored under another position (moved or reordered)");
+            for (position, mut e) in (first..).zip(block) {
+                n += 1;
+                if e.seq != position {
+                    return bad(
+                        n,
+                        position,
+                        "stored under another position (moved or reordered)",
+                    );
+                }
+                if e.seq != prev.seq + 1 {
+                    return bad(n, prev.seq + 1, "missing (removed)");
+                }
+                if !self.chains_from(&prev.mac, &mut e) {
+                    return bad(
+                        n,
+                        position,
+                        "altered, inserted or out of order (chain value does not match)",
+                    );
+                }
+                prev = ChainPoint {
+                    seq: e.seq,
+                    mac: e.mac,
+                };
             }
-            if e.seq != prev.seq + 1 {
-                return Ok(AuditReport {
-                    entries: n,
-                    first_bad: Some((prev.seq + 1, "missing (removed)".into())),
-                });
-            }
-            if e.mac != self.mac(&prev.mac, &e) {
-                return bad("altered, inserted or out of order (chain value does not match)");
-            }
-            prev = ChainPoint {
-                seq: e.seq,
-                mac: e.mac,
-            };
         }
         let head = store
             .get::<ChainPoint>(&layout::meta(layout::AUDIT_HEAD), "audit head")?
@@ -324,22 +363,31 @@ impl Trail {
         })
     }
 
-    /// Removes entries older than `cutoff`; moves the anchor. Returns how many were removed.
+    /// Removes the oldest entries, up to the first one made at or after `cutoff`; moves the
+    /// anchor. A block cut by the cutoff is stored again with the entries it keeps. Removes at
+    /// most about 100,000 entries per call. Returns how many were removed.
     pub(crate) fn prune(&self, store: &Store, cutoff: Timestamp) -> Result<u64> {
         let mut txn = Txn::new();
         let mut last = None;
         let mut n = 0;
-        for r in store.scan::<AuditEntry>(&layout::table(layout::Table::Audit), "audit entry") {
-            let (k, e) = r?;
-            if e.at >= cutoff {
+        for r in store.scan_raw(&layout::table(layout::Table::Audit)) {
+            let (k, v) = r?;
+            let mut block = decode_block(&v)?;
+            let old = block.iter().take_while(|e| e.at < cutoff).count();
+            let Some(newest_pruned) = old.checked_sub(1).map(|i| &block[i]) else {
+                break;
+            };
+            last = Some(ChainPoint {
+                seq: newest_pruned.seq,
+                mac: newest_pruned.mac,
+            });
+            n += old as u64;
+            txn.delete(k);
+            if old < block.len() {
+                let mut kept = block.split_off(old);
+                put_block(&mut txn, &mut kept);
                 break;
             }
-            txn.delete(k);
-            last = Some(ChainPoint {
-                seq: e.seq,
-                mac: e.mac,
-            });
-            n += 1;
             if n >= 100_000 {
                 break;
             }
@@ -352,7 +400,7 @@ impl Trail {
                 tag: self.anchor_tag(&point),
             },
         );
-        store.commit(txn).map_err(|e: StorageError| e)?;
+        store.commit(txn)?;
         Ok(n)
     }
 
@@ -364,13 +412,20 @@ impl Trail {
         since: Option<Timestamp>,
     ) -> Result<Vec<AuditEntry>> {
         let mut out = Vec::new();
-        for r in store.scan::<AuditEntry>(&layout::table(layout::Table::Audit), "audit entry") {
-            let (_, e) = r?;
-            if subject.is_some_and(|s| e.subject != Some(s)) || since.is_some_and(|t| e.at < t) {
-                continue;
-            }
-            out.push(e);
+        for r in store.scan_raw(&layout::table(layout::Table::Audit)) {
+            let (_, v) = r?;
+            out.extend(decode_block(&v)?.into_iter().filter(|e| {
+                subject.is_none_or(|s| e.subject == Some(s)) && since.is_none_or(|t| e.at >= t)
+            }));
         }
         Ok(out)
+    }
+}
+
+/// Adds `block` (if it holds any entry) to `txn` under its first entry's position, and empties it.
+fn put_block(txn: &mut Txn, block: &mut Vec<AuditEntry>) {
+    if let Some(first) = block.first() {
+        txn.put_new(layout::audit(first.seq), block);
+        block.clear();
     }
 }

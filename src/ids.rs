@@ -90,13 +90,13 @@ macro_rules! random_id {
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub(crate) [u8; $len]);
 
-        /// Hex in human-readable formats (JSON), raw bytes in binary ones.
+        /// Hex in human-readable formats (JSON), a byte string in binary ones.
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 if s.is_human_readable() {
                     s.serialize_str(&to_hex(&self.0))
                 } else {
-                    self.0.serialize(s)
+                    s.serialize_bytes(&self.0)
                 }
             }
         }
@@ -107,7 +107,7 @@ macro_rules! random_id {
                     let s = String::deserialize(d)?;
                     s.parse().map_err(serde::de::Error::custom)
                 } else {
-                    <[u8; $len]>::deserialize(d).map($name)
+                    serde_bytes::ByteArray::<$len>::deserialize(d).map(|b| $name(b.into_array()))
                 }
             }
         }

@@ -139,9 +139,9 @@ pub mod __fuzz {
     pub fn ledger_entry(data: &[u8]) {
         let _ = codec::decode::<crate::erasure::LedgerEntry>(data, "ledger");
     }
-    /// An audit entry.
+    /// A stored block of audit entries.
     pub fn audit_entry(data: &[u8]) {
-        let _ = codec::decode::<crate::audit::AuditEntry>(data, "audit");
+        let _ = crate::audit::decode_block(data);
     }
     /// A subject's state, a hold and the manifest.
     pub fn subject_state(data: &[u8]) {

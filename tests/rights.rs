@@ -266,10 +266,7 @@ fn audit_trail_after_erasure_names_nobody_and_verifies() {
 
 #[test]
 fn pruning_old_audit_entries_keeps_a_verifying_chain() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(ts("2025-01-01T00:00:00Z"));
-    let v = vault(tmp.path(), &clock, Some("seed-000-cmcendpoint.toml"));
-    let s = SubjectId::new("s").unwrap();
+    let (tmp, clock, v, s) = pruning_vault();
     for _ in 0..20 {
         v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
     }
@@ -279,13 +276,61 @@ fn pruning_old_audit_entries_keeps_a_verifying_chain() {
     let r = v.sweep().unwrap();
     assert!(r.audit_pruned >= 20, "{r:?}");
     assert!(v.audit_entries(None, None).unwrap().len() < before);
+    assert_whole_after_reopen(v, tmp.path(), clock);
+}
+
+/// Checks the trail, closes, reopens and checks the whole vault.
+fn assert_whole_after_reopen(v: Vault, dir: &std::path::Path, clock: ManualClock) {
     assert!(v.audit_verify().unwrap().is_intact());
     v.close().unwrap();
-    let v = Vault::builder(tmp.path())
+    let v = Vault::builder(dir)
         .clock(clock)
         .open(RootSecret::passphrase("pw"))
         .unwrap();
     assert!(v.verify().unwrap().is_whole());
+}
+
+/// A vault under the seed-000 policy (audit entries kept 3 months), its clock and one subject.
+fn pruning_vault() -> (tempfile::TempDir, ManualClock, Vault, SubjectId) {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(ts("2025-01-01T00:00:00Z"));
+    let v = vault(tmp.path(), &clock, Some("seed-000-cmcendpoint.toml"));
+    (tmp, clock, v, SubjectId::new("s").unwrap())
+}
+
+/// A read is written with the next commit, in the same stored block: pruning that cuts such a
+/// block removes the old entries and keeps the new ones.
+#[test]
+fn pruning_cuts_a_block_that_straddles_the_cutoff() {
+    let (tmp, clock, v, s) = pruning_vault();
+    let p = purpose("support");
+    let id = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Contact).purpose(p.clone()),
+            b"x",
+        )
+        .unwrap();
+    for _ in 0..5 {
+        v.get(&s, id, &p).unwrap();
+    }
+    clock.advance(4.months());
+    // The five buffered reads (old) and this put (new) are committed together.
+    v.put(&s, RecordMeta::new(Category::Usage), b"y").unwrap();
+    let cutoff = ts("2025-02-01T00:00:00Z");
+    let old = |e: &AuditEntry| e.at < cutoff;
+    let before = v.audit_entries(None, None).unwrap();
+    assert_eq!(before.iter().filter(|e| old(e)).count(), 6);
+    let r = v.sweep().unwrap();
+    assert_eq!(r.audit_pruned, 6, "{r:?}");
+    let after = v.audit_entries(None, None).unwrap();
+    assert!(after.iter().all(|e| !old(e)), "{after:?}");
+    assert_eq!(after.first().map(|e| e.op), Some(AuditOp::Put));
+    assert_eq!(after.first().map(|e| e.seq), Some(7));
+    assert!(v.audit_verify().unwrap().is_intact());
+    // Writing on after the cut block keeps the chain whole.
+    v.put(&s, RecordMeta::new(Category::Usage), b"z").unwrap();
+    assert_whole_after_reopen(v, tmp.path(), clock);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::error::StorageError;
 
 /// The version byte in front of every encoded value.
-pub(crate) const ENTRY_FORMAT: u8 = 2;
+pub(crate) const ENTRY_FORMAT: u8 = 3;
 
 /// The largest encoded value accepted (a payload of `MAX_PAYLOAD_LEN` plus metadata).
 pub(crate) const MAX_ENTRY_LEN: usize = crate::model::MAX_PAYLOAD_LEN + 64 * 1024;

@@ -88,6 +88,7 @@ pub(crate) struct Manifest {
     /// Entries in the store (the manifest itself excluded).
     pub(crate) entries: u64,
     /// XOR of the keyed hash of every (key, value).
+    #[serde(with = "serde_bytes")]
     pub(crate) acc: [u8; 32],
 }
 

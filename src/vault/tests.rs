@@ -416,22 +416,37 @@ fn busy_vault() -> (tempfile::TempDir, Vault) {
     (tmp, v)
 }
 
-fn audit_entries(v: &Vault) -> Vec<(u64, Vec<u8>)> {
+/// The trail as stored: every entry, oldest first, read through its blocks.
+fn audit_entries(v: &Vault) -> Vec<AuditEntry> {
     v.store()
         .scan_raw(&layout::table(layout::Table::Audit))
-        .map(|r| {
-            let (k, val) = r.unwrap();
-            (layout::parse_seq(&k).unwrap(), val)
-        })
+        .flat_map(|r| crate::audit::decode_block(&r.unwrap().1).unwrap())
         .collect()
 }
 
-fn put_raw(v: &Vault, key: Vec<u8>, raw: Vec<u8>) {
-    // Txn::put encodes; store the raw bytes by decoding them first.
-    let e: AuditEntry = codec::decode(&raw, "audit entry").unwrap();
+/// The number of stored audit blocks.
+fn audit_rows(v: &Vault) -> usize {
+    v.store()
+        .scan_keys(&layout::table(layout::Table::Audit))
+        .count()
+}
+
+/// Replaces the stored trail with `entries` in blocks of `block`, the n-th entry at position
+/// `1 + n` whatever its own `seq` says (as someone rewriting the rows would).
+fn store_trail(v: &Vault, entries: &[AuditEntry], block: usize) {
     let mut t = Txn::new();
-    t.put(key, &e);
+    for k in v.store().scan_keys(&layout::table(layout::Table::Audit)) {
+        t.delete(k.unwrap());
+    }
+    for (i, chunk) in entries.chunks(block).enumerate() {
+        t.put(layout::audit(1 + (i * block) as u64), &chunk.to_vec());
+    }
     v.store().commit(t).unwrap();
+}
+
+/// The position under which the block holding entry `seq` is stored.
+fn block_start(seq: u64, block: usize) -> u64 {
+    1 + (seq - 1) / block as u64 * block as u64
 }
 
 fn first_bad(v: &Vault) -> Option<u64> {
@@ -443,6 +458,26 @@ fn first_bad(v: &Vault) -> Option<u64> {
         .map(|(s, _)| s)
 }
 
+/// Stores `tampered` in blocks of `block`, checks that verification names `seq` first, then
+/// restores `intact`.
+fn assert_named(
+    v: &Vault,
+    tampered: &[AuditEntry],
+    intact: &[AuditEntry],
+    block: usize,
+    seq: u64,
+    what: &str,
+) {
+    store_trail(v, tampered, block);
+    assert_eq!(first_bad(v), Some(seq), "{what}, blocks of {block}");
+    assert!(!v.verify().unwrap().is_whole(), "{what}, blocks of {block}");
+    store_trail(v, intact, block);
+    assert_eq!(first_bad(v), None, "{what} restored");
+}
+
+/// Block layouts the tamper tests run under: one entry per row, and several.
+const LAYOUTS: [usize; 3] = [1, 4, crate::audit::BLOCK_ENTRIES];
+
 #[test]
 fn the_audit_trail_verifies_after_a_sequence_of_operations() {
     let (tmp, v) = busy_vault();
@@ -452,18 +487,19 @@ fn the_audit_trail_verifies_after_a_sequence_of_operations() {
     let entries = audit_entries(&v);
     assert!(entries.len() >= 12, "{} entries", entries.len());
     assert_eq!(rep.audit.entries, entries.len() as u64);
+    // Buffered reads share a block with the next commit's entries.
+    assert!(audit_rows(&v) < entries.len(), "no block holds two entries");
     // Positions are 1..=n without gaps, in order.
-    let seqs: Vec<u64> = entries.iter().map(|(s, _)| *s).collect();
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
-    let ops: BTreeSet<String> = entries
-        .iter()
-        .map(|(_, raw)| {
-            let e: AuditEntry = codec::decode(raw, "audit").unwrap();
-            format!("{:?}", e.op)
-        })
-        .collect();
+    let ops: BTreeSet<String> = entries.iter().map(|e| format!("{:?}", e.op)).collect();
     for op in ["Put", "Read", "Update", "HoldPlace", "HoldRelease", "Erase"] {
         assert!(ops.contains(op), "{op} missing from {ops:?}");
+    }
+    // Any block layout of the same entries verifies.
+    for block in LAYOUTS {
+        store_trail(&v, &entries, block);
+        assert_eq!(first_bad(&v), None, "blocks of {block}");
     }
     // It still verifies after closing and reopening.
     let dir = tmp.path().to_path_buf();
@@ -492,79 +528,87 @@ fn an_altered_audit_entry_is_named_by_its_position() {
     let (_tmp, v) = busy_vault();
     let entries = audit_entries(&v);
     let n = entries.len() as u64;
-    for seq in [1, 2, n / 2, n - 1, n] {
-        let (_, raw) = &entries[(seq - 1) as usize];
-        let original: AuditEntry = codec::decode(raw, "audit").unwrap();
-        let alterations: Vec<(&str, AuditEntry)> = vec![
-            (
-                "actor",
-                AuditEntry {
-                    actor: "mallory".into(),
-                    ..original.clone()
-                },
-            ),
-            (
-                "op",
-                AuditEntry {
-                    op: if original.op == AuditOp::Read {
-                        AuditOp::Put
-                    } else {
-                        AuditOp::Read
+    for block in LAYOUTS {
+        for seq in [1, 2, n / 2, n - 1, n] {
+            let original = entries[(seq - 1) as usize].clone();
+            let alterations: Vec<(&str, AuditEntry)> = vec![
+                (
+                    "actor",
+                    AuditEntry {
+                        actor: "mallory".into(),
+                        ..original.clone()
                     },
-                    ..original.clone()
-                },
-            ),
-            (
-                "time",
-                AuditEntry {
-                    at: original
-                        .at
-                        .checked_add(jiff::Span::new().seconds(1))
-                        .unwrap(),
-                    ..original.clone()
-                },
-            ),
-            (
-                "subject",
-                AuditEntry {
-                    subject: Some(SubjectRef([7; 16])),
-                    ..original.clone()
-                },
-            ),
-            (
-                "note",
-                AuditEntry {
-                    note: Some("nothing happened".into()),
-                    ..original.clone()
-                },
-            ),
-            (
-                "mac",
-                AuditEntry {
-                    mac: {
-                        let mut m = original.mac;
-                        m[0] ^= 1;
-                        m
+                ),
+                (
+                    "op",
+                    AuditEntry {
+                        op: if original.op == AuditOp::Read {
+                            AuditOp::Put
+                        } else {
+                            AuditOp::Read
+                        },
+                        ..original.clone()
                     },
-                    ..original.clone()
-                },
-            ),
-        ];
-        for (what, altered) in alterations {
+                ),
+                (
+                    "time",
+                    AuditEntry {
+                        at: original
+                            .at
+                            .checked_add(jiff::Span::new().seconds(1))
+                            .unwrap(),
+                        ..original.clone()
+                    },
+                ),
+                (
+                    "subject",
+                    AuditEntry {
+                        subject: Some(SubjectRef([7; 16])),
+                        ..original.clone()
+                    },
+                ),
+                (
+                    "note",
+                    AuditEntry {
+                        note: Some("nothing happened".into()),
+                        ..original.clone()
+                    },
+                ),
+                (
+                    "mac",
+                    AuditEntry {
+                        mac: {
+                            let mut m = original.mac;
+                            m[0] ^= 1;
+                            m
+                        },
+                        ..original.clone()
+                    },
+                ),
+            ];
+            for (what, altered) in alterations {
+                let mut trail = entries.clone();
+                trail[(seq - 1) as usize] = altered;
+                assert_named(
+                    &v,
+                    &trail,
+                    &entries,
+                    block,
+                    seq,
+                    &format!("{what} of {seq}"),
+                );
+            }
+            // Undecodable bytes in place of its block: the block is named.
             let mut t = Txn::new();
-            t.put(layout::audit(seq), &altered);
+            t.put(layout::audit(block_start(seq, block)), &vec![0xffu8; 5]);
             v.store().commit(t).unwrap();
-            assert_eq!(first_bad(&v), Some(seq), "{what} of entry {seq} of {n}");
-            assert!(!v.verify().unwrap().is_whole());
-            put_raw(&v, layout::audit(seq), raw.clone());
-            assert_eq!(first_bad(&v), None, "restoring entry {seq}");
+            assert_eq!(
+                first_bad(&v),
+                Some(block_start(seq, block)),
+                "garbage at entry {seq}, blocks of {block}"
+            );
+            store_trail(&v, &entries, block);
         }
-        // Undecodable bytes in its place.
-        let mut t = Txn::new();
-        t.put(layout::audit(seq), &vec![0xffu8; 5]);
-        v.store().commit(t).unwrap();
-        assert_eq!(first_bad(&v), Some(seq), "garbage at entry {seq}");
-        put_raw(&v, layout::audit(seq), raw.clone());
     }
     assert!(v.verify().unwrap().is_whole());
 }
@@ -574,22 +618,33 @@ fn a_removed_audit_entry_is_named_by_its_position() {
     let (_tmp, v) = busy_vault();
     let entries = audit_entries(&v);
     let n = entries.len() as u64;
-    for seq in [1, 2, n / 2, n - 1, n] {
-        let (_, raw) = &entries[(seq - 1) as usize];
-        let mut t = Txn::new();
-        t.delete(layout::audit(seq));
-        v.store().commit(t).unwrap();
-        assert_eq!(first_bad(&v), Some(seq), "entry {seq} of {n} removed");
-        assert!(!v.verify().unwrap().is_whole());
-        put_raw(&v, layout::audit(seq), raw.clone());
-        assert_eq!(first_bad(&v), None);
+    for block in LAYOUTS {
+        for seq in [1, 2, n / 2, n - 1, n] {
+            let mut trail = entries.clone();
+            trail.remove((seq - 1) as usize);
+            assert_named(&v, &trail, &entries, block, seq, &format!("{seq} removed"));
+        }
+        // A whole block removed: its first entry is named.
+        for seq in [1, n / 2, n] {
+            let start = block_start(seq, block);
+            let mut t = Txn::new();
+            t.delete(layout::audit(start));
+            v.store().commit(t).unwrap();
+            assert_eq!(
+                first_bad(&v),
+                Some(start),
+                "block at {start} removed, blocks of {block}"
+            );
+            store_trail(&v, &entries, block);
+        }
+        // Two removed: the first is named.
+        let mut trail = entries.clone();
+        trail.remove((n - 2) as usize);
+        trail.remove(2);
+        store_trail(&v, &trail, block);
+        assert_eq!(first_bad(&v), Some(3));
+        store_trail(&v, &entries, block);
     }
-    // Two removed: the first is named.
-    let mut t = Txn::new();
-    t.delete(layout::audit(3));
-    t.delete(layout::audit(n - 1));
-    v.store().commit(t).unwrap();
-    assert_eq!(first_bad(&v), Some(3));
 }
 
 #[test]
@@ -597,71 +652,58 @@ fn reordered_audit_entries_are_named_by_the_first_position() {
     let (_tmp, v) = busy_vault();
     let entries = audit_entries(&v);
     let n = entries.len() as u64;
-    for seq in [1, 2, n / 2, n - 1] {
-        let (_, raw_a) = &entries[(seq - 1) as usize];
-        let (_, raw_b) = &entries[seq as usize];
-        let a: AuditEntry = codec::decode(raw_a, "audit").unwrap();
-        let b: AuditEntry = codec::decode(raw_b, "audit").unwrap();
-        // Swapped as stored.
-        let mut t = Txn::new();
-        t.put(layout::audit(seq), &b);
-        t.put(layout::audit(seq + 1), &a);
-        v.store().commit(t).unwrap();
+    for block in LAYOUTS {
+        for seq in [1, 2, n / 2, n - 1] {
+            let i = (seq - 1) as usize;
+            // Swapped as stored.
+            let mut trail = entries.clone();
+            trail.swap(i, i + 1);
+            store_trail(&v, &trail, block);
+            assert_eq!(
+                first_bad(&v),
+                Some(seq),
+                "entries {seq} and {} swapped, blocks of {block}",
+                seq + 1
+            );
+            // Swapped with their positions rewritten to fit.
+            trail[i].seq = seq;
+            trail[i + 1].seq = seq + 1;
+            store_trail(&v, &trail, block);
+            assert_eq!(
+                first_bad(&v),
+                Some(seq),
+                "entries {seq} and {} swapped, positions rewritten, blocks of {block}",
+                seq + 1
+            );
+            store_trail(&v, &entries, block);
+            assert_eq!(first_bad(&v), None);
+        }
+        // An entry forged after the last one.
+        let mut trail = entries.clone();
+        trail.push(AuditEntry {
+            seq: n + 1,
+            ..entries[(n - 1) as usize].clone()
+        });
+        store_trail(&v, &trail, block);
         assert_eq!(
             first_bad(&v),
-            Some(seq),
-            "entries {seq} and {} swapped",
-            seq + 1
+            Some(n + 1),
+            "a forged entry after the last, blocks of {block}"
         );
-        // Swapped with their positions rewritten to fit.
-        let mut t = Txn::new();
-        t.put(layout::audit(seq), &AuditEntry { seq, ..b.clone() });
-        t.put(
-            layout::audit(seq + 1),
-            &AuditEntry {
-                seq: seq + 1,
-                ..a.clone()
-            },
-        );
-        v.store().commit(t).unwrap();
+        // A copy of an entry stored at the end.
+        let mut trail = entries.clone();
+        trail.push(AuditEntry {
+            seq: n + 1,
+            ..entries[0].clone()
+        });
+        store_trail(&v, &trail, block);
         assert_eq!(
             first_bad(&v),
-            Some(seq),
-            "entries {seq} and {} swapped, positions rewritten",
-            seq + 1
+            Some(n + 1),
+            "a replayed entry at the end, blocks of {block}"
         );
-        // Restored.
-        put_raw(&v, layout::audit(seq), raw_a.clone());
-        put_raw(&v, layout::audit(seq + 1), raw_b.clone());
-        assert_eq!(first_bad(&v), None);
+        store_trail(&v, &entries, block);
     }
-    // An entry forged after the last one.
-    let (_, raw_last) = entries.last().unwrap();
-    let last: AuditEntry = codec::decode(raw_last, "audit").unwrap();
-    let mut t = Txn::new();
-    t.put(
-        layout::audit(n + 1),
-        &AuditEntry {
-            seq: n + 1,
-            ..last.clone()
-        },
-    );
-    v.store().commit(t).unwrap();
-    assert_eq!(first_bad(&v), Some(n + 1), "a forged entry after the last");
-    let mut t = Txn::new();
-    t.delete(layout::audit(n + 1));
-    v.store().commit(t).unwrap();
-    // A copy of an entry stored at the end.
-    let mut t = Txn::new();
-    t.put(
-        layout::audit(n + 1),
-        &AuditEntry {
-            seq: n + 1,
-            ..codec::decode::<AuditEntry>(&entries[0].1, "audit").unwrap()
-        },
-    );
-    v.store().commit(t).unwrap();
-    assert_eq!(first_bad(&v), Some(n + 1), "a replayed entry at the end");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1222,11 +1264,14 @@ mod first_pass {
         let trail = &v.inner.trail;
         let store = v.store();
         assert!(trail.verify(store).unwrap().is_intact());
-        let get =
-            |seq: u64| -> AuditEntry { store.get(&layout::audit(seq), "audit").unwrap().unwrap() };
+        // One put per commit: one entry per block.
+        let get = |seq: u64| -> AuditEntry {
+            let block: Vec<AuditEntry> = store.get(&layout::audit(seq), "audit").unwrap().unwrap();
+            block[0].clone()
+        };
         let put = |seq: u64, e: &AuditEntry| {
             let mut t = Txn::new();
-            t.put(layout::audit(seq), e);
+            t.put(layout::audit(seq), &vec![e.clone()]);
             store.commit(t).unwrap();
         };
         let del = |seq: u64| {
