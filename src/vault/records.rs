@@ -400,6 +400,8 @@ impl Vault {
         let keys = self.keys();
         let mut out = Vec::new();
         let mut read: BTreeMap<String, usize> = BTreeMap::new();
+        // The records of a subject mostly share a few key groups: the last key used is kept.
+        let mut last_key: Option<(String, u32, Arc<DataKey>)> = None;
         for r in self
             .store()
             .scan::<RecordEntry>(&layout::records_of(&ident), "record")
@@ -407,16 +409,28 @@ impl Vault {
             let (k, entry) = r?;
             let (_, id) = layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
             let category = entry.meta.category.name();
-            if destroyed.contains(&(category.to_owned(), entry.key_gen))
-                || access::check(id, &entry.meta, &state, purpose).is_err()
-            {
+            let erased =
+                !destroyed.is_empty() && destroyed.contains(&(category.to_owned(), entry.key_gen));
+            if erased || access::check(id, &entry.meta, &state, purpose).is_err() {
                 continue;
             }
-            let key = keys
-                .data_key_gen(self.store(), &ident, category, entry.key_gen)?
-                .ok_or(crate::IntegrityError)?;
+            let key = match &last_key {
+                Some((c, g, key)) if c == category && *g == entry.key_gen => key.clone(),
+                _ => {
+                    let key = keys
+                        .data_key_gen(self.store(), &ident, category, entry.key_gen)?
+                        .ok_or(crate::IntegrityError)?;
+                    last_key = Some((category.to_owned(), entry.key_gen, key.clone()));
+                    key
+                }
+            };
             let payload = self.open_record(&key, &ident, id, &entry)?;
-            *read.entry(category.to_owned()).or_default() += 1;
+            match read.get_mut(category) {
+                Some(n) => *n += 1,
+                None => {
+                    read.insert(category.to_owned(), 1);
+                }
+            }
             out.push(Record {
                 info: info(id, entry),
                 payload,
