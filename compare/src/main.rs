@@ -62,6 +62,30 @@ fn per_op(d: Duration, ops: usize) -> Duration {
     d / ops.max(1) as u32
 }
 
+/// Inserts `subjects` subjects of `PER_SUBJECT` records of `len` bytes, then makes `GETS` random
+/// gets; returns the time per insert and per get.
+fn insert_then_get(
+    e: &mut dyn Engine,
+    subjects: usize,
+    len: usize,
+    fill: u8,
+    seed: u64,
+) -> (Duration, Duration) {
+    let payload = vec![fill; len];
+    let t = Instant::now();
+    for s in 0..subjects {
+        e.insert_subject(s, PER_SUBJECT, &payload);
+    }
+    let insert = per_op(t.elapsed(), subjects * PER_SUBJECT);
+    let mut rng = Rng(seed);
+    let t = Instant::now();
+    for _ in 0..GETS {
+        let v = e.get(rng.below(subjects), rng.below(PER_SUBJECT));
+        assert_eq!(v.len(), len);
+    }
+    (insert, per_op(t.elapsed(), GETS))
+}
+
 /// Runs the record workloads on one engine, `rounds` times over fresh stores; medians.
 fn measure(
     make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>,
@@ -76,19 +100,8 @@ fn measure(
             let dir = tempfile::tempdir().expect("a temporary directory");
             let mut e = make(dir.path());
             let subjects = n / PER_SUBJECT;
-            let payload = vec![0xa5_u8; 256];
-            let t = Instant::now();
-            for s in 0..subjects {
-                e.insert_subject(s, PER_SUBJECT, &payload);
-            }
-            f.insert_256 = per_op(t.elapsed(), subjects * PER_SUBJECT);
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ round as u64);
-            let t = Instant::now();
-            for _ in 0..GETS {
-                let v = e.get(rng.below(subjects), rng.below(PER_SUBJECT));
-                assert_eq!(v.len(), 256);
-            }
-            f.get_256 = per_op(t.elapsed(), GETS);
+            let seed = 0x9e37_79b9_7f4a_7c15 ^ round as u64;
+            (f.insert_256, f.get_256) = insert_then_get(&mut *e, subjects, 256, 0xa5, seed);
             let scans = subjects.min(20);
             let t = Instant::now();
             for s in 0..scans {
@@ -106,19 +119,8 @@ fn measure(
             let dir = tempfile::tempdir().expect("a temporary directory");
             let mut e = make(dir.path());
             let subjects = (n4k / PER_SUBJECT).max(1);
-            let payload = vec![0x5a_u8; 4096];
-            let t = Instant::now();
-            for s in 0..subjects {
-                e.insert_subject(s, PER_SUBJECT, &payload);
-            }
-            f.insert_4k = per_op(t.elapsed(), subjects * PER_SUBJECT);
-            let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ round as u64);
-            let t = Instant::now();
-            for _ in 0..GETS {
-                let v = e.get(rng.below(subjects), rng.below(PER_SUBJECT));
-                assert_eq!(v.len(), 4096);
-            }
-            f.get_4k = per_op(t.elapsed(), GETS);
+            let seed = 0x2545_f491_4f6c_dd1d ^ round as u64;
+            (f.insert_4k, f.get_4k) = insert_then_get(&mut *e, subjects, 4096, 0x5a, seed);
         }
         runs.push(f);
     }
@@ -233,7 +235,8 @@ fn main() {
     }
     let [raw, aead, sqlc, pdv] = [0, 1, 2, 3].map(|i| figures[i].clone());
 
-    let rows: [(&str, fn(&Figures) -> Duration); 6] = [
+    type Row = (&'static str, fn(&Figures) -> Duration);
+    let rows: [Row; 6] = [
         ("insert 256 B (batched, durable)", |f| f.insert_256),
         ("random get 256 B", |f| f.get_256),
         ("scan one subject, 1000 x 256 B, decrypted", |f| f.scan_1000),
