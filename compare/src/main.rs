@@ -195,6 +195,16 @@ impl Verdicts {
             if met { "MET" } else { "NOT MET" }
         );
     }
+
+    /// A ratio that must stay at or below `limit`.
+    fn at_most(&mut self, what: &str, value: f64, limit: f64) {
+        self.check(what, value, value <= limit, &format!("<= {limit}x"));
+    }
+
+    /// A ratio that must reach at least `limit`.
+    fn at_least(&mut self, what: &str, value: f64, limit: f64) {
+        self.check(what, value, value >= limit, &format!(">= {limit}x"));
+    }
 }
 
 fn main() {
@@ -292,49 +302,41 @@ fn main() {
     println!();
     println!("Targets (from this run):");
     let mut v = Verdicts { missed: 0 };
-    let r = ratio(pdv.insert_256, aead.insert_256);
-    v.check(
+    v.at_most(
         "batched insert 256 B vs sled + AEAD",
-        r,
-        r <= 1.3,
-        "<= 1.3x",
+        ratio(pdv.insert_256, aead.insert_256),
+        1.3,
     );
-    let r = ratio(pdv.get_256, aead.get_256);
-    v.check("random get 256 B vs sled + AEAD", r, r <= 1.3, "<= 1.3x");
-    let r = ratio(sqlc.insert_256, pdv.insert_256);
-    v.check(
+    v.at_most(
+        "random get 256 B vs sled + AEAD",
+        ratio(pdv.get_256, aead.get_256),
+        1.3,
+    );
+    v.at_least(
         "SQLCipher insert 256 B / pdvault (speed-up)",
-        r,
-        r >= 1.5,
-        ">= 1.5x",
+        ratio(sqlc.insert_256, pdv.insert_256),
+        1.5,
     );
-    let r = ratio(sqlc.get_256, pdv.get_256);
-    v.check(
+    v.at_least(
         "SQLCipher get 256 B / pdvault (speed-up)",
-        r,
-        r >= 1.2,
-        ">= 1.2x",
+        ratio(sqlc.get_256, pdv.get_256),
+        1.2,
     );
-    let r = ratio(pdv.scan_1000, aead.scan_1000);
-    v.check(
+    v.at_most(
         "subject scan with decryption vs sled + AEAD",
-        r,
-        r <= 1.5,
-        "<= 1.5x",
+        ratio(pdv.scan_1000, aead.scan_1000),
+        1.5,
     );
-    let r = ratio(sqlc.delete_subject, pdv.delete_subject);
-    v.check(
+    v.at_least(
         "SQLCipher delete 1000-record subject / pdvault erase",
-        r,
-        r >= 20.0,
-        ">= 20x",
+        ratio(sqlc.delete_subject, pdv.delete_subject),
+        20.0,
     );
     let (one, many) = writers[3];
-    v.check(
+    v.at_least(
         "pdvault 8 durable writers vs 1 (throughput)",
         many / one,
-        many / one >= 4.0,
-        ">= 4x",
+        4.0,
     );
     println!("  (erasure, sweep, open and memory scaling: `cargo bench --bench ratios`)");
     if v.missed > 0 {
