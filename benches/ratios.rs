@@ -10,6 +10,9 @@
 //!   re-executed, which opens the vault with the store's page cache bounded at 8 MiB, exports to
 //!   `std::io::sink()` and reports `VmHWM` from `/proc/self/status`; the figures with the default
 //!   64 MiB cache are printed beside it, for information);
+//! - a sweep of the 1,000,000-record vault (10,000 due) peaks at most 2× the memory of the same
+//!   sweep of the 10,000-record vault (10,000 due): each vault is closed with its due records in
+//!   place and swept by a fresh child process, as for the export;
 //! - opening a vault of 100,000 records takes at most 2× opening one of 1,000 (the test KDF, so
 //!   that the figure is the open's own work: it checks the store against the vault file's
 //!   checkpoint, and does nothing that grows with the vault).
@@ -32,7 +35,12 @@ use common::{
     subject, t0,
 };
 
-const CHILD_ENV: &str = "PDVAULT_BENCH_CHILD_EXPORT_DIR";
+/// Set in a child process: the vault it opens.
+const CHILD_ENV: &str = "PDVAULT_BENCH_CHILD_DIR";
+/// Set in a child process: `export` or `sweep`.
+const CHILD_JOB_ENV: &str = "PDVAULT_BENCH_CHILD_JOB";
+/// The store cache of the child processes whose peak memory is checked.
+const CHECKED_CACHE: u64 = 8 << 20;
 const TARGET: f64 = 2.0;
 const REPS: usize = 5;
 const ERASE_REPS: usize = 8;
@@ -91,8 +99,9 @@ fn erase_ratio() -> (Duration, Duration) {
 }
 
 /// Median time of a sweep finding `due` due records in a vault of `total` records (`due` of them
-/// included).
-fn sweep_time(total: usize, due: usize) -> Duration {
+/// included). Returns it with the vault, closed with `due` records due again, for a child to
+/// sweep.
+fn sweep_time(total: usize, due: usize) -> (Duration, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let clock = ManualClock::new(t0());
     let vault = create_with_policy(dir.path(), DEFERRED, &clock);
@@ -114,7 +123,9 @@ fn sweep_time(total: usize, due: usize) -> Duration {
             times.push(t);
         }
     }
-    median(&mut times)
+    add_due(&vault, due);
+    vault.close().expect("close");
+    (median(&mut times), dir)
 }
 
 fn vm_hwm_kib() -> u64 {
@@ -132,26 +143,36 @@ const EXPORT_SIZES: [usize; 2] = [1000, 100_000];
 const EXPORT_CACHE_ENV: &str = "PDVAULT_BENCH_CHILD_CACHE_BYTES";
 const EXPORT_SUBJECT_ENV: &str = "PDVAULT_BENCH_CHILD_SUBJECT";
 
-/// In the child: opens the vault, exports one subject to a sink, prints the peak memory.
-fn export_child(dir: &Path) {
-    let cache: u64 = std::env::var(EXPORT_CACHE_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .expect("the cache size");
-    let which: usize = std::env::var(EXPORT_SUBJECT_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .expect("the subject");
-    let vault = Vault::builder(dir)
-        .cache_bytes(cache)
+/// In a child process: opens the vault with the store cache it was given, runs its job (an
+/// export of one subject to a sink, or a sweep at [`t0`]) and prints the peak memory after
+/// opening and after the job, and how many records the job handled.
+fn child(dir: &Path) {
+    let env = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is set"));
+    let cache: u64 = env(EXPORT_CACHE_ENV).parse().expect("the cache size");
+    let job = env(CHILD_JOB_ENV);
+    let mut builder = Vault::builder(dir).cache_bytes(cache);
+    if job == "sweep" {
+        builder = builder.clock(ManualClock::new(t0()));
+    }
+    let vault = builder
         .open(RootSecret::passphrase(PASSPHRASE))
         .expect("open");
     let after_open = vm_hwm_kib();
-    let n = vault
-        .export(&subject("export", which), &mut std::io::sink())
-        .expect("export");
-    let after_export = vm_hwm_kib();
-    println!("records={n} hwm_open_kib={after_open} hwm_export_kib={after_export}");
+    let n = match job.as_str() {
+        "export" => {
+            let which: usize = env(EXPORT_SUBJECT_ENV).parse().expect("the subject");
+            vault
+                .export(&subject("export", which), &mut std::io::sink())
+                .expect("export") as usize
+        }
+        "sweep" => {
+            let report = vault.sweep().expect("sweep");
+            (report.erased + report.categories_erased) as usize
+        }
+        job => panic!("unknown child job {job}"),
+    };
+    let after_job = vm_hwm_kib();
+    println!("records={n} hwm_open_kib={after_open} hwm_job_kib={after_job}");
 }
 
 /// The vault of the export benchmark: one subject per size in `EXPORT_SIZES`.
@@ -172,20 +193,28 @@ fn export_vault() -> tempfile::TempDir {
     dir
 }
 
-/// Peak memory (KiB) of a child process that opens the vault with a store cache of `cache`
-/// bytes and exports subject `which`: after opening, and after the export.
-fn export_peak(dir: &Path, which: usize, cache: u64) -> (u64, u64) {
+/// Peak memory (KiB) of a child process that opens the vault in `dir` with a store cache of
+/// `cache` bytes and runs `job` (`envs` say more): after opening, and after the job. Checks that
+/// the job handled `records` records.
+fn child_peak(
+    dir: &Path,
+    job: &str,
+    envs: &[(&str, String)],
+    cache: u64,
+    records: usize,
+) -> (u64, u64) {
     let exe = std::env::current_exe().expect("the bench binary");
     let out = Command::new(exe)
         .env(CHILD_ENV, dir)
+        .env(CHILD_JOB_ENV, job)
         .env(EXPORT_CACHE_ENV, cache.to_string())
-        .env(EXPORT_SUBJECT_ENV, which.to_string())
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .output()
-        .expect("run the export child");
+        .expect("run the child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "the export child failed: {}{}",
+        "the {job} child failed: {}{}",
         stdout,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -198,10 +227,21 @@ fn export_peak(dir: &Path, which: usize, cache: u64) -> (u64, u64) {
     };
     assert_eq!(
         field("records=") as usize,
-        EXPORT_SIZES[which],
-        "the child exported every record"
+        records,
+        "the {job} child handled every record"
     );
-    (field("hwm_open_kib="), field("hwm_export_kib="))
+    (field("hwm_open_kib="), field("hwm_job_kib="))
+}
+
+/// [`child_peak`] of an export of subject `which` of the export vault.
+fn export_peak(dir: &Path, which: usize, cache: u64) -> (u64, u64) {
+    child_peak(
+        dir,
+        "export",
+        &[(EXPORT_SUBJECT_ENV, which.to_string())],
+        cache,
+        EXPORT_SIZES[which],
+    )
 }
 
 /// Median time to open (and nothing else: the test KDF) a closed vault of `records` records in
@@ -237,7 +277,7 @@ fn open_time(records: usize) -> Duration {
 
 fn main() {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
-        export_child(Path::new(&dir));
+        child(Path::new(&dir));
         return;
     }
     let strict = std::env::var("PDVAULT_BENCH_STRICT").as_deref() == Ok("1");
@@ -266,8 +306,8 @@ fn main() {
     }
 
     if runs("sweep") {
-        let small = sweep_time(small_vault, due);
-        let big = sweep_time(large_vault, due);
+        let (small, small_vault_dir) = sweep_time(small_vault, due);
+        let (big, big_vault_dir) = sweep_time(large_vault, due);
         let ratio = big.as_secs_f64() / small.as_secs_f64();
         all_met &= ratio <= TARGET;
         println!(
@@ -277,6 +317,22 @@ fn main() {
         println!(
             "sweep {due} due, {large_vault} vs {small_vault} records: ratio {ratio:.2} \
          (target <= {TARGET:.1}): {}",
+            verdict(ratio)
+        );
+        let (open_small, small) =
+            child_peak(small_vault_dir.path(), "sweep", &[], CHECKED_CACHE, due);
+        let (open_big, big) = child_peak(big_vault_dir.path(), "sweep", &[], CHECKED_CACHE, due);
+        let ratio = big as f64 / small as f64;
+        all_met &= ratio <= TARGET;
+        println!(
+            "sweep peak memory (VmHWM), store cache {} MiB, {due} due: {small_vault} records \
+             {small} KiB (after open {open_small} KiB), {large_vault} records {big} KiB (after \
+             open {open_big} KiB)",
+            CHECKED_CACHE >> 20
+        );
+        println!(
+            "sweep peak memory {large_vault} vs {small_vault} records: ratio {ratio:.2} (target \
+             <= {TARGET:.1}): {}",
             verdict(ratio)
         );
     }
@@ -296,7 +352,7 @@ fn main() {
                     .map(|m| m << 20)
                     .collect()
             })
-            .unwrap_or_else(|| vec![8 << 20]);
+            .unwrap_or_else(|| vec![CHECKED_CACHE]);
         for (i, cache) in caches
             .into_iter()
             .chain([pdvault::DEFAULT_CACHE_BYTES])

@@ -282,7 +282,7 @@ impl Vault {
     ) -> Result<ErasureReport> {
         let policy = if plan.replay { None } else { self.policy() };
         let _subject = self.lock_subject(&ident);
-        let mut state: SubjectState = self.state(&ident)?;
+        let mut state: SubjectState = self.state_to_change(&ident)?;
         let mut state_changed = false;
         let holds = if plan.replay {
             Vec::new()

@@ -146,8 +146,18 @@ impl Serialize for Category {
 
 impl<'de> Deserialize<'de> for Category {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        /// Parses the name where it lies: a built-in category allocates nothing.
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Category;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a kebab-case category name")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Category, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 
@@ -216,9 +226,16 @@ impl fmt::Display for LegalBasis {
 ///
 /// Three purposes have a fixed meaning for restriction of processing: [`Purpose::STORAGE`],
 /// [`Purpose::LEGAL_CLAIMS`] and [`Purpose::SUBJECT_ACCESS`].
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Purpose(String);
+
+/// Serialized as its name, borrowed (`serde(into)` would clone it per serialization).
+impl Serialize for Purpose {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl Purpose {
     /// Keeping the data, nothing more; allowed under restriction.

@@ -30,7 +30,7 @@ impl Vault {
     ) -> Result<()> {
         let ident = self.find(subject)?.subject;
         let _g = self.lock_subject(&ident);
-        let mut state = self.state(&ident)?;
+        let mut state = self.state_to_change(&ident)?;
         match category {
             None => state.restricted = on,
             Some(c) if on => {
@@ -125,7 +125,7 @@ impl Vault {
             crate::model::check_text("policy version", v)?;
         }
         let _g = self.lock_subject(&ident);
-        let mut state = self.state(&ident)?;
+        let mut state = self.state_to_change(&ident)?;
         let policy_version = version
             .map(str::to_owned)
             .or_else(|| self.policy().and_then(|p| p.version.clone()))

@@ -302,7 +302,7 @@ impl Vault {
         self.insert_many(batch, AuditOp::Import)?;
         {
             let _g = self.lock_subject(&ident);
-            let mut state = self.state(&ident)?;
+            let mut state = self.state_to_change(&ident)?;
             state.events.extend(doc.subject.events);
             state.consents.extend(doc.subject.consents);
             state.restricted |= doc.subject.restricted;

@@ -28,6 +28,20 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
+/// Values up to this size are encoded on the stack by [`with_encoded`].
+const STACK_ENCODE_LEN: usize = 512;
+
+/// Calls `f` with the encoding of `value` (the same bytes as [`encode`]), encoded on the stack
+/// when it is small: for values encoded only to be hashed, with no allocation.
+pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(value: &T, f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut buf = [0u8; STACK_ENCODE_LEN];
+    buf[0] = ENTRY_FORMAT;
+    match bincode::serde::encode_into_slice(value, &mut buf[1..], config()) {
+        Ok(len) => f(&buf[..1 + len]),
+        Err(_) => f(&encode(value)),
+    }
+}
+
 /// Decodes a value, refusing anything malformed.
 pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
@@ -83,6 +97,8 @@ mod tests {
             assert_eq!(seq, fast);
             let back: AsBytes = decode(&seq, "test").unwrap();
             assert_eq!(back.bytes, bytes);
+            // On the stack (short values) or not, the same bytes.
+            with_encoded(&AsBytes { n: 7, bytes }, |b| assert_eq!(b, seq));
         }
     }
 }

@@ -137,6 +137,12 @@ pub(crate) fn subject(r: &SubjectRef) -> Vec<u8> {
     KeyBuf::new(Table::Subject).bytes(r.as_bytes()).done()
 }
 
+/// Whether the store caches the decoded entry at `key` ([`Store::get_shared`](super::Store)):
+/// subject states, read by every access check.
+pub(crate) fn is_cached(key: &[u8]) -> bool {
+    key.first() == Some(&(Table::Subject as u8))
+}
+
 pub(crate) fn record(r: &SubjectRef, id: &RecordId) -> Vec<u8> {
     KeyBuf::new(Table::Record)
         .bytes(r.as_bytes())

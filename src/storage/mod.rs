@@ -6,6 +6,7 @@
 //! - [`codec`]: value encoding (a format byte, then bincode 2), with limits.
 //! - [`entries`]: the stored entries that belong to no other module.
 //! - [`vault_file`]: the small vault file holding the header and the sealed key ring.
+//! - [`row_cache`]: decoded subject states, kept coherent with commits.
 //!
 //! [`Store`] adds the vault's own integrity check to the engine: every commit also updates a
 //! manifest (a count and a keyed multiset hash of all entries) in the same atomic batch, and
@@ -17,11 +18,13 @@ pub(crate) mod entries;
 pub(crate) mod layout;
 #[cfg(test)]
 pub(crate) mod mem_engine;
+mod row_cache;
 pub(crate) mod sled_engine;
 pub(crate) mod timestamp;
 pub(crate) mod vault_file;
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,6 +33,10 @@ use crate::crypto::{SecretKey, keyed_hash};
 use crate::error::StorageError;
 use engine::{Engine, EngineOp, KvIter};
 use entries::Manifest;
+use row_cache::{Lookup, RowCache};
+
+/// Decoded rows of the cached tables kept in memory (a subject state is a few hundred bytes).
+const CACHED_ROWS: NonZeroUsize = NonZeroUsize::new(4096).unwrap();
 
 /// The memory the store may use to cache its pages unless the host says otherwise (64 MiB).
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
@@ -111,6 +118,8 @@ pub(crate) struct Store {
     /// later flush after a failed one), so nothing more is written until the vault is reopened,
     /// which recovers from what is on disk.
     halted: std::sync::OnceLock<String>,
+    /// Decoded rows of the tables [`layout::is_cached`] names.
+    cache: RowCache,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -146,6 +155,7 @@ impl Store {
             synced: Condvar::new(),
             durability,
             halted: std::sync::OnceLock::new(),
+            cache: RowCache::new(CACHED_ROWS),
         })
     }
 
@@ -167,6 +177,25 @@ impl Store {
             Some(b) => Ok(Some(codec::decode(&b, what)?)),
             None => Ok(None),
         }
+    }
+
+    /// Reads one entry of a cached table ([`layout::is_cached`]), shared: decoded once and then
+    /// served from memory until a commit writes or deletes it.
+    pub(crate) fn get_shared<T: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        key: &[u8],
+        what: &'static str,
+    ) -> Result<Option<Arc<T>>, StorageError> {
+        debug_assert!(layout::is_cached(key));
+        let epoch = match self.cache.lookup(key) {
+            Lookup::Hit(row) => return Ok(Some(row)),
+            Lookup::Miss(epoch) => epoch,
+        };
+        let Some(row) = self.get::<T>(key, what)?.map(Arc::new) else {
+            return Ok(None);
+        };
+        self.cache.fill(key, epoch, row.clone());
+        Ok(Some(row))
     }
 
     /// Whether a key exists.
@@ -226,7 +255,11 @@ impl Store {
         // Later ops on the same key see the earlier ones of this batch.
         let mut pending: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
             std::collections::HashMap::new();
+        let mut cached = Vec::new();
         for (key, value, fresh) in txn.ops {
+            if layout::is_cached(&key) {
+                cached.push(key.clone());
+            }
             let old = match pending.get(&key) {
                 Some(v) => v.clone(),
                 None if fresh => None,
@@ -254,7 +287,9 @@ impl Store {
             layout::meta(layout::MANIFEST),
             codec::encode(&next),
         ));
-        self.engine.apply(ops).map_err(|e| self.halt(e))?;
+        let applied = self.engine.apply(ops);
+        self.cache.invalidate(&cached);
+        applied.map_err(|e| self.halt(e))?;
         *committed = next;
         finish(r);
         Ok(next.seq)

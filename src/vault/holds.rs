@@ -116,7 +116,7 @@ impl Vault {
             .unwrap_or_else(|p| p.into_inner());
         let ident = self.find(subject)?.subject;
         let _g = self.lock_subject(&ident);
-        let mut state = self.state(&ident)?;
+        let mut state = self.state_to_change(&ident)?;
         let before = state.events.clone();
         state.events.insert(kind.name().to_owned(), at);
         let mut txn = Txn::new();

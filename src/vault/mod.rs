@@ -178,12 +178,17 @@ impl Vault {
             .ok_or(Error::SubjectNotFound)
     }
 
-    /// A subject's state.
-    pub(crate) fn state(&self, s: &SubjectRef) -> Result<SubjectState> {
+    /// A subject's state, shared (cached by the store until a commit writes it).
+    pub(crate) fn state(&self, s: &SubjectRef) -> Result<Arc<SubjectState>> {
         Ok(self
             .store()
-            .get(&layout::subject(s), "subject state")?
+            .get_shared(&layout::subject(s), "subject state")?
             .unwrap_or_default())
+    }
+
+    /// A subject's state, to change and write back.
+    pub(crate) fn state_to_change(&self, s: &SubjectRef) -> Result<SubjectState> {
+        Ok(Arc::unwrap_or_clone(self.state(s)?))
     }
 
     pub(crate) fn new_inner(

@@ -77,7 +77,7 @@ pub(crate) fn record_ad(
     ad.extend_from_slice(id.as_bytes());
     ad.extend_from_slice(&version.to_be_bytes());
     ad.extend_from_slice(&key_gen.to_be_bytes());
-    ad.extend_from_slice(blake3::hash(&codec::encode(meta)).as_bytes());
+    codec::with_encoded(meta, |m| ad.extend_from_slice(blake3::hash(m).as_bytes()));
     ad
 }
 
@@ -144,7 +144,7 @@ impl Vault {
         let mut txn = Txn::new();
         let mut drafts = Vec::new();
         let mut ids = Vec::new();
-        let mut states: BTreeMap<SubjectRef, SubjectState> = BTreeMap::new();
+        let mut states: BTreeMap<SubjectRef, Arc<SubjectState>> = BTreeMap::new();
         for (subject, id, version, meta, payload) in items {
             meta.validate()?;
             let meta = meta.collected_by_default(now);
@@ -734,7 +734,7 @@ impl Vault {
         if let Some(k) = self.keys().data_key(self.store(), ident, category)? {
             return Ok(k);
         }
-        let mut state = self.state(ident)?;
+        let mut state = self.state_to_change(ident)?;
         let generation = self.allocate_gen(ident, category, &mut state)?;
         let mut txn = Txn::new();
         txn.put(layout::subject(ident), &state);
