@@ -15,7 +15,8 @@
 //! would cost one row each (a batch of 1,000 puts, 512 buffered reads); the chain is still per
 //! entry, and verification still names the first bad entry.
 
-use std::sync::{Mutex, MutexGuard};
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{SecretKey, keyed_hash};
 use crate::error::{Result, StorageError};
 use crate::ids::{RecordId, SubjectRef};
+use crate::model::Category;
 use crate::storage::{Store, Txn, codec, layout};
 
 /// The operations the trail records.
@@ -145,19 +147,19 @@ impl<'a> EntryView<'a> {
 #[derive(Clone, Debug)]
 pub(crate) struct Draft {
     pub(crate) at: Timestamp,
-    pub(crate) actor: String,
+    pub(crate) actor: Arc<str>,
     pub(crate) op: AuditOp,
     pub(crate) subject: Option<SubjectRef>,
-    pub(crate) category: Option<String>,
+    pub(crate) category: Option<Cow<'static, str>>,
     pub(crate) record: Option<RecordId>,
     pub(crate) note: Option<String>,
 }
 
 impl Draft {
-    pub(crate) fn new(at: Timestamp, actor: &str, op: AuditOp) -> Self {
+    pub(crate) fn new(at: Timestamp, actor: Arc<str>, op: AuditOp) -> Self {
         Draft {
             at,
-            actor: actor.to_owned(),
+            actor,
             op,
             subject: None,
             category: None,
@@ -170,7 +172,12 @@ impl Draft {
         self
     }
     pub(crate) fn category(mut self, c: &str) -> Self {
-        self.category = Some(c.to_owned());
+        self.category = Some(Cow::Owned(c.to_owned()));
+        self
+    }
+    /// The category of a record (a built-in one's name is not copied).
+    pub(crate) fn category_of(mut self, c: &Category) -> Self {
+        self.category = Some(c.name_owned());
         self
     }
     pub(crate) fn record(mut self, r: RecordId) -> Self {
@@ -480,21 +487,21 @@ mod tests {
     #[test]
     fn an_entry_view_encodes_as_the_entry() {
         let at = Timestamp::from_second(1_700_000_000).unwrap();
-        let full = Draft::new(at, "operator", AuditOp::Read)
+        let full = Draft::new(at, "operator".into(), AuditOp::Read)
             .subject(SubjectRef([7; 16]))
             .category("contact")
             .record(RecordId([9; 16]))
             .note("billing");
-        for d in [full, Draft::new(at, "", AuditOp::Prune)] {
+        for d in [full, Draft::new(at, "".into(), AuditOp::Prune)] {
             let mut view = EntryView::unchained(42, &d);
             view.mac = [3; 32];
             let entry = AuditEntry {
                 seq: 42,
                 at: d.at,
-                actor: d.actor.clone(),
+                actor: d.actor.to_string(),
                 op: d.op,
                 subject: d.subject,
-                category: d.category.clone(),
+                category: d.category.clone().map(Cow::into_owned),
                 record: d.record,
                 note: d.note.clone(),
                 mac: [3; 32],

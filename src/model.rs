@@ -39,6 +39,14 @@ macro_rules! builtin_categories {
                 }
             }
 
+            /// The name, borrowed for a built-in category (no allocation), owned for a custom one.
+            pub(crate) fn name_owned(&self) -> std::borrow::Cow<'static, str> {
+                match self {
+                    $(Category::$variant => std::borrow::Cow::Borrowed($name),)*
+                    Category::Custom(n) => std::borrow::Cow::Owned(n.clone()),
+                }
+            }
+
             /// The fideslang data-category key, where one fits.
             pub fn fideslang_key(&self) -> Option<&'static str> {
                 match self {

@@ -48,7 +48,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// Per-operation medians of one engine.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, Debug)]
 struct Figures {
     insert_256: Duration,
     get_256: Duration,
@@ -229,13 +229,21 @@ fn main() {
         ("SQLCipher", |p| Box::new(SqlCipher::new(p))),
         ("pdvault", |p| Box::new(PdVault::new(p))),
     ];
-    // `PDVAULT_COMPARE_ONLY=pdvault` (for a profiler) measures one engine and stops.
+    // `PDVAULT_COMPARE_ONLY=pdvault` (for a profiler) measures one engine, prints its figures
+    // and stops.
     if let Ok(only) = std::env::var("PDVAULT_COMPARE_ONLY") {
         let (_, make) = engines
             .iter()
             .find(|(name, _)| name.replace(' ', "") == only.replace(' ', ""))
             .expect("PDVAULT_COMPARE_ONLY names an engine");
-        measure(make, n, n4k, rounds);
+        // With `PDVAULT_COMPARE_DURABLE=1`, only its durable writers.
+        if std::env::var("PDVAULT_COMPARE_DURABLE").as_deref() == Ok("1") {
+            let one = durable_throughput(make, 1, rounds);
+            let many = durable_throughput(make, WRITERS, rounds);
+            println!("{only}: durable puts/s, 1 vs {WRITERS} threads: {one:.0} {many:.0} {:.2}x", many / one);
+        } else {
+            println!("{only}: {:#?}", measure(make, n, n4k, rounds));
+        }
         return;
     }
     let mut figures = Vec::new();

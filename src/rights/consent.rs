@@ -50,7 +50,7 @@ impl Vault {
             })
             .subject(ident);
         if let Some(c) = category {
-            d = d.category(c.name());
+            d = d.category_of(c);
         }
         if on {
             self.close_requests_in(&mut txn, &ident, &[RequestKind::Restriction])?;

@@ -2,6 +2,8 @@
 //! a size limit. Bytes read back from disk are untrusted: decoding never panics, never allocates
 //! beyond the limit, and rejects trailing bytes.
 
+use std::cell::RefCell;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -17,29 +19,51 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_ENTRY_LEN>()
 }
 
-/// Encodes a value.
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = vec![ENTRY_FORMAT];
-    // Serializing our own plain-data types into a Vec cannot fail; an error here would be a
-    // type that refuses to serialize, which none of ours does.
-    if bincode::serde::encode_into_std_write(value, &mut out, config()).is_err() {
-        out.clear();
-    }
-    out
+/// A scratch buffer larger than this is not kept for the next encoding.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    /// Where this thread encodes: grown once, reused, so that an encoding costs no reallocation.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Values up to this size are encoded on the stack by [`with_encoded`].
-const STACK_ENCODE_LEN: usize = 512;
-
-/// Calls `f` with the encoding of `value` (the same bytes as [`encode`]), encoded on the stack
-/// when it is small: for values encoded only to be hashed, with no allocation.
-pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(value: &T, f: impl FnOnce(&[u8]) -> R) -> R {
-    let mut buf = [0u8; STACK_ENCODE_LEN];
-    buf[0] = ENTRY_FORMAT;
-    match bincode::serde::encode_into_slice(value, &mut buf[1..], config()) {
-        Ok(len) => f(&buf[..1 + len]),
-        Err(_) => f(&encode(value)),
+/// Appends the encoding of `value` to `out`.
+fn encode_onto<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.push(ENTRY_FORMAT);
+    // Serializing our own plain-data types into a Vec cannot fail; an error here would be a
+    // type that refuses to serialize, which none of ours does: it encodes to nothing, which no
+    // decoding accepts.
+    if bincode::serde::encode_into_std_write(value, &mut *out, config()).is_err() {
+        out.truncate(start);
     }
+}
+
+/// Calls `f` with the encoding of `value`, made in this thread's scratch buffer: no allocation
+/// for a value only hashed, one of the exact size for a value kept.
+pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(value: &T, f: impl FnOnce(&[u8]) -> R) -> R {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            encode_onto(value, &mut buf);
+            let r = f(&buf);
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            r
+        }
+        // `f` itself encodes: it gets a buffer of its own.
+        Err(_) => {
+            let mut buf = Vec::new();
+            encode_onto(value, &mut buf);
+            f(&buf)
+        }
+    })
+}
+
+/// Encodes a value.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    with_encoded(value, <[u8]>::to_vec)
 }
 
 /// Decodes a value, refusing anything malformed.
@@ -97,8 +121,10 @@ mod tests {
             assert_eq!(seq, fast);
             let back: AsBytes = decode(&seq, "test").unwrap();
             assert_eq!(back.bytes, bytes);
-            // On the stack (short values) or not, the same bytes.
-            with_encoded(&AsBytes { n: 7, bytes }, |b| assert_eq!(b, seq));
+            // Nested in another encoding (its own buffer), the same bytes.
+            with_encoded(&0u8, |_| {
+                with_encoded(&AsBytes { n: 7, bytes }, |b| assert_eq!(b, seq))
+            });
         }
     }
 }

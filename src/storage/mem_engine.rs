@@ -2,7 +2,7 @@
 //! it forgets everything not flushed when "crashed".
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::engine::{Engine, EngineOp, KvIter};
@@ -20,6 +20,8 @@ pub(crate) struct MemEngine {
     state: Arc<Mutex<State>>,
     /// Writes (applies or flushes) left before one fails; negative: never fail.
     fail_after: Arc<AtomicI64>,
+    /// Flushes made.
+    flushes: Arc<AtomicU64>,
 }
 
 impl MemEngine {
@@ -27,7 +29,14 @@ impl MemEngine {
         MemEngine {
             state: Arc::default(),
             fail_after: Arc::new(AtomicI64::new(-1)),
+            flushes: Arc::default(),
         }
+    }
+
+    /// How many flushes were made.
+    #[allow(dead_code)]
+    pub(crate) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::SeqCst)
     }
 
     /// The next `n` writes succeed, the one after fails (and then every write succeeds again).
@@ -107,6 +116,7 @@ impl Engine for MemEngine {
 
     fn flush(&self) -> Result<(), StorageError> {
         self.injected_fault()?;
+        self.flushes.fetch_add(1, Ordering::SeqCst);
         let mut s = self.lock();
         s.durable = s.live.clone();
         Ok(())

@@ -53,7 +53,7 @@ impl Vault {
             .subject(ident)
             .note(format!("hold {} ({})", hold.id, reason));
         if let HoldScope::Category(c) = &hold.scope {
-            d = d.category(c.name());
+            d = d.category_of(c);
         }
         if let HoldScope::Record(r) = &hold.scope {
             d = d.record(*r);

@@ -138,7 +138,7 @@ impl Vault {
     }
 
     pub(crate) fn draft(&self, op: crate::audit::AuditOp) -> Draft {
-        Draft::new(self.now(), &self.actor, op)
+        Draft::new(self.now(), self.actor.clone(), op)
     }
 
     pub(crate) fn policy(&self) -> Option<Arc<Policy>> {
@@ -151,17 +151,20 @@ impl Vault {
 
     /// Commits a transaction with its audit entries; durable unless the vault defers syncs.
     pub(crate) fn commit(&self, txn: Txn, drafts: Vec<Draft>) -> Result<()> {
-        let seq = self.inner.trail.commit(&self.inner.store, txn, drafts)?;
         if self.inner.store.durability() == crate::storage::Durability::Immediate {
-            self.inner.store.sync_to(seq)?;
+            self.commit_synced(txn, drafts)
+        } else {
+            self.inner.trail.commit(&self.inner.store, txn, drafts)?;
+            Ok(())
         }
-        Ok(())
     }
 
     /// Commits and always syncs (erasures, holds).
     pub(crate) fn commit_synced(&self, txn: Txn, drafts: Vec<Draft>) -> Result<()> {
-        let seq = self.inner.trail.commit(&self.inner.store, txn, drafts)?;
-        self.inner.store.sync_to(seq)?;
+        let write = self.inner.store.begin_durable();
+        let seq = self.inner.trail.commit(&self.inner.store, txn, drafts);
+        drop(write);
+        self.inner.store.sync_to(seq?)?;
         Ok(())
     }
 

@@ -171,7 +171,7 @@ impl Vault {
             drafts.push(
                 self.draft(op)
                     .subject(ident)
-                    .category(entry.meta.category.name())
+                    .category_of(&entry.meta.category)
                     .record(id),
             );
             txn.put_new(
@@ -208,7 +208,7 @@ impl Vault {
             self.store(),
             self.draft(AuditOp::Read)
                 .subject(ident)
-                .category(entry.meta.category.name())
+                .category_of(&entry.meta.category)
                 .record(record)
                 .note(purpose.as_str()),
         )?;
@@ -323,7 +323,7 @@ impl Vault {
         let mut d = self
             .draft(op)
             .subject(ident)
-            .category(new_entry.meta.category.name())
+            .category_of(&new_entry.meta.category)
             .record(record);
         if let Some(n) = note {
             d = d.note(n);
