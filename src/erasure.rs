@@ -30,7 +30,7 @@ use crate::ids::{BlindIndex, HoldId, RecordId, SubjectId, SubjectRef};
 use crate::keys::{Purge, SUBJECT_GROUP};
 use crate::model::Category;
 use crate::policy::holds::Hold;
-use crate::storage::entries::{DueKind, RecordEntry, SubjectState};
+use crate::storage::entries::{DueKind, RecordEntry, StoredRecord, SubjectState};
 use crate::storage::{Txn, layout};
 use crate::vault::Vault;
 
@@ -436,7 +436,9 @@ impl Vault {
             let (addr, secret) = self.keys().fresh_key(&ident, &g.category, new_gen);
             let new_key = crypto::DataKey::new(&secret);
             for (id, e) in keep {
+                let e = StoredRecord::from_entry(e);
                 let payload = zeroize::Zeroizing::new(self.open_record(&old_key, &ident, id, &e)?);
+                let e = e.entry;
                 let resealed = crate::vault::seal_record(
                     &new_key,
                     &vault_id,
@@ -696,7 +698,14 @@ mod attacker_tests {
             let (k, v) = r.unwrap();
             let (sref, id) = layout::parse_record(&k).unwrap();
             let e: RecordEntry = codec::decode(&v, "record").unwrap();
-            let ad = crate::vault::record_ad(&vault_id, &sref, &id, e.version, e.key_gen, &e.meta);
+            let ad = crate::vault::record_ad(
+                &vault_id,
+                &sref,
+                &id,
+                e.version,
+                e.key_gen,
+                &crate::storage::entries::meta_digest(&e.meta),
+            );
             if let Some(pt) = keys
                 .iter()
                 .find_map(|key| crypto::open(key, &ad, &e.sealed).ok())

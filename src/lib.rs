@@ -122,9 +122,11 @@ pub mod __fuzz {
         let _ = vault_file::decode(data);
         let _ = vault_file::decode_ring(data);
     }
-    /// A stored record.
+    /// A stored record, decoded whole and as the vault reads it (metadata, then the rest).
     pub fn record_entry(data: &[u8]) {
-        let _ = codec::decode::<entries::RecordEntry>(data, "record");
+        let whole = codec::decode::<entries::RecordEntry>(data, "record");
+        let split = entries::StoredRecord::decode(data).map(|s| s.entry);
+        assert_eq!(whole.ok(), split.ok(), "both decodings agree");
     }
     /// A wrapped key and a ratchet journal entry.
     pub fn wrapped_key(data: &[u8]) {

@@ -37,7 +37,7 @@ use crate::model::{Category, LegalBasis, Purpose, RecordMeta};
 use crate::policy::RequestKind;
 use crate::policy::holds::Hold;
 use crate::rights::Disclosure;
-use crate::storage::entries::{ConsentState, RecordEntry};
+use crate::storage::entries::{ConsentState, StoredRecord};
 use crate::storage::{Txn, layout};
 use crate::vault::Vault;
 
@@ -193,22 +193,23 @@ impl Vault {
             if destroyed.contains(&(category, generation)) {
                 continue;
             }
-            let Some(e) = self
+            let Some(stored) = self
                 .store()
-                .get::<RecordEntry>(&layout::record(&ident, &id), "record")?
+                .get_with(&layout::record(&ident, &id), StoredRecord::decode)?
             else {
                 continue;
             };
             let Some(key) = self.keys().data_key_gen(
                 self.store(),
                 &ident,
-                e.meta.category.name(),
-                e.key_gen,
+                stored.entry.meta.category.name(),
+                stored.entry.key_gen,
             )?
             else {
                 continue;
             };
-            let payload = self.open_record(&key, &ident, id, &e)?;
+            let payload = self.open_record(&key, &ident, id, &stored)?;
+            let e = stored.entry;
             let rec = ExportRecord {
                 record: id,
                 fideslang: e.meta.category.fideslang_key().map(str::to_owned),

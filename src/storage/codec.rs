@@ -66,23 +66,49 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     with_encoded(value, <[u8]>::to_vec)
 }
 
+/// The body of an encoded value, after checking its version byte and size.
+fn body<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a [u8], StorageError> {
+    match bytes.split_first() {
+        Some((&ENTRY_FORMAT, body)) if body.len() <= MAX_ENTRY_LEN => Ok(body),
+        _ => Err(StorageError::Malformed(what)),
+    }
+}
+
+/// Decodes a value from the start of `body`; returns it and the bytes it took.
+fn decode_part<T: DeserializeOwned>(
+    body: &[u8],
+    what: &'static str,
+) -> Result<(T, usize), StorageError> {
+    bincode::serde::decode_from_slice(body, config()).map_err(|_| StorageError::Malformed(what))
+}
+
 /// Decodes a value, refusing anything malformed.
 pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     what: &'static str,
 ) -> Result<T, StorageError> {
-    let Some((&version, body)) = bytes.split_first() else {
-        return Err(StorageError::Malformed(what));
-    };
-    if version != ENTRY_FORMAT || body.len() > MAX_ENTRY_LEN {
-        return Err(StorageError::Malformed(what));
-    }
-    let (v, used) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|_| StorageError::Malformed(what))?;
+    let body = body(bytes, what)?;
+    let (v, used) = decode_part(body, what)?;
     if used != body.len() {
         return Err(StorageError::Malformed(what));
     }
     Ok(v)
+}
+
+/// Decodes a value encoded as a pair `(A, B)` (or a struct whose fields are those of `A`, then
+/// those of `B`), refusing anything malformed. Also returns the bytes that encode `A` alone:
+/// the same bytes as `encode(&a)` for a value this code encoded.
+pub(crate) fn decode_split<'a, A: DeserializeOwned, B: DeserializeOwned>(
+    bytes: &'a [u8],
+    what: &'static str,
+) -> Result<(A, &'a [u8], B), StorageError> {
+    let body = body(bytes, what)?;
+    let (a, used_a) = decode_part(body, what)?;
+    let (b, used_b) = decode_part(&body[used_a..], what)?;
+    if used_a + used_b != body.len() {
+        return Err(StorageError::Malformed(what));
+    }
+    Ok((a, &bytes[..1 + used_a], b))
 }
 
 #[cfg(test)]
@@ -90,6 +116,38 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct Pair {
+        a: (u32, String),
+        b: u64,
+        c: Vec<u8>,
+    }
+
+    #[test]
+    fn a_split_decoding_reads_the_parts_and_the_first_part_s_bytes() {
+        let v = Pair {
+            a: (300, "contact".into()),
+            b: u64::MAX,
+            c: vec![1, 2, 3],
+        };
+        let bytes = encode(&v);
+        let (a, a_bytes, (b, c)) =
+            decode_split::<(u32, String), (u64, Vec<u8>)>(&bytes, "test").unwrap();
+        assert_eq!(Pair { a, b, c }, v);
+        assert_eq!(a_bytes, encode(&v.a));
+        // Trailing bytes, a short second part, a wrong version: refused.
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_split::<(u32, String), (u64, Vec<u8>)>(&longer, "test").is_err());
+        assert!(
+            decode_split::<(u32, String), (u64, Vec<u8>)>(&bytes[..bytes.len() - 1], "test")
+                .is_err()
+        );
+        let mut other = bytes;
+        other[0] = ENTRY_FORMAT + 1;
+        assert!(decode_split::<(u32, String), (u64, Vec<u8>)>(&other, "test").is_err());
+    }
 
     #[derive(Serialize, Deserialize)]
     struct AsSeq {

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::error::StorageError;
 use crate::model::RecordMeta;
+use crate::storage::codec;
 
 /// A record: its metadata in the clear (authenticated as associated data of the payload) and
 /// its sealed payload.
@@ -19,6 +21,57 @@ pub(crate) struct RecordEntry {
     pub(crate) updated_at: Timestamp,
     #[serde(with = "serde_bytes")]
     pub(crate) sealed: Vec<u8>,
+}
+
+/// The fields of a [`RecordEntry`] after its metadata, in order: a stored record decodes as
+/// `(RecordMeta, RecordTail)`.
+#[derive(Deserialize)]
+struct RecordTail {
+    version: u32,
+    key_gen: u32,
+    #[serde(with = "crate::storage::timestamp")]
+    updated_at: Timestamp,
+    #[serde(with = "serde_bytes")]
+    sealed: Vec<u8>,
+}
+
+/// The digest of a record's metadata that its payload's associated data binds: BLAKE3 of the
+/// metadata's encoding.
+pub(crate) fn meta_digest(meta: &RecordMeta) -> [u8; 32] {
+    codec::with_encoded(meta, |m| *blake3::hash(m).as_bytes())
+}
+
+/// A record entry with its [`meta_digest`].
+pub(crate) struct StoredRecord {
+    pub(crate) entry: RecordEntry,
+    pub(crate) meta_digest: [u8; 32],
+}
+
+impl StoredRecord {
+    /// An entry made or decoded elsewhere: its metadata is encoded again to be hashed.
+    pub(crate) fn from_entry(entry: RecordEntry) -> Self {
+        let meta_digest = meta_digest(&entry.meta);
+        StoredRecord { entry, meta_digest }
+    }
+
+    /// Decodes a stored record, hashing the stored bytes of its metadata instead of encoding it
+    /// again. Those bytes are what [`meta_digest`] hashes for any record this code wrote; bytes
+    /// that decode to the same metadata but differ (altered on disk) give another digest, and the
+    /// payload does not open.
+    pub(crate) fn decode(raw: &[u8]) -> Result<Self, StorageError> {
+        let (meta, meta_bytes, tail): (RecordMeta, _, RecordTail) =
+            codec::decode_split(raw, "record")?;
+        Ok(StoredRecord {
+            meta_digest: *blake3::hash(meta_bytes).as_bytes(),
+            entry: RecordEntry {
+                meta,
+                version: tail.version,
+                key_gen: tail.key_gen,
+                updated_at: tail.updated_at,
+                sealed: tail.sealed,
+            },
+        })
+    }
 }
 
 /// A data or identity key, sealed under its shard key of generation `shard_gen`.
@@ -99,4 +152,42 @@ pub(crate) enum DueKind {
     Expiry,
     /// An erasure is pending and its minimum retention ends (or a hold may have been released).
     PendingErasure,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Category, LegalBasis, Purpose};
+
+    /// A stored record decodes, field by field, to the entry that was encoded, with the digest
+    /// of its metadata's own encoding.
+    #[test]
+    fn a_stored_record_decodes_to_its_entry_and_metadata_digest() {
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        let metas = [
+            RecordMeta::new(Category::Contact).collected_at(at),
+            RecordMeta::new(Category::custom("loyalty-tier").unwrap())
+                .purpose(Purpose::new("billing").unwrap())
+                .purpose(Purpose::new("support").unwrap())
+                .basis(LegalBasis::Consent)
+                .source("signup-form")
+                .collected_at(at),
+        ];
+        for meta in metas {
+            let entry = RecordEntry {
+                meta,
+                version: 7,
+                key_gen: 300,
+                updated_at: at,
+                sealed: vec![9; 70],
+            };
+            let stored = StoredRecord::decode(&codec::encode(&entry)).unwrap();
+            assert_eq!(stored.entry, entry);
+            assert_eq!(stored.meta_digest, meta_digest(&entry.meta));
+            assert_eq!(
+                stored.meta_digest,
+                StoredRecord::from_entry(entry).meta_digest
+            );
+        }
+    }
 }

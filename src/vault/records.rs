@@ -13,7 +13,9 @@ use crate::error::{Error, InputError, Result, StorageError};
 use crate::ids::{RecordId, SubjectId, SubjectRef};
 use crate::model::{MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 use crate::rights::access;
-use crate::storage::entries::{DueKind, RecordEntry, SubjectState, WrappedKey};
+use crate::storage::entries::{
+    DueKind, RecordEntry, StoredRecord, SubjectState, WrappedKey, meta_digest,
+};
 use crate::storage::{Txn, codec, layout};
 
 /// Counts without personal data.
@@ -60,24 +62,35 @@ impl VerifyReport {
     }
 }
 
+/// The length of a record's associated data.
+const RECORD_AD_LEN: usize = 15 + 16 + 16 + 16 + 4 + 4 + 32;
+
 /// The associated data of a record's payload: vault, subject, record id, version, key
-/// generation and a hash of the metadata (which includes the category).
+/// generation and the digest of the metadata ([`meta_digest`], which covers the category).
 pub(crate) fn record_ad(
     vault_id: &[u8; 16],
     subject: &SubjectRef,
     id: &RecordId,
     version: u32,
     key_gen: u32,
-    meta: &RecordMeta,
-) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(15 + 16 + 16 + 16 + 8 + 32);
-    ad.extend_from_slice(b"pdvault/record/");
-    ad.extend_from_slice(vault_id);
-    ad.extend_from_slice(subject.as_bytes());
-    ad.extend_from_slice(id.as_bytes());
-    ad.extend_from_slice(&version.to_be_bytes());
-    ad.extend_from_slice(&key_gen.to_be_bytes());
-    codec::with_encoded(meta, |m| ad.extend_from_slice(blake3::hash(m).as_bytes()));
+    meta_digest: &[u8; 32],
+) -> [u8; RECORD_AD_LEN] {
+    let mut ad = [0u8; RECORD_AD_LEN];
+    let parts: [&[u8]; 7] = [
+        b"pdvault/record/",
+        vault_id,
+        subject.as_bytes(),
+        id.as_bytes(),
+        &version.to_be_bytes(),
+        &key_gen.to_be_bytes(),
+        meta_digest,
+    ];
+    let mut at = 0;
+    for p in parts {
+        ad[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    debug_assert_eq!(at, RECORD_AD_LEN);
     ad
 }
 
@@ -200,10 +213,11 @@ impl Vault {
     /// Reads a record for a purpose (see [`rights::access`](crate::rights::access) for the rules).
     pub fn get(&self, subject: &SubjectId, record: RecordId, purpose: &Purpose) -> Result<Record> {
         let ident = self.find(subject)?.subject;
-        let (entry, key) = self.load(&ident, record)?;
+        let (stored, key) = self.load(&ident, record)?;
         let state = self.state(&ident)?;
-        access::check(record, &entry.meta, &state, purpose)?;
-        let payload = self.open_record(&key, &ident, record, &entry)?;
+        access::check(record, &stored.entry.meta, &state, purpose)?;
+        let payload = self.open_record(&key, &ident, record, &stored)?;
+        let entry = stored.entry;
         self.inner.trail.note_read(
             self.store(),
             self.draft(AuditOp::Read)
@@ -278,8 +292,9 @@ impl Vault {
             .unwrap_or_else(|p| p.into_inner());
         let ident = self.find(subject)?.subject;
         let _g = self.lock_subject(&ident);
-        let (entry, key) = self.load(&ident, record)?;
-        let old_payload = self.open_record(&key, &ident, record, &entry)?;
+        let (stored, key) = self.load(&ident, record)?;
+        let old_payload = self.open_record(&key, &ident, record, &stored)?;
+        let entry = stored.entry;
         let new_meta = match meta {
             Some(m) => m.collected_by_default(entry.meta.collected_at),
             None => entry.meta.clone(),
@@ -404,9 +419,10 @@ impl Vault {
         let mut last_key: Option<(String, u32, Arc<DataKey>)> = None;
         for r in self
             .store()
-            .scan::<RecordEntry>(&layout::records_of(&ident), "record")
+            .scan_with(&layout::records_of(&ident), StoredRecord::decode)
         {
-            let (k, entry) = r?;
+            let (k, stored) = r?;
+            let entry = &stored.entry;
             let (_, id) = layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
             let category = entry.meta.category.name();
             let erased =
@@ -424,7 +440,7 @@ impl Vault {
                     key
                 }
             };
-            let payload = self.open_record(&key, &ident, id, &entry)?;
+            let payload = self.open_record(&key, &ident, id, &stored)?;
             match read.get_mut(category) {
                 Some(n) => *n += 1,
                 None => {
@@ -432,7 +448,7 @@ impl Vault {
                 }
             }
             out.push(Record {
-                info: info(id, entry),
+                info: info(id, stored.entry),
                 payload,
             });
         }
@@ -617,8 +633,9 @@ impl Vault {
         }
         for sref in subjects {
             let destroyed = self.destroyed_groups(&sref)?;
-            for r in store.scan::<RecordEntry>(&layout::records_of(&sref), "record") {
-                let Ok((k, e)) = r else { continue };
+            for r in store.scan_with(&layout::records_of(&sref), StoredRecord::decode) {
+                let Ok((k, stored)) = r else { continue };
+                let e = &stored.entry;
                 let Some((_, id)) = layout::parse_record(&k) else {
                     continue;
                 };
@@ -631,7 +648,7 @@ impl Vault {
                     .data_key_gen(store, &sref, e.meta.category.name(), e.key_gen)
                 {
                     Ok(Some(key)) => {
-                        if self.open_record(&key, &sref, id, &e).is_err() {
+                        if self.open_record(&key, &sref, id, &stored).is_err() {
                             problems.push(format!("record {id} fails its integrity check"));
                         }
                     }
@@ -657,17 +674,18 @@ impl Vault {
         &self,
         ident: &SubjectRef,
         record: RecordId,
-    ) -> Result<(RecordEntry, Arc<DataKey>)> {
-        let entry: RecordEntry = self
+    ) -> Result<(StoredRecord, Arc<DataKey>)> {
+        let stored = self
             .store()
-            .get(&layout::record(ident, &record), "record")?
+            .get_with(&layout::record(ident, &record), StoredRecord::decode)?
             .ok_or(Error::RecordNotFound(record))?;
+        let entry = &stored.entry;
         let category = entry.meta.category.name();
         match self
             .keys()
             .data_key_gen(self.store(), ident, category, entry.key_gen)?
         {
-            Some(key) => Ok((entry, key)),
+            Some(key) => Ok((stored, key)),
             // Erased: its key generation was destroyed (decided without decrypting anything).
             None if self
                 .destroyed_groups(ident)?
@@ -680,21 +698,23 @@ impl Vault {
         }
     }
 
+    /// Opens a record's payload.
     pub(crate) fn open_record(
         &self,
         key: &DataKey,
         ident: &SubjectRef,
         record: RecordId,
-        entry: &RecordEntry,
+        stored: &StoredRecord,
     ) -> Result<Vec<u8>> {
         let vault_id = *self.keys().ring().vault_id();
+        let entry = &stored.entry;
         let ad = record_ad(
             &vault_id,
             ident,
             &record,
             entry.version,
             entry.key_gen,
-            &entry.meta,
+            &stored.meta_digest,
         );
         Ok(crypto::open(key, &ad, &entry.sealed)?)
     }
@@ -811,7 +831,7 @@ pub(crate) fn seal_record(
     payload: &[u8],
     now: jiff::Timestamp,
 ) -> RecordEntry {
-    let ad = record_ad(vault_id, ident, &id, version, key_gen, &meta);
+    let ad = record_ad(vault_id, ident, &id, version, key_gen, &meta_digest(&meta));
     let sealed = crypto::seal(key, &ad, payload);
     RecordEntry {
         meta,
