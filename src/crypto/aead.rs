@@ -63,18 +63,28 @@ pub(crate) fn seal_with_nonce(
 
 /// Opens a sealed value; any mismatch of key, associated data or bytes is an [`IntegrityError`].
 pub(crate) fn open(key: &DataKey, ad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, IntegrityError> {
+    open_in_place(key, ad, sealed.to_vec())
+}
+
+/// Opens `sealed` where it lies: the plaintext is decrypted in its buffer, which is returned
+/// trimmed to it (no copy beyond one move of the plaintext over the nonce).
+pub(crate) fn open_in_place(
+    key: &DataKey,
+    ad: &[u8],
+    mut sealed: Vec<u8>,
+) -> Result<Vec<u8>, IntegrityError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(IntegrityError);
     }
-    let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let nonce = XNonce::try_from(nonce).map_err(|_| IntegrityError)?;
-    let tag = Tag::try_from(tag).map_err(|_| IntegrityError)?;
-    let mut buf = ct.to_vec();
+    let ct_end = sealed.len() - TAG_LEN;
+    let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).map_err(|_| IntegrityError)?;
+    let tag = Tag::try_from(&sealed[ct_end..]).map_err(|_| IntegrityError)?;
     key.cipher
-        .decrypt_inout_detached(&nonce, ad, buf.as_mut_slice().into(), &tag)
+        .decrypt_inout_detached(&nonce, ad, (&mut sealed[NONCE_LEN..ct_end]).into(), &tag)
         .map_err(|_| IntegrityError)?;
-    Ok(buf)
+    sealed.truncate(ct_end);
+    sealed.drain(..NONCE_LEN);
+    Ok(sealed)
 }
 
 #[cfg(test)]

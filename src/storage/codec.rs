@@ -4,8 +4,8 @@
 
 use std::cell::RefCell;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
 
@@ -74,12 +74,14 @@ fn body<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a [u8], StorageErro
     }
 }
 
-/// Decodes a value from the start of `body`; returns it and the bytes it took.
-fn decode_part<T: DeserializeOwned>(
-    body: &[u8],
+/// Decodes a value from the start of `body` (it may borrow from it); returns it and the bytes
+/// it took.
+fn decode_part<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
     what: &'static str,
 ) -> Result<(T, usize), StorageError> {
-    bincode::serde::decode_from_slice(body, config()).map_err(|_| StorageError::Malformed(what))
+    bincode::serde::borrow_decode_from_slice(body, config())
+        .map_err(|_| StorageError::Malformed(what))
 }
 
 /// Decodes a value, refusing anything malformed.
@@ -98,7 +100,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
 /// Decodes a value encoded as a pair `(A, B)` (or a struct whose fields are those of `A`, then
 /// those of `B`), refusing anything malformed. Also returns the bytes that encode `A` alone:
 /// the same bytes as `encode(&a)` for a value this code encoded.
-pub(crate) fn decode_split<'a, A: DeserializeOwned, B: DeserializeOwned>(
+pub(crate) fn decode_split<'a, A: DeserializeOwned, B: Deserialize<'a>>(
     bytes: &'a [u8],
     what: &'static str,
 ) -> Result<(A, &'a [u8], B), StorageError> {

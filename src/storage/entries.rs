@@ -23,16 +23,16 @@ pub(crate) struct RecordEntry {
     pub(crate) sealed: Vec<u8>,
 }
 
-/// The fields of a [`RecordEntry`] after its metadata, in order: a stored record decodes as
-/// `(RecordMeta, RecordTail)`.
+/// The fields of a [`RecordEntry`] after its metadata, in order, the sealed payload borrowed: a
+/// stored record decodes as `(RecordMeta, RecordTail)`.
 #[derive(Deserialize)]
-struct RecordTail {
+struct RecordTail<'a> {
     version: u32,
     key_gen: u32,
     #[serde(with = "crate::storage::timestamp")]
     updated_at: Timestamp,
-    #[serde(with = "serde_bytes")]
-    sealed: Vec<u8>,
+    #[serde(borrow)]
+    sealed: &'a [u8],
 }
 
 /// The digest of a record's metadata that its payload's associated data binds: BLAKE3 of the
@@ -57,18 +57,23 @@ impl StoredRecord {
     /// Decodes a stored record, hashing the stored bytes of its metadata instead of encoding it
     /// again. Those bytes are what [`meta_digest`] hashes for any record this code wrote; bytes
     /// that decode to the same metadata but differ (altered on disk) give another digest, and the
-    /// payload does not open.
-    pub(crate) fn decode(raw: &[u8]) -> Result<Self, StorageError> {
+    /// payload does not open. The sealed payload, the last field, stays in `raw`'s buffer.
+    pub(crate) fn decode(mut raw: Vec<u8>) -> Result<Self, StorageError> {
         let (meta, meta_bytes, tail): (RecordMeta, _, RecordTail) =
-            codec::decode_split(raw, "record")?;
+            codec::decode_split(&raw, "record")?;
+        let meta_digest = *blake3::hash(meta_bytes).as_bytes();
+        let (version, key_gen, updated_at) = (tail.version, tail.key_gen, tail.updated_at);
+        let sealed_len = tail.sealed.len();
+        // The split decoding consumed every byte: the sealed payload ends the buffer.
+        raw.drain(..raw.len() - sealed_len);
         Ok(StoredRecord {
-            meta_digest: *blake3::hash(meta_bytes).as_bytes(),
+            meta_digest,
             entry: RecordEntry {
                 meta,
-                version: tail.version,
-                key_gen: tail.key_gen,
-                updated_at: tail.updated_at,
-                sealed: tail.sealed,
+                version,
+                key_gen,
+                updated_at,
+                sealed: raw,
             },
         })
     }
@@ -181,7 +186,7 @@ mod tests {
                 updated_at: at,
                 sealed: vec![9; 70],
             };
-            let stored = StoredRecord::decode(&codec::encode(&entry)).unwrap();
+            let stored = StoredRecord::decode(codec::encode(&entry)).unwrap();
             assert_eq!(stored.entry, entry);
             assert_eq!(stored.meta_digest, meta_digest(&entry.meta));
             assert_eq!(

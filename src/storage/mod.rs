@@ -203,16 +203,16 @@ impl Store {
         key: &[u8],
         what: &'static str,
     ) -> Result<Option<T>, StorageError> {
-        self.get_with(key, |b| codec::decode(b, what))
+        self.get_with(key, |b| codec::decode(&b, what))
     }
 
-    /// Reads one entry and decodes it with `decode`.
+    /// Reads one entry and decodes it with `decode` (which may keep the buffer).
     pub(crate) fn get_with<T>(
         &self,
         key: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<T, StorageError>,
+        decode: impl FnOnce(Vec<u8>) -> Result<T, StorageError>,
     ) -> Result<Option<T>, StorageError> {
-        self.engine.get(key)?.map(|b| decode(&b)).transpose()
+        self.engine.get(key)?.map(decode).transpose()
     }
 
     /// Reads one entry of a cached table ([`layout::is_cached`]), shared: decoded once and then
@@ -245,18 +245,18 @@ impl Store {
         prefix: &[u8],
         what: &'static str,
     ) -> impl Iterator<Item = Result<(Vec<u8>, T), StorageError>> + 'a {
-        self.scan_with(prefix, move |v| codec::decode(v, what))
+        self.scan_with(prefix, move |v| codec::decode(&v, what))
     }
 
-    /// Every entry under a prefix, decoded with `decode`.
+    /// Every entry under a prefix, decoded with `decode` (which may keep the buffer).
     pub(crate) fn scan_with<'a, T: 'a>(
         &'a self,
         prefix: &[u8],
-        decode: impl Fn(&[u8]) -> Result<T, StorageError> + 'a,
+        decode: impl Fn(Vec<u8>) -> Result<T, StorageError> + 'a,
     ) -> impl Iterator<Item = Result<(Vec<u8>, T), StorageError>> + 'a {
         self.engine.scan_prefix(prefix).map(move |r| {
             let (k, v) = r?;
-            Ok((k, decode(&v)?))
+            Ok((k, decode(v)?))
         })
     }
 

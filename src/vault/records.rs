@@ -216,20 +216,16 @@ impl Vault {
         let (stored, key) = self.load(&ident, record)?;
         let state = self.state(&ident)?;
         access::check(record, &stored.entry.meta, &state, purpose)?;
-        let payload = self.open_record(&key, &ident, record, &stored)?;
-        let entry = stored.entry;
+        let read = self.open_into_record(&key, &ident, record, stored)?;
         self.inner.trail.note_read(
             self.store(),
             self.draft(AuditOp::Read)
                 .subject(ident)
-                .category_of(&entry.meta.category)
+                .category_of(&read.info.meta.category)
                 .record(record)
                 .note(purpose.as_str()),
         )?;
-        Ok(Record {
-            info: info(record, entry),
-            payload,
-        })
+        Ok(read)
     }
 
     /// Reads a typed value stored with [`Vault::put_value`].
@@ -440,17 +436,13 @@ impl Vault {
                     key
                 }
             };
-            let payload = self.open_record(&key, &ident, id, &stored)?;
             match read.get_mut(category) {
                 Some(n) => *n += 1,
                 None => {
                     read.insert(category.to_owned(), 1);
                 }
             }
-            out.push(Record {
-                info: info(id, stored.entry),
-                payload,
-            });
+            out.push(self.open_into_record(&key, &ident, id, stored)?);
         }
         for (category, n) in read {
             self.inner.trail.note_read(
@@ -698,6 +690,23 @@ impl Vault {
         }
     }
 
+    /// The associated data of a stored record of subject `ident`.
+    fn stored_ad(
+        &self,
+        ident: &SubjectRef,
+        record: RecordId,
+        stored: &StoredRecord,
+    ) -> [u8; RECORD_AD_LEN] {
+        record_ad(
+            self.keys().ring().vault_id(),
+            ident,
+            &record,
+            stored.entry.version,
+            stored.entry.key_gen,
+            &stored.meta_digest,
+        )
+    }
+
     /// Opens a record's payload.
     pub(crate) fn open_record(
         &self,
@@ -706,17 +715,25 @@ impl Vault {
         record: RecordId,
         stored: &StoredRecord,
     ) -> Result<Vec<u8>> {
-        let vault_id = *self.keys().ring().vault_id();
-        let entry = &stored.entry;
-        let ad = record_ad(
-            &vault_id,
-            ident,
-            &record,
-            entry.version,
-            entry.key_gen,
-            &stored.meta_digest,
-        );
-        Ok(crypto::open(key, &ad, &entry.sealed)?)
+        let ad = self.stored_ad(ident, record, stored);
+        Ok(crypto::open(key, &ad, &stored.entry.sealed)?)
+    }
+
+    /// Opens a record into what a read returns, decrypting its payload where it lies.
+    pub(crate) fn open_into_record(
+        &self,
+        key: &DataKey,
+        ident: &SubjectRef,
+        record: RecordId,
+        stored: StoredRecord,
+    ) -> Result<Record> {
+        let ad = self.stored_ad(ident, record, &stored);
+        let mut entry = stored.entry;
+        let payload = crypto::open_in_place(key, &ad, std::mem::take(&mut entry.sealed))?;
+        Ok(Record {
+            info: info(record, entry),
+            payload,
+        })
     }
 
     /// Finds or creates a subject.
