@@ -6,15 +6,20 @@
 //! `cargo run --release --manifest-path compare/Cargo.toml`
 //!
 //! Environment: `PDVAULT_COMPARE_RECORDS` (default 100000, the 256 B data set),
-//! `PDVAULT_COMPARE_RECORDS_4K` (default 25000), `PDVAULT_COMPARE_ROUNDS` (default 3; every
-//! figure is the median of the rounds), `PDVAULT_COMPARE_STRICT=1` (exit non-zero on a missed
-//! target).
+//! `PDVAULT_COMPARE_RECORDS_4K` (default 25000), `PDVAULT_COMPARE_ROUNDS` (default 5; every
+//! figure is the median of the rounds, and each round measures every engine in turn, so that a
+//! machine slowing down for a while slows all of them), `PDVAULT_COMPARE_STRICT=1` (exit non-zero
+//! on a missed target), `PDVAULT_COMPARE_ONLY=<engine>` (one engine, for a profiler; with
+//! `PDVAULT_COMPARE_DURABLE=1` only its durable writers).
 
 mod engines;
 
 use std::time::{Duration, Instant};
 
 use engines::{AeadSled, Engine, PdVault, RawSled, SqlCipher};
+
+/// Makes an engine over a fresh directory.
+type MakeEngine = dyn Fn(&std::path::Path) -> Box<dyn Engine>;
 
 /// Records per subject; also the batch of every insert (one durable commit each).
 const PER_SUBJECT: usize = 1000;
@@ -86,44 +91,40 @@ fn insert_then_get(
     (insert, per_op(t.elapsed(), GETS))
 }
 
-/// Runs the record workloads on one engine, `rounds` times over fresh stores; medians.
-fn measure(
-    make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>,
-    n: usize,
-    n4k: usize,
-    rounds: usize,
-) -> Figures {
-    let mut runs: Vec<Figures> = Vec::new();
-    for round in 0..rounds {
-        let mut f = Figures::default();
-        {
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let mut e = make(dir.path());
-            let subjects = n / PER_SUBJECT;
-            let seed = 0x9e37_79b9_7f4a_7c15 ^ round as u64;
-            (f.insert_256, f.get_256) = insert_then_get(&mut *e, subjects, 256, 0xa5, seed);
-            let scans = subjects.min(20);
-            let t = Instant::now();
-            for s in 0..scans {
-                assert_eq!(e.scan(s), PER_SUBJECT * 256);
-            }
-            f.scan_1000 = per_op(t.elapsed(), scans);
-            let deletes = subjects.min(10);
-            let t = Instant::now();
-            for s in (subjects - deletes)..subjects {
-                e.delete_subject(s);
-            }
-            f.delete_subject = per_op(t.elapsed(), deletes);
+/// Runs the record workloads once on one engine, over fresh stores (`round` seeds the gets).
+fn measure_round(make: &MakeEngine, n: usize, n4k: usize, round: usize) -> Figures {
+    let mut f = Figures::default();
+    {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut e = make(dir.path());
+        let subjects = n / PER_SUBJECT;
+        let seed = 0x9e37_79b9_7f4a_7c15 ^ round as u64;
+        (f.insert_256, f.get_256) = insert_then_get(&mut *e, subjects, 256, 0xa5, seed);
+        let scans = subjects.min(20);
+        let t = Instant::now();
+        for s in 0..scans {
+            assert_eq!(e.scan(s), PER_SUBJECT * 256);
         }
-        {
-            let dir = tempfile::tempdir().expect("a temporary directory");
-            let mut e = make(dir.path());
-            let subjects = (n4k / PER_SUBJECT).max(1);
-            let seed = 0x2545_f491_4f6c_dd1d ^ round as u64;
-            (f.insert_4k, f.get_4k) = insert_then_get(&mut *e, subjects, 4096, 0x5a, seed);
+        f.scan_1000 = per_op(t.elapsed(), scans);
+        let deletes = subjects.min(10);
+        let t = Instant::now();
+        for s in (subjects - deletes)..subjects {
+            e.delete_subject(s);
         }
-        runs.push(f);
+        f.delete_subject = per_op(t.elapsed(), deletes);
     }
+    {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut e = make(dir.path());
+        let subjects = (n4k / PER_SUBJECT).max(1);
+        let seed = 0x2545_f491_4f6c_dd1d ^ round as u64;
+        (f.insert_4k, f.get_4k) = insert_then_get(&mut *e, subjects, 4096, 0x5a, seed);
+    }
+    f
+}
+
+/// The median of each figure over rounds.
+fn medians(runs: &[Figures]) -> Figures {
     let pick = |g: fn(&Figures) -> Duration| median(runs.iter().map(g).collect());
     Figures {
         insert_256: pick(|f| f.insert_256),
@@ -136,34 +137,47 @@ fn measure(
 }
 
 /// Throughput (records per second) of `writers` threads each making `DURABLE_PUTS` records
-/// durable one at a time, on a store that already holds `n` records.
-fn durable_throughput(
-    make: &dyn Fn(&std::path::Path) -> Box<dyn Engine>,
-    writers: usize,
-    rounds: usize,
-) -> f64 {
-    let mut rates = Vec::new();
-    for _ in 0..rounds {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut e = make(dir.path());
-        for s in 0..writers {
-            e.insert_subject(s, 10, &[1u8; 256]);
-        }
-        let e: &dyn Engine = &*e;
-        let t = Instant::now();
-        std::thread::scope(|scope| {
-            for w in 0..writers {
-                scope.spawn(move || {
-                    for _ in 0..DURABLE_PUTS {
-                        e.durable_put(w, &[2u8; 256]);
-                    }
-                });
-            }
-        });
-        rates.push((writers * DURABLE_PUTS) as f64 / t.elapsed().as_secs_f64());
+/// durable one at a time, on a fresh store.
+fn durable_throughput(make: &MakeEngine, writers: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut e = make(dir.path());
+    for s in 0..writers {
+        e.insert_subject(s, 10, &[1u8; 256]);
     }
+    let e: &dyn Engine = &*e;
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for w in 0..writers {
+            scope.spawn(move || {
+                for _ in 0..DURABLE_PUTS {
+                    e.durable_put(w, &[2u8; 256]);
+                }
+            });
+        }
+    });
+    (writers * DURABLE_PUTS) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The median of some rates.
+fn median_rate(mut rates: Vec<f64>) -> f64 {
     rates.sort_by(f64::total_cmp);
     rates[rates.len() / 2]
+}
+
+/// Durable puts per second of each engine with 1 and with [`WRITERS`] threads: medians over
+/// rounds, the engines measured in turn within each round.
+fn durable_rates(makes: &[&MakeEngine], rounds: usize) -> Vec<(f64, f64)> {
+    let mut rates = vec![(Vec::new(), Vec::new()); makes.len()];
+    for _ in 0..rounds {
+        for (make, (one, many)) in makes.iter().zip(&mut rates) {
+            one.push(durable_throughput(*make, 1));
+            many.push(durable_throughput(*make, WRITERS));
+        }
+    }
+    rates
+        .into_iter()
+        .map(|(one, many)| (median_rate(one), median_rate(many)))
+        .collect()
 }
 
 fn us(d: Duration) -> String {
@@ -210,7 +224,7 @@ impl Verdicts {
 fn main() {
     let n = env_usize("PDVAULT_COMPARE_RECORDS", 100_000).max(PER_SUBJECT * 10);
     let n4k = env_usize("PDVAULT_COMPARE_RECORDS_4K", 25_000).max(PER_SUBJECT);
-    let rounds = env_usize("PDVAULT_COMPARE_ROUNDS", 3).max(1);
+    let rounds = env_usize("PDVAULT_COMPARE_ROUNDS", 5).max(1);
     println!(
         "pdvault side-by-side: {n} records of 256 B and {n4k} of 4 KiB, {PER_SUBJECT} per subject, \
          inserted in durable batches of {PER_SUBJECT}; median of {rounds} rounds; {} CPUs",
@@ -238,20 +252,29 @@ fn main() {
             .expect("PDVAULT_COMPARE_ONLY names an engine");
         // With `PDVAULT_COMPARE_DURABLE=1`, only its durable writers.
         if std::env::var("PDVAULT_COMPARE_DURABLE").as_deref() == Ok("1") {
-            let one = durable_throughput(make, 1, rounds);
-            let many = durable_throughput(make, WRITERS, rounds);
-            println!("{only}: durable puts/s, 1 vs {WRITERS} threads: {one:.0} {many:.0} {:.2}x", many / one);
+            let (one, many) = durable_rates(&[make], rounds)[0];
+            println!(
+                "{only}: durable puts/s, 1 vs {WRITERS} threads: {one:.0} {many:.0} {:.2}x",
+                many / one
+            );
         } else {
-            println!("{only}: {:#?}", measure(make, n, n4k, rounds));
+            let runs: Vec<Figures> = (0..rounds)
+                .map(|round| measure_round(make, n, n4k, round))
+                .collect();
+            println!("{only}: {:#?}", medians(&runs));
         }
         return;
     }
-    let mut figures = Vec::new();
-    for (name, make) in &engines {
-        eprintln!("measuring {name}…");
-        figures.push(measure(make, n, n4k, rounds));
+    // Round by round, each engine in turn: a machine that slows down for a while slows every
+    // engine, not one.
+    let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); engines.len()];
+    for round in 0..rounds {
+        for ((name, make), runs) in engines.iter().zip(&mut runs) {
+            eprintln!("round {}/{rounds}: measuring {name}…", round + 1);
+            runs.push(measure_round(make, n, n4k, round));
+        }
     }
-    let [raw, aead, sqlc, pdv] = [0, 1, 2, 3].map(|i| figures[i].clone());
+    let [raw, aead, sqlc, pdv] = [0, 1, 2, 3].map(|i| medians(&runs[i]));
 
     type Row = (&'static str, fn(&Figures) -> Duration);
     let rows: [Row; 6] = [
@@ -296,15 +319,13 @@ fn main() {
         us(open_default),
         ratio(open_default, kdf)
     );
-    let mut writers = Vec::new();
-    for (name, make) in &engines {
-        let one = durable_throughput(make, 1, rounds);
-        let many = durable_throughput(make, WRITERS, rounds);
+    let makes: Vec<&MakeEngine> = engines.iter().map(|(_, make)| make as _).collect();
+    let writers = durable_rates(&makes, rounds);
+    for ((name, _), (one, many)) in engines.iter().zip(&writers) {
         println!(
             "| durable single puts/s, 1 vs {WRITERS} threads ({name}) | {one:.0} | {many:.0} | {:.2}x |",
             many / one
         );
-        writers.push((one, many));
     }
 
     println!();
