@@ -1,6 +1,6 @@
 //! Throughput of the everyday operations: put (256 B and 4 KiB under deferred durability, and one
 //! durable put), a batch of 1000 puts, random gets of 256 B and 4 KiB, updates, listing, reading
-//! (`read_all`, decrypted) and exporting a 1000-record subject, exporting a 10,000-record
+//! (`read_all`, collected, and `read_each`, streamed; decrypted) and exporting a 1000-record subject, exporting a 10,000-record
 //! subject, durable puts from 1 and 8 threads at once, rotating the root key of a vault of
 //! 100,000 subjects, and opening a vault with the default Argon2id costs.
 //!
@@ -175,6 +175,18 @@ fn scan(c: &mut Criterion) {
     let billing = Purpose::new("billing").expect("a purpose");
     g.bench_function("read_all_decrypted", |b| {
         b.iter(|| black_box(vault.read_all(&big, &billing).expect("read_all")))
+    });
+    g.bench_function("read_each_decrypted", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            vault
+                .read_each(&big, &billing, |r| {
+                    bytes += r.payload.len();
+                    std::ops::ControlFlow::Continue(())
+                })
+                .expect("read_each");
+            black_box(bytes)
+        })
     });
     g.bench_function("export_to_sink", |b| {
         b.iter(|| black_box(vault.export(&big, &mut std::io::sink()).expect("export")))

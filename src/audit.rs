@@ -275,6 +275,12 @@ impl Trail {
         keyed_hash(&self.key, &[b"anchor", &p.seq.to_be_bytes(), &p.mac])
     }
 
+    /// Buffers a read for the next commit, writing nothing now (for a path that cannot report an
+    /// error: a scan unwinding).
+    pub(crate) fn defer_read(&self, draft: Draft) {
+        lock(&self.pending).push(draft);
+    }
+
     /// Buffers a read's entry; writes the buffer when it is full.
     pub(crate) fn note_read(&self, store: &Store, draft: Draft) -> Result<()> {
         let full = {

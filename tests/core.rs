@@ -1235,6 +1235,89 @@ fn collection_time_defaults_to_the_vault_clock_and_survives_rectification() {
     assert_eq!(info.meta.source.as_deref(), Some("support-call"));
 }
 
+/// The audit trail's read entries for `subject` after the first `skip`: (category, note).
+fn reads_noted(v: &Vault, subject: &SubjectId, skip: usize) -> Vec<(String, String)> {
+    v.audit_entries(Some(subject), None).unwrap()[skip..]
+        .iter()
+        .filter(|e| e.op == AuditOp::Read)
+        .map(|e| (e.category.clone().unwrap(), e.note.clone().unwrap()))
+        .collect()
+}
+
+/// `read_each` hands over what `read_all` returns, in the same order; and the audit trail notes
+/// exactly what it handed over, whether the scan ends, is stopped by the caller, or the caller
+/// panics (the entry then survives a reopen).
+#[test]
+fn read_each_streams_what_read_all_returns_and_notes_what_it_handed_over() {
+    use std::ops::ControlFlow;
+    let dir = tempfile::tempdir().unwrap();
+    let v = create(dir.path());
+    let alice = sid("alice@example.com");
+    let billing = purpose("billing");
+    let contact = RecordMeta::new(Category::Contact).purpose(billing.clone());
+    for i in 0..4u8 {
+        v.put(&alice, contact.clone(), &[i; 30]).unwrap();
+    }
+    v.put(
+        &alice,
+        RecordMeta::new(Category::Payment).purpose(billing.clone()),
+        b"card",
+    )
+    .unwrap();
+    let all: Vec<(RecordId, Vec<u8>)> = v
+        .read_all(&alice, &billing)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.info.record, r.payload))
+        .collect();
+
+    let before = v.audit_entries(Some(&alice), None).unwrap().len();
+    let mut streamed = Vec::new();
+    let n = v
+        .read_each(&alice, &billing, |r| {
+            streamed.push((r.info.record, r.payload));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!((n, &streamed), (5, &all));
+    assert_eq!(
+        reads_noted(&v, &alice, before),
+        vec![
+            ("contact".to_owned(), "billing; 4 records".to_owned()),
+            ("payment".to_owned(), "billing; 1 records".to_owned()),
+        ]
+    );
+
+    let before = v.audit_entries(Some(&alice), None).unwrap().len();
+    let mut first = None;
+    let n = v
+        .read_each(&alice, &billing, |r| {
+            first = Some(r.info.record);
+            ControlFlow::Break(())
+        })
+        .unwrap();
+    assert_eq!((n, first), (1, Some(all[0].0)));
+    let category = v.list(&alice).unwrap()[0].meta.category.name().to_owned();
+    let one = vec![(category, "billing; 1 records".to_owned())];
+    assert_eq!(reads_noted(&v, &alice, before), one);
+
+    let before = v.audit_entries(Some(&alice), None).unwrap().len();
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        v.read_each(&alice, &billing, |_| panic!("the caller fails"))
+    }));
+    assert!(unwound.is_err());
+    v.close().unwrap();
+    let v = open(dir.path()).unwrap();
+    assert_eq!(reads_noted(&v, &alice, before), one);
+    assert!(v.verify().unwrap().is_whole());
+    assert!(matches!(
+        v.read_each(&sid("nobody@example.com"), &billing, |_| {
+            ControlFlow::Continue(())
+        }),
+        Err(Error::SubjectNotFound)
+    ));
+}
+
 /// `read_all` returns, decrypted, exactly the records the purpose may read: not those of other
 /// purposes, not a restricted category's, not an erased one's; and it notes one audit entry per
 /// category read.
@@ -1277,13 +1360,8 @@ fn read_all_returns_what_the_purpose_may_read() {
         .collect();
     got.sort_by_key(|(id, _)| id.to_string());
     assert_eq!(got, want);
-    let reads: Vec<_> = v.audit_entries(Some(&alice), None).unwrap()[before..]
-        .iter()
-        .filter(|e| e.op == AuditOp::Read)
-        .map(|e| (e.category.clone().unwrap(), e.note.clone().unwrap()))
-        .collect();
     assert_eq!(
-        reads,
+        reads_noted(&v, &alice, before),
         vec![
             ("contact".to_owned(), "billing; 5 records".to_owned()),
             ("payment".to_owned(), "billing; 1 records".to_owned()),

@@ -319,12 +319,16 @@ impl Engine for PdVault {
             .payload
     }
     fn scan(&self, s: usize) -> usize {
+        // Streamed, as the other engines' scans are: each record is decrypted, handed over and
+        // dropped (`read_all` collects them into a Vec).
+        let mut bytes = 0;
         self.vault
-            .read_all(&self.subjects[s], &self.purpose)
-            .expect("read_all")
-            .iter()
-            .map(|r| r.payload.len())
-            .sum()
+            .read_each(&self.subjects[s], &self.purpose, |r| {
+                bytes += r.payload.len();
+                std::ops::ControlFlow::Continue(())
+            })
+            .expect("read_each");
+        bytes
     }
     fn delete_subject(&mut self, s: usize) {
         self.vault.erase_subject(&self.subjects[s]).expect("erase");

@@ -1,6 +1,7 @@
 //! Records: put, get, update, list, counts and the full verification.
 
 use std::collections::{BTreeMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -405,12 +406,59 @@ impl Vault {
     /// # }
     /// ```
     pub fn read_all(&self, subject: &SubjectId, purpose: &Purpose) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        self.read_each(subject, purpose, |r| {
+            out.push(r);
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// Reads the records [`Vault::read_all`] reads, in the same order, handing each to `each` as
+    /// soon as it is decrypted instead of collecting them, so memory does not grow with the
+    /// subject; `each` returns [`ControlFlow::Break`] to stop early. Returns how many records
+    /// `each` received. The audit trail notes what `each` received, as [`Vault::read_all`]
+    /// does, also when the scan stops early, fails half-way or `each` panics.
+    ///
+    /// ```
+    /// # fn main() -> pdvault::Result<()> {
+    /// use std::ops::ControlFlow;
+    /// use pdvault::{Category, Purpose, RecordMeta, SubjectId};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let vault = pdvault::Vault::builder(dir.path()).kdf(pdvault::KdfParams::insecure_for_tests())
+    /// #     .create(pdvault::RootSecret::passphrase("pw"))?;
+    /// let alice = SubjectId::new("alice@example.com")?;
+    /// let billing = Purpose::new("billing")?;
+    /// for phone in ["555-0100", "555-0199"] {
+    ///     let meta = RecordMeta::new(Category::Contact).purpose(billing.clone());
+    ///     vault.put(&alice, meta, phone.as_bytes())?;
+    /// }
+    /// let mut bytes = 0;
+    /// let read = vault.read_each(&alice, &billing, |record| {
+    ///     bytes += record.payload.len();
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!((read, bytes), (2, 16));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_each(
+        &self,
+        subject: &SubjectId,
+        purpose: &Purpose,
+        mut each: impl FnMut(Record) -> ControlFlow<()>,
+    ) -> Result<u64> {
         let ident = self.find(subject)?.subject;
         let state = self.state(&ident)?;
         let destroyed = self.destroyed_groups(&ident)?;
         let keys = self.keys();
-        let mut out = Vec::new();
-        let mut read: BTreeMap<String, usize> = BTreeMap::new();
+        let mut tally = ReadTally {
+            vault: self,
+            subject: ident,
+            purpose,
+            read: BTreeMap::new(),
+            noted: false,
+        };
         // The records of a subject mostly share a few key groups: the last key used is kept.
         let mut last_key: Option<(String, u32, Arc<DataKey>)> = None;
         for r in self
@@ -436,24 +484,13 @@ impl Vault {
                     key
                 }
             };
-            match read.get_mut(category) {
-                Some(n) => *n += 1,
-                None => {
-                    read.insert(category.to_owned(), 1);
-                }
+            let record = self.open_into_record(&key, &ident, id, stored)?;
+            tally.count(record.info.meta.category.name());
+            if each(record).is_break() {
+                break;
             }
-            out.push(self.open_into_record(&key, &ident, id, stored)?);
         }
-        for (category, n) in read {
-            self.inner.trail.note_read(
-                self.store(),
-                self.draft(AuditOp::Read)
-                    .subject(ident)
-                    .category(&category)
-                    .note(format!("{}; {n} records", purpose.as_str())),
-            )?;
-        }
-        Ok(out)
+        tally.note()
     }
 
     /// Counts of subjects and records, nothing decrypted.
@@ -873,4 +910,58 @@ fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Vault>();
     let _ = Draft::new;
+}
+
+/// What a scan handed over, per category, for the audit trail: noted once the scan ends, however
+/// it ends (on an error or a panic, buffered for the trail's next commit).
+struct ReadTally<'a> {
+    vault: &'a Vault,
+    subject: SubjectRef,
+    purpose: &'a Purpose,
+    read: BTreeMap<String, u64>,
+    noted: bool,
+}
+
+impl ReadTally<'_> {
+    fn count(&mut self, category: &str) {
+        match self.read.get_mut(category) {
+            Some(n) => *n += 1,
+            None => {
+                self.read.insert(category.to_owned(), 1);
+            }
+        }
+    }
+
+    fn drafts(&mut self) -> Vec<Draft> {
+        self.noted = true;
+        std::mem::take(&mut self.read)
+            .into_iter()
+            .map(|(category, n)| {
+                self.vault
+                    .draft(AuditOp::Read)
+                    .subject(self.subject)
+                    .category(&category)
+                    .note(format!("{}; {n} records", self.purpose.as_str()))
+            })
+            .collect()
+    }
+
+    /// Notes the reads; returns how many records were read.
+    fn note(mut self) -> Result<u64> {
+        let total = self.read.values().sum();
+        for d in self.drafts() {
+            self.vault.inner.trail.note_read(self.vault.store(), d)?;
+        }
+        Ok(total)
+    }
+}
+
+impl Drop for ReadTally<'_> {
+    fn drop(&mut self) {
+        if !self.noted {
+            for d in self.drafts() {
+                self.vault.inner.trail.defer_read(d);
+            }
+        }
+    }
 }
