@@ -275,8 +275,8 @@ impl Trail {
         keyed_hash(&self.key, &[b"anchor", &p.seq.to_be_bytes(), &p.mac])
     }
 
-    /// Buffers a read for the next commit, writing nothing now (for a path that cannot report an
-    /// error: a scan unwinding).
+    /// Buffers a read for the next commit, writing nothing now: for a path that cannot report a
+    /// second error (a scan unwinding, an export whose writer failed).
     pub(crate) fn defer_read(&self, draft: Draft) {
         lock(&self.pending).push(draft);
     }

@@ -405,3 +405,76 @@ fn statistics_hold_no_personal_data() {
     assert_eq!(st.by_retention["unscheduled"], 1);
     assert!(!serde_json::to_string(&st).unwrap().contains("marker"));
 }
+
+/// A writer that accepts `left` bytes, then fails.
+struct FailingAfter {
+    left: usize,
+}
+
+impl std::io::Write for FailingAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other("the disk is full"));
+        }
+        let n = buf.len().min(self.left);
+        self.left -= n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An export whose writer fails half-way returns the error, keeps the subject's access request
+/// open, and the audit trail still records that part of the subject's data left the vault.
+#[test]
+fn an_export_cut_short_is_an_error_and_is_still_in_the_audit_trail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(ts("2025-05-01T00:00:00Z"));
+    let v = vault(tmp.path(), &clock, None);
+    let s = SubjectId::new("alice@example.com").unwrap();
+    for i in 0..50u8 {
+        v.put(&s, RecordMeta::new(Category::Contact), &[i; 100])
+            .unwrap();
+    }
+    v.open_request(&s, RequestKind::Access, None).unwrap();
+    let whole = v.export(&s, &mut std::io::sink()).unwrap();
+    assert_eq!(whole, 50);
+    v.open_request(&s, RequestKind::Access, None).unwrap();
+    let exports = |v: &Vault| -> Vec<String> {
+        v.audit_entries(Some(&s), None)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.op == AuditOp::Export)
+            .map(|e| e.note.unwrap())
+            .collect()
+    };
+    assert_eq!(exports(&v), vec!["50 records".to_owned()]);
+
+    let err = v.export(&s, &mut FailingAfter { left: 4000 }).unwrap_err();
+    assert!(
+        matches!(err, Error::Storage(StorageError::Io(_))),
+        "{err:?}"
+    );
+    v.close().unwrap();
+    let v = Vault::builder(tmp.path())
+        .kdf(KdfParams::insecure_for_tests())
+        .open(RootSecret::passphrase("pw"))
+        .unwrap();
+    let notes = exports(&v);
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[1].ends_with("records; interrupted"), "{notes:?}");
+    assert!(
+        !notes[1].starts_with("0 ") && !notes[1].starts_with("50 "),
+        "{notes:?}"
+    );
+    assert_eq!(
+        v.requests(false)
+            .unwrap()
+            .iter()
+            .filter(|r| r.closed_at.is_none())
+            .count(),
+        1,
+        "the access request stays open"
+    );
+}

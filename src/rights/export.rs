@@ -32,12 +32,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditOp;
 use crate::error::{InputError, Result, StorageError};
-use crate::ids::{RecordId, SubjectId};
+use crate::ids::{RecordId, SubjectId, SubjectRef};
 use crate::model::{Category, LegalBasis, Purpose, RecordMeta};
-use crate::policy::RequestKind;
 use crate::policy::holds::Hold;
+use crate::policy::{Policy, RequestKind};
 use crate::rights::Disclosure;
-use crate::storage::entries::{ConsentState, StoredRecord};
+use crate::storage::entries::{ConsentState, StoredRecord, SubjectState};
 use crate::storage::{Txn, layout};
 use crate::vault::Vault;
 
@@ -181,12 +181,51 @@ impl Vault {
         // Open the object, write the head's fields, then stream the records array.
         out.write_all(&head_json.as_bytes()[..head_json.len() - 1])?;
         out.write_all(b",\"records\":[")?;
-        let destroyed = self.destroyed_groups(&ident)?;
         let mut n = 0u64;
+        let written = self
+            .write_records(&ident, &state, policy.as_deref(), out, &mut n)
+            .and_then(|()| {
+                out.write_all(b"]}\n")?;
+                Ok(out.flush()?)
+            });
+        if let Err(e) = written {
+            // What was written (the head at least) has left the vault: the trail says so
+            // (buffered, for the next commit), and the requests stay open.
+            self.inner.trail.defer_read(
+                self.draft(AuditOp::Export)
+                    .subject(ident)
+                    .note(format!("{n} records; interrupted")),
+            );
+            return Err(e);
+        }
+        let mut txn = Txn::new();
+        self.close_requests_in(
+            &mut txn,
+            &ident,
+            &[RequestKind::Access, RequestKind::Portability],
+        )?;
+        let d = self
+            .draft(AuditOp::Export)
+            .subject(ident)
+            .note(format!("{n} records"));
+        self.commit(txn, vec![d])?;
+        Ok(n)
+    }
+
+    /// Writes the records of an export, `n` counting those written.
+    fn write_records(
+        &self,
+        ident: &SubjectRef,
+        state: &SubjectState,
+        policy: Option<&Policy>,
+        out: &mut dyn Write,
+        n: &mut u64,
+    ) -> Result<()> {
+        let destroyed = self.destroyed_groups(ident)?;
         // Through the member rows (keys only) and a point read per record: sled 0.34 keeps the
         // pages a long scan reads resident, whatever its cache bound, while point reads stay
         // within it; so the export's memory does not grow with the subject.
-        for m in self.store().scan_keys(&layout::members_of_subject(&ident)) {
+        for m in self.store().scan_keys(&layout::members_of_subject(ident)) {
             let m = m?;
             let (category, generation, id) =
                 layout::parse_member_key(&m).ok_or(StorageError::Malformed("member key"))?;
@@ -195,20 +234,20 @@ impl Vault {
             }
             let Some(stored) = self
                 .store()
-                .get_with(&layout::record(&ident, &id), StoredRecord::decode)?
+                .get_with(&layout::record(ident, &id), StoredRecord::decode)?
             else {
                 continue;
             };
             let Some(key) = self.keys().data_key_gen(
                 self.store(),
-                &ident,
+                ident,
                 stored.entry.meta.category.name(),
                 stored.entry.key_gen,
             )?
             else {
                 continue;
             };
-            let payload = self.open_record(&key, &ident, id, &stored)?;
+            let payload = self.open_record(&key, ident, id, &stored)?;
             let e = stored.entry;
             let rec = ExportRecord {
                 record: id,
@@ -228,26 +267,13 @@ impl Vault {
                 updated_at: e.updated_at,
                 payload: ExportPayload::from_bytes(payload),
             };
-            if n > 0 {
+            if *n > 0 {
                 out.write_all(b",")?;
             }
             serde_json::to_writer(&mut *out, &rec).map_err(json_err)?;
-            n += 1;
+            *n += 1;
         }
-        out.write_all(b"]}\n")?;
-        out.flush()?;
-        let mut txn = Txn::new();
-        self.close_requests_in(
-            &mut txn,
-            &ident,
-            &[RequestKind::Access, RequestKind::Portability],
-        )?;
-        let d = self
-            .draft(AuditOp::Export)
-            .subject(ident)
-            .note(format!("{n} records"));
-        self.commit(txn, vec![d])?;
-        Ok(n)
+        Ok(())
     }
 
     /// Reads an export document and files its records (same ids, metadata and versions), consents,
