@@ -52,6 +52,17 @@ fn main() -> pdvault::Result<()> {
         String::from_utf8_lossy(&vault.get(&alice, prefs, &marketing)?.payload)
     );
 
+    // Everything billing may read, streamed record by record (read_all collects the same).
+    let read = vault.read_each(&alice, &billing, |r| {
+        println!(
+            "  billing reads {}: {} bytes",
+            r.info.meta.category,
+            r.payload.len()
+        );
+        std::ops::ControlFlow::Continue(())
+    })?;
+    println!("billing may read {read} of alice's records");
+
     println!("alice's records (metadata only, nothing decrypted):");
     for r in vault.list(&alice)? {
         let purposes: Vec<&str> = r.meta.purposes.iter().map(|p| p.as_str()).collect();

@@ -122,6 +122,33 @@ fn records_lifecycle() {
         ),
         "+44 20 7946 0000"
     );
+    // `read`: one JSON line per record the purpose may read; text as text, bytes as base64.
+    let lines = |purpose: &str| -> Vec<serde_json::Value> {
+        let args = [
+            "read",
+            "--subject",
+            "alice@example.com",
+            "--purpose",
+            purpose,
+        ];
+        ok(&dir, &args, None).lines().map(json).collect()
+    };
+    let all = lines("subject-access");
+    assert_eq!(all.len(), 2);
+    let text = all
+        .iter()
+        .find(|l| l["record"]["record"] == id.as_str())
+        .unwrap();
+    assert_eq!(text["payload"]["text"], "+44 20 7946 0000");
+    assert_eq!(text["record"]["category"], "contact");
+    let bin = all
+        .iter()
+        .find(|l| l["record"]["record"] == bin_id.as_str())
+        .unwrap();
+    assert_eq!(bin["payload"]["base64"].as_str().unwrap().len(), 344);
+    let billing = lines("billing");
+    assert_eq!(billing.len(), 1);
+    assert_eq!(billing[0]["record"]["record"], id.as_str());
     let list = json(&ok(
         &dir,
         &["--json", "list", "--subject", "alice@example.com"],

@@ -57,7 +57,8 @@ pub enum ExportPayload {
 }
 
 impl ExportPayload {
-    fn from_bytes(b: Vec<u8>) -> Self {
+    /// UTF-8 text as text, other bytes as base64.
+    pub fn from_bytes(b: Vec<u8>) -> Self {
         match String::from_utf8(b) {
             Ok(s) => ExportPayload::Text(s),
             Err(e) => ExportPayload::Base64(

@@ -86,6 +86,16 @@ pub enum Command {
         #[arg(long, default_value = "subject-access")]
         purpose: String,
     },
+    /// Print every record a purpose may read, one JSON object per line: the record's id,
+    /// metadata and version, and its payload (UTF-8 text as `{"text": ...}`, other bytes as
+    /// `{"base64": ...}`). Streamed: memory does not grow with the subject.
+    Read {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The purpose of the read. Default: subject-access.
+        #[arg(long, default_value = "subject-access")]
+        purpose: String,
+    },
     /// Replace a record's payload (from --file or stdin).
     Update {
         #[command(flatten)]

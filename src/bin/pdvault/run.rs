@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use jiff::Timestamp;
+use pdvault::rights::export::ExportPayload;
 use pdvault::{
     Category, EventKind, HoldId, HoldReason, HoldTarget, InputError, KdfParams, LegalBasis, Policy,
     Purpose, RecordId, RecordMeta, RequestId, RequestKind, RootSecret, SubjectId, Vault,
@@ -211,6 +212,37 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 .and_then(|_| out.flush())
                 .map_err(err)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Read {
+            subject: s,
+            purpose: p,
+        } => {
+            let v = open(&cli)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut failed = None;
+            let read = v.read_each(&subject(&s.subject)?, &purpose(p)?, |r| {
+                let line = json!({
+                    "record": r.info,
+                    "payload": ExportPayload::from_bytes(r.payload),
+                });
+                match serde_json::to_writer(&mut out, &line)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+                {
+                    Ok(()) => std::ops::ControlFlow::Continue(()),
+                    Err(e) => {
+                        failed = Some(e);
+                        std::ops::ControlFlow::Break(())
+                    }
+                }
+            });
+            let closed = v.close();
+            read.map_err(err)?;
+            closed.map_err(err)?;
+            match failed {
+                Some(e) => Err(err(e)),
+                None => out.flush().map_err(err).map(|()| ExitCode::SUCCESS),
+            }
         }
         Command::Update {
             subject: s,
