@@ -3,14 +3,14 @@
 //! Every operation appends an entry: time, actor, operation, the subject's internal reference,
 //! category, record id. Never a payload, never a subject identifier. Entry `n` carries
 //! `mac_n = BLAKE3-keyed(audit key, mac_{n-1} ‖ entry_n)`, so that without the audit key nobody
-//! can rebuild the chain; [`verify`](Trail::verify) finds any altered, removed, inserted or
+//! can rebuild the chain; `Trail::verify` finds any altered, removed, inserted or
 //! reordered entry and names the first bad one. Pruning old entries moves a keyed anchor forward,
 //! so that what remains still verifies.
 //!
 //! Reads are buffered in memory and written with the next commit (or at flush and close); every
 //! other operation's entry is written in the same atomic batch as the operation.
 //!
-//! Entries are stored in blocks: the entries of one commit, up to [`BLOCK_ENTRIES`] per row, under
+//! Entries are stored in blocks: the entries of one commit, up to `BLOCK_ENTRIES` per row, under
 //! the position of the block's first entry. A block is one store row where an entry per row
 //! would cost one row each (a batch of 1,000 puts, 512 buffered reads); the chain is still per
 //! entry, and verification still names the first bad entry.

@@ -2,7 +2,7 @@
 //!
 //! Every way to destroy data — [`Vault::delete`], the erase calls, the retention sweep, consent
 //! withdrawal with erasure, re-applying a ledger after a restore — plans through
-//! [`Vault::plan_destruction`] and carries the plan out with [`Vault::execute`]. Planning checks
+//! `Vault::plan_destruction` and carries the plan out with `Vault::execute`. Planning checks
 //! every record against the active legal holds and the minimum retention of its category; what
 //! they protect is retained (and reported, with the hold ids or the date retention ends), what
 //! they do not is destroyed by destroying keys:
@@ -14,7 +14,7 @@
 //!   nothing in the vault links its identifier to anything any more. An entry in the erasure
 //!   ledger (no personal data) records what was destroyed.
 //!
-//! Key destruction ratchets the touched shards (see [`crate::keys`]) and replaces the vault file
+//! Key destruction ratchets the touched shards (see the `keys` module) and replaces the vault file
 //! before the call returns. The rows of destroyed records stay (unreadable) until the sweep
 //! reclaims their space.
 

@@ -415,8 +415,10 @@ impl Vault {
     }
 
     /// Reads the records [`Vault::read_all`] reads, in the same order, handing each to `each` as
-    /// soon as it is decrypted instead of collecting them, so memory does not grow with the
-    /// subject; `each` returns [`ControlFlow::Break`] to stop early. Returns how many records
+    /// soon as it is decrypted instead of collecting them, so they are never all held at once
+    /// (sled 0.34 itself keeps the pages a scan reads resident until it ends; [`Vault::export`]
+    /// reads record by record to stay within the cache bound); `each` returns
+    /// [`ControlFlow::Break`] to stop early. Returns how many records
     /// `each` received. The audit trail notes what `each` received, as [`Vault::read_all`]
     /// does, also when the scan stops early, fails half-way or `each` panics.
     ///

@@ -88,7 +88,7 @@ pub enum Command {
     },
     /// Print every record a purpose may read, one JSON object per line: the record's id,
     /// metadata and version, and its payload (UTF-8 text as `{"text": ...}`, other bytes as
-    /// `{"base64": ...}`). Streamed: memory does not grow with the subject.
+    /// `{"base64": ...}`). Streamed: records are printed as they are decrypted.
     Read {
         #[command(flatten)]
         subject: SubjectArg,
