@@ -282,7 +282,24 @@ pub enum Error {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Storage(StorageError::Io(e))
+        Error::Storage(StorageError::from(e))
+    }
+}
+
+impl Error {
+    /// The same failure, for another caller that shared the failed operation (a group commit):
+    /// storage errors keep their kind; any other error is reported as a store error.
+    pub(crate) fn shared(&self) -> Error {
+        let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+        Error::Storage(match self {
+            Error::Storage(StorageError::Io(e)) => StorageError::Io(io(e)),
+            Error::Storage(StorageError::NoSpace(e)) => StorageError::NoSpace(io(e)),
+            Error::Storage(StorageError::Engine(s)) => StorageError::Engine(s.clone()),
+            Error::Storage(StorageError::Corrupted(s)) => StorageError::Corrupted(s.clone()),
+            Error::Storage(StorageError::Halted(s)) => StorageError::Halted(s.clone()),
+            Error::Storage(StorageError::Malformed(s)) => StorageError::Malformed(s),
+            other => StorageError::Engine(other.to_string()),
+        })
     }
 }
 

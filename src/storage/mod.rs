@@ -10,7 +10,7 @@
 //!
 //! [`Store`] adds the vault's own integrity check to the engine: every commit also updates a
 //! manifest (a count and a keyed multiset hash of all entries) in the same atomic batch, and
-//! durable commits share flushes (group commit). It may not decrypt anything, nor decide policy.
+//! concurrent syncs share one flush. It may not decrypt anything, nor decide policy.
 
 pub(crate) mod codec;
 pub(crate) mod engine;
@@ -103,29 +103,6 @@ struct SyncState {
     durable: Manifest,
     flushing: bool,
     error: Option<String>,
-    /// Durable writes between their start and their commit ([`DurableWrite`]).
-    committing: usize,
-}
-
-/// How long a flush about to start waits for durable writes still committing, to make them
-/// durable with it (group commit). It ends as soon as none is left; a lone writer never waits.
-const GATHER_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// A durable write in progress, from before its commit until the commit is applied (or failed):
-/// a flush that starts meanwhile waits for it, up to [`GATHER_WAIT`], instead of leaving it to
-/// the next flush.
-pub(crate) struct DurableWrite<'a> {
-    store: &'a Store,
-}
-
-impl Drop for DurableWrite<'_> {
-    fn drop(&mut self) {
-        let mut st = lock(&self.store.sync);
-        st.committing -= 1;
-        if st.committing == 0 {
-            self.store.gathered.notify_all();
-        }
-    }
 }
 
 /// The typed store over an engine.
@@ -135,10 +112,6 @@ pub(crate) struct Store {
     committed: Mutex<Manifest>,
     sync: Mutex<SyncState>,
     synced: Condvar,
-    /// Signalled when the last durable write in progress has committed.
-    gathered: Condvar,
-    /// How long a flush waits for durable writes in progress ([`GATHER_WAIT`]).
-    gather_wait: std::time::Duration,
     durability: Durability,
     /// Why the store stopped writing: set by the first write or flush the engine failed. After
     /// a failed write the engine's state is not to be trusted (sled 0.34 can wait forever in a
@@ -178,11 +151,8 @@ impl Store {
                 durable: manifest,
                 flushing: false,
                 error: None,
-                committing: 0,
             }),
             synced: Condvar::new(),
-            gathered: Condvar::new(),
-            gather_wait: GATHER_WAIT,
             durability,
             halted: std::sync::OnceLock::new(),
             cache: RowCache::new(CACHED_ROWS),
@@ -358,13 +328,6 @@ impl Store {
         *lock(&self.committed)
     }
 
-    /// Starts a durable write: drop the guard once its commit is applied (or failed), then call
-    /// [`Store::sync_to`].
-    pub(crate) fn begin_durable(&self) -> DurableWrite<'_> {
-        lock(&self.sync).committing += 1;
-        DurableWrite { store: self }
-    }
-
     /// Makes every commit up to `seq` durable, sharing the flush with concurrent callers.
     /// Returns the manifest as of the durable point.
     pub(crate) fn sync_to(&self, seq: u64) -> Result<Manifest, StorageError> {
@@ -376,18 +339,6 @@ impl Store {
             if !st.flushing {
                 self.check_halted()?;
                 st.flushing = true;
-                let deadline = std::time::Instant::now() + self.gather_wait;
-                while st.committing > 0 {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    st = self
-                        .gathered
-                        .wait_timeout(st, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
                 drop(st);
                 let snapshot = self.manifest();
                 let result = self.engine.flush().map_err(|e| self.halt(e));
@@ -486,48 +437,14 @@ mod tests {
         s.commit(t).unwrap()
     }
 
-    /// Group commit: a flush waits for a durable write still committing, and makes it durable
-    /// too. Two writers, one flush (without the wait, the second write needs a flush of its own).
+    /// A sync covers every commit made before it: syncing an earlier commit afterwards is free.
     #[test]
-    fn a_flush_waits_for_the_durable_writes_in_progress() {
-        let (e, mut s) = store();
-        s.gather_wait = std::time::Duration::from_secs(60);
-        let s = &s;
-        let a = s.begin_durable();
-        std::thread::scope(|scope| {
-            let b = scope.spawn(|| {
-                let w = s.begin_durable();
-                let seq = put(s, "b");
-                drop(w);
-                s.sync_to(seq).unwrap();
-            });
-            // B leads a flush, and waits for A.
-            while !lock(&s.sync).flushing {
-                std::thread::yield_now();
-            }
-            let seq = put(s, "a");
-            drop(a);
-            s.sync_to(seq).unwrap();
-            b.join().unwrap();
-        });
+    fn a_sync_covers_every_earlier_commit() {
+        let (e, s) = store();
+        let (a, b) = (put(&s, "a"), put(&s, "b"));
+        assert_eq!(s.sync_to(b).unwrap().seq, b);
+        assert_eq!(s.sync_to(a).unwrap().seq, b);
         assert_eq!(e.flushes(), 1);
-        assert_eq!(s.sync_all().unwrap().seq, 2);
-    }
-
-    /// A lone durable writer does not wait for anyone.
-    #[test]
-    fn a_lone_durable_write_flushes_at_once() {
-        let (e, mut s) = store();
-        s.gather_wait = std::time::Duration::from_secs(600);
-        let start = std::time::Instant::now();
-        for name in ["a", "b"] {
-            let w = s.begin_durable();
-            let seq = put(&s, name);
-            drop(w);
-            s.sync_to(seq).unwrap();
-        }
-        assert_eq!(e.flushes(), 2);
-        assert!(start.elapsed() < std::time::Duration::from_secs(300));
     }
 
     #[test]

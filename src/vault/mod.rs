@@ -2,6 +2,7 @@
 //! policy, audit and rights together. Every destruction goes through [`erasure`](crate::erasure).
 
 mod backup;
+mod group_commit;
 mod holds;
 mod open;
 mod records;
@@ -23,7 +24,28 @@ use crate::keys::{Identity, Keys};
 use crate::model::check_text;
 use crate::policy::Policy;
 use crate::storage::entries::SubjectState;
-use crate::storage::{Store, Txn, layout};
+use crate::storage::{Durability, Store, Txn, layout};
+use group_commit::{Announced, GroupCommit};
+
+/// A durable commit waiting for its group: a transaction and its audit entries.
+type DurableJob = (Txn, Vec<Draft>);
+
+/// A write being prepared ([`Vault::begin_write`]); [`Write::commit`] commits it.
+pub(crate) struct Write<'a> {
+    vault: &'a Vault,
+    announced: Option<Announced<'a, DurableJob>>,
+}
+
+impl Write<'_> {
+    /// Commits the prepared transaction with its audit entries; durable unless the vault
+    /// defers syncs.
+    pub(crate) fn commit(self, txn: Txn, drafts: Vec<Draft>) -> Result<()> {
+        match self.announced {
+            Some(a) => self.vault.commit_durable(Some(a), txn, drafts),
+            None => self.vault.commit(txn, drafts),
+        }
+    }
+}
 
 /// A vault. Cheap to clone (clones share one open vault) and safe to share across threads.
 ///
@@ -59,6 +81,8 @@ pub(crate) struct Inner {
     closed: std::sync::atomic::AtomicBool,
     /// Serializes erasures, sweeps, restores and rotations.
     pub(crate) destruction: RwLock<()>,
+    /// Durable commits waiting to be written together (group commit).
+    durable_commits: GroupCommit<DurableJob>,
 }
 
 impl Drop for Inner {
@@ -151,8 +175,8 @@ impl Vault {
 
     /// Commits a transaction with its audit entries; durable unless the vault defers syncs.
     pub(crate) fn commit(&self, txn: Txn, drafts: Vec<Draft>) -> Result<()> {
-        if self.inner.store.durability() == crate::storage::Durability::Immediate {
-            self.commit_synced(txn, drafts)
+        if self.inner.store.durability() == Durability::Immediate {
+            self.commit_durable(None, txn, drafts)
         } else {
             self.inner.trail.commit(&self.inner.store, txn, drafts)?;
             Ok(())
@@ -161,11 +185,40 @@ impl Vault {
 
     /// Commits and always syncs (erasures, holds).
     pub(crate) fn commit_synced(&self, txn: Txn, drafts: Vec<Draft>) -> Result<()> {
-        let write = self.inner.store.begin_durable();
-        let seq = self.inner.trail.commit(&self.inner.store, txn, drafts);
-        drop(write);
-        self.inner.store.sync_to(seq?)?;
-        Ok(())
+        self.commit_durable(None, txn, drafts)
+    }
+
+    /// Starts a write whose transaction is about to be prepared: if the vault syncs every
+    /// write, a durable commit group formed meanwhile waits for it ([`group_commit`]).
+    pub(crate) fn begin_write(&self) -> Write<'_> {
+        let announced = (self.inner.store.durability() == Durability::Immediate)
+            .then(|| self.inner.durable_commits.announce());
+        Write {
+            vault: self,
+            announced,
+        }
+    }
+
+    /// Commits durably; concurrent callers share one commit and one sync ([`group_commit`]).
+    fn commit_durable(
+        &self,
+        announced: Option<Announced<'_, DurableJob>>,
+        txn: Txn,
+        drafts: Vec<Draft>,
+    ) -> Result<()> {
+        let ops = txn.len() + drafts.len();
+        self.inner
+            .durable_commits
+            .submit(announced, (txn, drafts), ops, |group| {
+                let (mut txn, mut drafts) = (Txn::new(), Vec::new());
+                for (t, d) in group {
+                    txn.append(t);
+                    drafts.extend(d);
+                }
+                let seq = self.inner.trail.commit(&self.inner.store, txn, drafts)?;
+                self.inner.store.sync_to(seq)?;
+                Ok(())
+            })
     }
 
     /// Locks one subject's state against concurrent read-modify-write.
@@ -213,6 +266,7 @@ impl Vault {
             policy: RwLock::new(policy.map(Arc::new)),
             subject_locks: (0..SUBJECT_LOCKS).map(|_| Mutex::new(())).collect(),
             destruction: RwLock::new(()),
+            durable_commits: GroupCommit::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
         };
         Vault {

@@ -152,6 +152,7 @@ impl Vault {
             .destruction
             .read()
             .unwrap_or_else(|p| p.into_inner());
+        let write = self.begin_write();
         let now = self.now();
         let policy = self.policy();
         let vault_id = *self.keys().ring().vault_id();
@@ -195,7 +196,7 @@ impl Vault {
             txn.put_new(layout::record(&ident, &id), &entry);
             ids.push(id);
         }
-        self.commit(txn, drafts)?;
+        write.commit(txn, drafts)?;
         Ok(ids)
     }
 
