@@ -37,9 +37,20 @@ fn sled_key(s: usize, i: u64) -> [u8; 16] {
     k
 }
 
+/// The page cache every engine may use: `PDVAULT_COMPARE_CACHE_MB` (default 1024 MiB, sled's
+/// own default), so that no engine reads from its files for want of memory another has.
+pub fn cache_bytes() -> u64 {
+    let mb: u64 = std::env::var("PDVAULT_COMPARE_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    mb << 20
+}
+
 fn open_sled(dir: &Path) -> sled::Db {
     sled::Config::new()
         .path(dir.join("sled"))
+        .cache_capacity(cache_bytes())
         .open()
         .expect("open sled")
 }
@@ -201,6 +212,9 @@ impl SqlCipher {
             .expect("WAL");
         conn.pragma_update(None, "synchronous", "FULL")
             .expect("synchronous");
+        // A negative cache size is in KiB.
+        conn.pragma_update(None, "cache_size", -((cache_bytes() >> 10) as i64))
+            .expect("cache size");
         conn.execute_batch(
             "CREATE TABLE records (id INTEGER PRIMARY KEY, subject INTEGER NOT NULL, payload BLOB NOT NULL);
              CREATE INDEX records_subject ON records(subject);",
@@ -282,6 +296,7 @@ impl PdVault {
         let vault = Vault::builder(dir)
             .kdf(KdfParams::insecure_for_tests())
             .durability(Durability::Immediate)
+            .cache_bytes(cache_bytes())
             .create(RootSecret::passphrase("compare passphrase"))
             .expect("create a vault");
         PdVault {

@@ -8,7 +8,9 @@
 //! Environment: `PDVAULT_COMPARE_RECORDS` (default 100000, the 256 B data set),
 //! `PDVAULT_COMPARE_RECORDS_4K` (default 25000), `PDVAULT_COMPARE_ROUNDS` (default 5; every
 //! figure is the median of the rounds, and each round measures every engine in turn, so that a
-//! machine slowing down for a while slows all of them), `PDVAULT_COMPARE_STRICT=1` (exit non-zero
+//! machine slowing down for a while slows all of them), `PDVAULT_COMPARE_CACHE_MB` (default 1024,
+//! sled's default: the page cache of every engine, sled's, pdvault's and SQLite's alike),
+//! `PDVAULT_COMPARE_STRICT=1` (exit non-zero
 //! on a missed target), `PDVAULT_COMPARE_ONLY=<engine>` (one engine, for a profiler; with
 //! `PDVAULT_COMPARE_DURABLE=1` only its durable writers).
 
@@ -234,6 +236,10 @@ fn main() {
         "SQLite {} (SQLCipher {}), WAL, synchronous=FULL, a transaction per batch",
         rusqlite::version(),
         engines::sqlcipher_version()
+    );
+    println!(
+        "page cache of every engine: {} MiB (PDVAULT_COMPARE_CACHE_MB)",
+        engines::cache_bytes() >> 20
     );
 
     type Make = fn(&std::path::Path) -> Box<dyn Engine>;
