@@ -28,7 +28,7 @@ const PER_SUBJECT: usize = 1000;
 /// Random reads per get round.
 const GETS: usize = 20_000;
 /// Records each concurrent writer makes durable, one at a time.
-const DURABLE_PUTS: usize = 200;
+const DURABLE_PUTS: usize = 500;
 const WRITERS: usize = 8;
 
 fn env_usize(name: &str, default: usize) -> usize {
