@@ -21,7 +21,8 @@
 //! Prints one line per target, `MET` or `NOT MET`. Exits non-zero on a target not met only with
 //! `PDVAULT_BENCH_STRICT=1`.
 //!
-//! `cargo bench --bench ratios`
+//! `cargo bench --bench ratios` (`PDVAULT_BENCH_ONLY=erase|sweep|export|open` runs one;
+//! `PDVAULT_BENCH_SWEEP_DUE=n` sweeps n due records instead of 10,000)
 
 mod common;
 
@@ -30,6 +31,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pdvault::{Category, ManualClock, RootSecret, Vault};
+use peakmem_alloc::{INSTRUMENTED_SYSTEM, PeakMemAlloc, PeakMemAllocTrait};
+
+/// Counts the heap: a child reports the peak of what its job allocated above what was allocated
+/// when the job started.
+#[global_allocator]
+static HEAP: &PeakMemAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 use common::{
     DEFERRED, PASSPHRASE, add_due, create, create_with_policy, fill, fill_sweep_bulk, median,
@@ -159,6 +166,7 @@ fn child(dir: &Path) {
         .open(RootSecret::passphrase(PASSPHRASE))
         .expect("open");
     let after_open = vm_hwm_kib();
+    HEAP.reset_peak_memory();
     let n = match job.as_str() {
         "export" => {
             let which: usize = env(EXPORT_SUBJECT_ENV).parse().expect("the subject");
@@ -173,7 +181,10 @@ fn child(dir: &Path) {
         job => panic!("unknown child job {job}"),
     };
     let after_job = vm_hwm_kib();
-    println!("records={n} hwm_open_kib={after_open} hwm_job_kib={after_job}");
+    let heap_job = HEAP.get_peak_memory() >> 10;
+    println!(
+        "records={n} hwm_open_kib={after_open} hwm_job_kib={after_job} heap_job_kib={heap_job}"
+    );
 }
 
 /// The vault of the export benchmark: one subject per size in `EXPORT_SIZES`.
@@ -194,16 +205,58 @@ fn export_vault() -> tempfile::TempDir {
     dir
 }
 
-/// Peak memory (KiB) of a child process that opens the vault in `dir` with a store cache of
-/// `cache` bytes and runs `job` (`envs` say more): after opening, and after the job. Checks that
-/// the job handled `records` records.
-fn child_peak(
-    dir: &Path,
-    job: &str,
-    envs: &[(&str, String)],
+/// What a child process reported, in KiB.
+#[derive(Clone, Copy)]
+struct Peak {
+    /// The process's peak memory (`VmHWM`) once the vault is open.
+    open: u64,
+    /// The process's peak memory once the job is done: the figure the targets check.
+    job: u64,
+    /// The peak of the heap the job itself allocated, above what was allocated when it started
+    /// (the store's resident memory after opening is not in it).
+    job_heap: u64,
+}
+
+/// Prints the peak memory of one job in a small and a large vault, and the ratio; returns it.
+fn report_peaks(
+    what: &str,
     cache: u64,
-    records: usize,
-) -> (u64, u64) {
+    small_name: &str,
+    small: Peak,
+    big_name: &str,
+    big: Peak,
+    checked: bool,
+) -> f64 {
+    let ratio = big.job as f64 / small.job as f64;
+    let heap_ratio = big.job_heap as f64 / small.job_heap as f64;
+    println!(
+        "{what} peak memory (VmHWM), store cache {} MiB: {small_name}: {} KiB (after open {} KiB, \
+         the job's own heap {} KiB); {big_name}: {} KiB (after open {} KiB, the job's own heap {} \
+         KiB)",
+        cache >> 20,
+        small.job,
+        small.open,
+        small.job_heap,
+        big.job,
+        big.open,
+        big.job_heap,
+    );
+    println!(
+        "{what} peak memory {big_name} vs {small_name}, store cache {} MiB: ratio {ratio:.2} \
+         (target <= {TARGET:.1}): {}; the job's own heap: ratio {heap_ratio:.2} (for information)",
+        cache >> 20,
+        if checked {
+            verdict(ratio)
+        } else {
+            "(for information)"
+        }
+    );
+    ratio
+}
+
+/// Peak memory of a child process that opens the vault in `dir` with a store cache of `cache`
+/// bytes and runs `job` (`envs` say more). Checks that the job handled `records` records.
+fn child_peak(dir: &Path, job: &str, envs: &[(&str, String)], cache: u64, records: usize) -> Peak {
     let exe = std::env::current_exe().expect("the bench binary");
     let out = Command::new(exe)
         .env(CHILD_ENV, dir)
@@ -231,11 +284,15 @@ fn child_peak(
         records,
         "the {job} child handled every record"
     );
-    (field("hwm_open_kib="), field("hwm_job_kib="))
+    Peak {
+        open: field("hwm_open_kib="),
+        job: field("hwm_job_kib="),
+        job_heap: field("heap_job_kib="),
+    }
 }
 
 /// [`child_peak`] of an export of subject `which` of the export vault.
-fn export_peak(dir: &Path, which: usize, cache: u64) -> (u64, u64) {
+fn export_peak(dir: &Path, which: usize, cache: u64) -> Peak {
     child_peak(
         dir,
         "export",
@@ -288,6 +345,14 @@ fn main() {
         } else {
             (10_000, 1_000_000, 10_000)
         };
+    // `PDVAULT_BENCH_SWEEP_DUE=n` sweeps n due instead (the small vault then holds n records).
+    let (small_vault, due) = match std::env::var("PDVAULT_BENCH_SWEEP_DUE") {
+        Ok(n) => {
+            let n: usize = n.parse().expect("PDVAULT_BENCH_SWEEP_DUE is a number");
+            (small_vault.max(n), n)
+        }
+        Err(_) => (small_vault, due),
+    };
     let mut all_met = true;
     // `PDVAULT_BENCH_ONLY=erase|sweep|export|open` runs one of them.
     let only = std::env::var("PDVAULT_BENCH_ONLY").ok();
@@ -324,32 +389,27 @@ fn main() {
         let peak = |dir: &tempfile::TempDir, due: usize| {
             child_peak(dir.path(), "sweep", &[], CHECKED_CACHE, due)
         };
-        let (open_big, big) = peak(&big_vault_dir, due);
+        let big = peak(&big_vault_dir, due);
+        let big_name = format!("{large_vault} records, {due} due");
         for (i, (dir, small_due)) in [(&hundredth_vault_dir, due / 100), (&small_vault_dir, due)]
             .into_iter()
             .enumerate()
         {
             let checked = i == 0;
-            let (open_small, small) = peak(dir, small_due);
-            let ratio = big as f64 / small as f64;
+            let small = peak(dir, small_due);
+            let small_name = format!("{small_vault} records, {small_due} due");
+            let ratio = report_peaks(
+                "sweep",
+                CHECKED_CACHE,
+                &small_name,
+                small,
+                &big_name,
+                big,
+                checked,
+            );
             if checked {
                 all_met &= ratio <= TARGET;
             }
-            println!(
-                "sweep peak memory (VmHWM), store cache {} MiB: {small_vault} records, \
-                 {small_due} due: {small} KiB (after open {open_small} KiB); {large_vault} \
-                 records, {due} due: {big} KiB (after open {open_big} KiB)",
-                CHECKED_CACHE >> 20
-            );
-            println!(
-                "sweep peak memory {large_vault} records ({due} due) vs {small_vault} \
-                 ({small_due} due): ratio {ratio:.2} (target <= {TARGET:.1}): {}",
-                if checked {
-                    verdict(ratio)
-                } else {
-                    "(for information)"
-                }
-            );
         }
     }
 
@@ -375,27 +435,20 @@ fn main() {
             .enumerate()
         {
             let checked = i == 0;
-            let (open_small, small) = export_peak(vault_dir.path(), 0, cache);
-            let (open_big, big) = export_peak(vault_dir.path(), 1, cache);
-            let ratio = big as f64 / small as f64;
+            let small = export_peak(vault_dir.path(), 0, cache);
+            let big = export_peak(vault_dir.path(), 1, cache);
+            let ratio = report_peaks(
+                "export",
+                cache,
+                "1000 records",
+                small,
+                "100000 records",
+                big,
+                checked,
+            );
             if checked {
                 all_met &= ratio <= TARGET;
             }
-            println!(
-                "export peak memory (VmHWM), store cache {} MiB: 1000 records {small} KiB (after \
-             open {open_small} KiB), 100000 records {big} KiB (after open {open_big} KiB)",
-                cache >> 20
-            );
-            println!(
-                "export peak memory 100000 vs 1000 records, store cache {} MiB: ratio {ratio:.2} \
-             (target <= {TARGET:.1}): {}",
-                cache >> 20,
-                if checked {
-                    verdict(ratio)
-                } else {
-                    "(for information)"
-                }
-            );
         }
     }
 

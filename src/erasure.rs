@@ -137,6 +137,10 @@ impl Plan {
     pub(crate) fn add_draft(&mut self, d: Draft) {
         self.drafts.push(d);
     }
+    /// The store writes planned so far, before the ratchet re-wraps the touched shards' keys.
+    pub(crate) fn writes(&self) -> usize {
+        self.txn.len() + self.destroy.len() + self.create.len() + self.drafts.len()
+    }
 }
 
 struct Group {

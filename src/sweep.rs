@@ -1,12 +1,15 @@
 //! The retention sweep: destroys what is past its maximum retention and every pending erasure
 //! that has become possible, reclaims the space of destroyed records, and prunes the audit trail.
 //!
-//! Its cost grows with what is due (an index by due time), not with the size of the vault. It is
-//! idempotent: a crash in the middle leaves every destruction either done or not started (each
-//! batch is one key ratchet), and a re-run completes it. It plans through the one guarded path
-//! of [`crate::erasure`].
+//! Its cost grows with what is due (an index by due time), not with the size of the vault. Its
+//! memory is bounded apart from the due entries it holds (66 bytes each): it destroys through a
+//! run of key ratchets, each taking whole subjects of at most [`RATCHET_SHARDS`] key shards until
+//! its batch reaches [`RATCHET_WRITES`] writes, and reclaims [`RECLAIM_BATCH`] rows per commit.
+//! It is idempotent: a crash in the middle leaves every destruction either done or not started
+//! (each ratchet is one atomic batch), and a re-run completes it. It plans through the one
+//! guarded path of [`crate::erasure`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -19,10 +22,22 @@ use crate::storage::entries::{DueKind, RecordEntry};
 use crate::storage::{Txn, layout};
 use crate::vault::Vault;
 
-/// Due entries handled per key ratchet.
-const BATCH: usize = 20_000;
-/// Rows removed per commit when reclaiming.
-const RECLAIM_BATCH: usize = 10_000;
+/// At most this many shards' keys are re-wrapped by one key ratchet of the sweep.
+const RATCHET_SHARDS: usize = 64;
+/// A ratchet of the sweep takes no further subject once its batch holds this many writes. The
+/// bound is what keeps the sweep's memory from growing with what is due: sled 0.34 keeps a copy
+/// of every leaf node a batch changes until the whole batch is applied.
+const RATCHET_WRITES: usize = 1024;
+/// Rows removed per commit when reclaiming (the same bound, for the same reason).
+const RECLAIM_BATCH: usize = 1024;
+
+/// One entry of the due index, as the sweep holds it (no allocation per entry).
+struct Due {
+    key: [u8; layout::DUE_KEY_LEN],
+    subject: SubjectRef,
+    record: RecordId,
+    kind: DueKind,
+}
 
 /// What a sweep did (or, dry, would do).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -68,33 +83,41 @@ impl Vault {
             dry_run,
             ..Default::default()
         };
-        let (start, end) = layout::due_until(now);
-        let mut due: Vec<(Vec<u8>, SubjectRef, RecordId, DueKind)> = Vec::new();
-        for r in self.store().range_raw(&start, &end) {
-            let (k, v) = r?;
-            let (_, sref, id) = layout::parse_due(&k).ok_or(StorageError::Malformed("due key"))?;
-            let kind = crate::storage::codec::decode::<DueKind>(&v, "due kind")?;
-            due.push((k, sref, id, kind));
-        }
+        let due = self.due_entries(now)?;
         let total = due.len() as u64;
         let mut done = 0u64;
-        for chunk in due.chunks(BATCH) {
+        let mut rest = due.as_slice();
+        while !rest.is_empty() {
             let _d = self
                 .inner
                 .destruction
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
-            let mut by_subject: BTreeMap<SubjectRef, (BTreeSet<RecordId>, bool)> = BTreeMap::new();
-            let mut cleared = Txn::new();
-            for (k, sref, id, kind) in chunk {
-                let e = by_subject.entry(*sref).or_default();
-                e.0.insert(*id);
-                e.1 |= *kind == DueKind::PendingErasure;
-                cleared.delete(k.clone());
-            }
             let mut plan = Plan::default();
             plan.revisit_retained = true;
-            for (sref, (ids, pending)) in by_subject {
+            let mut cleared = Txn::new();
+            let mut shards = BTreeSet::new();
+            let mut taken = 0;
+            // Whole subjects, until the ratchet reaches its bounds (at least one subject).
+            while taken < rest.len()
+                && shards.len() < RATCHET_SHARDS
+                && plan.writes() + cleared.len() < RATCHET_WRITES
+            {
+                let sref = rest[taken].subject;
+                let run = rest[taken..]
+                    .iter()
+                    .take_while(|d| d.subject == sref)
+                    .count();
+                let entries = &rest[taken..taken + run];
+                taken += run;
+                shards.insert(layout::shard_of(sref.as_bytes()));
+                let mut ids = BTreeSet::new();
+                let mut pending = false;
+                for d in entries {
+                    ids.insert(d.record);
+                    pending |= d.kind == DueKind::PendingErasure;
+                    cleared.delete(d.key.to_vec());
+                }
                 let state = self.state(&sref)?;
                 let live = self.live_records(&sref, &ids)?;
                 if live.is_empty() {
@@ -114,7 +137,8 @@ impl Vault {
                 report.retained += r.retained.len() as u64;
                 report.subjects_erased += u64::from(r.subject_erased);
             }
-            done += chunk.len() as u64;
+            rest = &rest[taken..];
+            done += taken as u64;
             progress(done, total);
             if dry_run {
                 continue;
@@ -123,10 +147,7 @@ impl Vault {
             let mut txn = cleared;
             txn.append(plan.take_txn());
             plan.set_txn(txn);
-            plan.add_draft(
-                self.draft(AuditOp::Sweep)
-                    .note(format!("{} due", chunk.len())),
-            );
+            plan.add_draft(self.draft(AuditOp::Sweep).note(format!("{taken} due")));
             self.execute(plan)?;
         }
         if !dry_run {
@@ -143,6 +164,30 @@ impl Vault {
             }
         }
         Ok(report)
+    }
+
+    /// Every entry of the due index up to `now`, sorted by the shard of its subject's keys and
+    /// then by subject, so that one ratchet re-wraps a run of neighbouring shards and takes
+    /// whole subjects. The sweep holds these (66 bytes each) while it runs.
+    fn due_entries(&self, now: Timestamp) -> Result<Vec<Due>> {
+        let (start, end) = layout::due_until(now);
+        let mut due = Vec::new();
+        for r in self.store().range_raw(&start, &end) {
+            let (k, v) = r?;
+            let (_, subject, record) =
+                layout::parse_due(&k).ok_or(StorageError::Malformed("due key"))?;
+            let key = <[u8; layout::DUE_KEY_LEN]>::try_from(&k[..])
+                .map_err(|_| StorageError::Malformed("due key"))?;
+            let kind = crate::storage::codec::decode::<DueKind>(&v, "due kind")?;
+            due.push(Due {
+                key,
+                subject,
+                record,
+                kind,
+            });
+        }
+        due.sort_by_key(|d| (layout::shard_of(d.subject.as_bytes()), d.subject, d.key));
+        Ok(due)
     }
 
     /// The ids among `ids` that are readable records of the subject.

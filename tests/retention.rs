@@ -430,3 +430,66 @@ fn policy_errors_name_the_entry() {
         .to_string();
     assert!(err.contains("acces-log"), "{err}");
 }
+
+/// A sweep with many subjects due destroys through several key ratchets, each bounded, each
+/// taking whole subjects (a subject's due entries are far apart in the due index when their
+/// times differ), and destroys everything due.
+#[test]
+fn a_large_sweep_runs_in_bounded_ratchets_of_whole_subjects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = ts("2024-01-31T12:00:00Z");
+    let clock = ManualClock::new(t0);
+    let v = vault(
+        tmp.path(),
+        &clock,
+        Some(policy("seed-000-cmcendpoint.toml")),
+    );
+    const SUBJECTS: usize = 300;
+    let mut due = Vec::new();
+    let mut kept = Vec::new();
+    for i in 0..SUBJECTS {
+        let s = SubjectId::new(format!("subject-{i}@example.com")).unwrap();
+        for days in [0, 30] {
+            let at = t0 + Span::new().hours(24 * days);
+            let id = v
+                .put(
+                    &s,
+                    RecordMeta::new(Category::AccessLog).collected_at(at),
+                    b"GET /",
+                )
+                .unwrap();
+            due.push((s.clone(), id));
+        }
+        let id = v
+            .put(
+                &s,
+                RecordMeta::new(Category::Preference).collected_at(t0),
+                b"pref",
+            )
+            .unwrap();
+        kept.push((s, id));
+    }
+    clock.set(ts("2025-01-01T00:00:00Z"));
+    let report = v.sweep().unwrap();
+    assert_eq!(report.categories_erased, SUBJECTS as u64, "{report:?}");
+    assert!(due.iter().all(|(s, id)| !readable(&v, s, *id)));
+    assert!(kept.iter().all(|(s, id)| readable(&v, s, *id)));
+    let ratchets: Vec<usize> = v
+        .audit_entries(None, None)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.op == AuditOp::Sweep)
+        .map(|e| {
+            let note = e.note.unwrap();
+            note.strip_suffix(" due").unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(ratchets.len() > 1, "one ratchet for {SUBJECTS} subjects");
+    assert_eq!(ratchets.iter().sum::<usize>(), 2 * SUBJECTS);
+    assert!(
+        ratchets.iter().all(|n| n % 2 == 0),
+        "a subject's due entries split between ratchets: {ratchets:?}"
+    );
+    assert!(v.verify().unwrap().is_whole());
+    assert!(v.audit_verify().unwrap().is_intact());
+}

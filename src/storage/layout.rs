@@ -220,6 +220,9 @@ pub(crate) fn parse_data_key(key: &[u8]) -> Option<(SubjectRef, String, u32)> {
     Some((r, cat, generation))
 }
 
+/// The length of a due-index key: table, time, subject, record.
+pub(crate) const DUE_KEY_LEN: usize = 1 + 8 + 16 + 16;
+
 pub(crate) fn due(at: Timestamp, r: &SubjectRef, id: &RecordId) -> Vec<u8> {
     KeyBuf::new(Table::Due)
         .time(at)
@@ -236,7 +239,7 @@ pub(crate) fn due_until(at: Timestamp) -> (Vec<u8>, Vec<u8>) {
     )
 }
 pub(crate) fn parse_due(key: &[u8]) -> Option<(Timestamp, SubjectRef, RecordId)> {
-    if key.len() != 1 + 8 + 16 + 16 || key[0] != Table::Due as u8 {
+    if key.len() != DUE_KEY_LEN || key[0] != Table::Due as u8 {
         return None;
     }
     let t = time_from_key(u64::from_be_bytes(key[1..9].try_into().ok()?))?;
