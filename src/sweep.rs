@@ -23,13 +23,13 @@ use crate::storage::{Txn, layout};
 use crate::vault::Vault;
 
 /// At most this many shards' keys are re-wrapped by one key ratchet of the sweep.
-const RATCHET_SHARDS: usize = 64;
+const RATCHET_SHARDS: usize = 128;
 /// A ratchet of the sweep takes no further subject once its batch holds this many writes. The
 /// bound is what keeps the sweep's memory from growing with what is due: sled 0.34 keeps a copy
 /// of every leaf node a batch changes until the whole batch is applied.
-const RATCHET_WRITES: usize = 1024;
+const RATCHET_WRITES: usize = 2048;
 /// Rows removed per commit when reclaiming (the same bound, for the same reason).
-const RECLAIM_BATCH: usize = 1024;
+const RECLAIM_BATCH: usize = 2048;
 
 /// One entry of the due index, as the sweep holds it (no allocation per entry).
 struct Due {
