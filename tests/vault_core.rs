@@ -1,4 +1,4 @@
-//! The core vault's acceptance: roundtrips, keys, damage, locking, threads, and no plaintext on disk.
+//! The core vault, end to end: roundtrips, keys, damage, locking, threads, and no plaintext on disk.
 
 use std::path::Path;
 use std::sync::Arc;
