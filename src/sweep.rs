@@ -2,7 +2,7 @@
 //! that has become possible, reclaims the space of destroyed records, and prunes the audit trail.
 //!
 //! Its cost grows with what is due (an index by due time), not with the size of the vault. Its
-//! memory is bounded apart from the due entries it holds (66 bytes each): it destroys through a
+//! memory is bounded apart from the due entries it holds (74 bytes each): it destroys through a
 //! run of key ratchets, each taking whole subjects of at most [`RATCHET_SHARDS`] key shards until
 //! its batch reaches [`RATCHET_WRITES`] writes, and reclaims [`RECLAIM_BATCH`] rows per commit.
 //! It is idempotent: a crash in the middle leaves every destruction either done or not started
@@ -38,6 +38,9 @@ struct Due {
     record: RecordId,
     kind: DueKind,
 }
+
+// The size the module documentation states.
+const _: () = assert!(std::mem::size_of::<Due>() == 74);
 
 /// What a sweep did (or, dry, would do).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -168,7 +171,7 @@ impl Vault {
 
     /// Every entry of the due index up to `now`, sorted by the shard of its subject's keys and
     /// then by subject, so that one ratchet re-wraps a run of neighbouring shards and takes
-    /// whole subjects. The sweep holds these (66 bytes each) while it runs.
+    /// whole subjects. The sweep holds these (74 bytes each) while it runs.
     fn due_entries(&self, now: Timestamp) -> Result<Vec<Due>> {
         let (start, end) = layout::due_until(now);
         let mut due = Vec::new();
