@@ -200,11 +200,7 @@ impl Vault {
     }
 
     pub(crate) fn destroy_now(&self, ident: SubjectRef, scope: Scope) -> Result<ErasureReport> {
-        let _d = self
-            .inner
-            .destruction
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let _d = self.exclusive_destruction();
         let now = self.now();
         let erase = self.draft(AuditOp::Erase).subject(ident);
         let mut plan = Plan::default();
@@ -215,6 +211,7 @@ impl Vault {
             report.retained.len()
         );
         plan.drafts.insert(0, erase.note(note));
+        crate::pause::point(crate::pause::DESTRUCTION_PLANNED);
         self.execute(plan)?;
         Ok(report)
     }

@@ -296,19 +296,18 @@ impl Keys {
         BlindIndex(keyed_hash(&self.index_key, &[id.as_bytes()]))
     }
 
-    fn index_ad(&self, blind: &BlindIndex) -> Vec<u8> {
-        let mut ad = b"pdvault/index/".to_vec();
-        ad.extend_from_slice(self.ring().vault_id());
-        ad.extend_from_slice(&blind.0);
-        ad
-    }
-
     /// Finds a subject by identifier.
+    ///
+    /// A subject found in the store enters the identity cache while the ring is still read-locked:
+    /// a ratchet (which purges the cache under the ring's write lock) is then either entirely
+    /// before the load, which finds nothing, or entirely after the insertion, which it purges. A
+    /// destroyed identity never comes back into the cache.
     pub(crate) fn find_subject(&self, store: &Store, id: &SubjectId) -> Result<Option<Identity>> {
         let blind = self.blind(id);
         if let Some(r) = lock(&self.identities).get(&blind) {
             return Ok(Some(Identity { subject: *r }));
         }
+        let ring = self.ring();
         let Some(entry) = store
             .get::<crate::storage::entries::IndexEntry>(&layout::index(&blind), "index entry")?
         else {
@@ -316,13 +315,12 @@ impl Keys {
         };
         let addr = layout::identity_key(&blind);
         let wrapped: WrappedKey = store.get(&addr, "identity key")?.ok_or(IntegrityError)?;
-        let subject = {
-            let ring = self.ring();
-            let key = DataKey::new(&ring.unwrap(&addr, &wrapped)?);
-            let plain = crypto::open(&key, &self.index_ad(&blind), &entry.sealed_ref)?;
-            SubjectRef::from_slice(&plain).ok_or(IntegrityError)?
-        };
+        let key = DataKey::new(&ring.unwrap(&addr, &wrapped)?);
+        let plain = crypto::open(&key, &index_ad(ring.vault_id(), &blind), &entry.sealed_ref)?;
+        let subject = SubjectRef::from_slice(&plain).ok_or(IntegrityError)?;
+        crate::pause::point(crate::pause::KEY_LOADED);
         lock(&self.identities).put(blind, subject);
+        drop(ring);
         Ok(Some(Identity { subject }))
     }
 
@@ -356,7 +354,7 @@ impl Keys {
             txn.put(saddr.clone(), &ring.wrap(&saddr, &subject_secret));
             let sealed_ref = crypto::seal(
                 &DataKey::new(&identity_secret),
-                &self.index_ad(&blind),
+                &index_ad(ring.vault_id(), &blind),
                 subject.as_bytes(),
             );
             txn.put(
@@ -378,7 +376,8 @@ impl Keys {
         ad
     }
 
-    /// The current data key of a (subject, category) group, if it exists.
+    /// The current data key of a (subject, category) group, if it exists. A key loaded from the
+    /// store enters the cache under the ring's read lock, as in [`Keys::find_subject`].
     pub(crate) fn data_key(
         &self,
         store: &Store,
@@ -404,8 +403,9 @@ impl Keys {
             return Ok(None);
         };
         let key = Arc::new(DataKey::new(&ring.unwrap(&addr, &w)?));
-        drop(ring);
+        crate::pause::point(crate::pause::KEY_LOADED);
         lock(&self.data).put(ck, (generation, key.clone()));
+        drop(ring);
         Ok(Some((generation, key)))
     }
 
@@ -686,6 +686,13 @@ pub(crate) struct Purge {
     pub(crate) subjects: HashSet<SubjectRef>,
     pub(crate) groups: HashSet<(SubjectRef, String)>,
     pub(crate) identities: Vec<BlindIndex>,
+}
+
+fn index_ad(vault_id: &[u8; 16], blind: &BlindIndex) -> Vec<u8> {
+    let mut ad = b"pdvault/index/".to_vec();
+    ad.extend_from_slice(vault_id);
+    ad.extend_from_slice(&blind.0);
+    ad
 }
 
 fn journal_ad(vault_id: &[u8; 16], shard: u16, generation: u64) -> Vec<u8> {

@@ -89,6 +89,7 @@ mod error;
 mod ids;
 mod keys;
 mod model;
+mod pause;
 pub mod policy;
 pub mod rights;
 mod storage;

@@ -91,11 +91,7 @@ impl Vault {
         let mut done = 0u64;
         let mut rest = due.as_slice();
         while !rest.is_empty() {
-            let _d = self
-                .inner
-                .destruction
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
+            let _d = self.exclusive_destruction();
             let mut plan = Plan::default();
             plan.revisit_retained = true;
             let mut cleared = Txn::new();

@@ -28,6 +28,7 @@ impl Vault {
         category: Option<&Category>,
         on: bool,
     ) -> Result<()> {
+        let _no_destruction = self.no_destruction();
         let ident = self.find(subject)?.subject;
         let _g = self.lock_subject(&ident);
         let mut state = self.state_to_change(&ident)?;
@@ -66,6 +67,7 @@ impl Vault {
         purpose: &Purpose,
         policy_version: Option<&str>,
     ) -> Result<()> {
+        let _no_destruction = self.no_destruction();
         let ident = self.find_or_create(subject)?;
         self.set_consent(ident, purpose, true, policy_version)
     }
@@ -78,8 +80,12 @@ impl Vault {
         purpose: &Purpose,
         erase: bool,
     ) -> Result<Option<ErasureReport>> {
-        let ident = self.find(subject)?.subject;
-        self.set_consent(ident, purpose, false, None)?;
+        let ident = {
+            let _no_destruction = self.no_destruction();
+            let ident = self.find(subject)?.subject;
+            self.set_consent(ident, purpose, false, None)?;
+            ident
+        };
         if !erase {
             return Ok(None);
         }
@@ -114,6 +120,7 @@ impl Vault {
         self.destroy_now(ident, Scope::Records(victims)).map(Some)
     }
 
+    /// Call with [`Vault::no_destruction`] held.
     fn set_consent(
         &self,
         ident: crate::ids::SubjectRef,

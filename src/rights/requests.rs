@@ -58,6 +58,7 @@ impl Vault {
         kind: RequestKind,
         received_at: Option<Timestamp>,
     ) -> Result<Request> {
+        let _no_destruction = self.no_destruction();
         let ident = self.find(subject)?.subject;
         let received_at = received_at.unwrap_or_else(|| self.now());
         let due_at = self.policy().and_then(|p| p.request_due(kind, received_at));
@@ -149,6 +150,7 @@ impl Vault {
         if let Some(g) = ground {
             check_text("ground", g)?;
         }
+        let _no_destruction = self.no_destruction();
         let ident = self.find(subject)?.subject;
         let now = self.now();
         let disclosure = Disclosure {

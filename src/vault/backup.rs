@@ -26,11 +26,7 @@ impl Vault {
     /// are not re-encrypted); the key ring is sealed under the new root key. Afterwards the old
     /// secret opens nothing in the current files. `kdf`: new Argon2id costs (default: keep).
     pub fn rotate_root(&self, new_secret: RootSecret, kdf: Option<KdfParams>) -> Result<()> {
-        let _d = self
-            .inner
-            .destruction
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let _d = self.exclusive_destruction();
         let vault_id = *self.keys().ring().vault_id();
         let (root, spec) = match &new_secret {
             RootSecret::Passphrase(p) => {
@@ -67,11 +63,7 @@ impl Vault {
         {
             return Err(OpenError::AlreadyExists(dest.to_path_buf()).into());
         }
-        let _d = self
-            .inner
-            .destruction
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let _d = self.exclusive_destruction();
         self.commit_synced(Txn::new(), vec![self.draft(AuditOp::Backup)])?;
         self.keys().checkpoint(self.store())?;
         fs::create_dir_all(dest)?;
@@ -145,11 +137,7 @@ impl Vault {
     /// Re-applies the erasures of a ledger: what they destroyed is destroyed here too, whatever
     /// holds this copy still has (the erasures already passed the guard when they happened).
     pub fn apply_ledger(&self, ledger: &[LedgerEntry]) -> Result<usize> {
-        let _d = self
-            .inner
-            .destruction
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let _d = self.exclusive_destruction();
         let now = self.now();
         let mut applied = 0;
         // One plan per step: a later step sees what an earlier one destroyed.

@@ -25,6 +25,9 @@ impl Vault {
         if let Some(r) = reference {
             check_text("reference", r)?;
         }
+        // Ordered with destruction: a destruction that has not committed yet plans after this
+        // hold is stored, and sees it.
+        let _no_destruction = self.no_destruction();
         let ident = self.find(subject)?.subject;
         let scope = match target {
             HoldTarget::Subject => HoldScope::Subject,
@@ -109,11 +112,7 @@ impl Vault {
     /// Records a subject event (account closed, contract ended) that retention counts from, and
     /// schedules the records whose retention it starts.
     pub fn record_event(&self, subject: &SubjectId, kind: EventKind, at: Timestamp) -> Result<()> {
-        let _no_destruction = self
-            .inner
-            .destruction
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let _no_destruction = self.no_destruction();
         let ident = self.find(subject)?.subject;
         let _g = self.lock_subject(&ident);
         let mut state = self.state_to_change(&ident)?;
@@ -159,11 +158,7 @@ impl Vault {
     /// Sets the retention policy, stores it in the vault and reschedules every record (a scan of
     /// the whole vault).
     pub fn set_policy(&self, policy: Policy) -> Result<()> {
-        let _d = self
-            .inner
-            .destruction
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let _d = self.exclusive_destruction();
         let mut txn = Txn::new();
         for k in self.store().scan_keys(&layout::table(layout::Table::Due)) {
             let k = k?;

@@ -12,7 +12,7 @@ pub use records::{Stats, VerifyReport};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use jiff::Timestamp;
 
@@ -79,8 +79,11 @@ pub(crate) struct Inner {
     subject_locks: Vec<Mutex<()>>,
     /// Set by `close`, which has already written the checkpoint.
     closed: std::sync::atomic::AtomicBool,
-    /// Serializes erasures, sweeps, restores and rotations.
-    pub(crate) destruction: RwLock<()>,
+    /// Orders destruction with everything it must not interleave with: a destruction (erasure,
+    /// sweep ratchet, ledger replay, rotation, backup) holds it alone from its plan to its commit;
+    /// writes, holds, restrictions, consents, requests and disclosures share it from the lookup
+    /// of their subject to their commit ([`Vault::no_destruction`]).
+    destruction: RwLock<()>,
     /// Durable commits waiting to be written together (group commit).
     durable_commits: GroupCommit<DurableJob>,
 }
@@ -221,6 +224,25 @@ impl Vault {
             })
     }
 
+    /// Shares the destruction lock: while the guard lives no destruction plans or commits, so
+    /// what the caller writes (a record, a hold, a subject's state) is either seen by a later
+    /// destruction's plan or written after an earlier destruction committed. Take it before
+    /// looking the subject up, and hold it until the commit.
+    pub(crate) fn no_destruction(&self) -> RwLockReadGuard<'_, ()> {
+        self.inner
+            .destruction
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the destruction lock alone, from a destruction's plan to its commit.
+    pub(crate) fn exclusive_destruction(&self) -> RwLockWriteGuard<'_, ()> {
+        self.inner
+            .destruction
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Locks one subject's state against concurrent read-modify-write.
     pub(crate) fn lock_subject(&self, s: &SubjectRef) -> MutexGuard<'_, ()> {
         let i = (s.as_bytes()[15] as usize) % SUBJECT_LOCKS;
@@ -282,5 +304,7 @@ pub(crate) use open::{root_key, store_dir};
 pub(crate) use records::record_ad;
 pub(crate) use records::seal_record;
 
+#[cfg(test)]
+mod races;
 #[cfg(test)]
 mod tests;

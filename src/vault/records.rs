@@ -147,11 +147,7 @@ impl Vault {
         items: Vec<(&SubjectId, RecordId, u32, RecordMeta, &[u8])>,
         op: AuditOp,
     ) -> Result<Vec<RecordId>> {
-        let _no_destruction = self
-            .inner
-            .destruction
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let _no_destruction = self.no_destruction();
         let write = self.begin_write();
         let now = self.now();
         let policy = self.policy();
@@ -283,11 +279,7 @@ impl Vault {
         if let Some(m) = &meta {
             m.validate()?;
         }
-        let _no_destruction = self
-            .inner
-            .destruction
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let _no_destruction = self.no_destruction();
         let ident = self.find(subject)?.subject;
         let _g = self.lock_subject(&ident);
         let (stored, key) = self.load(&ident, record)?;
