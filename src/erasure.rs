@@ -717,6 +717,92 @@ mod attacker_tests {
         opened
     }
 
+    /// Whether the bytes whose complement is `complement` appear anywhere in this process's
+    /// writable memory (heap, stacks, anonymous mappings), read through `/proc/self/mem`. The
+    /// caller holds only the complement, so its own copy is never what is found.
+    fn in_process_memory(complement: &[u8; 32]) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let mut mem = std::fs::File::open("/proc/self/mem").unwrap();
+        let matches = |w: &[u8]| w.iter().zip(complement).all(|(b, c)| *b == !*c);
+        let mut buf = vec![0u8; 1 << 20];
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Some((start, end)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+            else {
+                continue;
+            };
+            if !perms.starts_with("rw") {
+                continue;
+            }
+            let mut at = start;
+            while at < end {
+                let n = ((end - at) as usize).min(buf.len());
+                if mem.seek(SeekFrom::Start(at)).is_err() || mem.read_exact(&mut buf[..n]).is_err()
+                {
+                    break;
+                }
+                if buf[..n].windows(32).any(matches) {
+                    return true;
+                }
+                // Overlap the chunks so that a key across a boundary is seen.
+                at += (n as u64).saturating_sub(31).max(1);
+            }
+        }
+        false
+    }
+
+    // Guards: the key ring in the clear passed through a thread's scratch buffer that was never
+    // wiped (and was reallocated while it grew), so a destroyed shard key stayed in the heap after
+    // the erasure that destroyed it.
+    #[test]
+    fn no_destroyed_shard_key_stays_in_the_process_memory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v = Vault::builder(tmp.path())
+            .kdf(KdfParams::insecure_for_tests())
+            .create(RootSecret::passphrase("memory-scan-passphrase"))
+            .unwrap();
+        let p = Purpose::new("service").unwrap();
+        let mut found = Vec::new();
+        for run in 0..20 {
+            let s = SubjectId::new(format!("memory-{run}@example.com")).unwrap();
+            for c in [Category::Contact, Category::Usage] {
+                v.put(&s, RecordMeta::new(c).purpose(p.clone()), b"payload")
+                    .unwrap();
+            }
+            let shard = layout::shard_of(v.find(&s).unwrap().subject.as_bytes());
+            let destroyed = v.keys().shard_key_complement(shard);
+            assert!(v.erase_subject(&s).unwrap().subject_erased);
+            assert_ne!(v.keys().shard_key_complement(shard), destroyed);
+            if in_process_memory(&destroyed) {
+                found.push(run);
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "a destroyed shard key is still in memory after the erasure in runs {found:?} of 20"
+        );
+        // Closed and dropped, the vault leaves none of its shard keys behind either.
+        let live: Vec<[u8; 32]> = (0..20u16)
+            .map(|i| v.keys().shard_key_complement(i * 200))
+            .collect();
+        v.close().unwrap();
+        let left: Vec<usize> = (0..live.len())
+            .filter(|&i| in_process_memory(&live[i]))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "shard keys {left:?} stay in memory after close"
+        );
+    }
+
     #[test]
     fn erased_keys_leave_the_cache_and_nothing_prints_secrets() {
         let tmp = tempfile::tempdir().unwrap();

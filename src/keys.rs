@@ -674,6 +674,15 @@ impl Keys {
             .count()
     }
 
+    /// The complement of a shard's current key (for tests that look for the key in memory
+    /// without holding a copy of it themselves).
+    #[cfg(test)]
+    pub(crate) fn shard_key_complement(&self, shard: u16) -> [u8; 32] {
+        let ring = self.ring();
+        let key = ring.shards[shard as usize].secret.expose();
+        std::array::from_fn(|i| !key[i])
+    }
+
     /// The address of a subject's identity key.
     pub(crate) fn identity_addr(blind: &BlindIndex) -> Vec<u8> {
         layout::identity_key(blind)

@@ -66,6 +66,35 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     with_encoded(value, <[u8]>::to_vec)
 }
 
+/// Counts what is written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encodes a value that holds key material (the key ring in the clear) into a buffer wiped on
+/// drop. It never goes through the thread's scratch buffer, which is not wiped, and the buffer
+/// is allocated at its exact size first (the size is counted by a first pass), so no
+/// reallocation leaves a copy of the key material in freed memory.
+pub(crate) fn encode_secret<T: Serialize + ?Sized>(value: &T) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut counter = Counter(1);
+    let len = match bincode::serde::encode_into_std_write(value, &mut counter, config()) {
+        Ok(_) => counter.0,
+        Err(_) => 1,
+    };
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(len));
+    encode_onto(value, &mut out);
+    debug_assert_eq!(out.capacity(), len, "the secret encoding reallocated");
+    out
+}
+
 /// The body of an encoded value, after checking its version byte and size.
 fn body<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a [u8], StorageError> {
     match bytes.split_first() {

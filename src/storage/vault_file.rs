@@ -56,8 +56,9 @@ pub(crate) struct RingPlain {
     pub(crate) shards: Vec<(u64, [u8; 32])>,
 }
 
+/// The ring's encoding, in a buffer wiped on drop that no other copy of it precedes.
 pub(crate) fn encode_ring(ring: &RingPlain) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(super::codec::encode(ring))
+    super::codec::encode_secret(ring)
 }
 
 pub(crate) fn decode_ring(bytes: &[u8]) -> Result<RingPlain, StorageError> {
