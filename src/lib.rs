@@ -88,6 +88,7 @@ pub mod erasure;
 mod error;
 mod ids;
 mod keys;
+pub mod ledger;
 mod model;
 pub mod policy;
 pub mod rights;
@@ -100,10 +101,11 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::{KdfParams, KeySource, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
-    AccessError, ErasureError, Error, InputError, IntegrityError, OpenError, PolicyError, Result,
-    StorageError,
+    AccessError, ErasureError, Error, InputError, IntegrityError, LedgerError, OpenError,
+    PolicyError, Result, StorageError,
 };
 pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, SubjectRef};
+pub use ledger::{LedgerChoice, LedgerDocument};
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
 pub use policy::{EventKind, Policy, RequestKind};
