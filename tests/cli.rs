@@ -574,3 +574,157 @@ fn an_invalid_utf8_subject_is_a_clear_error() {
     // Nothing was stored; the vault still opens and verifies.
     ok(&dir, &["verify"], None);
 }
+
+/// `pdvault restore` and the erasure ledger. Guards the defect that `restore` without
+/// `--ledger`, or with an empty, cut or edited ledger, exited 0 with erased data readable.
+mod restore_ledger {
+    use super::*;
+
+    /// A vault with alice's record, a backup of it, then alice erased and the ledger exported.
+    /// Returns (vault, backup, ledger file, alice's record).
+    fn setup(
+        tmp: &Path,
+    ) -> (
+        std::path::PathBuf,
+        std::path::PathBuf,
+        std::path::PathBuf,
+        String,
+    ) {
+        let dir = tmp.join("v");
+        ok(&dir, &["init"], None);
+        let alice = &["--subject", "alice@example.com"];
+        let id = ok(
+            &dir,
+            &[&["put"][..], alice, &["--category", "contact"]].concat(),
+            Some(b"IBAN DE89 3704"),
+        )
+        .trim()
+        .to_owned();
+        let backup = tmp.join("backup");
+        ok(&dir, &["backup", "--out", backup.to_str().unwrap()], None);
+        ok(&dir, &[&["erase"][..], alice].concat(), None);
+        let ledger = tmp.join("ledger.json");
+        ok(
+            &dir,
+            &["ledger", "export", "--out", ledger.to_str().unwrap()],
+            None,
+        );
+        (dir, backup, ledger, id)
+    }
+
+    fn restore_args<'a>(backup: &'a Path, to: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "restore",
+            "--from",
+            backup.to_str().unwrap(),
+            "--to",
+            to.to_str().unwrap(),
+        ];
+        args.extend_from_slice(rest);
+        args
+    }
+
+    fn get_alice(dir: &Path, id: &str) -> Output {
+        pdvault(
+            dir,
+            &["get", "--subject", "alice@example.com", "--record", id],
+            None,
+        )
+    }
+
+    #[test]
+    fn restore_without_a_ledger_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, backup, _, _) = setup(tmp.path());
+        let to = tmp.path().join("r");
+        let err = fails(&dir, &restore_args(&backup, &to, &[]));
+        assert!(err.contains("no erasure ledger"), "{err}");
+        assert!(
+            err.contains("--without-ledger-bring-erased-data-back"),
+            "{err}"
+        );
+        assert!(!to.exists());
+    }
+
+    #[test]
+    fn restore_with_a_cut_edited_or_old_format_ledger_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, backup, ledger, _) = setup(tmp.path());
+        let text = std::fs::read(&ledger).unwrap();
+        let mut edited: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        edited["entries"].as_array_mut().unwrap().clear();
+        edited["count"] = 0.into();
+        let old = serde_json::to_vec(&edited["entries"]).unwrap();
+        let cases: [(&str, Vec<u8>, &str); 3] = [
+            ("cut.json", text[..text.len() / 2].to_vec(), "truncated"),
+            (
+                "edited.json",
+                serde_json::to_vec(&edited).unwrap(),
+                "authentication",
+            ),
+            ("old.json", old, "old, unauthenticated format"),
+        ];
+        for (name, bytes, why) in cases {
+            let file = tmp.path().join(name);
+            std::fs::write(&file, bytes).unwrap();
+            let to = tmp.path().join(format!("r-{name}"));
+            let err = fails(
+                &dir,
+                &restore_args(&backup, &to, &["--ledger", file.to_str().unwrap()]),
+            );
+            assert!(err.contains(why), "{name}: {err}");
+            assert!(!to.exists(), "{name}");
+        }
+    }
+
+    #[test]
+    fn restore_with_the_ledger_keeps_erased_data_erased() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, backup, ledger, id) = setup(tmp.path());
+        let to = tmp.path().join("r");
+        let out = pdvault(
+            &dir,
+            &restore_args(&backup, &to, &["--ledger", ledger.to_str().unwrap()]),
+            None,
+        );
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+        assert!(!get_alice(&to, &id).status.success());
+    }
+
+    /// The opt-out does what its name says: the erased record is readable again, and stderr
+    /// says so.
+    #[test]
+    fn restore_without_the_ledger_by_name_warns_and_brings_erased_data_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, backup, ledger, id) = setup(tmp.path());
+        let to = tmp.path().join("r");
+        let both = pdvault(
+            &dir,
+            &restore_args(
+                &backup,
+                &to,
+                &[
+                    "--ledger",
+                    ledger.to_str().unwrap(),
+                    "--without-ledger-bring-erased-data-back",
+                ],
+            ),
+            None,
+        );
+        assert!(!both.status.success());
+        assert!(!to.exists());
+        let out = pdvault(
+            &dir,
+            &restore_args(&backup, &to, &["--without-ledger-bring-erased-data-back"]),
+            None,
+        );
+        assert!(out.status.success());
+        let warning = String::from_utf8_lossy(&out.stderr);
+        assert!(warning.starts_with("pdvault: warning:"), "{warning}");
+        assert!(warning.contains("readable again"), "{warning}");
+        let got = get_alice(&to, &id);
+        assert!(got.status.success());
+        assert_eq!(got.stdout, b"IBAN DE89 3704");
+    }
+}
