@@ -51,6 +51,15 @@ pub struct LedgerDocument {
 }
 
 /// What [`crate::Vault::restore`] does about erasures made after the backup was taken.
+///
+/// There is no "no ledger" value to pass by accident: a restore names its choice.
+///
+/// ```compile_fail
+/// # fn restore(from: &std::path::Path, to: &std::path::Path) -> pdvault::Result<()> {
+/// pdvault::Vault::restore(from, to, pdvault::RootSecret::passphrase("pw"), None)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub enum LedgerChoice<'a> {

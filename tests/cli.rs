@@ -578,66 +578,89 @@ fn an_invalid_utf8_subject_is_a_clear_error() {
 /// `pdvault restore` and the erasure ledger. Guards the defect that `restore` without
 /// `--ledger`, or with an empty, cut or edited ledger, exited 0 with erased data readable.
 mod restore_ledger {
+    use std::path::PathBuf;
+
     use super::*;
 
     /// A vault with alice's record, a backup of it, then alice erased and the ledger exported.
-    /// Returns (vault, backup, ledger file, alice's record).
-    fn setup(
-        tmp: &Path,
-    ) -> (
-        std::path::PathBuf,
-        std::path::PathBuf,
-        std::path::PathBuf,
-        String,
-    ) {
-        let dir = tmp.join("v");
+    struct Setup {
+        tmp: tempfile::TempDir,
+        dir: PathBuf,
+        backup: PathBuf,
+        ledger: PathBuf,
+        alice: String,
+    }
+
+    fn setup() -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("v");
         ok(&dir, &["init"], None);
-        let alice = &["--subject", "alice@example.com"];
-        let id = ok(
+        let subject = &["--subject", "alice@example.com"];
+        let alice = ok(
             &dir,
-            &[&["put"][..], alice, &["--category", "contact"]].concat(),
+            &[&["put"][..], subject, &["--category", "contact"]].concat(),
             Some(b"IBAN DE89 3704"),
         )
         .trim()
         .to_owned();
-        let backup = tmp.join("backup");
+        let backup = tmp.path().join("backup");
         ok(&dir, &["backup", "--out", backup.to_str().unwrap()], None);
-        ok(&dir, &[&["erase"][..], alice].concat(), None);
-        let ledger = tmp.join("ledger.json");
+        ok(&dir, &[&["erase"][..], subject].concat(), None);
+        let ledger = tmp.path().join("ledger.json");
         ok(
             &dir,
             &["ledger", "export", "--out", ledger.to_str().unwrap()],
             None,
         );
-        (dir, backup, ledger, id)
-    }
-
-    fn restore_args<'a>(backup: &'a Path, to: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec![
-            "restore",
-            "--from",
-            backup.to_str().unwrap(),
-            "--to",
-            to.to_str().unwrap(),
-        ];
-        args.extend_from_slice(rest);
-        args
-    }
-
-    fn get_alice(dir: &Path, id: &str) -> Output {
-        pdvault(
+        Setup {
+            tmp,
             dir,
-            &["get", "--subject", "alice@example.com", "--record", id],
-            None,
-        )
+            backup,
+            ledger,
+            alice,
+        }
+    }
+
+    impl Setup {
+        /// The arguments `restore --from BACKUP --to TO`, then `rest`.
+        fn args<'a>(&'a self, to: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
+            let mut args = vec![
+                "restore",
+                "--from",
+                self.backup.to_str().unwrap(),
+                "--to",
+                to.to_str().unwrap(),
+            ];
+            args.extend_from_slice(rest);
+            args
+        }
+
+        fn restore(&self, name: &str, rest: &[&str]) -> (PathBuf, Output) {
+            let to = self.tmp.path().join(name);
+            let out = pdvault(&self.dir, &self.args(&to, rest), None);
+            (to, out)
+        }
+
+        fn get_alice(&self, vault: &Path) -> Output {
+            pdvault(
+                vault,
+                &[
+                    "get",
+                    "--subject",
+                    "alice@example.com",
+                    "--record",
+                    &self.alice,
+                ],
+                None,
+            )
+        }
     }
 
     #[test]
     fn restore_without_a_ledger_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (dir, backup, _, _) = setup(tmp.path());
-        let to = tmp.path().join("r");
-        let err = fails(&dir, &restore_args(&backup, &to, &[]));
+        let s = setup();
+        let to = s.tmp.path().join("r");
+        let err = fails(&s.dir, &s.args(&to, &[]));
         assert!(err.contains("no erasure ledger"), "{err}");
         assert!(
             err.contains("--without-ledger-bring-erased-data-back"),
@@ -648,9 +671,8 @@ mod restore_ledger {
 
     #[test]
     fn restore_with_a_cut_edited_or_old_format_ledger_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (dir, backup, ledger, _) = setup(tmp.path());
-        let text = std::fs::read(&ledger).unwrap();
+        let s = setup();
+        let text = std::fs::read(&s.ledger).unwrap();
         let mut edited: serde_json::Value = serde_json::from_slice(&text).unwrap();
         edited["entries"].as_array_mut().unwrap().clear();
         edited["count"] = 0.into();
@@ -665,13 +687,10 @@ mod restore_ledger {
             ("old.json", old, "old, unauthenticated format"),
         ];
         for (name, bytes, why) in cases {
-            let file = tmp.path().join(name);
+            let file = s.tmp.path().join(name);
             std::fs::write(&file, bytes).unwrap();
-            let to = tmp.path().join(format!("r-{name}"));
-            let err = fails(
-                &dir,
-                &restore_args(&backup, &to, &["--ledger", file.to_str().unwrap()]),
-            );
+            let to = s.tmp.path().join(format!("r-{name}"));
+            let err = fails(&s.dir, &s.args(&to, &["--ledger", file.to_str().unwrap()]));
             assert!(err.contains(why), "{name}: {err}");
             assert!(!to.exists(), "{name}");
         }
@@ -679,51 +698,28 @@ mod restore_ledger {
 
     #[test]
     fn restore_with_the_ledger_keeps_erased_data_erased() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (dir, backup, ledger, id) = setup(tmp.path());
-        let to = tmp.path().join("r");
-        let out = pdvault(
-            &dir,
-            &restore_args(&backup, &to, &["--ledger", ledger.to_str().unwrap()]),
-            None,
-        );
+        let s = setup();
+        let (to, out) = s.restore("r", &["--ledger", s.ledger.to_str().unwrap()]);
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).is_empty());
-        assert!(!get_alice(&to, &id).status.success());
+        assert!(!s.get_alice(&to).status.success());
     }
 
     /// The opt-out does what its name says: the erased record is readable again, and stderr
     /// says so.
     #[test]
     fn restore_without_the_ledger_by_name_warns_and_brings_erased_data_back() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (dir, backup, ledger, id) = setup(tmp.path());
-        let to = tmp.path().join("r");
-        let both = pdvault(
-            &dir,
-            &restore_args(
-                &backup,
-                &to,
-                &[
-                    "--ledger",
-                    ledger.to_str().unwrap(),
-                    "--without-ledger-bring-erased-data-back",
-                ],
-            ),
-            None,
-        );
+        let s = setup();
+        let opt_out = "--without-ledger-bring-erased-data-back";
+        let (to, both) = s.restore("r", &["--ledger", s.ledger.to_str().unwrap(), opt_out]);
         assert!(!both.status.success());
         assert!(!to.exists());
-        let out = pdvault(
-            &dir,
-            &restore_args(&backup, &to, &["--without-ledger-bring-erased-data-back"]),
-            None,
-        );
+        let (to, out) = s.restore("r", &[opt_out]);
         assert!(out.status.success());
         let warning = String::from_utf8_lossy(&out.stderr);
         assert!(warning.starts_with("pdvault: warning:"), "{warning}");
         assert!(warning.contains("readable again"), "{warning}");
-        let got = get_alice(&to, &id);
+        let got = s.get_alice(&to);
         assert!(got.status.success());
         assert_eq!(got.stdout, b"IBAN DE89 3704");
     }

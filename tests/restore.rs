@@ -92,6 +92,17 @@ impl Fixture {
         self.tmp.path().join(name)
     }
 
+    /// Restores into `<tmp>/NAME` with no ledger, by name.
+    fn restore_without_ledger(&self, name: &str) -> Vault {
+        Vault::restore(
+            &self.backup,
+            &self.to(name),
+            RootSecret::passphrase(PW),
+            LedgerChoice::BringErasedDataBack,
+        )
+        .unwrap()
+    }
+
     fn restore(&self, to: &Path, doc: &LedgerDocument) -> Result<Vault> {
         Vault::restore(
             &self.backup,
@@ -160,13 +171,7 @@ fn a_ledger_exported_after_root_rotation_checks_against_an_older_backup() {
 #[test]
 fn restore_without_a_ledger_brings_erased_data_back_when_asked_by_name() {
     let f = fixture();
-    let r = Vault::restore(
-        &f.backup,
-        &f.to("r"),
-        RootSecret::passphrase(PW),
-        LedgerChoice::BringErasedDataBack,
-    )
-    .unwrap();
+    let r = f.restore_without_ledger("r");
     // Erased after the backup: readable again.
     let back = r
         .get(
@@ -212,13 +217,7 @@ fn a_ledger_older_than_the_backup_is_refused() {
 #[test]
 fn a_ledger_that_diverges_from_the_backup_is_refused() {
     let f = fixture();
-    let copy = Vault::restore(
-        &f.backup,
-        &f.to("copy"),
-        RootSecret::passphrase(PW),
-        LedgerChoice::BringErasedDataBack,
-    )
-    .unwrap();
+    let copy = f.restore_without_ledger("copy");
     copy.erase_record(&sid("bob@example.com"), f.bob1).unwrap();
     let backup2 = f.to("backup2");
     copy.backup(&backup2).unwrap();
