@@ -224,6 +224,73 @@ fn list_holds(holds: &[HoldId]) -> String {
         .join(", ")
 }
 
+/// Errors of reading an erasure ledger document ([`crate::Vault::parse_ledger`]) and of
+/// checking it against a backup ([`crate::Vault::restore`]). A ledger that fails any check is
+/// refused as a whole: nothing is restored from it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The document is a bare JSON array of entries, as pdvault wrote before ledgers were
+    /// authenticated: it cannot be checked, so it is not used.
+    #[error(
+        "the ledger is in the old, unauthenticated format (a bare JSON array); export it again from the live vault"
+    )]
+    Unauthenticated,
+    /// The document names a format or version this build does not read.
+    #[error("unsupported ledger format {found:?} (this build reads {supported:?})")]
+    UnsupportedFormat {
+        /// The format in the document.
+        found: String,
+        /// The format this build reads.
+        supported: &'static str,
+    },
+    /// The document ends early: bytes were cut off.
+    #[error("the ledger is truncated: the document ends early")]
+    Truncated,
+    /// The document holds another number of entries than it states (and its code covers):
+    /// entries were cut off or added.
+    #[error("the ledger states {stated} entries but holds {found}: entries were cut off or added")]
+    CountMismatch {
+        /// The count the document states.
+        stated: u64,
+        /// The entries it holds.
+        found: u64,
+    },
+    /// The document is not JSON of the ledger's shape.
+    #[error("the ledger is malformed: {0}")]
+    Malformed(String),
+    /// The ledger was exported from another vault than the backup.
+    #[error("the ledger belongs to another vault (vault {found}, the backup is vault {expected})")]
+    OtherVault {
+        /// The backup's vault id (hex).
+        expected: String,
+        /// The ledger's vault id (hex).
+        found: String,
+    },
+    /// The ledger fails its authentication code: an entry was removed, added, reordered or
+    /// changed, or the code itself was altered.
+    #[error("the ledger fails its authentication check: an entry was removed, added or changed")]
+    MacMismatch,
+    /// The backup already holds more ledger entries than the given ledger: the ledger is older
+    /// than the backup, and erasures made between the two would be missed.
+    #[error(
+        "the ledger is older than the backup: the backup holds {in_backup} ledger entries, the given ledger {in_ledger}"
+    )]
+    OlderThanBackup {
+        /// Ledger entries in the backup.
+        in_backup: u64,
+        /// Entries in the given ledger.
+        in_ledger: u64,
+    },
+    /// The backup's own ledger entries are not the first entries of the given ledger: the two
+    /// come from copies of the vault that went separate ways.
+    #[error("the ledger does not continue the backup's own ledger (they differ at entry {seq})")]
+    Diverges {
+        /// The sequence number of the first entry that differs.
+        seq: u64,
+    },
+}
+
 /// Errors of retention policies.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -266,6 +333,9 @@ pub enum Error {
     /// The retention policy is invalid.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// An erasure ledger was refused.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     /// The subject is not in the vault (never written, or erased).
     #[error("no such subject")]
     SubjectNotFound,

@@ -8,7 +8,8 @@
 //! key ring (vault.pdv, replaced atomically):
 //!   master secret ─┬─▶ blind-index key ─▶ subject index (keyed hash of the identifier)
 //!                  ├─▶ audit key ─▶ audit chain
-//!                  └─▶ manifest key ─▶ store manifest hash
+//!                  ├─▶ manifest key ─▶ store manifest hash
+//!                  └─▶ ledger key ─▶ authentication code of exported erasure ledgers
 //!   shard keys [4096] ─▶ wrap identity keys (by blind index) and data keys (by subject reference)
 //! identity key (per subject) ─▶ seals the subject reference in its index entry
 //! data key (per subject, category, generation) ─▶ seals payloads
@@ -41,6 +42,7 @@ const CTX_CHECK: &str = "pdvault 2026-11 key check";
 const CTX_INDEX: &str = "pdvault 2026-11 blind index";
 const CTX_AUDIT: &str = "pdvault 2026-11 audit chain";
 const CTX_MANIFEST: &str = "pdvault 2026-11 store manifest";
+const CTX_LEDGER: &str = "pdvault 2026-11 ledger document";
 
 /// The key group of a subject's own key (not a category: categories are kebab-case).
 pub(crate) const SUBJECT_GROUP: &str = "$subject";
@@ -167,6 +169,7 @@ impl Ring {
                 Job::Index => CTX_INDEX,
                 Job::Audit => CTX_AUDIT,
                 Job::Manifest => CTX_MANIFEST,
+                Job::Ledger => CTX_LEDGER,
             },
         )
     }
@@ -236,6 +239,9 @@ pub(crate) enum Job {
     Index,
     Audit,
     Manifest,
+    /// Authenticates exported erasure ledgers (the master secret survives root rotation, so a
+    /// backup of the same vault checks a ledger exported later).
+    Ledger,
 }
 
 /// The shard of a key address (the bytes after the table tag start with the shard).

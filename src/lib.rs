@@ -66,7 +66,10 @@
 //!   recovered from the vault's *current* files, even with the root secret: the keys are
 //!   destroyed by replacing their shard key and the key ring file. A copy of the whole vault
 //!   made before (a backup, a disk image) still opens with the root secret of its day; restore
-//!   it only with the current erasure ledger ([`Vault::restore`]), which re-applies every erasure.
+//!   it only with the current erasure ledger ([`Vault::restore`] with [`LedgerChoice::Apply`]),
+//!   which checks the ledger (its vault, its authentication code, that it is not older than the
+//!   backup) and re-applies every erasure. Restoring without a ledger brings erased data back
+//!   and is asked for by name ([`LedgerChoice::BringErasedDataBack`]).
 //!   Old versions of *updated* records stay decryptable in stale store pages until sled's garbage
 //!   collection; erase a record to make its old versions unrecoverable.
 //! - **Durability**: with [`Durability::Immediate`] (the default) an acknowledged write survives a
@@ -88,6 +91,7 @@ pub mod erasure;
 mod error;
 mod ids;
 mod keys;
+pub mod ledger;
 mod model;
 mod pause;
 pub mod policy;
@@ -101,10 +105,11 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::{KdfParams, KeySource, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
-    AccessError, ErasureError, Error, InputError, IntegrityError, OpenError, PolicyError, Result,
-    StorageError,
+    AccessError, ErasureError, Error, InputError, IntegrityError, LedgerError, OpenError,
+    PolicyError, Result, StorageError,
 };
 pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, SubjectRef};
+pub use ledger::{LedgerChoice, LedgerDocument};
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
 pub use policy::{EventKind, Policy, RequestKind};

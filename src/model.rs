@@ -457,11 +457,25 @@ impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Record")
             .field("info", &self.info)
-            .field(
-                "payload",
-                &format_args!("<{} bytes redacted>", self.payload.len()),
-            )
+            .field("payload", &Redacted(self.payload.len()))
             .finish()
+    }
+}
+
+/// Stands in a `Debug` for personal data (a payload, an identifier, free text about a person):
+/// prints its length in bytes only.
+pub(crate) struct Redacted(pub(crate) usize);
+
+impl Redacted {
+    /// The stand-in for an optional text.
+    pub(crate) fn of_option(s: &Option<String>) -> Option<Redacted> {
+        s.as_ref().map(|s| Redacted(s.len()))
+    }
+}
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes redacted>", self.0)
     }
 }
 

@@ -574,3 +574,153 @@ fn an_invalid_utf8_subject_is_a_clear_error() {
     // Nothing was stored; the vault still opens and verifies.
     ok(&dir, &["verify"], None);
 }
+
+/// `pdvault restore` and the erasure ledger. Guards the defect that `restore` without
+/// `--ledger`, or with an empty, cut or edited ledger, exited 0 with erased data readable.
+mod restore_ledger {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// A vault with alice's record, a backup of it, then alice erased and the ledger exported.
+    struct Setup {
+        tmp: tempfile::TempDir,
+        dir: PathBuf,
+        backup: PathBuf,
+        ledger: PathBuf,
+        alice: String,
+    }
+
+    fn setup() -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("v");
+        ok(&dir, &["init"], None);
+        let subject = &["--subject", "alice@example.com"];
+        let alice = ok(
+            &dir,
+            &[&["put"][..], subject, &["--category", "contact"]].concat(),
+            Some(b"IBAN DE89 3704"),
+        )
+        .trim()
+        .to_owned();
+        let backup = tmp.path().join("backup");
+        ok(&dir, &["backup", "--out", backup.to_str().unwrap()], None);
+        ok(&dir, &[&["erase"][..], subject].concat(), None);
+        let ledger = tmp.path().join("ledger.json");
+        ok(
+            &dir,
+            &["ledger", "export", "--out", ledger.to_str().unwrap()],
+            None,
+        );
+        Setup {
+            tmp,
+            dir,
+            backup,
+            ledger,
+            alice,
+        }
+    }
+
+    impl Setup {
+        /// The arguments `restore --from BACKUP --to TO`, then `rest`.
+        fn args<'a>(&'a self, to: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
+            let mut args = vec![
+                "restore",
+                "--from",
+                self.backup.to_str().unwrap(),
+                "--to",
+                to.to_str().unwrap(),
+            ];
+            args.extend_from_slice(rest);
+            args
+        }
+
+        fn restore(&self, name: &str, rest: &[&str]) -> (PathBuf, Output) {
+            let to = self.tmp.path().join(name);
+            let out = pdvault(&self.dir, &self.args(&to, rest), None);
+            (to, out)
+        }
+
+        fn get_alice(&self, vault: &Path) -> Output {
+            pdvault(
+                vault,
+                &[
+                    "get",
+                    "--subject",
+                    "alice@example.com",
+                    "--record",
+                    &self.alice,
+                ],
+                None,
+            )
+        }
+    }
+
+    #[test]
+    fn restore_without_a_ledger_is_refused() {
+        let s = setup();
+        let to = s.tmp.path().join("r");
+        let err = fails(&s.dir, &s.args(&to, &[]));
+        assert!(err.contains("no erasure ledger"), "{err}");
+        assert!(
+            err.contains("--without-ledger-bring-erased-data-back"),
+            "{err}"
+        );
+        assert!(!to.exists());
+    }
+
+    #[test]
+    fn restore_with_a_cut_edited_or_old_format_ledger_is_refused() {
+        let s = setup();
+        let text = std::fs::read(&s.ledger).unwrap();
+        let mut edited: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        edited["entries"].as_array_mut().unwrap().clear();
+        edited["count"] = 0.into();
+        let old = serde_json::to_vec(&edited["entries"]).unwrap();
+        let cases: [(&str, Vec<u8>, &str); 3] = [
+            ("cut.json", text[..text.len() / 2].to_vec(), "truncated"),
+            (
+                "edited.json",
+                serde_json::to_vec(&edited).unwrap(),
+                "authentication",
+            ),
+            ("old.json", old, "old, unauthenticated format"),
+        ];
+        for (name, bytes, why) in cases {
+            let file = s.tmp.path().join(name);
+            std::fs::write(&file, bytes).unwrap();
+            let to = s.tmp.path().join(format!("r-{name}"));
+            let err = fails(&s.dir, &s.args(&to, &["--ledger", file.to_str().unwrap()]));
+            assert!(err.contains(why), "{name}: {err}");
+            assert!(!to.exists(), "{name}");
+        }
+    }
+
+    #[test]
+    fn restore_with_the_ledger_keeps_erased_data_erased() {
+        let s = setup();
+        let (to, out) = s.restore("r", &["--ledger", s.ledger.to_str().unwrap()]);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+        assert!(!s.get_alice(&to).status.success());
+    }
+
+    /// The opt-out does what its name says: the erased record is readable again, and stderr
+    /// says so.
+    #[test]
+    fn restore_without_the_ledger_by_name_warns_and_brings_erased_data_back() {
+        let s = setup();
+        let opt_out = "--without-ledger-bring-erased-data-back";
+        let (to, both) = s.restore("r", &["--ledger", s.ledger.to_str().unwrap(), opt_out]);
+        assert!(!both.status.success());
+        assert!(!to.exists());
+        let (to, out) = s.restore("r", &[opt_out]);
+        assert!(out.status.success());
+        let warning = String::from_utf8_lossy(&out.stderr);
+        assert!(warning.starts_with("pdvault: warning:"), "{warning}");
+        assert!(warning.contains("readable again"), "{warning}");
+        let got = s.get_alice(&to);
+        assert!(got.status.success());
+        assert_eq!(got.stdout, b"IBAN DE89 3704");
+    }
+}

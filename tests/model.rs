@@ -434,7 +434,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     &backup,
                     &h.path(),
                     RootSecret::passphrase(h.secret.clone()),
-                    Some(&ledger),
+                    LedgerChoice::Apply(&ledger),
                 )
                 .unwrap();
                 drop(restored);

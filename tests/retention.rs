@@ -372,12 +372,13 @@ fn backup_erase_restore_with_ledger_resurrects_nothing() {
     assert_eq!(ledger.len(), 2);
     drop(v);
 
-    // Without the ledger the backup is the past, erased data included (documented).
+    // Without the ledger the backup is the past, erased data included (documented, and asked
+    // for by name).
     let old = Vault::restore(
         &tmp.path().join("backup"),
         &tmp.path().join("r1"),
         RootSecret::passphrase(PW),
-        None,
+        LedgerChoice::BringErasedDataBack,
     )
     .unwrap();
     assert!(readable(&old, &alice, a));
@@ -386,7 +387,7 @@ fn backup_erase_restore_with_ledger_resurrects_nothing() {
         &tmp.path().join("backup"),
         &tmp.path().join("r2"),
         RootSecret::passphrase(PW),
-        Some(&ledger),
+        LedgerChoice::Apply(&ledger),
     )
     .unwrap();
     assert!(!readable(&r, &alice, a));

@@ -116,6 +116,13 @@ fn main() {
         &fs::read(tmp.path().join("vault.pdv")).expect("vault.pdv"),
     );
 
+    // The ledger of a vault that has erased nothing yet.
+    let mut empty_ledger = Vec::new();
+    vault
+        .export_ledger(&mut empty_ledger)
+        .expect("export the empty ledger");
+    seeds.put("ledger_parse", "empty.json", &empty_ledger);
+
     let alice = SubjectId::new("alice@example.com").expect("subject");
     let bob = SubjectId::new("bob@example.com").expect("subject");
     let billing = Purpose::new("billing").expect("purpose");
@@ -226,7 +233,8 @@ fn main() {
         .export_ledger(&mut ledger_json)
         .expect("export ledger");
     seeds.put("ledger_parse", "ledger.json", &ledger_json);
-    seeds.put("ledger_parse", "empty.json", b"[]\n");
+    // The ledger format before it was authenticated, which the parser refuses.
+    seeds.put("ledger_parse", "old-array.json", b"[]\n");
     let ledger = vault.ledger().expect("ledger");
     for (i, e) in ledger.iter().enumerate() {
         seeds.put("ledger_entry", &format!("entry-{i}"), &encode(e));

@@ -1,5 +1,6 @@
-//! Parses arbitrary bytes as an erasure ledger (the JSON of `Vault::export_ledger`): it must
-//! never panic, and a ledger that parses serializes and parses again to the same entries.
+//! Parses arbitrary bytes as an erasure ledger document (the JSON of `Vault::export_ledger`):
+//! it must never panic, and a document that parses serializes and parses again to the same
+//! document (vault id, entries and authentication code).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,5 +13,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let text = serde_json::to_vec(&ledger).expect("a parsed ledger serializes");
     let again = Vault::parse_ledger(&mut text.as_slice()).expect("a serialized ledger parses");
+    assert_eq!(again, ledger);
+    let mut pretty = Vec::new();
+    ledger.write_json(&mut pretty).expect("a parsed ledger writes");
+    let again = Vault::parse_ledger(&mut pretty.as_slice()).expect("a written ledger parses");
     assert_eq!(again, ledger);
 });

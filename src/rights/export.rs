@@ -24,6 +24,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{Read, Write};
 
 use base64::Engine as _;
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::AuditOp;
 use crate::error::{InputError, Result, StorageError};
 use crate::ids::{RecordId, SubjectId, SubjectRef};
-use crate::model::{Category, LegalBasis, Purpose, RecordMeta};
+use crate::model::{Category, LegalBasis, Purpose, RecordMeta, Redacted};
 use crate::policy::holds::Hold;
 use crate::policy::{Policy, RequestKind};
 use crate::rights::Disclosure;
@@ -46,8 +47,9 @@ pub const FORMAT: &str = "pdvault-export";
 /// The version of the export document this build writes and reads.
 pub const VERSION: u32 = 1;
 
-/// A payload in an export: UTF-8 text as text, other bytes as base64.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A payload in an export: UTF-8 text as text, other bytes as base64. Its `Debug` shows the
+/// kind and the length only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportPayload {
     /// UTF-8 text.
@@ -77,8 +79,8 @@ impl ExportPayload {
     }
 }
 
-/// One record of an export.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One record of an export. Its `Debug` redacts the payload.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportRecord {
     /// The record id.
     pub record: RecordId,
@@ -106,8 +108,9 @@ pub struct ExportRecord {
     pub payload: ExportPayload,
 }
 
-/// The subject part of an export.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The subject part of an export. Its `Debug` shows consents by purpose and state, without the
+/// policy versions' text.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportSubject {
     /// When the subject was first written.
     pub created_at: Option<Timestamp>,
@@ -123,8 +126,9 @@ pub struct ExportSubject {
     pub consents: BTreeMap<String, ConsentState>,
 }
 
-/// A whole export document (what [`Vault::import`] reads).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A whole export document (what [`Vault::import`] reads). Its `Debug` redacts the subject
+/// identifier and the payloads, names holds by id and redacts disclosures' free text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportDocument {
     /// Always [`FORMAT`].
     pub format: String,
@@ -142,6 +146,68 @@ pub struct ExportDocument {
     pub disclosures: Vec<Disclosure>,
     /// Every readable record.
     pub records: Vec<ExportRecord>,
+}
+
+impl fmt::Debug for ExportPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportPayload::Text(t) => f.debug_tuple("Text").field(&Redacted(t.len())).finish(),
+            ExportPayload::Base64(b) => f.debug_tuple("Base64").field(&Redacted(b.len())).finish(),
+        }
+    }
+}
+
+impl fmt::Debug for ExportRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportRecord")
+            .field("record", &self.record)
+            .field("category", &self.category)
+            .field("fideslang", &self.fideslang)
+            .field("purposes", &self.purposes)
+            .field("basis", &self.basis)
+            .field("source", &self.source)
+            .field("collected_at", &self.collected_at)
+            .field("version", &self.version)
+            .field("updated_at", &self.updated_at)
+            .field("expires_at", &self.expires_at)
+            .field("retained_until", &self.retained_until)
+            .field("payload", &self.payload)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ExportSubject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let consents: BTreeMap<&str, bool> = self
+            .consents
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.granted))
+            .collect();
+        f.debug_struct("ExportSubject")
+            .field("created_at", &self.created_at)
+            .field("pending_erasure", &self.pending_erasure)
+            .field("events", &self.events)
+            .field("restricted", &self.restricted)
+            .field("restricted_categories", &self.restricted_categories)
+            .field("consents", &consents)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ExportDocument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let holds: Vec<_> = self.holds.iter().map(|h| h.id).collect();
+        f.debug_struct("ExportDocument")
+            .field("format", &self.format)
+            .field("version", &self.version)
+            .field("exported_at", &self.exported_at)
+            .field("subject_id", &Redacted(self.subject_id.len()))
+            .field("subject", &self.subject)
+            .field("holds", &holds)
+            .field("disclosures", &self.disclosures)
+            .field("records", &self.records)
+            .finish()
+    }
 }
 
 /// What an import did.

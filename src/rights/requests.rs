@@ -1,12 +1,14 @@
 //! Data-subject requests and disclosures.
 
+use std::fmt;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditOp;
 use crate::error::{Error, Result};
 use crate::ids::{RequestId, SubjectId, SubjectRef};
-use crate::model::{Category, Purpose, check_text};
+use crate::model::{Category, Purpose, Redacted, check_text};
 use crate::policy::RequestKind;
 use crate::storage::{Txn, layout};
 use crate::vault::Vault;
@@ -35,8 +37,9 @@ impl Request {
     }
 }
 
-/// A disclosure of a subject's data to a third party or an authority.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A disclosure of a subject's data to a third party or an authority. Its `Debug` shows the
+/// recipient and the ground by length only: they are free text that may name people.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disclosure {
     /// Who received it.
     pub recipient: String,
@@ -48,6 +51,18 @@ pub struct Disclosure {
     pub ground: Option<String>,
     /// When.
     pub at: Timestamp,
+}
+
+impl fmt::Debug for Disclosure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Disclosure")
+            .field("recipient", &Redacted(self.recipient.len()))
+            .field("purpose", &self.purpose)
+            .field("categories", &self.categories)
+            .field("ground", &Redacted::of_option(&self.ground))
+            .field("at", &self.at)
+            .finish()
+    }
 }
 
 impl Vault {

@@ -2,8 +2,10 @@
 //!
 //! A backup is a consistent copy of the whole vault: it opens with the root secret of its day
 //! and holds everything that was readable then, including what has been erased since. Restore it
-//! with the current erasure ledger ([`Vault::export_ledger`]), and [`Vault::restore`] re-applies
-//! every erasure in the ledger before it returns the vault: nothing erased comes back.
+//! with the current erasure ledger ([`Vault::export_ledger`]), and [`Vault::restore`] checks the
+//! ledger against the backup (same vault, authentic, not older than the backup) and re-applies
+//! every erasure in it before it returns the vault: nothing erased comes back. Restoring without
+//! a ledger must be asked for by name ([`LedgerChoice::BringErasedDataBack`]).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -14,8 +16,9 @@ use super::open::{root_key, store_dir};
 use crate::audit::AuditOp;
 use crate::crypto::{self, KdfParams, RootSecret, SecretKey, derive_passphrase_key};
 use crate::erasure::{LedgerEntry, Plan, Scope};
-use crate::error::{InputError, OpenError, Result};
-use crate::keys::RootKeys;
+use crate::error::{LedgerError, OpenError, Result};
+use crate::keys::{Job, Ring, RootKeys};
+use crate::ledger::{LedgerChoice, LedgerDocument};
 use crate::storage::engine::{Engine, EngineOp};
 use crate::storage::sled_engine::SledEngine;
 use crate::storage::vault_file::{self, KdfSpec};
@@ -87,37 +90,59 @@ impl Vault {
         Ok(())
     }
 
-    /// Writes the erasure ledger as a JSON array. It holds no personal data.
+    /// Writes the erasure ledger as a JSON document (format `pdvault-ledger`, version 1): the
+    /// entries, the vault id, their count and an authentication code under a key of this vault
+    /// (see [`crate::ledger`]). It holds no personal data.
     pub fn export_ledger(&self, out: &mut dyn Write) -> Result<()> {
-        let ledger = self.ledger()?;
-        serde_json::to_writer_pretty(&mut *out, &ledger)
-            .map_err(|e| InputError::Encoding(crate::error::json_error(&e)))?;
-        out.write_all(b"\n")?;
-        Ok(())
+        self.ledger_document()?.write_json(out)
     }
 
-    /// Parses a ledger written by [`Vault::export_ledger`].
-    pub fn parse_ledger(input: &mut dyn Read) -> Result<Vec<LedgerEntry>> {
-        serde_json::from_reader(input).map_err(|e| {
-            InputError::Document(format!("ledger: {}", crate::error::json_error(&e))).into()
-        })
+    /// The erasure ledger, authenticated as [`Vault::export_ledger`] writes it.
+    pub fn ledger_document(&self) -> Result<LedgerDocument> {
+        let entries = self.ledger()?;
+        let ring = self.keys().ring();
+        Ok(LedgerDocument::seal(
+            *ring.vault_id(),
+            entries,
+            &ring.subkey(Job::Ledger),
+        ))
     }
 
-    /// Restores a backup into `to` (a new directory), opens it, and re-applies every erasure of
-    /// `ledger` before returning it. Holds and everything else come back as they were.
+    /// Parses a ledger written by [`Vault::export_ledger`]. Refuses, each with its own
+    /// [`LedgerError`]: the old bare JSON array, another format or version, a document cut
+    /// short, and one that holds fewer or more entries than it states. Whether the ledger is
+    /// authentic and belongs to the backup is checked by [`Vault::restore`].
+    pub fn parse_ledger(input: &mut dyn Read) -> Result<LedgerDocument> {
+        Ok(LedgerDocument::read(input)?)
+    }
+
+    /// Restores a backup into `to` (a new or empty directory) and opens it.
+    ///
+    /// With [`LedgerChoice::Apply`] (the normal path), the ledger must be the current erasure
+    /// ledger of the backup's vault: it is refused if it belongs to another vault
+    /// ([`LedgerError::OtherVault`]), fails its authentication code (an entry removed, added or
+    /// changed: [`LedgerError::MacMismatch`]) or is older than the backup
+    /// ([`LedgerError::OlderThanBackup`], [`LedgerError::Diverges`]). Every erasure of the ledger
+    /// that the backup does not already hold is re-applied before the vault is returned. Holds
+    /// and everything else come back as they were.
+    ///
+    /// With [`LedgerChoice::BringErasedDataBack`], the backup comes back as it was: **whatever
+    /// was erased after the backup was taken is readable again**.
+    ///
+    /// A refused or failed restore leaves nothing in `to` (a directory that existed, empty,
+    /// stays empty; one this call made is removed).
     pub fn restore(
         from: &Path,
         to: &Path,
         secret: RootSecret,
-        ledger: Option<&[LedgerEntry]>,
+        ledger: LedgerChoice<'_>,
     ) -> Result<Vault> {
-        // Check the secret against the backup before copying anything.
+        // Check the secret, and the ledger's authenticity, against the backup before copying
+        // anything.
         let header = vault_file::read(from)?;
         let root = root_key(&header.kdf, &secret)?;
-        if !super::open::constant_time_eq(
-            &RootKeys::derive(&root, &header.vault_id).key_check,
-            &header.key_check,
-        ) {
+        let root_keys = RootKeys::derive(&root, &header.vault_id);
+        if !super::open::constant_time_eq(&root_keys.key_check, &header.key_check) {
             return Err(OpenError::WrongKey.into());
         }
         if to.join(vault_file::FILE_NAME).exists()
@@ -125,13 +150,20 @@ impl Vault {
         {
             return Err(OpenError::AlreadyExists(to.to_path_buf()).into());
         }
-        copy_dir(from, to)?;
-        let _ = fs::remove_file(to.join("LOCK"));
-        let vault = Vault::builder(to).open(secret)?;
-        if let Some(ledger) = ledger {
-            vault.apply_ledger(ledger)?;
+        if let LedgerChoice::Apply(doc) = ledger {
+            let ring = Ring::unseal(root_keys, header)?;
+            doc.verify(ring.vault_id(), &ring.subkey(Job::Ledger))?;
         }
-        Ok(vault)
+        let existed = to.exists();
+        let restored = restore_into(from, to, secret, ledger);
+        if restored.is_err() {
+            // The copy may hold erased data: remove it (the vault, if opened, is closed).
+            let _ = fs::remove_dir_all(to);
+            if existed {
+                let _ = fs::create_dir(to);
+            }
+        }
+        restored
     }
 
     /// Re-applies the erasures of a ledger: what they destroyed is destroyed here too, whatever
@@ -171,6 +203,41 @@ impl Vault {
         }
         Ok(applied)
     }
+}
+
+/// Copies the backup into `to`, opens it and re-applies the ledger's erasures that the backup
+/// does not hold.
+fn restore_into(
+    from: &Path,
+    to: &Path,
+    secret: RootSecret,
+    ledger: LedgerChoice<'_>,
+) -> Result<Vault> {
+    copy_dir(from, to)?;
+    let _ = fs::remove_file(to.join("LOCK"));
+    let vault = Vault::builder(to).open(secret)?;
+    if let LedgerChoice::Apply(doc) = ledger {
+        let newer = newer_entries(&vault.ledger()?, doc.entries())?;
+        vault.apply_ledger(newer)?;
+    }
+    Ok(vault)
+}
+
+/// The entries of `given` after the backup's own: the backup's ledger must be where `given`
+/// starts (same entries, in order), or `given` is older than the backup or of another copy.
+fn newer_entries<'a>(
+    in_backup: &[LedgerEntry],
+    given: &'a [LedgerEntry],
+) -> Result<&'a [LedgerEntry], LedgerError> {
+    if let Some((b, _)) = in_backup.iter().zip(given).find(|(b, g)| b != g) {
+        return Err(LedgerError::Diverges { seq: b.seq });
+    }
+    given
+        .get(in_backup.len()..)
+        .ok_or(LedgerError::OlderThanBackup {
+            in_backup: in_backup.len() as u64,
+            in_ledger: given.len() as u64,
+        })
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {

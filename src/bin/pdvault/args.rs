@@ -188,7 +188,11 @@ pub enum Command {
     /// The erasure ledger.
     #[command(subcommand)]
     Ledger(LedgerCmd),
-    /// Restore a backup into a new directory, re-applying an erasure ledger.
+    /// Restore a backup into a new directory, re-applying the current erasure ledger.
+    ///
+    /// The ledger is required: it is checked against the backup (same vault, authentic, not
+    /// older than the backup) and every erasure in it is re-applied, so nothing erased comes
+    /// back.
     Restore {
         /// The backup.
         #[arg(long)]
@@ -196,9 +200,13 @@ pub enum Command {
         /// The new vault directory.
         #[arg(long)]
         to: PathBuf,
-        /// The current erasure ledger (from `ledger export`).
+        /// The current erasure ledger of the live vault (from `ledger export`).
         #[arg(long)]
         ledger: Option<PathBuf>,
+        /// Restore without any ledger: EVERYTHING ERASED AFTER THE BACKUP WAS TAKEN IS READABLE
+        /// AGAIN. Only when the ledger is lost for good and bringing the data back is lawful.
+        #[arg(long, conflicts_with = "ledger")]
+        without_ledger_bring_erased_data_back: bool,
     },
     /// Export everything held about a subject as JSON.
     Export {

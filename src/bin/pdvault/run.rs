@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 use pdvault::rights::export::ExportPayload;
 use pdvault::{
-    Category, EventKind, HoldId, HoldReason, HoldTarget, InputError, KdfParams, LegalBasis, Policy,
-    Purpose, RecordId, RecordMeta, RequestId, RequestKind, RootSecret, SubjectId, Vault,
+    Category, EventKind, HoldId, HoldReason, HoldTarget, InputError, KdfParams, LedgerChoice,
+    LegalBasis, Policy, Purpose, RecordId, RecordMeta, RequestId, RequestKind, RootSecret,
+    SubjectId, Vault,
 };
 use serde_json::json;
 
@@ -596,30 +597,54 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 json!({"entries": n}),
             )
         }
-        Command::Restore { from, to, ledger } => {
-            let ledger = match ledger {
-                Some(p) => {
+        Command::Restore {
+            from,
+            to,
+            ledger,
+            without_ledger_bring_erased_data_back,
+        } => {
+            let ledger = match (ledger, without_ledger_bring_erased_data_back) {
+                (Some(p), _) => {
                     let mut f = fs::File::open(p)
                         .map_err(|e| format!("cannot open {}: {e}", p.display()))?;
                     Some(Vault::parse_ledger(&mut f).map_err(err)?)
                 }
-                None => None,
+                (None, true) => None,
+                (None, false) => {
+                    return Err(
+                        "no erasure ledger: pass --ledger FILE (from `ledger export` on \
+                         the live vault); restoring without one brings erased data back and \
+                         needs --without-ledger-bring-erased-data-back"
+                            .into(),
+                    );
+                }
             };
             let secret = secret(
                 cli.passphrase_file.as_deref(),
                 "PDVAULT_PASSPHRASE",
                 "Backup passphrase: ",
             )?;
-            let v = Vault::restore(from, to, secret, ledger.as_deref()).map_err(err)?;
+            let choice = match &ledger {
+                Some(doc) => LedgerChoice::Apply(doc),
+                None => LedgerChoice::BringErasedDataBack,
+            };
+            let v = Vault::restore(from, to, secret, choice).map_err(err)?;
             v.close().map_err(err)?;
-            let applied = ledger.map(|l| l.len()).unwrap_or(0);
+            if ledger.is_none() {
+                eprintln!(
+                    "pdvault: warning: restored without an erasure ledger: everything erased \
+                     after the backup was taken is readable again in {}",
+                    to.display()
+                );
+            }
+            let entries = ledger.as_ref().map_or(0, |l| l.len());
             ok_line(
                 &cli,
                 &format!(
-                    "restored into {} ({applied} ledger entries re-applied)",
+                    "restored into {} (erasure ledger of {entries} entries checked and re-applied)",
                     to.display()
                 ),
-                json!({"restored": to, "ledger_entries": applied}),
+                json!({"restored": to, "ledger_entries": entries, "ledger": ledger.is_some()}),
             )
         }
         Command::Export { subject: s, out } => {
