@@ -97,7 +97,7 @@ mod vault;
 
 pub use audit::{AuditEntry, AuditOp, AuditReport};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use crypto::{KdfParams, KeySource, RootSecret};
+pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, KeySource, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
     AccessError, ErasureError, Error, InputError, IntegrityError, OpenError, PolicyError, Result,
@@ -107,6 +107,7 @@ pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, Subjec
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
 pub use policy::{EventKind, Policy, RequestKind};
+pub use storage::private_fs::create_private_file;
 pub use storage::{DEFAULT_CACHE_BYTES, Durability};
 pub use sweep::SweepReport;
 pub use vault::{Stats, Vault, VaultBuilder, VerifyReport};
