@@ -681,7 +681,8 @@ mod attacker_tests {
     /// Every record the attacker can decrypt: (record id, plaintext).
     fn attack(vault_dir: &Path, store_dir: &Path) -> Vec<(crate::RecordId, Vec<u8>)> {
         let header = vault_file::read(vault_dir).unwrap();
-        let root = crate::vault::root_key(&header.kdf, &RootSecret::passphrase("pw")).unwrap();
+        let root =
+            crate::vault::root_key(&header.kdf, &RootSecret::passphrase("pw-passphrase")).unwrap();
         let vault_id = header.vault_id;
         let ring = Ring::unseal(RootKeys::derive(&root, &vault_id), header).unwrap();
         let engine =
@@ -856,7 +857,7 @@ mod attacker_tests {
         let (alice_ids, bob_keep, bob_gone, bob_usage) = {
             let v = Vault::builder(&dir)
                 .kdf(KdfParams::insecure_for_tests())
-                .create(RootSecret::passphrase("pw"))
+                .create(RootSecret::passphrase("pw-passphrase"))
                 .unwrap();
             let a1 = v
                 .put(
@@ -902,7 +903,7 @@ mod attacker_tests {
         copy_dir(&crate::vault::store_dir(&dir), &stale);
 
         let v = Vault::builder(&dir)
-            .open(RootSecret::passphrase("pw"))
+            .open(RootSecret::passphrase("pw-passphrase"))
             .unwrap();
         assert!(v.erase_subject(&alice).unwrap().subject_erased);
         v.erase_record(&bob, bob_gone).unwrap();
@@ -934,7 +935,7 @@ mod attacker_tests {
         }
         // The current vault still serves the kept record after reopening.
         let v = Vault::builder(&dir)
-            .open(RootSecret::passphrase("pw"))
+            .open(RootSecret::passphrase("pw-passphrase"))
             .unwrap();
         assert_eq!(
             v.get(&bob, bob_keep, &p).unwrap().payload,

@@ -163,6 +163,13 @@ pub enum InputError {
     /// A date or time could not be parsed.
     #[error("invalid date or time {0:?}")]
     Time(String),
+    /// A new passphrase (creating a vault, rotating its root secret) is shorter than the
+    /// minimum.
+    #[error("the passphrase is too short: it needs at least {min} characters")]
+    PassphraseTooShort {
+        /// The minimum, in characters.
+        min: usize,
+    },
     /// An export document could not be imported.
     #[error("invalid export document: {0}")]
     Document(String),

@@ -20,7 +20,9 @@ pub const MAX_SUBJECT_ID_LEN: usize = 1024;
 pub struct SubjectId(String);
 
 impl SubjectId {
-    /// Validates an identifier: 1 to [`MAX_SUBJECT_ID_LEN`] bytes of UTF-8.
+    /// Validates an identifier: 1 to [`MAX_SUBJECT_ID_LEN`] bytes of UTF-8, without leading or
+    /// trailing whitespace (`" alice@example.com"` would otherwise be a second subject beside
+    /// `"alice@example.com"`; the vault does not trim on the caller's behalf).
     pub fn new(id: impl Into<String>) -> Result<Self, InputError> {
         let id = id.into();
         if id.is_empty() {
@@ -28,6 +30,9 @@ impl SubjectId {
         }
         if id.len() > MAX_SUBJECT_ID_LEN {
             return Err(InputError::SubjectId("longer than 1024 bytes"));
+        }
+        if id.trim() != id {
+            return Err(InputError::SubjectId("leading or trailing whitespace"));
         }
         Ok(SubjectId(id))
     }

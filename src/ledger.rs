@@ -56,7 +56,7 @@ pub struct LedgerDocument {
 ///
 /// ```compile_fail
 /// # fn restore(from: &std::path::Path, to: &std::path::Path) -> pdvault::Result<()> {
-/// pdvault::Vault::restore(from, to, pdvault::RootSecret::passphrase("pw"), None)?;
+/// pdvault::Vault::restore(from, to, pdvault::RootSecret::passphrase("pw-passphrase"), None)?;
 /// # Ok(())
 /// # }
 /// ```

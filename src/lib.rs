@@ -102,7 +102,7 @@ mod vault;
 
 pub use audit::{AuditEntry, AuditOp, AuditReport};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use crypto::{KdfParams, KeySource, RootSecret};
+pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, KeySource, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
     AccessError, ErasureError, Error, InputError, IntegrityError, LedgerError, OpenError,
@@ -113,6 +113,7 @@ pub use ledger::{LedgerChoice, LedgerDocument};
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
 pub use policy::{EventKind, Policy, RequestKind};
+pub use storage::private_fs::create_private_file;
 pub use storage::{DEFAULT_CACHE_BYTES, Durability};
 pub use sweep::SweepReport;
 pub use vault::{Stats, Vault, VaultBuilder, VerifyReport};

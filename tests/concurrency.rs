@@ -19,7 +19,7 @@ fn mixed_threads_lose_nothing_and_resurrect_nothing() {
         .kdf(KdfParams::insecure_for_tests())
         .clock(clock.clone())
         .policy(policy)
-        .create(RootSecret::passphrase("pw"))
+        .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     let sa = Purpose::new(Purpose::SUBJECT_ACCESS).unwrap();
     // What each thread was told: live records with their last payload, and erased ones.
@@ -131,7 +131,7 @@ fn mixed_threads_lose_nothing_and_resurrect_nothing() {
     drop(v);
     let v = Vault::builder(tmp.path())
         .clock(clock)
-        .open(RootSecret::passphrase("pw"))
+        .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     check(&v);
     println!(

@@ -688,7 +688,7 @@ fn create_refuses_to_overwrite_and_open_of_an_empty_dir_is_not_found() {
     let before = std::fs::read(vault_file(dir.path())).unwrap();
     for secret in [
         RootSecret::passphrase(PW),
-        RootSecret::passphrase("other"),
+        RootSecret::passphrase("other-passphrase"),
         RootSecret::raw_key([1; 32]),
     ] {
         let r = Vault::builder(dir.path())
@@ -1212,7 +1212,7 @@ fn collection_time_defaults_to_the_vault_clock_and_survives_rectification() {
     let v = Vault::builder(dir.path())
         .kdf(KdfParams::insecure_for_tests())
         .clock(clock.clone())
-        .create(RootSecret::passphrase("pw"))
+        .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     let s = sid("dora@example.com");
     let access = purpose(Purpose::SUBJECT_ACCESS);

@@ -54,7 +54,7 @@ fn record() -> Record {
     let tmp = tempfile::tempdir().unwrap();
     let v = Vault::builder(tmp.path())
         .kdf(KdfParams::insecure_for_tests())
-        .create(RootSecret::passphrase("pw"))
+        .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     let s = SubjectId::new("marker-subject@example.com").unwrap();
     let id = v

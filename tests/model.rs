@@ -230,7 +230,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut h = Harness {
         dir: tempfile::tempdir().unwrap(),
         clock: ManualClock::new(start),
-        secret: "pw-0".into(),
+        secret: "pw-passphrase-0".into(),
         vault: None,
         generation: 0,
     };
@@ -242,7 +242,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 flush_every_ms: 10_000,
             })
             .policy(Policy::from_toml(POLICY).unwrap())
-            .create(RootSecret::passphrase("pw-0"))
+            .create(RootSecret::passphrase("pw-passphrase-0"))
             .unwrap(),
     );
     let mut m = Model::default();
@@ -412,7 +412,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Rotate => {
                 rotations += 1;
-                let new = format!("pw-{rotations}");
+                let new = format!("pw-passphrase-{rotations}");
                 h.v()
                     .rotate_root(RootSecret::passphrase(new.clone()), None)
                     .unwrap();

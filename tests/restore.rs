@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use pdvault::*;
 use serde_json::Value;
 
-const PW: &str = "pw";
+const PW: &str = "pw-passphrase";
 
 fn vault(dir: &Path) -> Vault {
     Vault::builder(dir)
@@ -156,7 +156,7 @@ fn a_ledger_exported_after_root_rotation_checks_against_an_older_backup() {
     let f = fixture();
     f.live
         .rotate_root(
-            RootSecret::passphrase("new"),
+            RootSecret::passphrase("new-passphrase"),
             Some(KdfParams::insecure_for_tests()),
         )
         .unwrap();

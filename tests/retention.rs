@@ -4,7 +4,7 @@
 use jiff::{Span, Timestamp, ToSpan};
 use pdvault::*;
 
-const PW: &str = "pw";
+const PW: &str = "pw-passphrase";
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -407,7 +407,7 @@ fn rotating_the_root_secret_locks_out_the_old_one() {
     let s = SubjectId::new("s").unwrap();
     let id = v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
     v.rotate_root(
-        RootSecret::passphrase("new"),
+        RootSecret::passphrase("new-passphrase"),
         Some(KdfParams::insecure_for_tests()),
     )
     .unwrap();
@@ -418,7 +418,7 @@ fn rotating_the_root_secret_locks_out_the_old_one() {
         Err(Error::Open(OpenError::WrongKey))
     ));
     let v = Vault::builder(tmp.path())
-        .open(RootSecret::passphrase("new"))
+        .open(RootSecret::passphrase("new-passphrase"))
         .unwrap();
     assert!(readable(&v, &s, id));
     assert!(v.verify().unwrap().is_whole());

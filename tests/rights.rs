@@ -17,7 +17,7 @@ fn vault(dir: &std::path::Path, clock: &ManualClock, policy: Option<&str>) -> Va
             .unwrap();
         b = b.policy(Policy::from_toml(&text).unwrap());
     }
-    b.create(RootSecret::passphrase("pw")).unwrap()
+    b.create(RootSecret::passphrase("pw-passphrase")).unwrap()
 }
 
 fn purpose(s: &str) -> Purpose {
@@ -285,7 +285,7 @@ fn assert_whole_after_reopen(v: Vault, dir: &std::path::Path, clock: ManualClock
     v.close().unwrap();
     let v = Vault::builder(dir)
         .clock(clock)
-        .open(RootSecret::passphrase("pw"))
+        .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     assert!(v.verify().unwrap().is_whole());
 }
@@ -459,7 +459,7 @@ fn an_export_cut_short_is_an_error_and_is_still_in_the_audit_trail() {
     v.close().unwrap();
     let v = Vault::builder(tmp.path())
         .kdf(KdfParams::insecure_for_tests())
-        .open(RootSecret::passphrase("pw"))
+        .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     let notes = exports(&v);
     assert_eq!(notes.len(), 2, "{notes:?}");

@@ -3,7 +3,7 @@ use pdvault::*;
 fn vault(dir: &std::path::Path) -> Vault {
     Vault::builder(dir)
         .kdf(KdfParams::insecure_for_tests())
-        .create(RootSecret::passphrase("pw"))
+        .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap()
 }
 
@@ -33,11 +33,11 @@ fn put_get_erase_reopen() {
     assert_eq!(v.list(&alice).unwrap().len(), 2);
     v.close().unwrap();
     assert!(matches!(
-        Vault::builder(dir.path()).open(RootSecret::passphrase("wrong")),
+        Vault::builder(dir.path()).open(RootSecret::passphrase("wrong-passphrase")),
         Err(Error::Open(OpenError::WrongKey))
     ));
     let v = Vault::builder(dir.path())
-        .open(RootSecret::passphrase("pw"))
+        .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     assert_eq!(v.get(&alice, id, &p).unwrap().payload, b"hello2");
     let r = v.erase_category(&alice, &Category::Usage).unwrap();
@@ -52,7 +52,7 @@ fn put_get_erase_reopen() {
     assert_eq!(v.ledger().unwrap().len(), 2);
     v.close().unwrap();
     let v = Vault::builder(dir.path())
-        .open(RootSecret::passphrase("pw"))
+        .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     assert!(v.verify().unwrap().is_whole());
 }

@@ -48,7 +48,7 @@ fn populated(dir: &Path) -> Vec<(SubjectId, RecordId, Vec<u8>)> {
         .durability(Durability::Deferred {
             flush_every_ms: 1000,
         })
-        .create(RootSecret::passphrase("pw"))
+        .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     let mut out = Vec::new();
     for i in 0..30 {
@@ -76,7 +76,7 @@ fn populated(dir: &Path) -> Vec<(SubjectId, RecordId, Vec<u8>)> {
 /// that serves every record correctly. Never a panic, never a silent loss.
 fn judge(dir: &Path, records: &[(SubjectId, RecordId, Vec<u8>)], what: &str) -> &'static str {
     let outcome = std::panic::catch_unwind(|| {
-        let v = match Vault::builder(dir).open(RootSecret::passphrase("pw")) {
+        let v = match Vault::builder(dir).open(RootSecret::passphrase("pw-passphrase")) {
             Err(_) => return "refused at open",
             Ok(v) => v,
         };
@@ -133,7 +133,7 @@ fn a_store_older_than_the_vault_file_is_data_loss() {
     let dir = tmp.path().join("v");
     let v = Vault::builder(&dir)
         .kdf(KdfParams::insecure_for_tests())
-        .create(RootSecret::passphrase("pw"))
+        .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     let s = SubjectId::new("s").unwrap();
     v.put(&s, RecordMeta::new(Category::Contact), b"first")
@@ -142,7 +142,7 @@ fn a_store_older_than_the_vault_file_is_data_loss() {
     let old_store = tmp.path().join("old-store");
     copy_dir(&dir.join("store"), &old_store);
     let v = Vault::builder(&dir)
-        .open(RootSecret::passphrase("pw"))
+        .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     v.put(&s, RecordMeta::new(Category::Contact), b"second")
         .unwrap();
@@ -150,7 +150,7 @@ fn a_store_older_than_the_vault_file_is_data_loss() {
     // The newest writes are gone: the store is the old copy, the vault file the new one.
     std::fs::remove_dir_all(dir.join("store")).unwrap();
     copy_dir(&old_store, &dir.join("store"));
-    match Vault::builder(&dir).open(RootSecret::passphrase("pw")) {
+    match Vault::builder(&dir).open(RootSecret::passphrase("pw-passphrase")) {
         Err(Error::Open(OpenError::DataLoss(msg))) => {
             assert!(msg.contains("newest writes"), "{msg}")
         }
@@ -159,7 +159,7 @@ fn a_store_older_than_the_vault_file_is_data_loss() {
     // An empty store behind a used vault file is data loss too.
     std::fs::remove_dir_all(dir.join("store")).unwrap();
     assert!(matches!(
-        Vault::builder(&dir).open(RootSecret::passphrase("pw")),
+        Vault::builder(&dir).open(RootSecret::passphrase("pw-passphrase")),
         Err(Error::Open(OpenError::DataLoss(_)))
     ));
 }
@@ -169,7 +169,7 @@ fn foreign_files_in_the_vault_directory_do_not_break_it() {
     let tmp = tempfile::tempdir().unwrap();
     let v = Vault::builder(tmp.path())
         .kdf(KdfParams::insecure_for_tests())
-        .create(RootSecret::passphrase("pw"))
+        .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     let s = SubjectId::new("s").unwrap();
     let id = v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
@@ -177,14 +177,14 @@ fn foreign_files_in_the_vault_directory_do_not_break_it() {
     std::fs::write(tmp.path().join("notes.txt"), b"hello").unwrap();
     std::fs::write(tmp.path().join("vault.pdv.tmp"), b"half-written junk").unwrap();
     let v = Vault::builder(tmp.path())
-        .open(RootSecret::passphrase("pw"))
+        .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     assert_eq!(v.get(&s, id, &sa()).unwrap().payload, b"x");
     drop(v);
     // A foreign file in place of the vault file.
     std::fs::write(tmp.path().join("vault.pdv"), b"<html>not a vault</html>").unwrap();
     assert!(matches!(
-        Vault::builder(tmp.path()).open(RootSecret::passphrase("pw")),
+        Vault::builder(tmp.path()).open(RootSecret::passphrase("pw-passphrase")),
         Err(Error::Open(OpenError::HeaderDamaged(_)))
     ));
 }

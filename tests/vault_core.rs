@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 fn create(dir: &Path) -> Vault {
     Vault::builder(dir)
         .kdf(KdfParams::insecure_for_tests())
-        .create(RootSecret::passphrase("pw"))
+        .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap()
 }
 
 fn open(dir: &Path) -> Result<Vault> {
-    Vault::builder(dir).open(RootSecret::passphrase("pw"))
+    Vault::builder(dir).open(RootSecret::passphrase("pw-passphrase"))
 }
 
 fn sa() -> Purpose {
@@ -97,7 +97,7 @@ fn wrong_secrets_are_refused_with_their_own_errors() {
     let tmp = tempfile::tempdir().unwrap();
     create(tmp.path()).close().unwrap();
     assert!(matches!(
-        Vault::builder(tmp.path()).open(RootSecret::passphrase("nope")),
+        Vault::builder(tmp.path()).open(RootSecret::passphrase("nope-passphrase")),
         Err(Error::Open(OpenError::WrongKey))
     ));
     assert!(matches!(
@@ -202,7 +202,7 @@ fn creating_over_a_vault_and_opening_nothing_are_refused() {
     assert!(matches!(
         Vault::builder(tmp.path())
             .kdf(KdfParams::insecure_for_tests())
-            .create(RootSecret::passphrase("pw")),
+            .create(RootSecret::passphrase("pw-passphrase")),
         Err(Error::Open(OpenError::AlreadyExists(_)))
     ));
 }

@@ -106,7 +106,7 @@ fn main() {
         .kdf(KdfParams::insecure_for_tests())
         .clock(clock.clone())
         .policy(Policy::from_toml(&policy_text).expect("seed policy 001 parses"))
-        .create(RootSecret::passphrase("seed"))
+        .create(RootSecret::passphrase("seed-passphrase"))
         .expect("create a vault");
 
     // Vault header: the real file, fresh and after a key-ring rewrite (an erasure).

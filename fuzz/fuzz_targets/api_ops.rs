@@ -272,7 +272,7 @@ fn run(input: Input) {
         builder = builder.policy(Policy::from_toml(POLICY).expect("the fuzz policy is valid"));
     }
     let vault = builder
-        .create(RootSecret::passphrase("fuzz"))
+        .create(RootSecret::passphrase("fuzz-passphrase"))
         .expect("create a vault");
     let mut m = Model {
         subjects: (0..SUBJECTS)
@@ -561,7 +561,7 @@ fn run(input: Input) {
     let vault = Vault::builder(dir.path())
         .kdf(KdfParams::insecure_for_tests())
         .clock(clock.clone())
-        .open(RootSecret::passphrase("fuzz"))
+        .open(RootSecret::passphrase("fuzz-passphrase"))
         .expect("reopen");
     assert_dead_unreadable(&vault, &m, "after reopening");
     let report = vault.verify().expect("verify runs after reopening");

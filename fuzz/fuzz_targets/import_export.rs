@@ -29,7 +29,7 @@ fn fixture() -> &'static Fixture {
             .durability(Durability::Deferred {
                 flush_every_ms: 60_000,
             })
-            .create(RootSecret::passphrase("fuzz"))
+            .create(RootSecret::passphrase("fuzz-passphrase"))
             .expect("create a vault");
         Fixture { _dir: dir, vault }
     })

@@ -50,6 +50,11 @@ pub trait KeySource {
     fn root_key(&self) -> Result<[u8; 32], String>;
 }
 
+/// The fewest characters a new passphrase may have unless the host says otherwise
+/// ([`VaultBuilder::min_passphrase_len`](crate::VaultBuilder::min_passphrase_len),
+/// [`Vault::rotate_root_with_min_len`](crate::Vault::rotate_root_with_min_len)).
+pub const DEFAULT_MIN_PASSPHRASE_LEN: usize = 8;
+
 /// The root secret of a vault: a passphrase (stretched with Argon2id) or a raw 32-byte key.
 ///
 /// Never written to disk and never printed.
@@ -77,6 +82,17 @@ impl RootSecret {
             .root_key()
             .map(Self::raw_key)
             .map_err(crate::OpenError::KeySource)
+    }
+
+    /// Refuses a passphrase of fewer than `min` characters (Unicode scalar values); a raw key
+    /// always passes. For secrets that are about to protect a vault: creating, rotating.
+    pub(crate) fn check_len(&self, min: usize) -> Result<(), crate::InputError> {
+        match self {
+            RootSecret::Passphrase(p) if p.chars().count() < min => {
+                Err(crate::InputError::PassphraseTooShort { min })
+            }
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn kind(&self) -> &'static str {

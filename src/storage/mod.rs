@@ -7,6 +7,8 @@
 //! - [`entries`]: the stored entries that belong to no other module.
 //! - [`vault_file`]: the small vault file holding the header and the sealed key ring.
 //! - [`row_cache`]: decoded subject states, kept coherent with commits.
+//! - [`private_fs`]: private directories (`0700`) and files (`0600`), for every file the vault
+//!   creates.
 //!
 //! [`Store`] adds the vault's own integrity check to the engine: every commit also updates a
 //! manifest (a count and a keyed multiset hash of all entries) in the same atomic batch, and
@@ -18,6 +20,7 @@ pub(crate) mod entries;
 pub(crate) mod layout;
 #[cfg(test)]
 pub(crate) mod mem_engine;
+pub(crate) mod private_fs;
 mod row_cache;
 pub(crate) mod sled_engine;
 pub(crate) mod timestamp;

@@ -2,11 +2,20 @@
 //!
 //! sled 0.34 can panic on a damaged file: every call into it is contained and turned into
 //! [`StorageError::Corrupted`]. All data lives in one sled tree, so that every batch is atomic.
+//!
+//! sled creates its own files, with the process umask: the store directory is created `0700`
+//! before sled opens it, everything sled wrote at open (`conf`, `db`, snapshots, `blobs/`) is
+//! made private after, and new files in `blobs/` (values too large for a log segment) after each
+//! flush (see [`private_fs`](super::private_fs); the `0700` directory is what keeps others out).
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::engine::{Engine, EngineOp, KvIter};
+use super::private_fs;
 use crate::error::StorageError;
 
 pub(crate) struct SledEngine {
@@ -14,6 +23,10 @@ pub(crate) struct SledEngine {
     db: Option<sled::Db>,
     /// Set once a write or flush failed.
     failed: std::sync::atomic::AtomicBool,
+    /// sled's directory of large values, whose new files are made private after each flush.
+    blobs: PathBuf,
+    /// The files of `blobs` already made private.
+    private_blobs: Mutex<HashSet<OsString>>,
 }
 
 impl SledEngine {
@@ -109,6 +122,7 @@ impl SledEngine {
         flush_every_ms: Option<u64>,
         cache_bytes: u64,
     ) -> Result<Self, StorageError> {
+        private_fs::create_dir_all(dir)?;
         remove_incomplete_snapshots(dir)?;
         // sled's background threads hold its file lock for a moment after the previous handle
         // was dropped: retry a lock conflict for up to two seconds. (The vault's own LOCK file
@@ -126,6 +140,8 @@ impl SledEngine {
                 Ok(SledEngine {
                     db: Some(db),
                     failed: std::sync::atomic::AtomicBool::new(false),
+                    blobs: dir.join("blobs"),
+                    private_blobs: Mutex::new(HashSet::new()),
                 })
             });
             match result {
@@ -138,9 +154,21 @@ impl SledEngine {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                other => return other,
+                Ok(engine) => {
+                    // sled wrote its files at open with the umask's modes.
+                    private_fs::restrict_tree(dir)?;
+                    engine.restrict_new_blobs()?;
+                    return Ok(engine);
+                }
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Makes the files sled added to `blobs/` since the last call private.
+    fn restrict_new_blobs(&self) -> Result<(), StorageError> {
+        let mut known = self.private_blobs.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(private_fs::restrict_new_files(&self.blobs, &mut known)?)
     }
 }
 
@@ -194,7 +222,11 @@ impl Engine for SledEngine {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        self.write(|db| db.flush().map(|_| ()).map_err(map_err))
+        self.write(|db| db.flush().map(|_| ()).map_err(map_err))?;
+        // Best effort: the store directory's 0700 already keeps others out of a new blob, and a
+        // failed chmod must not fail a flush that succeeded.
+        let _ = self.restrict_new_blobs();
+        Ok(())
     }
 
     fn size_on_disk(&self) -> Option<u64> {

@@ -148,11 +148,10 @@ pub(crate) fn write(dir: &Path, body: &VaultFileBody) -> Result<(), StorageError
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     let bytes = encode(body);
     {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let mut f = super::private_fs::open_file(
+            &tmp,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )?;
         f.write_all(&bytes)?;
         f.sync_all()?;
     }

@@ -20,6 +20,7 @@ use crate::error::{LedgerError, OpenError, Result};
 use crate::keys::{Job, Ring, RootKeys};
 use crate::ledger::{LedgerChoice, LedgerDocument};
 use crate::storage::engine::{Engine, EngineOp};
+use crate::storage::private_fs;
 use crate::storage::sled_engine::SledEngine;
 use crate::storage::vault_file::{self, KdfSpec};
 use crate::storage::{Txn, layout};
@@ -28,7 +29,22 @@ impl Vault {
     /// Replaces the root secret. Every subject key is rewrapped under new shard keys (records
     /// are not re-encrypted); the key ring is sealed under the new root key. Afterwards the old
     /// secret opens nothing in the current files. `kdf`: new Argon2id costs (default: keep).
+    /// A new passphrase needs at least [`DEFAULT_MIN_PASSPHRASE_LEN`](crate::DEFAULT_MIN_PASSPHRASE_LEN)
+    /// characters ([`rotate_root_with_min_len`](Self::rotate_root_with_min_len) sets another
+    /// minimum).
     pub fn rotate_root(&self, new_secret: RootSecret, kdf: Option<KdfParams>) -> Result<()> {
+        self.rotate_root_with_min_len(new_secret, kdf, crate::DEFAULT_MIN_PASSPHRASE_LEN)
+    }
+
+    /// [`rotate_root`](Self::rotate_root), refusing a new passphrase of fewer than `min_len`
+    /// characters ([`InputError::PassphraseTooShort`]) before anything changes.
+    pub fn rotate_root_with_min_len(
+        &self,
+        new_secret: RootSecret,
+        kdf: Option<KdfParams>,
+        min_len: usize,
+    ) -> Result<()> {
+        new_secret.check_len(min_len)?;
         let _d = self.exclusive_destruction();
         let vault_id = *self.keys().ring().vault_id();
         let (root, spec) = match &new_secret {
@@ -69,7 +85,7 @@ impl Vault {
         let _d = self.exclusive_destruction();
         self.commit_synced(Txn::new(), vec![self.draft(AuditOp::Backup)])?;
         self.keys().checkpoint(self.store())?;
-        fs::create_dir_all(dest)?;
+        private_fs::create_dir_all(dest)?;
         let engine = SledEngine::open(&store_dir(dest), None, crate::storage::DEFAULT_CACHE_BYTES)?;
         let mut ops = Vec::with_capacity(10_000);
         for r in self.store().scan_raw(&[]) {
@@ -82,9 +98,9 @@ impl Vault {
         engine.apply(ops)?;
         engine.flush()?;
         drop(engine);
-        fs::copy(
-            self.dir().join(vault_file::FILE_NAME),
-            dest.join(vault_file::FILE_NAME),
+        private_fs::copy_file(
+            &self.dir().join(vault_file::FILE_NAME),
+            &dest.join(vault_file::FILE_NAME),
         )?;
         vault_file::sync_dir(dest)?;
         Ok(())
@@ -241,14 +257,14 @@ fn newer_entries<'a>(
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to)?;
+    private_fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let target = to.join(entry.file_name());
         if entry.file_type()?.is_dir() {
             copy_dir(&entry.path(), &target)?;
         } else {
-            fs::copy(entry.path(), &target)?;
+            private_fs::copy_file(&entry.path(), &target)?;
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ use crate::error::{OpenError, Result, StorageError};
 use crate::keys::{Job, Keys, Ring, RootKeys};
 use crate::policy::Policy;
 use crate::storage::engine::Engine;
+use crate::storage::private_fs;
 use crate::storage::sled_engine::SledEngine;
 use crate::storage::vault_file::{self, KdfSpec};
 use crate::storage::{Durability, Store, layout};
@@ -38,6 +39,7 @@ pub struct VaultBuilder {
     clock: Arc<dyn Clock>,
     policy: Option<Policy>,
     cache_bytes: u64,
+    min_passphrase_len: usize,
 }
 
 impl VaultBuilder {
@@ -49,6 +51,7 @@ impl VaultBuilder {
             clock: Arc::new(SystemClock),
             policy: None,
             cache_bytes: crate::storage::DEFAULT_CACHE_BYTES,
+            min_passphrase_len: crate::crypto::DEFAULT_MIN_PASSPHRASE_LEN,
         }
     }
 
@@ -86,10 +89,22 @@ impl VaultBuilder {
         self
     }
 
-    /// Creates a new vault; refuses to overwrite an existing one.
+    /// The fewest characters a passphrase given to [`create`](Self::create) may have (default:
+    /// [`DEFAULT_MIN_PASSPHRASE_LEN`](crate::DEFAULT_MIN_PASSPHRASE_LEN), 8). Opening an
+    /// existing vault is not subject to it; a raw key always is 32 bytes.
+    pub fn min_passphrase_len(mut self, chars: usize) -> Self {
+        self.min_passphrase_len = chars;
+        self
+    }
+
+    /// Creates a new vault; refuses to overwrite an existing one. The vault directory is made
+    /// `0700` and every file in it `0600` (on Unix). A passphrase shorter than
+    /// [`min_passphrase_len`](Self::min_passphrase_len) is refused before anything is created;
+    /// if creating fails later, what it created is removed (a directory that existed before
+    /// stays, with what it held).
     pub fn create(self, secret: RootSecret) -> Result<Vault> {
+        secret.check_len(self.min_passphrase_len)?;
         let dir = self.dir.clone();
-        fs::create_dir_all(&dir)?;
         if dir.join(vault_file::FILE_NAME).exists() {
             return Err(OpenError::AlreadyExists(dir).into());
         }
@@ -97,6 +112,18 @@ impl VaultBuilder {
         if store_dir.exists() && fs::read_dir(&store_dir)?.next().is_some() {
             return Err(OpenError::AlreadyExists(dir).into());
         }
+        let before = Existing::note(&dir)?;
+        let created = self.create_inner(secret);
+        if created.is_err() {
+            before.remove_the_rest();
+        }
+        created
+    }
+
+    fn create_inner(self, secret: RootSecret) -> Result<Vault> {
+        let dir = self.dir.clone();
+        private_fs::create_dir_all(&dir)?;
+        let store_dir = dir.join(STORE_DIR);
         let lock = take_lock(&dir)?;
         let vault_id: [u8; 16] = crypto::random_array();
         let (root, kdf) = match &secret {
@@ -147,6 +174,8 @@ impl VaultBuilder {
             return Err(OpenError::NotFound(dir).into());
         }
         let lock = take_lock(&dir)?;
+        // Vaults made before their directories were private become private at open.
+        private_fs::restrict_dir(&dir)?;
         let header = vault_file::read(&dir)?;
         let root = root_key(&header.kdf, &secret)?;
         let root_keys = RootKeys::derive(&root, &header.vault_id);
@@ -257,12 +286,14 @@ const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250)
 
 fn take_lock(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)?;
+    let f = private_fs::open_file(
+        &path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )?;
     let deadline = std::time::Instant::now() + LOCK_PATIENCE;
     let mut pause = std::time::Duration::from_millis(1);
     loop {
@@ -281,4 +312,68 @@ fn take_lock(dir: &Path) -> Result<File> {
 /// The store directory of a vault directory.
 pub(crate) fn store_dir(dir: &Path) -> PathBuf {
     dir.join(STORE_DIR)
+}
+
+/// What a vault directory held before [`VaultBuilder::create`] began, so that a failed create
+/// removes only what it made.
+struct Existing {
+    dir: PathBuf,
+    /// The topmost directory that did not exist (the vault directory or a missing parent): a
+    /// failed create removes it whole.
+    created_root: Option<PathBuf>,
+    /// Otherwise: the names the vault directory held, and whether it held an (empty) store
+    /// directory.
+    names: std::collections::HashSet<std::ffi::OsString>,
+    had_store: bool,
+}
+
+impl Existing {
+    fn note(dir: &Path) -> Result<Self> {
+        let created_root = private_fs::topmost_missing(dir);
+        let mut names = std::collections::HashSet::new();
+        if created_root.is_none() {
+            for entry in fs::read_dir(dir)? {
+                names.insert(entry?.file_name());
+            }
+        }
+        Ok(Existing {
+            dir: dir.to_path_buf(),
+            created_root,
+            had_store: store_dir(dir).is_dir(),
+            names,
+        })
+    }
+
+    /// Removes what was not there before. Best effort: the create's own error is what the
+    /// caller hears about.
+    fn remove_the_rest(self) {
+        if let Some(root) = self.created_root {
+            let _ = fs::remove_dir_all(root);
+            return;
+        }
+        let mut keep = self.names;
+        if self.had_store {
+            // It was empty (`create` refuses a store directory with anything in it).
+            remove_entries_but(&store_dir(&self.dir), &Default::default());
+            keep.insert(STORE_DIR.into());
+        }
+        remove_entries_but(&self.dir, &keep);
+    }
+}
+
+/// Removes every entry of `dir` not named in `keep`, ignoring failures.
+fn remove_entries_but(dir: &Path, keep: &std::collections::HashSet<std::ffi::OsString>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if keep.contains(&entry.file_name()) {
+            continue;
+        }
+        let path = entry.path();
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+            _ => fs::remove_file(&path),
+        };
+    }
 }

@@ -114,7 +114,7 @@ impl Vault {
     /// use pdvault::{Category, LegalBasis, Purpose, RecordMeta, SubjectId};
     /// # let dir = tempfile::tempdir()?;
     /// # let vault = pdvault::Vault::builder(dir.path()).kdf(pdvault::KdfParams::insecure_for_tests())
-    /// #     .create(pdvault::RootSecret::passphrase("pw"))?;
+    /// #     .create(pdvault::RootSecret::passphrase("pw-passphrase"))?;
     /// let alice = SubjectId::new("alice@example.com")?;
     /// let meta = RecordMeta::new(Category::Contact).purpose(Purpose::new("billing")?).basis(LegalBasis::Contract);
     /// let id = vault.put(&alice, meta, b"+44 20 7946 0000")?;
@@ -387,7 +387,7 @@ impl Vault {
     /// use pdvault::{Category, Purpose, RecordMeta, SubjectId};
     /// # let dir = tempfile::tempdir()?;
     /// # let vault = pdvault::Vault::builder(dir.path()).kdf(pdvault::KdfParams::insecure_for_tests())
-    /// #     .create(pdvault::RootSecret::passphrase("pw"))?;
+    /// #     .create(pdvault::RootSecret::passphrase("pw-passphrase"))?;
     /// let alice = SubjectId::new("alice@example.com")?;
     /// let billing = Purpose::new("billing")?;
     /// vault.put(&alice, RecordMeta::new(Category::Contact).purpose(billing.clone()), b"phone")?;
@@ -421,7 +421,7 @@ impl Vault {
     /// use pdvault::{Category, Purpose, RecordMeta, SubjectId};
     /// # let dir = tempfile::tempdir()?;
     /// # let vault = pdvault::Vault::builder(dir.path()).kdf(pdvault::KdfParams::insecure_for_tests())
-    /// #     .create(pdvault::RootSecret::passphrase("pw"))?;
+    /// #     .create(pdvault::RootSecret::passphrase("pw-passphrase"))?;
     /// let alice = SubjectId::new("alice@example.com")?;
     /// let billing = Purpose::new("billing")?;
     /// for phone in ["555-0100", "555-0199"] {

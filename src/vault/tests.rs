@@ -40,7 +40,7 @@ fn new_vault() -> (tempfile::TempDir, Vault) {
     let tmp = tempfile::tempdir().unwrap();
     let v = Vault::builder(tmp.path())
         .kdf(KdfParams::insecure_for_tests())
-        .create(RootSecret::passphrase("pw"))
+        .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     (tmp, v)
 }
@@ -511,7 +511,7 @@ fn the_audit_trail_verifies_after_a_sequence_of_operations() {
 
 fn reopen(dir: &std::path::Path) -> Vault {
     for _ in 0..100 {
-        match Vault::builder(dir).open(RootSecret::passphrase("pw")) {
+        match Vault::builder(dir).open(RootSecret::passphrase("pw-passphrase")) {
             Err(Error::Storage(crate::StorageError::Io(e)))
                 if e.to_string().contains("could not acquire lock") =>
             {
@@ -1165,7 +1165,7 @@ mod first_pass {
     fn vault(dir: &std::path::Path) -> Vault {
         Vault::builder(dir)
             .kdf(KdfParams::insecure_for_tests())
-            .create(RootSecret::passphrase("pw"))
+            .create(RootSecret::passphrase("pw-passphrase"))
             .unwrap()
     }
 

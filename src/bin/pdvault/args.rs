@@ -52,6 +52,9 @@ pub enum Command {
         /// A retention policy (TOML) to store in the vault.
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// The fewest characters the passphrase may have.
+        #[arg(long, default_value_t = pdvault::DEFAULT_MIN_PASSPHRASE_LEN)]
+        min_passphrase_len: usize,
     },
     /// Store a record; prints its id. The payload comes from --file or stdin.
     Put {
@@ -178,6 +181,9 @@ pub enum Command {
         /// Read the new passphrase from this file.
         #[arg(long)]
         new_passphrase_file: Option<PathBuf>,
+        /// The fewest characters the new passphrase may have.
+        #[arg(long, default_value_t = pdvault::DEFAULT_MIN_PASSPHRASE_LEN)]
+        min_passphrase_len: usize,
     },
     /// Write a consistent copy of the vault.
     Backup {
@@ -212,9 +218,12 @@ pub enum Command {
     Export {
         #[command(flatten)]
         subject: SubjectArg,
-        /// Write to this file instead of stdout.
+        /// Write to this new file (mode 0600) instead of stdout; an existing file is refused.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace the --out file if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Import an export document.
     Import {

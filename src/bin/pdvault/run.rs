@@ -40,8 +40,17 @@ fn read_secret_file(path: &Path) -> Res<String> {
     Ok(s)
 }
 
-/// The passphrase: from a file, the environment, or a no-echo prompt on a terminal.
-fn secret(file: Option<&Path>, env: &str, prompt: &str) -> Res<RootSecret> {
+/// Whether a passphrase read at a prompt is asked for twice: a new one is, so that a typo does
+/// not lock the vault.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prompt {
+    Once,
+    Confirmed,
+}
+
+/// The passphrase: from a file, the environment, or a no-echo prompt on a terminal (asked twice
+/// for a new passphrase).
+fn secret(file: Option<&Path>, env: &str, prompt: &str, mode: Prompt) -> Res<RootSecret> {
     if let Some(f) = file {
         return Ok(RootSecret::passphrase(read_secret_file(f)?));
     }
@@ -49,9 +58,16 @@ fn secret(file: Option<&Path>, env: &str, prompt: &str) -> Res<RootSecret> {
         return Ok(RootSecret::passphrase(p));
     }
     if std::io::stdin().is_terminal() {
-        let p = rpassword::prompt_password(prompt)
-            .map_err(|e| format!("cannot read the passphrase: {e}"))?;
-        return Ok(RootSecret::passphrase(p));
+        let read = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map(zeroize::Zeroizing::new)
+                .map_err(|e| format!("cannot read the passphrase: {e}"))
+        };
+        let p = read(prompt)?;
+        if mode == Prompt::Confirmed && *read("Repeat the passphrase: ")? != *p {
+            return Err("the passphrases do not match; nothing was changed".into());
+        }
+        return Ok(RootSecret::passphrase(p.as_str()));
     }
     Err(format!(
         "no passphrase: set {env}, pass a passphrase file, or run on a terminal to be prompted"
@@ -64,6 +80,7 @@ fn open(cli: &Cli) -> Res<Vault> {
         cli.passphrase_file.as_deref(),
         "PDVAULT_PASSPHRASE",
         "Vault passphrase: ",
+        Prompt::Once,
     )?;
     let v = Vault::builder(&dir).open(secret).map_err(err)?;
     v.as_actor(&cli.actor).map_err(err)
@@ -151,10 +168,12 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             kdf_iterations,
             kdf_parallelism,
             policy,
+            min_passphrase_len,
         } => {
             let dir = vault_dir(&cli)?;
-            let mut b =
-                Vault::builder(&dir).kdf(kdf(*kdf_memory_kib, *kdf_iterations, *kdf_parallelism));
+            let mut b = Vault::builder(&dir)
+                .kdf(kdf(*kdf_memory_kib, *kdf_iterations, *kdf_parallelism))
+                .min_passphrase_len(*min_passphrase_len);
             if let Some(p) = policy {
                 b = b.policy(read_policy(p)?);
             }
@@ -162,6 +181,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 cli.passphrase_file.as_deref(),
                 "PDVAULT_PASSPHRASE",
                 "New vault passphrase: ",
+                Prompt::Confirmed,
             )?;
             b.create(secret).map_err(err)?.close().map_err(err)?;
             ok_line(
@@ -559,14 +579,17 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
         }
         Command::RotateKey {
             new_passphrase_file,
+            min_passphrase_len,
         } => {
             let v = open(&cli)?;
             let new = secret(
                 new_passphrase_file.as_deref(),
                 "PDVAULT_NEW_PASSPHRASE",
                 "New passphrase: ",
+                Prompt::Confirmed,
             )?;
-            v.rotate_root(new, None).map_err(err)?;
+            v.rotate_root_with_min_len(new, None, *min_passphrase_len)
+                .map_err(err)?;
             v.close().map_err(err)?;
             ok_line(
                 &cli,
@@ -586,7 +609,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
         }
         Command::Ledger(LedgerCmd::Export { out }) => {
             let v = open(&cli)?;
-            let mut f = fs::File::create(out)
+            let mut f = pdvault::create_private_file(out, true)
                 .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             v.export_ledger(&mut f).map_err(err)?;
             let n = v.ledger().map_err(err)?.len();
@@ -623,6 +646,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 cli.passphrase_file.as_deref(),
                 "PDVAULT_PASSPHRASE",
                 "Backup passphrase: ",
+                Prompt::Once,
             )?;
             let choice = match &ledger {
                 Some(doc) => LedgerChoice::Apply(doc),
@@ -647,17 +671,37 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 json!({"restored": to, "ledger_entries": entries, "ledger": ledger.is_some()}),
             )
         }
-        Command::Export { subject: s, out } => {
+        Command::Export {
+            subject: s,
+            out,
+            force,
+        } => {
             let v = open(&cli)?;
             let sid = subject(&s.subject)?;
             let n = match out {
                 Some(p) => {
-                    let mut f = std::io::BufWriter::new(
-                        fs::File::create(p)
-                            .map_err(|e| format!("cannot create {}: {e}", p.display()))?,
-                    );
-                    let n = v.export(&sid, &mut f).map_err(err)?;
-                    f.flush().map_err(err)?;
+                    let f = pdvault::create_private_file(p, *force).map_err(|e| {
+                        if e.kind() == std::io::ErrorKind::AlreadyExists {
+                            format!("{} already exists: pass --force to replace it", p.display())
+                        } else {
+                            format!("cannot create {}: {e}", p.display())
+                        }
+                    })?;
+                    let mut f = std::io::BufWriter::new(f);
+                    let written = v
+                        .export(&sid, &mut f)
+                        .map_err(err)
+                        .and_then(|n| f.flush().map(|()| n).map_err(err));
+                    let n = match written {
+                        Ok(n) => n,
+                        Err(e) => {
+                            // A part of an export is personal data nobody asked for: the file
+                            // was created here and is removed.
+                            drop(f);
+                            let _ = fs::remove_file(p);
+                            return Err(e);
+                        }
+                    };
                     eprintln!("{n} records exported to {}", p.display());
                     n
                 }
