@@ -32,7 +32,7 @@ use crate::model::Category;
 use crate::policy::holds::Hold;
 use crate::storage::entries::{DueKind, RecordEntry, StoredRecord, SubjectState};
 use crate::storage::{Txn, layout};
-use crate::vault::Vault;
+use crate::vault::{StoredHold, Vault};
 
 /// A record, or a whole category of a subject, that was destroyed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +110,13 @@ pub(crate) enum Scope {
     Pending(BTreeSet<RecordId>),
     /// Groups up to a generation (re-applying a ledger).
     Groups(Vec<(String, u32)>),
+    /// Nothing but the subject itself, if it holds no record and nothing is pending for it (the
+    /// sweep, once the span the policy keeps a subject's state for has passed).
+    Finish,
 }
+
+/// The record id of a due entry that concerns a subject, not a record.
+pub(crate) const NO_RECORD: RecordId = RecordId([0; 16]);
 
 /// Destruction planned across one or more subjects, carried out by one key ratchet.
 #[derive(Default)]
@@ -224,10 +230,10 @@ impl Vault {
             let Some(id) = layout::parse_subject_hold(&k) else {
                 continue;
             };
-            if let Some(h) = self.store().get::<Hold>(&layout::hold(&id), "hold")?
-                && h.is_active(now)
+            if let Some(h) = self.store().get::<StoredHold>(&layout::hold(&id), "hold")?
+                && h.hold.is_active(now)
             {
-                out.push(h);
+                out.push(h.hold);
             }
         }
         Ok(out)
@@ -241,9 +247,9 @@ impl Vault {
         let mut out: BTreeMap<SubjectRef, Vec<Hold>> = BTreeMap::new();
         for r in self
             .store()
-            .scan::<Hold>(&layout::table(layout::Table::Hold), "hold")
+            .scan::<StoredHold>(&layout::table(layout::Table::Hold), "hold")
         {
-            let (_, h) = r?;
+            let (_, StoredHold { hold: h, .. }) = r?;
             if h.is_active(now) {
                 out.entry(h.subject).or_default().push(h);
             }
@@ -339,6 +345,7 @@ impl Vault {
                 list.iter()
                     .any(|(c, generation)| *c == g.category && g.generation <= *generation)
             }),
+            Scope::Finish => groups.clear(),
         }
         let has_record_holds = holds
             .iter()
@@ -485,6 +492,28 @@ impl Vault {
             ledger.subject_erased = true;
             report.subject_erased = true;
         }
+        // A subject whose last record the sweep destroyed is finished like an erased one, unless
+        // something is pending for it or the policy keeps its state for a while.
+        let swept = plan.revisit_retained && matches!(scope, Scope::Records(_));
+        if (swept || matches!(scope, Scope::Finish))
+            && !report.subject_erased
+            && report.retained.is_empty()
+            && holds.is_empty()
+            && !self.has_records_left(&ident, &report)?
+            && !self.has_open_requests(&ident)?
+        {
+            match policy.as_ref().and_then(|p| p.keep_subject_state) {
+                Some(span) if swept => plan.txn.put(
+                    layout::due(crate::policy::add_span(now, span), &ident, &NO_RECORD),
+                    &DueKind::FinishSubject,
+                ),
+                _ => {
+                    self.destroy_subject(plan, &ident, &state)?;
+                    ledger.subject_erased = true;
+                    report.subject_erased = true;
+                }
+            }
+        }
         if state_changed && !report.subject_erased {
             plan.txn.put(layout::subject(&ident), &state);
         }
@@ -599,6 +628,11 @@ impl Vault {
         plan.txn.delete(layout::index(&blind));
         plan.txn.delete(layout::subject(ident));
         for k in self.store().scan_keys(&layout::holds_of(ident)) {
+            plan.txn.delete(k?);
+        }
+        // Their recipients and grounds are sealed under the subject key destroyed here; the rows
+        // go too.
+        for k in self.store().scan_keys(&layout::disclosures_of(ident)) {
             plan.txn.delete(k?);
         }
         plan.purge.subjects.insert(*ident);

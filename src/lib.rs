@@ -155,7 +155,8 @@ pub mod __fuzz {
     /// A subject's state, a hold and the manifest.
     pub fn subject_state(data: &[u8]) {
         let _ = codec::decode::<entries::SubjectState>(data, "subject");
-        let _ = codec::decode::<crate::policy::holds::Hold>(data, "hold");
+        let _ = codec::decode::<crate::vault::StoredHold>(data, "hold");
+        let _ = codec::decode::<crate::vault::StoredDisclosure>(data, "disclosure");
         let _ = codec::decode::<entries::Manifest>(data, "manifest");
         let _ = codec::decode::<crate::rights::Request>(data, "request");
     }

@@ -112,14 +112,24 @@ impl Vault {
                 shards.insert(layout::shard_of(sref.as_bytes()));
                 let mut ids = BTreeSet::new();
                 let mut pending = false;
+                let mut finish = false;
                 for d in entries {
-                    ids.insert(d.record);
-                    pending |= d.kind == DueKind::PendingErasure;
+                    match d.kind {
+                        DueKind::FinishSubject => finish = true,
+                        kind => {
+                            ids.insert(d.record);
+                            pending |= kind == DueKind::PendingErasure;
+                        }
+                    }
                     cleared.delete(d.key.to_vec());
                 }
                 let state = self.state(&sref)?;
                 let live = self.live_records(&sref, &ids)?;
                 if live.is_empty() {
+                    if finish && self.store().contains(&layout::subject(&sref))? {
+                        let r = self.plan_destruction(&mut plan, sref, Scope::Finish, now)?;
+                        report.subjects_erased += u64::from(r.subject_erased);
+                    }
                     continue;
                 }
                 // A pending erasure covers the records it retained (those with pending due

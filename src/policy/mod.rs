@@ -22,6 +22,11 @@
 //!
 //! [audit]
 //! retain = "1 year"         # audit entries older than this are pruned by the sweep
+//!
+//! [subjects]
+//! keep_state = "90 days"    # a subject whose last record the sweep destroyed is kept this
+//!                           # long (events, consents, disclosures), then finished; without
+//!                           # it, finished at once
 //! ```
 //!
 //! Spans are calendar spans in UTC: "3 months" from 31 January is 30 April.
@@ -166,6 +171,10 @@ pub struct Policy {
     pub requests: BTreeMap<RequestKind, Span>,
     /// How long audit entries are kept.
     pub audit_retention: Option<Span>,
+    /// How long a subject's state (events, consents, disclosures, its identity) is kept after the
+    /// sweep destroyed its last record (`[subjects] keep_state`). Without it the subject is
+    /// finished at once, like an erased one, when nothing is pending for it.
+    pub keep_subject_state: Option<Span>,
     source: String,
 }
 
@@ -181,6 +190,13 @@ struct RawPolicy {
     #[serde(default)]
     requests: BTreeMap<String, String>,
     audit: Option<RawAudit>,
+    subjects: Option<RawSubjects>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubjects {
+    keep_state: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -322,12 +338,18 @@ impl Policy {
             .and_then(|a| a.retain)
             .map(|s| parse_span("audit", "retain", &s))
             .transpose()?;
+        let keep_subject_state = raw
+            .subjects
+            .and_then(|s| s.keep_state)
+            .map(|s| parse_span("subjects", "keep_state", &s))
+            .transpose()?;
         Ok(Policy {
             name: raw.name,
             version: raw.version,
             retention,
             requests,
             audit_retention,
+            keep_subject_state,
             source: text.to_owned(),
         })
     }

@@ -11,7 +11,7 @@ use crate::ids::{RequestId, SubjectId, SubjectRef};
 use crate::model::{Category, Purpose, Redacted, check_text};
 use crate::policy::RequestKind;
 use crate::storage::{Txn, layout};
-use crate::vault::Vault;
+use crate::vault::{StoredDisclosure, Vault};
 
 /// A data-subject request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +131,20 @@ impl Vault {
         Ok(req)
     }
 
+    /// Whether a subject has a request still open.
+    pub(crate) fn has_open_requests(&self, subject: &SubjectRef) -> Result<bool> {
+        for r in self
+            .store()
+            .scan::<Request>(&layout::table(layout::Table::Request), "request")
+        {
+            let (_, req) = r?;
+            if req.subject == *subject && req.closed_at.is_none() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Adds to `txn` the closing of a subject's open requests of `kinds` (an answer closes them).
     pub(crate) fn close_requests_in(
         &self,
@@ -180,7 +194,11 @@ impl Vault {
             seq += 1;
         }
         let mut txn = Txn::new();
-        txn.put(layout::disclosure(&ident, seq), &disclosure);
+        let row = layout::disclosure(&ident, seq);
+        txn.put(
+            row.clone(),
+            &self.seal_disclosure(&ident, &disclosure, &row)?,
+        );
         let d = self
             .draft(AuditOp::Disclosure)
             .subject(ident)
@@ -191,8 +209,11 @@ impl Vault {
     /// A subject's disclosures, oldest first.
     pub(crate) fn disclosures_of(&self, subject: &SubjectRef) -> Result<Vec<Disclosure>> {
         self.store()
-            .scan::<Disclosure>(&layout::disclosures_of(subject), "disclosure")
-            .map(|r| r.map(|(_, d)| d).map_err(Into::into))
+            .scan::<StoredDisclosure>(&layout::disclosures_of(subject), "disclosure")
+            .map(|r| {
+                let (row, d) = r?;
+                self.open_disclosure(subject, d, &row)
+            })
             .collect()
     }
 

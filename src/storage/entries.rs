@@ -157,6 +157,10 @@ pub(crate) enum DueKind {
     Expiry,
     /// An erasure is pending and its minimum retention ends (or a hold may have been released).
     PendingErasure,
+    /// The subject's last record was destroyed by the sweep and its state was kept for the span
+    /// the policy states: finish the subject then, if it still holds nothing. The entry's record
+    /// id is all zeros.
+    FinishSubject,
 }
 
 #[cfg(test)]

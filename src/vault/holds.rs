@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 
 use super::Vault;
+use super::subject_text::StoredHold;
 use crate::audit::AuditOp;
 use crate::error::{Error, Result};
 use crate::ids::{HoldId, SubjectId};
@@ -49,44 +50,46 @@ impl Vault {
             released: None,
         };
         let mut txn = Txn::new();
-        txn.put_new(layout::hold(&hold.id), &hold);
-        txn.put_new(layout::subject_hold(&ident, &hold.id), &());
+        let row = layout::hold(&hold.id);
+        let (id, reason, scope) = (hold.id, hold.reason, hold.scope.clone());
+        txn.put_new(row.clone(), &self.seal_hold(hold, &row)?);
+        txn.put_new(layout::subject_hold(&ident, &id), &());
         let mut d = self
             .draft(AuditOp::HoldPlace)
             .subject(ident)
-            .note(format!("hold {} ({})", hold.id, reason));
-        if let HoldScope::Category(c) = &hold.scope {
+            .note(format!("hold {id} ({reason})"));
+        if let HoldScope::Category(c) = &scope {
             d = d.category_of(c);
         }
-        if let HoldScope::Record(r) = &hold.scope {
+        if let HoldScope::Record(r) = &scope {
             d = d.record(*r);
         }
         self.commit_synced(txn, vec![d])?;
-        Ok(hold.id)
+        Ok(id)
     }
 
     /// Releases a hold (recorded; the hold stays listed as released). What it protected is
     /// destroyed by the next sweep if an erasure is pending and its retention has passed.
     pub fn release_hold(&self, id: HoldId) -> Result<Hold> {
-        let mut hold: Hold = self
+        let row = layout::hold(&id);
+        let mut stored: StoredHold = self
             .store()
-            .get(&layout::hold(&id), "hold")?
+            .get(&row, "hold")?
             .ok_or(Error::HoldNotFound(id))?;
-        if hold.released.is_some() {
-            return Ok(hold);
+        if stored.hold.released.is_none() {
+            stored.hold.released = Some(Release {
+                at: self.now(),
+                by: self.actor.to_string(),
+            });
+            let mut txn = Txn::new();
+            txn.put(row.clone(), &stored);
+            let d = self
+                .draft(AuditOp::HoldRelease)
+                .subject(stored.hold.subject)
+                .note(format!("hold {id}"));
+            self.commit_synced(txn, vec![d])?;
         }
-        hold.released = Some(Release {
-            at: self.now(),
-            by: self.actor.to_string(),
-        });
-        let mut txn = Txn::new();
-        txn.put(layout::hold(&id), &hold);
-        let d = self
-            .draft(AuditOp::HoldRelease)
-            .subject(hold.subject)
-            .note(format!("hold {id}"));
-        self.commit_synced(txn, vec![d])?;
-        Ok(hold)
+        self.open_hold(stored, &row)
     }
 
     /// Holds, all or one subject's, active and released.
@@ -98,11 +101,11 @@ impl Vault {
         let mut out = Vec::new();
         for r in self
             .store()
-            .scan::<Hold>(&layout::table(layout::Table::Hold), "hold")
+            .scan::<StoredHold>(&layout::table(layout::Table::Hold), "hold")
         {
-            let (_, h) = r?;
-            if ident.is_none_or(|s| s == h.subject) {
-                out.push(h);
+            let (row, h) = r?;
+            if ident.is_none_or(|s| s == h.hold.subject) {
+                out.push(self.open_hold(h, &row)?);
             }
         }
         out.sort_by_key(|h| h.placed_at);

@@ -6,9 +6,11 @@ mod group_commit;
 mod holds;
 mod open;
 mod records;
+mod subject_text;
 
 pub use open::VaultBuilder;
 pub use records::{Stats, VerifyReport};
+pub(crate) use subject_text::{StoredDisclosure, StoredHold};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

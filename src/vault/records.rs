@@ -625,9 +625,7 @@ impl Vault {
                 Some(layout::Table::Due) => {
                     codec::decode::<DueKind>(&v, "due").is_ok() && layout::parse_due(&k).is_some()
                 }
-                Some(layout::Table::Hold) => {
-                    codec::decode::<crate::policy::holds::Hold>(&v, "hold").is_ok()
-                }
+                Some(layout::Table::Hold) => codec::decode::<super::StoredHold>(&v, "hold").is_ok(),
                 Some(layout::Table::Ledger) => {
                     codec::decode::<crate::erasure::LedgerEntry>(&v, "ledger").is_ok()
                 }

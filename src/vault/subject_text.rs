@@ -1,0 +1,165 @@
+//! Free text attached to a subject — a hold's reference, a disclosure's recipient and ground —
+//! is stored sealed under the subject's own key, so that it dies with the subject: once the
+//! subject is erased its key is destroyed, and neither the current rows nor their stale copies in
+//! the store's files can be read. The rest of a hold or a disclosure (scope, dates, purpose,
+//! categories) stays in the clear: the guarded path and the statistics need it without keys.
+
+use serde::{Deserialize, Serialize};
+
+use super::Vault;
+use crate::crypto::{self, DataKey};
+use crate::error::{Result, StorageError};
+use crate::ids::SubjectRef;
+use crate::keys::SUBJECT_GROUP;
+use crate::model::{Category, Purpose};
+use crate::policy::holds::Hold;
+use crate::rights::Disclosure;
+use crate::storage::codec;
+
+/// A hold as stored: the hold with no reference, and the reference sealed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredHold {
+    /// The hold; its `reference` is always `None` here.
+    pub(crate) hold: Hold,
+    #[serde(with = "serde_bytes")]
+    pub(crate) sealed_reference: Option<Vec<u8>>,
+}
+
+/// A disclosure as stored: recipient and ground sealed together.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredDisclosure {
+    pub(crate) purpose: Purpose,
+    pub(crate) categories: Vec<Category>,
+    #[serde(with = "crate::storage::timestamp")]
+    pub(crate) at: jiff::Timestamp,
+    #[serde(with = "serde_bytes")]
+    pub(crate) sealed_text: Vec<u8>,
+}
+
+/// What a disclosure's sealed text holds.
+#[derive(Serialize, Deserialize)]
+struct DisclosureText {
+    recipient: String,
+    ground: Option<String>,
+}
+
+/// What was shown for a recipient whose subject has been erased.
+const ERASED: &str = "(erased with the subject)";
+
+impl Vault {
+    /// The subject's own key, or `None` once the subject is erased.
+    fn subject_key(&self, subject: &SubjectRef) -> Result<Option<std::sync::Arc<DataKey>>> {
+        self.keys()
+            .data_key_gen(self.store(), subject, SUBJECT_GROUP, 0)
+    }
+
+    /// The associated data of a sealed text: the vault, the row it belongs to, what it is.
+    fn text_ad(&self, row: &[u8], what: &str) -> Vec<u8> {
+        let mut ad = b"pdvault/text/".to_vec();
+        ad.extend_from_slice(self.keys().ring().vault_id());
+        ad.extend_from_slice(what.as_bytes());
+        ad.push(0);
+        ad.extend_from_slice(row);
+        ad
+    }
+
+    fn seal_text(
+        &self,
+        subject: &SubjectRef,
+        row: &[u8],
+        what: &str,
+        text: &[u8],
+    ) -> Result<Vec<u8>> {
+        let key = self
+            .subject_key(subject)?
+            .ok_or(StorageError::Malformed("missing subject key"))?;
+        Ok(crypto::seal(&key, &self.text_ad(row, what), text))
+    }
+
+    /// Opens a sealed text; `None` once the subject is erased.
+    fn open_text(
+        &self,
+        subject: &SubjectRef,
+        row: &[u8],
+        what: &str,
+        sealed: &[u8],
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let Some(key) = self.subject_key(subject)? else {
+            return Ok(None);
+        };
+        Ok(Some(zeroize::Zeroizing::new(crypto::open(
+            &key,
+            &self.text_ad(row, what),
+            sealed,
+        )?)))
+    }
+
+    /// The stored form of a hold; `row` is its address in the store.
+    pub(crate) fn seal_hold(&self, mut hold: Hold, row: &[u8]) -> Result<StoredHold> {
+        let sealed_reference = match hold.reference.take() {
+            Some(r) => Some(self.seal_text(&hold.subject, row, "hold", r.as_bytes())?),
+            None => None,
+        };
+        Ok(StoredHold {
+            hold,
+            sealed_reference,
+        })
+    }
+
+    /// A stored hold with its reference opened (none once its subject is erased).
+    pub(crate) fn open_hold(&self, stored: StoredHold, row: &[u8]) -> Result<Hold> {
+        let mut hold = stored.hold;
+        if let Some(sealed) = &stored.sealed_reference {
+            hold.reference = match self.open_text(&hold.subject, row, "hold", sealed)? {
+                Some(text) => Some(
+                    String::from_utf8(text.to_vec())
+                        .map_err(|_| StorageError::Malformed("hold reference"))?,
+                ),
+                None => Some(ERASED.to_owned()),
+            };
+        }
+        Ok(hold)
+    }
+
+    /// The stored form of a disclosure of `subject`; `row` is its address in the store.
+    pub(crate) fn seal_disclosure(
+        &self,
+        subject: &SubjectRef,
+        d: &Disclosure,
+        row: &[u8],
+    ) -> Result<StoredDisclosure> {
+        let text = zeroize::Zeroizing::new(codec::encode(&DisclosureText {
+            recipient: d.recipient.clone(),
+            ground: d.ground.clone(),
+        }));
+        Ok(StoredDisclosure {
+            purpose: d.purpose.clone(),
+            categories: d.categories.clone(),
+            at: d.at,
+            sealed_text: self.seal_text(subject, row, "disclosure", &text)?,
+        })
+    }
+
+    /// A stored disclosure with its text opened.
+    pub(crate) fn open_disclosure(
+        &self,
+        subject: &SubjectRef,
+        stored: StoredDisclosure,
+        row: &[u8],
+    ) -> Result<Disclosure> {
+        let text = match self.open_text(subject, row, "disclosure", &stored.sealed_text)? {
+            Some(t) => codec::decode::<DisclosureText>(&t, "disclosure text")?,
+            None => DisclosureText {
+                recipient: ERASED.to_owned(),
+                ground: None,
+            },
+        };
+        Ok(Disclosure {
+            recipient: text.recipient,
+            purpose: stored.purpose,
+            categories: stored.categories,
+            ground: text.ground,
+            at: stored.at,
+        })
+    }
+}
