@@ -691,8 +691,8 @@ mod attacker_tests {
 
     use std::path::Path;
 
-    use crate::crypto::{self, DataKey, KdfParams, RootSecret};
-    use crate::keys::{Ring, RootKeys};
+    use crate::crypto::{DataKey, KdfParams, RootSecret};
+    use crate::forensic_tests::{open_record, unseal_ring};
     use crate::model::{Category, Purpose, RecordMeta};
     use crate::storage::engine::Engine;
     use crate::storage::entries::{RecordEntry, WrappedKey};
@@ -715,10 +715,8 @@ mod attacker_tests {
     /// Every record the attacker can decrypt: (record id, plaintext).
     fn attack(vault_dir: &Path, store_dir: &Path) -> Vec<(crate::RecordId, Vec<u8>)> {
         let header = vault_file::read(vault_dir).unwrap();
-        let root =
-            crate::vault::root_key(&header.kdf, &RootSecret::passphrase("pw-passphrase")).unwrap();
         let vault_id = header.vault_id;
-        let ring = Ring::unseal(RootKeys::derive(&root, &vault_id), header).unwrap();
+        let ring = unseal_ring(header, "pw-passphrase").unwrap();
         let engine =
             SledEngine::open(store_dir, None, crate::storage::DEFAULT_CACHE_BYTES).unwrap();
         let mut keys = Vec::new();
@@ -734,17 +732,9 @@ mod attacker_tests {
             let (k, v) = r.unwrap();
             let (sref, id) = layout::parse_record(&k).unwrap();
             let e: RecordEntry = codec::decode(&v, "record").unwrap();
-            let ad = crate::vault::record_ad(
-                &vault_id,
-                &sref,
-                &id,
-                e.version,
-                e.key_gen,
-                &crate::storage::entries::meta_digest(&e.meta),
-            );
             if let Some(pt) = keys
                 .iter()
-                .find_map(|key| crypto::open(key, &ad, &e.sealed).ok())
+                .find_map(|key| open_record(&vault_id, &sref, &id, &e, key))
             {
                 opened.push((id, pt));
             }

@@ -89,6 +89,8 @@ mod clock;
 mod crypto;
 pub mod erasure;
 mod error;
+#[cfg(test)]
+mod forensic_tests;
 mod ids;
 mod keys;
 pub mod ledger;

@@ -126,6 +126,20 @@ pub(crate) fn decode<T: DeserializeOwned>(
     Ok(v)
 }
 
+/// Decodes a value from the start of `bytes` (version byte included), ignoring what follows it;
+/// returns the value and the bytes it took. For carving encoded values out of raw disk images
+/// (`forensic_tests`), where a value is followed by whatever else the block holds.
+#[cfg(test)]
+pub(crate) fn decode_prefix<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<(T, usize), StorageError> {
+    // A value is never longer than the limit: what lies beyond it is not looked at.
+    let body = body(&bytes[..bytes.len().min(1 + MAX_ENTRY_LEN)], what)?;
+    let (v, used) = decode_part(body, what)?;
+    Ok((v, 1 + used))
+}
+
 /// Decodes a value encoded as a pair `(A, B)` (or a struct whose fields are those of `A`, then
 /// those of `B`), refusing anything malformed. Also returns the bytes that encode `A` alone:
 /// the same bytes as `encode(&a)` for a value this code encoded.
