@@ -37,6 +37,7 @@ fn fixture() -> &'static Fixture {
 
 fuzz_target!(|data: &[u8]| {
     let vault = &fixture().vault;
+    let before = vault.stats().expect("stats");
     let mut input = data;
     let report = match vault.import(&mut input) {
         Ok(r) => r,
@@ -45,6 +46,8 @@ fuzz_target!(|data: &[u8]| {
                 !matches!(e, Error::Integrity(_) | Error::Storage(_) | Error::Open(_)),
                 "import: unexpected error {e:?}"
             );
+            // A refused document stores nothing: no record, no subject.
+            assert_eq!(vault.stats().expect("stats"), before, "a refused import wrote");
             return;
         }
     };
@@ -61,4 +64,9 @@ fuzz_target!(|data: &[u8]| {
         "export holds fewer records than imported"
     );
     let _: serde_json::Value = serde_json::from_slice(&out).expect("an export is valid JSON");
+    // The same document again is refused: its record ids now exist for the subject.
+    if report.records > 0 {
+        let mut again = data;
+        assert!(vault.import(&mut again).is_err(), "a document imported twice");
+    }
 });

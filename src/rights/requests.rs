@@ -149,6 +149,9 @@ impl Vault {
         if let Some(g) = ground {
             check_text("ground", g)?;
         }
+        for c in categories {
+            self.known_category(c)?;
+        }
         let ident = self.find(subject)?.subject;
         let now = self.now();
         let disclosure = Disclosure {

@@ -25,6 +25,9 @@ impl Vault {
         if let Some(r) = reference {
             check_text("reference", r)?;
         }
+        if let HoldTarget::Category(c) = &target {
+            self.known_category(c)?;
+        }
         let ident = self.find(subject)?.subject;
         let scope = match target {
             HoldTarget::Subject => HoldScope::Subject,
