@@ -344,7 +344,8 @@ impl Vault {
         let payload = payload.unwrap_or(&old_payload);
         let mut txn = Txn::new();
         let (generation, key) = if new_meta.category != entry.meta.category {
-            self.group_key(&ident, new_meta.category.name())?
+            // The subject's lock is held: taking it again would wait forever.
+            self.group_key_locked(&ident, new_meta.category.name())?
         } else {
             (entry.key_gen, key)
         };
@@ -852,6 +853,11 @@ impl Vault {
             return Ok(k);
         }
         let _g = self.lock_subject(ident);
+        self.group_key_locked(ident, category)
+    }
+
+    /// [`Vault::group_key`] for a caller that holds the subject's lock (which is not reentrant).
+    fn group_key_locked(&self, ident: &SubjectRef, category: &str) -> Result<(u32, Arc<DataKey>)> {
         if let Some(k) = self.keys().data_key(self.store(), ident, category)? {
             return Ok(k);
         }
