@@ -1,6 +1,7 @@
 //! Imports arbitrary bytes as an export document into one vault per process: it must never
-//! panic nor fail with an integrity or storage error, and a document that imports exports again
-//! as valid JSON holding at least the records imported.
+//! panic nor fail with an integrity or storage error; a refused document stores nothing; a
+//! document that imports exports again as valid JSON holding at least the records imported, and
+//! is refused if imported again (its record ids exist).
 #![no_main]
 
 use std::sync::OnceLock;
