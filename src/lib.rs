@@ -93,6 +93,7 @@ mod error;
 mod forensic_tests;
 mod ids;
 mod keys;
+pub mod keysource;
 pub mod ledger;
 mod model;
 mod pause;
