@@ -716,7 +716,8 @@ mod attacker_tests {
     fn attack(vault_dir: &Path, store_dir: &Path) -> Vec<(crate::RecordId, Vec<u8>)> {
         let header = vault_file::read(vault_dir).unwrap();
         let vault_id = header.vault_id;
-        let ring = unseal_ring(header, "pw-passphrase").unwrap();
+        let slots = std::fs::read(vault_dir.join(crate::keysource::slot::FILE_NAME)).unwrap();
+        let ring = unseal_ring(header, "pw-passphrase", &slots).unwrap();
         let engine =
             SledEngine::open(store_dir, None, crate::storage::DEFAULT_CACHE_BYTES).unwrap();
         let mut keys = Vec::new();

@@ -32,12 +32,13 @@ use lru::LruCache;
 use crate::crypto::{self, DataKey, SecretKey, derive_subkey, keyed_hash};
 use crate::error::{IntegrityError, OpenError, Result, StorageError};
 use crate::ids::{BlindIndex, SubjectId, SubjectRef};
+use crate::keysource::{EpochId, KeySource, KeySourceError, SlotSource};
 use crate::storage::entries::{JournalEntry, WrappedKey};
 use crate::storage::layout::{self, SHARDS};
 use crate::storage::vault_file::{self, KdfSpec, RingPlain, VaultFileBody};
 use crate::storage::{Store, Txn};
 
-const CTX_RING: &str = "pdvault 2026-11 key ring";
+const CTX_SLOT: &str = "pdvault 2026-12 epoch key slots";
 const CTX_CHECK: &str = "pdvault 2026-11 key check";
 const CTX_INDEX: &str = "pdvault 2026-11 blind index";
 const CTX_AUDIT: &str = "pdvault 2026-11 audit chain";
@@ -50,20 +51,48 @@ pub(crate) const SUBJECT_GROUP: &str = "$subject";
 /// How many unwrapped data keys the cache holds.
 pub(crate) const CACHE_CAPACITY: usize = 8192;
 
-/// What the root key gives: the key that seals the ring and the key-check value.
+/// What the root key gives: the key that seals the built-in source's epoch keys and the
+/// key-check value.
 pub(crate) struct RootKeys {
-    ring_key: DataKey,
+    pub(crate) slot_key: SecretKey,
     pub(crate) key_check: [u8; 32],
 }
 
 impl RootKeys {
     pub(crate) fn derive(root: &SecretKey, vault_id: &[u8; 16]) -> Self {
-        let ring = derive_subkey(root, CTX_RING);
         let check = derive_subkey(root, CTX_CHECK);
         RootKeys {
-            ring_key: DataKey::new(&ring),
+            slot_key: derive_subkey(root, CTX_SLOT),
             key_check: keyed_hash(&check, &[vault_id]),
         }
+    }
+}
+
+/// Where a vault's epoch keys live: the built-in slot file (whose sealing key follows the root
+/// key), or a source the host gave.
+#[derive(Clone, Debug)]
+pub(crate) enum EpochKeys {
+    Slot(Arc<SlotSource>),
+    Host(Arc<dyn KeySource>),
+}
+
+impl EpochKeys {
+    pub(crate) fn source(&self) -> &dyn KeySource {
+        match self {
+            EpochKeys::Slot(s) => s.as_ref(),
+            EpochKeys::Host(h) => h.as_ref(),
+        }
+    }
+}
+
+/// Epochs of backups have the top bit of their sequence set: the vault's own cleanup of epochs
+/// never touches them.
+pub(crate) const BACKUP_EPOCH: u64 = 1 << 63;
+
+fn key_source_error(e: KeySourceError) -> crate::Error {
+    match e {
+        KeySourceError::EpochNotFound(epoch) => OpenError::EpochDestroyed(epoch.to_string()).into(),
+        e => crate::Error::KeySource(e),
     }
 }
 
@@ -89,6 +118,7 @@ pub(crate) struct Ring {
     master: SecretKey,
     shards: Vec<Shard>,
     root: RootKeys,
+    epochs: EpochKeys,
     header: VaultFileBody,
 }
 
@@ -96,6 +126,15 @@ fn ring_ad(vault_id: &[u8; 16], generation: u64) -> Vec<u8> {
     let mut ad = b"pdvault/ring/".to_vec();
     ad.extend_from_slice(vault_id);
     ad.extend_from_slice(&generation.to_be_bytes());
+    ad
+}
+
+/// The associated data of the ring key sealed by the key source: the vault file it belongs to.
+fn ring_key_ad(vault_id: &[u8; 16], generation: u64, epoch: &EpochId) -> Vec<u8> {
+    let mut ad = b"pdvault/ring-key/".to_vec();
+    ad.extend_from_slice(vault_id);
+    ad.extend_from_slice(&generation.to_be_bytes());
+    ad.extend_from_slice(&epoch.to_bytes());
     ad
 }
 
@@ -109,13 +148,21 @@ fn wrap_ad(vault_id: &[u8; 16], addr: &[u8], shard_gen: u64) -> Vec<u8> {
 
 impl Ring {
     /// A new ring for a new vault.
-    pub(crate) fn create(root: RootKeys, vault_id: [u8; 16], kdf: KdfSpec) -> Self {
+    pub(crate) fn create(
+        root: RootKeys,
+        vault_id: [u8; 16],
+        kdf: KdfSpec,
+        epochs: EpochKeys,
+    ) -> Self {
         let header = VaultFileBody {
             vault_id,
             kdf,
             key_check: root.key_check,
             generation: 0,
             checkpoint: Default::default(),
+            source_kind: epochs.source().info().kind,
+            epoch: [0; 16],
+            sealed_ring_key: Vec::new(),
             sealed_ring: Vec::new(),
         };
         let shards = (0..SHARDS)
@@ -125,14 +172,31 @@ impl Ring {
             master: SecretKey::random(),
             shards,
             root,
+            epochs,
             header,
         }
     }
 
-    /// Unseals the ring of an existing vault. The caller has checked the key-check value.
-    pub(crate) fn unseal(root: RootKeys, header: VaultFileBody) -> Result<Self> {
+    /// Unseals the ring of an existing vault: its ring key from the key source, under the epoch
+    /// the vault file names; then the ring. The caller has checked the key-check value. An epoch
+    /// key that is gone is [`OpenError::EpochDestroyed`]; a source that cannot answer is
+    /// [`crate::Error::KeySource`]: neither reads as anything erased.
+    pub(crate) fn unseal(root: RootKeys, header: VaultFileBody, epochs: EpochKeys) -> Result<Self> {
+        let epoch = EpochId::from_bytes(header.epoch);
+        let ring_key = epochs
+            .source()
+            .unseal(
+                &epoch,
+                &ring_key_ad(&header.vault_id, header.generation, &epoch),
+                &header.sealed_ring_key,
+            )
+            .map_err(key_source_error)?;
+        let ring_key: [u8; 32] = ring_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| OpenError::HeaderDamaged("the ring key has the wrong length"))?;
         let plain = crypto::open(
-            &root.ring_key,
+            &DataKey::new(&SecretKey::from_bytes(ring_key)),
             &ring_ad(&header.vault_id, header.generation),
             &header.sealed_ring,
         )
@@ -154,8 +218,53 @@ impl Ring {
             master: SecretKey::from_bytes(ring.master),
             shards,
             root,
+            epochs,
             header,
         })
+    }
+
+    /// The vault's epoch keys.
+    pub(crate) fn epochs(&self) -> &EpochKeys {
+        &self.epochs
+    }
+
+    /// The epoch the vault file is sealed under.
+    pub(crate) fn epoch(&self) -> EpochId {
+        EpochId::from_bytes(self.header.epoch)
+    }
+
+    /// Destroys every epoch key of the vault but the current one (backups' epochs aside): what a
+    /// crash between making an epoch and destroying the previous one left behind.
+    pub(crate) fn retire_old_epochs(&self) -> Result<usize> {
+        let current = self.epoch();
+        let source = self.epochs.source();
+        let mut n = 0;
+        for e in source.epochs().map_err(key_source_error)? {
+            if e != current && !self.is_backup_epoch(&e) {
+                source.destroy_epoch(&e).map_err(key_source_error)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether an epoch of the vault's source belongs to a backup, and so is not the vault's to
+    /// destroy: only in a host's source, which backups share (a backup of the built-in source has
+    /// a slot file of its own, and the vault's own slot file holds nothing of backups).
+    fn is_backup_epoch(&self, e: &EpochId) -> bool {
+        matches!(self.epochs, EpochKeys::Host(_)) && e.seq & BACKUP_EPOCH != 0
+    }
+
+    /// How many epoch keys of the vault itself its source holds (one, once open).
+    pub(crate) fn live_epochs(&self) -> Result<usize> {
+        Ok(self
+            .epochs
+            .source()
+            .epochs()
+            .map_err(key_source_error)?
+            .into_iter()
+            .filter(|e| !self.is_backup_epoch(e) || *e == self.epoch())
+            .count())
     }
 
     pub(crate) fn vault_id(&self) -> &[u8; 16] {
@@ -200,12 +309,14 @@ impl Ring {
         Ok(SecretKey::from_bytes(bytes))
     }
 
-    /// Writes the vault file with this ring, sealed afresh.
-    pub(crate) fn write_file(
-        &mut self,
-        dir: &std::path::Path,
+    /// The vault file's contents with this ring sealed under a fresh ring key, itself sealed by
+    /// `source` under `epoch` (which exists there).
+    fn sealed_header(
+        &self,
         checkpoint: crate::storage::entries::Manifest,
-    ) -> Result<(), StorageError> {
+        source: &dyn KeySource,
+        epoch: EpochId,
+    ) -> Result<VaultFileBody> {
         let plain = RingPlain {
             master: *self.master.expose(),
             shards: self
@@ -219,13 +330,81 @@ impl Ring {
         header.generation += 1;
         header.checkpoint = checkpoint;
         header.key_check = self.root.key_check;
+        header.source_kind = source.info().kind;
+        let ring_key = SecretKey::random();
+        header.epoch = epoch.to_bytes();
+        header.sealed_ring_key = source
+            .seal(
+                &epoch,
+                &ring_key_ad(&header.vault_id, header.generation, &epoch),
+                ring_key.expose(),
+            )
+            .map_err(key_source_error)?;
         header.sealed_ring = crypto::seal(
-            &self.root.ring_key,
+            &DataKey::new(&ring_key),
             &ring_ad(&header.vault_id, header.generation),
             &encoded,
         );
+        Ok(header)
+    }
+
+    /// Writes a backup's vault file into `dest`: this ring, sealed under an epoch key of the
+    /// backup's own (a new slot file in `dest` for the built-in source; a backup epoch in the
+    /// host's source), so that the live vault's ratchets do not make the backup unreadable and
+    /// destroying the backup's epoch key makes it unreadable for good.
+    pub(crate) fn write_backup_file(
+        &self,
+        dest: &std::path::Path,
+        checkpoint: crate::storage::entries::Manifest,
+    ) -> Result<EpochId> {
+        let vault_id = *self.vault_id();
+        let epoch = EpochId {
+            seq: BACKUP_EPOCH | self.epoch().seq,
+            nonce: crypto::random_array(),
+        };
+        let header = match &self.epochs {
+            EpochKeys::Slot(_) => {
+                let slot = SlotSource::create(dest, vault_id, &self.root.slot_key)?;
+                slot.create_epoch(epoch).map_err(key_source_error)?;
+                self.sealed_header(checkpoint, &slot, epoch)?
+            }
+            EpochKeys::Host(host) => {
+                host.create_epoch(epoch).map_err(key_source_error)?;
+                self.sealed_header(checkpoint, host.as_ref(), epoch)?
+            }
+        };
+        vault_file::write(dest, &header)?;
+        Ok(epoch)
+    }
+
+    /// Writes the vault file with this ring, sealed afresh under a new epoch key; then destroys
+    /// every older epoch key of the vault.
+    pub(crate) fn write_file(
+        &mut self,
+        dir: &std::path::Path,
+        checkpoint: crate::storage::entries::Manifest,
+    ) -> Result<()> {
+        // A new epoch key, durable in its source before anything is sealed under it.
+        let old = self.epoch();
+        let epoch = EpochId {
+            seq: (old.seq & !BACKUP_EPOCH) + 1,
+            nonce: crypto::random_array(),
+        };
+        let source = self.epochs.source();
+        source.create_epoch(epoch).map_err(key_source_error)?;
+        crate::pause::point(crate::pause::EPOCH_CREATED);
+        let header = self.sealed_header(checkpoint, source, epoch)?;
         vault_file::write(dir, &header)?;
         self.header = header;
+        crate::pause::point(crate::pause::EPOCH_SWITCHED);
+        // Every copy of the vault file written before now is sealed under an older epoch: destroy
+        // them all (the one before this, and any a crash left behind).
+        source.destroy_epoch(&old).map_err(key_source_error)?;
+        for e in source.epochs().map_err(key_source_error)? {
+            if e != epoch && !self.is_backup_epoch(&e) {
+                source.destroy_epoch(&e).map_err(key_source_error)?;
+            }
+        }
         Ok(())
     }
 
@@ -591,6 +770,11 @@ impl Keys {
             ring.shards[s as usize] = shard;
         }
         if let Some((root, kdf)) = new_root {
+            // New epoch keys are sealed under the new root's slot key from now on; the old epoch,
+            // sealed under the old one, is destroyed by the write below.
+            if let EpochKeys::Slot(slot) = &ring.epochs {
+                slot.set_slot_key(&root.slot_key);
+            }
             ring.root = root;
             ring.header.kdf = kdf;
         }

@@ -105,13 +105,14 @@ mod vault;
 
 pub use audit::{AuditEntry, AuditOp, AuditReport};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, KeySource, RootSecret};
+pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
     AccessError, ErasureError, Error, InputError, IntegrityError, LedgerError, OpenError,
     PolicyError, Result, StorageError,
 };
 pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, SubjectRef};
+pub use keysource::{EpochId, ErasureGuarantee, KeySource, KeySourceError, SlotSource, SourceInfo};
 pub use ledger::{LedgerChoice, LedgerDocument};
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};

@@ -25,7 +25,7 @@
 //! This module owns the trait and the built-in sources; it knows nothing of the ring's contents,
 //! of records or of policy.
 
-mod slot;
+pub(crate) mod slot;
 
 pub use slot::SlotSource;
 

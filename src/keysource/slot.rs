@@ -283,6 +283,23 @@ impl KeySource for SlotSource {
     }
 }
 
+/// The epoch key held by a slot's bytes found anywhere (a carved block of a device image), opened
+/// with `slot_key` for the vault `vault_id`, trying each slot position. For tests that attack the
+/// vault as someone with a raw image and the passphrase would.
+#[cfg(test)]
+pub(crate) fn open_carved(
+    bytes: &[u8],
+    vault_id: &[u8; 16],
+    slot_key: &SecretKey,
+) -> Option<(EpochId, [u8; 32])> {
+    let epoch = parse(bytes)?;
+    let key = DataKey::new(slot_key);
+    (0..SLOTS).find_map(|i| {
+        let plain = crypto::open(&key, &slot_ad(vault_id, i, &epoch), &bytes[24..BODY_LEN]).ok()?;
+        Some((epoch, plain.as_slice().try_into().ok()?))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,10 +98,11 @@ impl Vault {
         engine.apply(ops)?;
         engine.flush()?;
         drop(engine);
-        private_fs::copy_file(
-            &self.dir().join(vault_file::FILE_NAME),
-            &dest.join(vault_file::FILE_NAME),
-        )?;
+        // The backup's vault file is sealed under an epoch key of its own (see
+        // `Ring::write_backup_file`): the live vault's ratchets destroy only its own epochs.
+        let ring = self.keys().ring();
+        ring.write_backup_file(dest, ring.checkpoint())?;
+        drop(ring);
         vault_file::sync_dir(dest)?;
         Ok(())
     }
@@ -167,7 +168,8 @@ impl Vault {
             return Err(OpenError::AlreadyExists(to.to_path_buf()).into());
         }
         if let LedgerChoice::Apply(doc) = ledger {
-            let ring = Ring::unseal(root_keys, header)?;
+            let epochs = super::open::epoch_keys(from, &header, &root_keys, None)?;
+            let ring = Ring::unseal(root_keys, header, epochs)?;
             doc.verify(ring.vault_id(), &ring.subkey(Job::Ledger))?;
         }
         let existed = to.exists();

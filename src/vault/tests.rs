@@ -1037,6 +1037,9 @@ fn vault_body() -> impl Strategy<Value = VaultFileBody> {
                 key_check,
                 generation,
                 checkpoint,
+                source_kind: "slot".into(),
+                epoch: vault_id,
+                sealed_ring_key: sealed_ring.iter().rev().copied().collect(),
                 sealed_ring,
             },
         )
