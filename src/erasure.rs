@@ -169,13 +169,15 @@ impl Vault {
         self.destroy_now(ident, Scope::Subject)
     }
 
-    /// Erases one category of a subject.
+    /// Erases one category of a subject. The category must be known ([`Vault::known_category`])
+    /// or held by the subject; a known one the subject does not hold erases nothing.
     pub fn erase_category(
         &self,
         subject: &SubjectId,
         category: &Category,
     ) -> Result<ErasureReport> {
         let ident = self.find(subject)?.subject;
+        self.known_or_held_category(&ident, category)?;
         self.destroy_now(ident, Scope::Category(category.clone()))
     }
 

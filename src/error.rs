@@ -148,6 +148,15 @@ pub enum InputError {
     /// A category name is not valid kebab-case.
     #[error("invalid category name {0:?} (expected kebab-case: a-z, 0-9 and '-')")]
     Category(String),
+    /// A category that is neither built in nor declared by the vault's policy
+    /// (`custom_categories`): most often a misspelling, so the nearest known name is suggested.
+    #[error("unknown category `{name}`{}", suggest(.suggestion.as_deref()))]
+    UnknownCategory {
+        /// The name given.
+        name: String,
+        /// The nearest known category, within two edits, if there is one.
+        suggestion: Option<String>,
+    },
     /// A purpose name is invalid.
     #[error("invalid purpose {0:?} (1 to 64 characters, no control characters)")]
     Purpose(String),
@@ -186,6 +195,22 @@ pub enum InputError {
     /// An export document could not be imported.
     #[error("invalid export document: {0}")]
     Document(String),
+    /// An entry of an export document holds what the API refuses (the error it refuses with).
+    #[error("invalid export document: {entry}: {error}")]
+    DocumentEntry {
+        /// The entry, for example `records[2]` or `subject.consents "marketing"`.
+        entry: String,
+        /// What is wrong with it.
+        #[source]
+        error: Box<InputError>,
+    },
+}
+
+fn suggest(suggestion: Option<&str>) -> String {
+    match suggestion {
+        Some(s) => format!(" — did you mean `{s}`?"),
+        None => " (known: the built-in categories and the policy's custom_categories)".to_owned(),
+    }
 }
 
 /// Errors of purpose-bound access.

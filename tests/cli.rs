@@ -724,3 +724,112 @@ mod restore_ledger {
         assert_eq!(got.stdout, b"IBAN DE89 3704");
     }
 }
+
+// Guards misspelt categories being accepted: `put --category acount` stored a category no rule
+// names, `hold place --category comunication` protected nothing and `erase --category paymnet`
+// erased nothing, each exiting 0. Every command that names a category now refuses an unknown
+// one with the nearest known name and a non-zero exit, storing nothing, and accepts a built-in
+// and a custom category the policy declares.
+#[test]
+fn commands_refuse_unknown_categories_and_accept_declared_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = \"1\"\ncustom_categories = [\"loyalty-points\"]\n",
+    )
+    .unwrap();
+    ok(&dir, &["init", "--policy", policy.to_str().unwrap()], None);
+    ok(&dir, &["policy", "check", policy.to_str().unwrap()], None);
+    let s = ["--subject", "erin@example.com"];
+    ok(
+        &dir,
+        &[&["put"][..], &s, &["--category", "contact"]].concat(),
+        Some(b"phone"),
+    );
+    let doc = |category: &str, n: u32| {
+        let file = tmp.path().join(format!("import-{category}-{n}.json"));
+        let doc = serde_json::json!({
+            "format": "pdvault-export", "version": 1, "exported_at": "2025-01-01T00:00:00Z",
+            "subject_id": "erin@example.com",
+            "subject": {"created_at": null, "pending_erasure": null, "events": {},
+                        "restricted": false, "restricted_categories": [], "consents": {}},
+            "holds": [], "disclosures": [],
+            "records": [{"record": format!("{n:032x}"), "category": category,
+                         "fideslang": null, "purposes": [], "basis": "contract", "source": null,
+                         "collected_at": "2025-01-01T00:00:00Z", "version": 1,
+                         "updated_at": "2025-01-01T00:00:00Z", "expires_at": null,
+                         "retained_until": null, "payload": {"text": "x"}}]
+        });
+        std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+        file.to_str().unwrap().to_owned()
+    };
+    let commands = |category: &str, n: u32| -> Vec<(&'static str, Vec<String>)> {
+        let own = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let c = category;
+        vec![
+            ("put", own(&[&["put"][..], &s, &["--category", c]].concat())),
+            (
+                "hold place",
+                own(&[
+                    &["hold", "place"][..],
+                    &s,
+                    &["--category", c, "--reason", "dispute"],
+                ]
+                .concat()),
+            ),
+            (
+                "erase --category",
+                own(&[&["erase"][..], &s, &["--category", c]].concat()),
+            ),
+            (
+                "restrict",
+                own(&[&["restrict"][..], &s, &["--category", c]].concat()),
+            ),
+            (
+                "disclose",
+                own(&[
+                    &["disclose"][..],
+                    &s,
+                    &[
+                        "--recipient",
+                        "Tax Office",
+                        "--purpose",
+                        "tax",
+                        "--category",
+                        c,
+                    ],
+                ]
+                .concat()),
+            ),
+            ("import", own(&["import", "--file", &doc(c, n)])),
+        ]
+    };
+    let listed = || ok(&dir, &[&["--json", "list"][..], &s].concat(), None);
+    let before = listed();
+    for (name, args) in commands("acount", 1) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = pdvault(&dir, &args, Some(b"data"));
+        assert!(!out.status.success(), "{name} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("unknown category `acount` — did you mean `account`?"),
+            "{name}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+        assert_eq!(listed(), before, "{name} changed the records");
+    }
+    for (i, good) in ["account", "loyalty-points"].into_iter().enumerate() {
+        for (name, args) in commands(good, 10 + i as u32) {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = pdvault(&dir, &args, Some(b"data"));
+            assert!(
+                out.status.success(),
+                "{name} {good}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    ok(&dir, &["verify"], None);
+}

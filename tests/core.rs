@@ -88,6 +88,9 @@ fn every_category_roundtrips_with_its_metadata_in_get_and_list() {
     let read = purpose("read-back");
     let mut cats: Vec<Category> = Category::BUILTIN.to_vec();
     cats.push(Category::custom("loyalty-points").unwrap());
+    // A custom category is written once the vault's policy declares it.
+    v.set_policy(Policy::from_toml("custom_categories = [\"loyalty-points\"]").unwrap())
+        .unwrap();
     assert!(cats.len() >= 15, "built-ins missing: {cats:?}");
     let mut expected: HashMap<RecordId, (RecordMeta, Vec<u8>)> = HashMap::new();
     for (i, cat) in cats.iter().enumerate() {

@@ -15,6 +15,8 @@ fn vault(dir: &std::path::Path, clock: &ManualClock, policy: Option<&str>) -> Va
     if let Some(p) = policy {
         let text = std::fs::read_to_string(format!("{}/policies/{p}", env!("CARGO_MANIFEST_DIR")))
             .unwrap();
+        // The custom category these tests write, declared as a vault's policy must declare it.
+        let text = format!("custom_categories = [\"loyalty-points\"]\n{text}");
         b = b.policy(Policy::from_toml(&text).unwrap());
     }
     b.create(RootSecret::passphrase("pw-passphrase")).unwrap()
@@ -92,7 +94,12 @@ fn export_then_import_reproduces_every_record_and_its_metadata() {
             .any(|r| r["category"] == "usage" && r["expires_at"].is_string())
     );
 
-    let w = vault(&tmp.path().join("b"), &clock, None);
+    // The importing vault declares the custom category too (its policy does).
+    let w = vault(
+        &tmp.path().join("b"),
+        &clock,
+        Some("seed-000-cmcendpoint.toml"),
+    );
     assert_eq!(w.import(&mut doc.as_slice()).unwrap().records, 3);
     let mut a = v.list(&s).unwrap();
     let mut b = w.list(&s).unwrap();

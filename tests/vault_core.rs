@@ -29,6 +29,9 @@ fn every_builtin_category_and_a_custom_one_roundtrip() {
     let at: jiff::Timestamp = "2024-02-29T12:00:00Z".parse().unwrap();
     let mut cats: Vec<Category> = Category::BUILTIN.to_vec();
     cats.push(Category::custom("loyalty-points").unwrap());
+    // A custom category is written once the vault's policy declares it.
+    v.set_policy(Policy::from_toml("custom_categories = [\"loyalty-points\"]").unwrap())
+        .unwrap();
     let mut ids = Vec::new();
     for (i, c) in cats.iter().enumerate() {
         let meta = RecordMeta::new(c.clone())

@@ -27,6 +27,7 @@ const MAX_PAYLOAD: usize = 300;
 const POLICY: &str = r#"
 name = "fuzz policy"
 version = "fuzz-1"
+custom_categories = ["loyalty-points"]
 
 [retention.transaction]
 min = "1 year"

@@ -1,6 +1,7 @@
 //! Imports arbitrary bytes as an export document into one vault per process: it must never
-//! panic nor fail with an integrity or storage error, and a document that imports exports again
-//! as valid JSON holding at least the records imported.
+//! panic nor fail with an integrity or storage error; a refused document stores nothing; a
+//! document that imports exports again as valid JSON holding at least the records imported, and
+//! is refused if imported again (its record ids exist).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -37,6 +38,7 @@ fn fixture() -> &'static Fixture {
 
 fuzz_target!(|data: &[u8]| {
     let vault = &fixture().vault;
+    let before = vault.stats().expect("stats");
     let mut input = data;
     let report = match vault.import(&mut input) {
         Ok(r) => r,
@@ -45,6 +47,8 @@ fuzz_target!(|data: &[u8]| {
                 !matches!(e, Error::Integrity(_) | Error::Storage(_) | Error::Open(_)),
                 "import: unexpected error {e:?}"
             );
+            // A refused document stores nothing: no record, no subject.
+            assert_eq!(vault.stats().expect("stats"), before, "a refused import wrote");
             return;
         }
     };
@@ -61,4 +65,9 @@ fuzz_target!(|data: &[u8]| {
         "export holds fewer records than imported"
     );
     let _: serde_json::Value = serde_json::from_slice(&out).expect("an export is valid JSON");
+    // The same document again is refused: its record ids now exist for the subject.
+    if report.records > 0 {
+        let mut again = data;
+        assert!(vault.import(&mut again).is_err(), "a document imported twice");
+    }
 });

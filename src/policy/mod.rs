@@ -8,6 +8,7 @@
 //! ```toml
 //! name = "m-exe.com privacy policy"
 //! version = "2025-01"
+//! custom_categories = ["loyalty-points"] # the host's own categories, besides the built-ins
 //!
 //! [retention.transaction]
 //! min = "7 years"          # an obligation to keep: erasure is deferred until it passes
@@ -30,6 +31,10 @@
 //! ```
 //!
 //! Spans are calendar spans in UTC: "3 months" from 31 January is 30 April.
+//!
+//! A vault knows the built-in categories and the custom categories its policy declares
+//! ([`check_category`]); a record, hold, restriction, erasure or disclosure that names any other
+//! category is refused, so that a misspelt name cannot escape the rules written for the right one.
 
 pub mod holds;
 
@@ -175,6 +180,7 @@ pub struct Policy {
     /// sweep destroyed its last record (`[subjects] keep_state`). Without it the subject is
     /// finished at once, like an erased one, when nothing is pending for it.
     pub keep_subject_state: Option<Span>,
+    custom_categories: Vec<String>,
     source: String,
 }
 
@@ -350,8 +356,14 @@ impl Policy {
             requests,
             audit_retention,
             keep_subject_state,
+            custom_categories: raw.custom_categories,
             source: text.to_owned(),
         })
+    }
+
+    /// The custom categories the policy declares (`custom_categories = [...]`).
+    pub fn custom_categories(&self) -> &[String] {
+        &self.custom_categories
     }
 
     /// The TOML text the policy was loaded from.
@@ -399,6 +411,57 @@ impl Policy {
     pub fn request_due(&self, kind: RequestKind, received: Timestamp) -> Option<Timestamp> {
         self.requests.get(&kind).map(|s| add_span(received, *s))
     }
+}
+
+/// Checks that a category is known: built in, or declared by the policy's `custom_categories`
+/// (with no policy, only the built-ins are known). The error names the nearest known category
+/// when one is within two edits.
+pub fn check_category(policy: Option<&Policy>, category: &Category) -> Result<(), InputError> {
+    let declared = policy.map_or(&[][..], |p| p.custom_categories());
+    if category.is_builtin() || declared.iter().any(|c| c == category.name()) {
+        return Ok(());
+    }
+    let name = category.name();
+    let suggestion = Category::BUILTIN
+        .iter()
+        .map(Category::name)
+        .chain(declared.iter().map(String::as_str))
+        .filter(|known| *known != name)
+        .map(|known| (edit_distance(name, known), known))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known.to_owned());
+    Err(InputError::UnknownCategory {
+        name: name.chars().take(80).collect(),
+        suggestion,
+    })
+}
+
+/// The optimal-string-alignment distance (Damerau–Levenshtein without repeated edits of one
+/// substring) between two names: insertions, deletions, substitutions and transpositions of
+/// adjacent characters. Quadratic: for category names (at most 64 bytes when valid; longer ones
+/// are cut at 80 characters first).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(80).collect();
+    let b: Vec<char> = b.chars().take(80).collect();
+    // Three rows: the one before the previous (for transpositions), the previous, the current.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(before[j - 2] + 1);
+            }
+            cur[j] = d;
+        }
+        std::mem::swap(&mut before, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
 }
 
 fn anchor_time(
@@ -491,6 +554,55 @@ mod tests {
             let err = Policy::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err:?}");
         }
+    }
+
+    // Guards against misspelt categories being taken for new custom ones: only the built-ins
+    // and the declared custom categories are known, and the error suggests the nearest.
+    #[test]
+    fn categories_are_known_only_when_built_in_or_declared() {
+        let p = Policy::from_toml("custom_categories = [\"loyalty-points\"]").unwrap();
+        assert_eq!(p.custom_categories(), ["loyalty-points"]);
+        let loyalty = Category::custom("loyalty-points").unwrap();
+        assert!(check_category(Some(&p), &loyalty).is_ok());
+        assert!(check_category(Some(&p), &Category::Account).is_ok());
+        assert!(check_category(None, &Category::Account).is_ok());
+        let cases: [(&str, Option<&Policy>, Option<&str>); 6] = [
+            ("acount", Some(&p), Some("account")),
+            ("acount", None, Some("account")),
+            ("comunication", None, Some("communication")),
+            ("paymnet", None, Some("payment")),
+            ("loyalty-ponits", Some(&p), Some("loyalty-points")),
+            ("loyalty-points", None, None),
+        ];
+        for (name, policy, want) in cases {
+            let c = Category::custom(name).unwrap();
+            match check_category(policy, &c) {
+                Err(InputError::UnknownCategory {
+                    name: n,
+                    suggestion,
+                }) => {
+                    assert_eq!(n, name);
+                    assert_eq!(suggestion.as_deref(), want, "{name}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let msg = check_category(None, &Category::custom("acount").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(msg, "unknown category `acount` — did you mean `account`?");
+        // A name that is no built-in's, wrapped as a custom one by hand, is not a custom category.
+        assert!(check_category(None, &Category::Custom("account".into())).is_err());
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("acount", "account"), 1);
+        assert_eq!(edit_distance("paymnet", "payment"), 1);
+        assert_eq!(edit_distance("usage", "usage"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("contact", "contract"), 1);
+        assert_eq!(edit_distance("xyz", "account"), 7);
     }
 
     #[test]

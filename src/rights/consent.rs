@@ -12,12 +12,13 @@ use crate::vault::Vault;
 
 impl Vault {
     /// Restricts processing of a subject, or of one of its categories: reads for any purpose but
-    /// storage, legal claims and the subject's own access are refused until lifted.
+    /// storage, legal claims and the subject's own access are refused until lifted. The category
+    /// must be known ([`Vault::known_category`]); the subject need not hold any of it yet.
     pub fn restrict(&self, subject: &SubjectId, category: Option<&Category>) -> Result<()> {
         self.set_restriction(subject, category, true)
     }
 
-    /// Lifts a restriction.
+    /// Lifts a restriction. The category must be known, or restricted or held by the subject.
     pub fn unrestrict(&self, subject: &SubjectId, category: Option<&Category>) -> Result<()> {
         self.set_restriction(subject, category, false)
     }
@@ -30,6 +31,11 @@ impl Vault {
     ) -> Result<()> {
         let _no_destruction = self.no_destruction();
         let ident = self.find(subject)?.subject;
+        match category {
+            Some(c) if on => self.known_category(c)?,
+            Some(c) => self.known_or_held_category(&ident, c)?,
+            None => {}
+        }
         let _g = self.lock_subject(&ident);
         let mut state = self.state_to_change(&ident)?;
         match category {

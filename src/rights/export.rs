@@ -23,7 +23,7 @@
 //! }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io::{Read, Write};
 
@@ -34,9 +34,9 @@ use serde::{Deserialize, Serialize};
 use crate::audit::AuditOp;
 use crate::error::{InputError, Result, StorageError};
 use crate::ids::{RecordId, SubjectId, SubjectRef};
-use crate::model::{Category, LegalBasis, Purpose, RecordMeta, Redacted};
-use crate::policy::holds::Hold;
-use crate::policy::{Policy, RequestKind};
+use crate::model::{Category, LegalBasis, Purpose, RecordMeta, Redacted, check_text};
+use crate::policy::holds::{Hold, HoldScope};
+use crate::policy::{EventKind, Policy, RequestKind};
 use crate::rights::Disclosure;
 use crate::storage::entries::{ConsentState, StoredRecord, SubjectState};
 use crate::storage::{Txn, layout};
@@ -69,12 +69,12 @@ impl ExportPayload {
         }
     }
 
-    fn into_bytes(self) -> Result<Vec<u8>> {
+    fn into_bytes(self) -> Result<Vec<u8>, InputError> {
         match self {
             ExportPayload::Text(s) => Ok(s.into_bytes()),
             ExportPayload::Base64(s) => base64::engine::general_purpose::STANDARD
                 .decode(s)
-                .map_err(|e| InputError::Document(format!("payload is not base64: {e}")).into()),
+                .map_err(|e| InputError::Document(format!("payload is not base64: {e}"))),
         }
     }
 }
@@ -345,64 +345,46 @@ impl Vault {
 
     /// Reads an export document and files its records (same ids, metadata and versions), consents,
     /// events and restrictions under its subject identifier in this vault.
+    ///
+    /// The whole document is checked before anything is written, as the API checks what it is
+    /// given (see [`check_document`]); a document it refuses leaves the vault as it was. Record
+    /// ids must be unique in the document and new to the subject in this vault. Holds and
+    /// disclosures are checked but not imported.
     pub fn import(&self, input: &mut dyn Read) -> Result<ImportReport> {
         let doc: ExportDocument = serde_json::from_reader(input)
             .map_err(|e| InputError::Document(crate::error::json_error(&e)))?;
-        if doc.format != FORMAT {
-            return Err(InputError::Document(format!(
-                "format is {:?}, expected {FORMAT:?}",
-                doc.format
-            ))
-            .into());
-        }
-        if doc.version > VERSION {
-            return Err(InputError::Document(format!(
-                "document version {} is newer than {VERSION}",
-                doc.version
-            ))
-            .into());
-        }
-        let subject = SubjectId::new(doc.subject_id)?;
-        let mut items = Vec::with_capacity(doc.records.len());
-        let mut payloads = Vec::with_capacity(doc.records.len());
-        for r in doc.records {
-            let meta = RecordMeta {
-                category: r.category,
-                purposes: r.purposes,
-                basis: r.basis,
-                source: r.source,
-                collected_at: r.collected_at,
-                collected_at_unset: false,
-            };
-            meta.validate()?;
-            payloads.push(r.payload.into_bytes()?);
-            items.push((r.record, r.version.max(1), meta));
-        }
-        let ident = self.find_or_create(&subject)?;
-        let batch: Vec<_> = items
-            .into_iter()
-            .zip(payloads.iter())
-            .map(|((id, v, m), p)| (&subject, id, v, m, p.as_slice()))
-            .collect();
-        let n = batch.len();
-        for id in batch.iter().map(|b| b.1) {
-            if self.store().contains(&layout::record(&ident, &id))? {
-                return Err(InputError::Document(format!(
-                    "record {id} already exists in this vault"
-                ))
-                .into());
+        let doc = check_document(doc, |c| self.known_category(c))?;
+        // Ids new to the subject in this vault (a read: nothing is written before this passes).
+        if let Some(existing) = self.keys().find_subject(self.store(), &doc.subject)? {
+            for (id, ..) in &doc.records {
+                if self
+                    .store()
+                    .contains(&layout::record(&existing.subject, id))?
+                {
+                    return Err(InputError::Document(format!(
+                        "record {id} already exists in this vault"
+                    ))
+                    .into());
+                }
             }
         }
+        let batch: Vec<_> = doc
+            .records
+            .iter()
+            .map(|(id, v, m, p)| (&doc.subject, *id, *v, m.clone(), p.as_slice()))
+            .collect();
+        let n = batch.len();
+        let ident = self.find_or_create(&doc.subject)?;
         self.insert_many(batch, AuditOp::Import)?;
         {
             let _g = self.lock_subject(&ident);
             let mut state = self.state_to_change(&ident)?;
-            state.events.extend(doc.subject.events);
-            state.consents.extend(doc.subject.consents);
-            state.restricted |= doc.subject.restricted;
+            state.events.extend(doc.events);
+            state.consents.extend(doc.consents);
+            state.restricted |= doc.restricted;
             state
                 .restricted_categories
-                .extend(doc.subject.restricted_categories);
+                .extend(doc.restricted_categories);
             let mut txn = Txn::new();
             txn.put(layout::subject(&ident), &state);
             self.commit(
@@ -416,6 +398,157 @@ impl Vault {
         }
         Ok(ImportReport { records: n })
     }
+}
+
+/// What an import files, checked.
+struct CheckedDocument {
+    subject: SubjectId,
+    records: Vec<(RecordId, u32, RecordMeta, Vec<u8>)>,
+    events: BTreeMap<String, Timestamp>,
+    consents: BTreeMap<String, ConsentState>,
+    restricted: bool,
+    restricted_categories: Vec<String>,
+}
+
+/// Names an entry of a document in an error (a key from the document is quoted, escaped and cut).
+fn entry_err(entry: impl Into<String>) -> impl FnOnce(InputError) -> InputError {
+    let entry = entry.into();
+    move |e| InputError::DocumentEntry {
+        entry,
+        error: Box::new(e),
+    }
+}
+
+fn quoted(key: &str) -> String {
+    format!("{:?}", key.chars().take(40).collect::<String>())
+}
+
+/// Checks every field of an export document as the API call that would write it checks it:
+/// the format and version; the subject identifier ([`SubjectId::new`]); event kinds
+/// ([`EventKind`]); consent purposes ([`Purpose::new`]) and policy versions (as
+/// [`Vault::grant_consent`]); restricted categories (as [`Vault::restrict`]); each record's id
+/// (unique in the document), category (kebab-case and known to the vault: `known`), fideslang
+/// key (the category's), purposes (at most 64, no repeats), source, version (from 1, below
+/// `u32::MAX` so that it can still be updated) and payload (base64 where marked, at most
+/// [`crate::MAX_PAYLOAD_LEN`] bytes); holds (reference, actors, category) and disclosures
+/// (recipient, ground, categories) as placing and recording them would.
+fn check_document(
+    doc: ExportDocument,
+    known: impl Fn(&Category) -> Result<()>,
+) -> Result<CheckedDocument> {
+    // The API's errors, unwrapped to the input error they carry.
+    let known = |c: &Category| -> Result<(), InputError> {
+        match known(c) {
+            Ok(()) => Ok(()),
+            Err(crate::Error::Input(e)) => Err(e),
+            Err(e) => Err(InputError::Document(e.to_string())),
+        }
+    };
+    if doc.format != FORMAT {
+        return Err(InputError::Document(format!(
+            "format is {:?}, expected {FORMAT:?}",
+            doc.format.chars().take(40).collect::<String>()
+        ))
+        .into());
+    }
+    if doc.version == 0 || doc.version > VERSION {
+        return Err(InputError::Document(format!(
+            "document version {} is not one this build reads (1 to {VERSION})",
+            doc.version
+        ))
+        .into());
+    }
+    let subject = SubjectId::new(doc.subject_id).map_err(entry_err("subject_id"))?;
+    let s = doc.subject;
+    for kind in s.events.keys() {
+        kind.parse::<EventKind>()
+            .map_err(entry_err(format!("subject.events {}", quoted(kind))))?;
+    }
+    for (purpose, consent) in &s.consents {
+        let entry = || format!("subject.consents {}", quoted(purpose));
+        Purpose::new(purpose.as_str()).map_err(entry_err(entry()))?;
+        check_text("policy version", &consent.policy_version).map_err(entry_err(entry()))?;
+    }
+    for (i, name) in s.restricted_categories.iter().enumerate() {
+        let entry = || format!("subject.restricted_categories[{i}]");
+        let c: Category = name.parse().map_err(entry_err(entry()))?;
+        known(&c).map_err(entry_err(entry()))?;
+    }
+    for (i, h) in doc.holds.iter().enumerate() {
+        let entry = || format!("holds[{i}]");
+        if let Some(r) = &h.reference {
+            check_text("reference", r).map_err(entry_err(entry()))?;
+        }
+        check_text("actor", &h.placed_by).map_err(entry_err(entry()))?;
+        if let Some(r) = &h.released {
+            check_text("actor", &r.by).map_err(entry_err(entry()))?;
+        }
+        if let HoldScope::Category(c) = &h.scope {
+            known(c).map_err(entry_err(entry()))?;
+        }
+    }
+    for (i, d) in doc.disclosures.iter().enumerate() {
+        let entry = || format!("disclosures[{i}]");
+        check_text("recipient", &d.recipient).map_err(entry_err(entry()))?;
+        if let Some(g) = &d.ground {
+            check_text("ground", g).map_err(entry_err(entry()))?;
+        }
+        for c in &d.categories {
+            known(c).map_err(entry_err(entry()))?;
+        }
+    }
+    let mut ids = HashSet::with_capacity(doc.records.len());
+    let mut records = Vec::with_capacity(doc.records.len());
+    for (i, r) in doc.records.into_iter().enumerate() {
+        let entry = || format!("records[{i}] (record {})", r.record);
+        let refuse = |why: &'static str| InputError::DocumentEntry {
+            entry: entry(),
+            error: Box::new(InputError::Document(why.to_owned())),
+        };
+        if !ids.insert(r.record) {
+            return Err(refuse("the record id appears twice in the document").into());
+        }
+        known(&r.category).map_err(entry_err(entry()))?;
+        if r.fideslang.is_some() && r.fideslang.as_deref() != r.category.fideslang_key() {
+            return Err(refuse("the fideslang key is not the category's").into());
+        }
+        if r.version == 0 || r.version == u32::MAX {
+            return Err(refuse(
+                "the version is 0 or 4294967295 (versions start at 1 and must leave room for an update)",
+            )
+            .into());
+        }
+        let mut seen = HashSet::with_capacity(r.purposes.len());
+        if !r.purposes.iter().all(|p| seen.insert(p)) {
+            return Err(refuse("a purpose is listed twice").into());
+        }
+        let meta = RecordMeta {
+            category: r.category,
+            purposes: r.purposes,
+            basis: r.basis,
+            source: r.source,
+            collected_at: r.collected_at,
+            collected_at_unset: false,
+        };
+        meta.validate().map_err(entry_err(entry()))?;
+        let payload = r.payload.into_bytes().map_err(entry_err(entry()))?;
+        if payload.len() > crate::MAX_PAYLOAD_LEN {
+            return Err(entry_err(entry())(InputError::PayloadTooLarge {
+                len: payload.len(),
+                max: crate::MAX_PAYLOAD_LEN,
+            })
+            .into());
+        }
+        records.push((r.record, r.version, meta, payload));
+    }
+    Ok(CheckedDocument {
+        subject,
+        records,
+        events: s.events,
+        consents: s.consents,
+        restricted: s.restricted,
+        restricted_categories: s.restricted_categories,
+    })
 }
 
 fn subject_str(s: &SubjectId) -> String {

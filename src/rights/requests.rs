@@ -179,6 +179,9 @@ impl Vault {
         if let Some(g) = ground {
             check_text("ground", g)?;
         }
+        for c in categories {
+            self.known_category(c)?;
+        }
         let _no_destruction = self.no_destruction();
         let ident = self.find(subject)?.subject;
         let now = self.now();

@@ -26,6 +26,9 @@ impl Vault {
         if let Some(r) = reference {
             check_text("reference", r)?;
         }
+        if let HoldTarget::Category(c) = &target {
+            self.known_category(c)?;
+        }
         // Ordered with destruction: a destruction that has not committed yet plans after this
         // hold is stored, and sees it.
         let _no_destruction = self.no_destruction();

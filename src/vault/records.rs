@@ -12,7 +12,7 @@ use crate::audit::{AuditOp, AuditReport, Draft};
 use crate::crypto::{self, DataKey};
 use crate::error::{Error, InputError, Result, StorageError};
 use crate::ids::{RecordId, SubjectId, SubjectRef};
-use crate::model::{MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
+use crate::model::{Category, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 use crate::rights::access;
 use crate::storage::entries::{
     DueKind, RecordEntry, StoredRecord, SubjectState, WrappedKey, meta_digest,
@@ -152,6 +152,13 @@ impl Vault {
         items: Vec<(&SubjectId, RecordId, u32, RecordMeta, &[u8])>,
         op: AuditOp,
     ) -> Result<Vec<RecordId>> {
+        // Every item is checked before anything is written (a subject created for an earlier
+        // item of a refused batch would be a write).
+        for (_, _, _, meta, payload) in &items {
+            meta.validate()?;
+            self.known_category(&meta.category)?;
+            check_payload(payload)?;
+        }
         let _no_destruction = self.no_destruction();
         let write = self.begin_write();
         let now = self.now();
@@ -162,9 +169,7 @@ impl Vault {
         let mut ids = Vec::new();
         let mut states: BTreeMap<SubjectRef, Arc<SubjectState>> = BTreeMap::new();
         for (subject, id, version, meta, payload) in items {
-            meta.validate()?;
             let meta = meta.collected_by_default(now);
-            check_payload(payload)?;
             let ident = self.find_or_create(subject)?;
             let (generation, key) = self.group_key(&ident, meta.category.name())?;
             let entry = seal_record(
@@ -199,6 +204,44 @@ impl Vault {
         }
         write.commit(txn, drafts)?;
         Ok(ids)
+    }
+
+    /// Checks that a category is known to this vault: built in, or declared by the custom
+    /// categories of its policy ([`policy::check_category`](crate::policy::check_category)).
+    /// Every call that writes, holds, restricts, erases or discloses a category checks it, so a
+    /// misspelt name is refused (with the nearest known name) instead of becoming a category that
+    /// no retention rule, hold or restriction names.
+    pub fn known_category(&self, category: &Category) -> Result<()> {
+        Ok(crate::policy::check_category(
+            self.policy().as_deref(),
+            category,
+        )?)
+    }
+
+    /// Checks a category that is to be erased or released from a restriction: known, or held
+    /// by the subject (records written before their category was known can still be erased).
+    pub(crate) fn known_or_held_category(
+        &self,
+        ident: &SubjectRef,
+        category: &Category,
+    ) -> Result<()> {
+        match self.known_category(category) {
+            Err(e) if !self.holds_category(ident, category)? => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the subject has records, or a restriction, of a category.
+    fn holds_category(&self, ident: &SubjectRef, category: &Category) -> Result<bool> {
+        let prefix = layout::members_of_group(ident, category.name());
+        if let Some(k) = self.store().scan_keys(&prefix).next() {
+            k?;
+            return Ok(true);
+        }
+        Ok(self
+            .state(ident)?
+            .restricted_categories
+            .contains(category.name()))
     }
 
     /// Stores a typed value (serialized as JSON) as a record.
@@ -283,6 +326,7 @@ impl Vault {
         }
         if let Some(m) = &meta {
             m.validate()?;
+            self.known_category(&m.category)?;
         }
         let _no_destruction = self.no_destruction();
         let ident = self.find(subject)?.subject;
@@ -297,7 +341,8 @@ impl Vault {
         let payload = payload.unwrap_or(&old_payload);
         let mut txn = Txn::new();
         let (generation, key) = if new_meta.category != entry.meta.category {
-            self.group_key(&ident, new_meta.category.name())?
+            // The subject's lock is held: taking it again would wait forever.
+            self.group_key_locked(&ident, new_meta.category.name())?
         } else {
             (entry.key_gen, key)
         };
@@ -814,6 +859,11 @@ impl Vault {
             return Ok(k);
         }
         let _g = self.lock_subject(ident);
+        self.group_key_locked(ident, category)
+    }
+
+    /// [`Vault::group_key`] for a caller that holds the subject's lock (which is not reentrant).
+    fn group_key_locked(&self, ident: &SubjectRef, category: &str) -> Result<(u32, Arc<DataKey>)> {
         if let Some(k) = self.keys().data_key(self.store(), ident, category)? {
             return Ok(k);
         }
