@@ -28,6 +28,10 @@
 pub(crate) mod slot;
 
 pub use slot::SlotSource;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::{Pin, Pkcs11Source};
 
 use std::fmt;
 
