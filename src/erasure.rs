@@ -625,9 +625,10 @@ impl Vault {
                 .try_into()
                 .map_err(|_| StorageError::Malformed("sealed blind index"))?,
         );
-        plan.destroy.push(crate::keys::Keys::identity_addr(&blind));
+        let at = self.keys().index_addr(&blind);
+        plan.destroy.push(layout::identity_key(&at));
         plan.destroy.push(layout::data_key(ident, SUBJECT_GROUP, 0));
-        plan.txn.delete(layout::index(&blind));
+        plan.txn.delete(layout::index(&at));
         plan.txn.delete(layout::subject(ident));
         for k in self.store().scan_keys(&layout::holds_of(ident)) {
             plan.txn.delete(k?);

@@ -22,7 +22,7 @@
 //!
 //! This module may not read records or decide what to destroy; it only does what it is told.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -33,8 +33,8 @@ use crate::crypto::{self, DataKey, SecretKey, derive_subkey, keyed_hash};
 use crate::error::{IntegrityError, OpenError, Result, StorageError};
 use crate::ids::{BlindIndex, SubjectId, SubjectRef};
 use crate::keysource::{EpochId, KeySource, KeySourceError, SlotSource};
-use crate::storage::entries::{JournalEntry, WrappedKey};
-use crate::storage::layout::{self, SHARDS};
+use crate::storage::entries::{IndexEntry, JournalEntry, WrappedKey};
+use crate::storage::layout::{self, IndexAddr, SHARDS};
 use crate::storage::vault_file::{self, KdfSpec, RingPlain, VaultFileBody};
 use crate::storage::{Store, Txn};
 
@@ -43,6 +43,7 @@ const CTX_CHECK: &str = "pdvault 2026-11 key check";
 const CTX_INDEX: &str = "pdvault 2026-11 blind index";
 const CTX_AUDIT: &str = "pdvault 2026-11 audit chain";
 const CTX_MANIFEST: &str = "pdvault 2026-11 store manifest";
+const CTX_INDEX_ADDRESS: &str = "pdvault 2026-12 index address";
 const CTX_LEDGER: &str = "pdvault 2026-11 ledger document";
 
 /// The key group of a subject's own key (not a category: categories are kebab-case).
@@ -100,15 +101,37 @@ struct Shard {
     generation: u64,
     secret: SecretKey,
     key: DataKey,
+    /// Keys the addresses of the shard's index entries (and identity keys).
+    index_key: SecretKey,
 }
 
 impl Shard {
     fn new(generation: u64, secret: SecretKey) -> Self {
         let key = DataKey::new(&secret);
+        let index_key = derive_subkey(&secret, CTX_INDEX_ADDRESS);
         Shard {
             generation,
             secret,
             key,
+            index_key,
+        }
+    }
+
+    fn index_addr(&self, shard: u16, blind: &BlindIndex) -> IndexAddr {
+        IndexAddr {
+            shard,
+            addr: keyed_hash(&self.index_key, &[&blind.0]),
+        }
+    }
+
+    fn wrap(&self, vault_id: &[u8; 16], addr: &[u8], key: &SecretKey) -> WrappedKey {
+        WrappedKey {
+            shard_gen: self.generation,
+            sealed: crypto::seal(
+                &self.key,
+                &wrap_ad(vault_id, addr, self.generation),
+                key.expose(),
+            ),
         }
     }
 }
@@ -284,15 +307,14 @@ impl Ring {
     }
 
     fn wrap(&self, addr: &[u8], key: &SecretKey) -> WrappedKey {
-        let shard = &self.shards[layout_shard(addr) as usize];
-        WrappedKey {
-            shard_gen: shard.generation,
-            sealed: crypto::seal(
-                &shard.key,
-                &wrap_ad(self.vault_id(), addr, shard.generation),
-                key.expose(),
-            ),
-        }
+        self.shards[layout_shard(addr) as usize].wrap(self.vault_id(), addr, key)
+    }
+
+    /// Where the index entry and identity key of a blind index are, under the current key of
+    /// its shard.
+    pub(crate) fn index_addr(&self, blind: &BlindIndex) -> IndexAddr {
+        let shard = layout::shard_of(&blind.0);
+        self.shards[shard as usize].index_addr(shard, blind)
     }
 
     pub(crate) fn unwrap(&self, addr: &[u8], w: &WrappedKey) -> Result<SecretKey, IntegrityError> {
@@ -493,12 +515,13 @@ impl Keys {
             return Ok(Some(Identity { subject: *r }));
         }
         let ring = self.ring();
-        let Some(entry) = store
-            .get::<crate::storage::entries::IndexEntry>(&layout::index(&blind), "index entry")?
+        let at = ring.index_addr(&blind);
+        let Some(entry) =
+            store.get::<crate::storage::entries::IndexEntry>(&layout::index(&at), "index entry")?
         else {
             return Ok(None);
         };
-        let addr = layout::identity_key(&blind);
+        let addr = layout::identity_key(&at);
         let wrapped: WrappedKey = store.get(&addr, "identity key")?.ok_or(IntegrityError)?;
         let key = DataKey::new(&ring.unwrap(&addr, &wrapped)?);
         let plain = crypto::open(&key, &index_ad(ring.vault_id(), &blind), &entry.sealed_ref)?;
@@ -533,7 +556,8 @@ impl Keys {
         let mut txn = init(&subject, &blind, &subject_key);
         {
             let ring = self.ring();
-            let addr = layout::identity_key(&blind);
+            let at = ring.index_addr(&blind);
+            let addr = layout::identity_key(&at);
             txn.put(addr.clone(), &ring.wrap(&addr, &identity_secret));
             let saddr = layout::data_key(&subject, SUBJECT_GROUP, 0);
             txn.put(saddr.clone(), &ring.wrap(&saddr, &subject_secret));
@@ -542,9 +566,14 @@ impl Keys {
                 &index_ad(ring.vault_id(), &blind),
                 subject.as_bytes(),
             );
+            let index = layout::index(&at);
+            let wrapped_blind = ring.wrap(&index, &SecretKey::from_bytes(blind.0));
             txn.put(
-                layout::index(&blind),
-                &crate::storage::entries::IndexEntry { sealed_ref },
+                index,
+                &crate::storage::entries::IndexEntry {
+                    sealed_ref,
+                    wrapped_blind,
+                },
             );
             store.commit(txn)?;
         }
@@ -719,6 +748,31 @@ impl Keys {
         for &s in shards {
             let old = &ring.shards[s as usize];
             let new = Shard::new(old.generation + 1, SecretKey::random());
+            // Index entries move to addresses keyed under the new shard key (their identity keys
+            // with them): stale copies of the old addresses then match no identifier, even with
+            // every current secret. Entries whose identity key is destroyed are not carried over.
+            let mut moved: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+            for r in store.scan::<IndexEntry>(&layout::index_of_shard(s), "index entry") {
+                let (key, entry) = r?;
+                let at = layout::parse_index(&key).ok_or(StorageError::Malformed("index key"))?;
+                let identity = layout::identity_key(&at);
+                if destroy.contains(identity.as_slice()) {
+                    continue;
+                }
+                let blind = BlindIndex(*ring.unwrap(&key, &entry.wrapped_blind)?.expose());
+                let next = new.index_addr(s, &blind);
+                let next_key = layout::index(&next);
+                let wrapped_blind = new.wrap(&vault_id, &next_key, &SecretKey::from_bytes(blind.0));
+                txn.delete(key);
+                txn.put(
+                    next_key,
+                    &IndexEntry {
+                        sealed_ref: entry.sealed_ref,
+                        wrapped_blind,
+                    },
+                );
+                moved.insert(identity, layout::identity_key(&next));
+            }
             for r in store.scan::<WrappedKey>(&layout::keys_of_shard(s), "wrapped key") {
                 let (addr, w) = r?;
                 if destroy.contains(addr.as_slice()) {
@@ -726,14 +780,14 @@ impl Keys {
                     continue;
                 }
                 let secret = ring.unwrap(&addr, &w)?;
-                let rewrapped = WrappedKey {
-                    shard_gen: new.generation,
-                    sealed: crypto::seal(
-                        &new.key,
-                        &wrap_ad(&vault_id, &addr, new.generation),
-                        secret.expose(),
-                    ),
+                let addr = match moved.remove(&addr) {
+                    Some(next) => {
+                        txn.delete(addr);
+                        next
+                    }
+                    None => addr,
                 };
+                let rewrapped = new.wrap(&vault_id, &addr, &secret);
                 txn.put(addr, &rewrapped);
             }
             let journal = JournalEntry {
@@ -873,9 +927,9 @@ impl Keys {
         std::array::from_fn(|i| !key[i])
     }
 
-    /// The address of a subject's identity key.
-    pub(crate) fn identity_addr(blind: &BlindIndex) -> Vec<u8> {
-        layout::identity_key(blind)
+    /// Where a subject's index entry and identity key are now.
+    pub(crate) fn index_addr(&self, blind: &BlindIndex) -> IndexAddr {
+        self.ring().index_addr(blind)
     }
 }
 
