@@ -152,10 +152,12 @@ fn subject_ids_with_surrounding_whitespace_are_refused_everywhere() {
     let mut doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
     doc["subject_id"] = " alice@example.com".into();
     let doc = serde_json::to_vec(&doc).unwrap();
-    assert!(matches!(
-        v.import(&mut doc.as_slice()),
-        Err(Error::Input(InputError::SubjectId(_)))
-    ));
+    let e = v.import(&mut doc.as_slice()).unwrap_err();
+    assert!(
+        matches!(&e, Error::Input(InputError::DocumentEntry { error, .. })
+            if matches!(**error, InputError::SubjectId(_))),
+        "{e:?}"
+    );
     assert_eq!(v.get(&alice, id, &billing).unwrap().payload, b"kept");
     assert_eq!(v.list(&alice).unwrap().len(), 1);
     v.close().unwrap();
