@@ -66,6 +66,9 @@ pub enum OpenError {
     /// The root-secret parameters are invalid (for example, Argon2 costs out of range).
     #[error("invalid key-derivation parameters: {0}")]
     InvalidKdfParams(String),
+    /// The operation is not supported for this vault (named in the message).
+    #[error("not supported: {0}")]
+    NotSupported(&'static str),
     /// The epoch key this copy of the vault is sealed under no longer exists in its key source:
     /// the copy (an old backup, a stale file) can never be opened again. Nothing was erased by
     /// this open; the copy was superseded.

@@ -93,7 +93,10 @@ fn service() -> Purpose {
 fn builder(dir: &std::path::Path, source: &Arc<MemorySource>) -> VaultBuilder {
     Vault::builder(dir)
         .kdf(KdfParams::insecure_for_tests())
-        .key_source(source.clone())
+        .key_source({
+            let source = source.clone();
+            move |_| Ok(source)
+        })
 }
 
 #[test]
@@ -134,6 +137,13 @@ fn a_host_source_holds_one_live_epoch_and_every_ratchet_replaces_it() {
         .open(RootSecret::passphrase(PW))
         .unwrap();
     assert_eq!(v.get(&s, id, &service()).unwrap().payload, b"kept");
+    // Backups of such a vault are refused, before anything is written.
+    let dest = tmp.path().join("backup");
+    assert!(matches!(
+        v.backup(&dest),
+        Err(Error::Open(OpenError::NotSupported(_)))
+    ));
+    assert!(!dest.exists());
     drop(v);
     // Without the source, or with another kind, the vault says where its keys are.
     let e = Vault::builder(tmp.path())

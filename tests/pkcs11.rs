@@ -446,3 +446,201 @@ fn a_pin_is_never_shown_and_is_read_without_its_newline() {
         Err(KeySourceError::Failed(_))
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A vault whose epoch keys are on the token
+// ---------------------------------------------------------------------------------------------
+
+const VAULT_PASSPHRASE: &str = "token-vault-passphrase";
+
+fn token_vault(dir: &Path, label: &'static str, pin: &'static str) -> pdvault::VaultBuilder {
+    pdvault::Vault::builder(dir)
+        .kdf(pdvault::KdfParams::insecure_for_tests())
+        .key_source(move |vault_id| {
+            Ok(std::sync::Arc::new(Pkcs11Source::open(
+                &module(),
+                label,
+                Pin::new(pin.to_owned()),
+                vault_id,
+            )?))
+        })
+}
+
+fn service() -> pdvault::Purpose {
+    pdvault::Purpose::new("service").unwrap()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+// Guards erasure against someone with every copy of the files, the root secret and the token's
+// PIN: a copy of the vault from before an erasure is sealed under an epoch key the token has
+// destroyed, so it opens nothing.
+#[test]
+fn a_copy_from_before_an_erasure_opens_nothing_even_with_the_pin() {
+    let Some(()) = token("a_copy_from_before_an_erasure_opens_nothing_even_with_the_pin") else {
+        return;
+    };
+    use pdvault::{Category, RecordMeta, RootSecret, SubjectId};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let v = token_vault(&dir, LABEL, PIN)
+        .create(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap();
+    let erased = SubjectId::new("erased@example.com").unwrap();
+    let kept = SubjectId::new("kept@example.com").unwrap();
+    let gone = v
+        .put(
+            &erased,
+            RecordMeta::new(Category::Contact).purpose(service()),
+            b"erased-marker",
+        )
+        .unwrap();
+    let stays = v
+        .put(
+            &kept,
+            RecordMeta::new(Category::Contact).purpose(service()),
+            b"kept-marker",
+        )
+        .unwrap();
+    v.flush().unwrap();
+    let before = tmp.path().join("before");
+    copy_tree(&dir, &before);
+    assert!(v.erase_subject(&erased).unwrap().subject_erased);
+    let report = v.verify().unwrap();
+    assert!(report.is_whole(), "{report:?}");
+    assert_eq!(report.key_source.kind, "pkcs11");
+    assert_eq!(
+        report.key_source.guarantee,
+        ErasureGuarantee::DestroyedInHardware
+    );
+    assert_eq!(report.live_epochs, 1);
+    v.close().unwrap();
+
+    // The stale copy, with the token, the PIN and the passphrase: its epoch is gone.
+    let e = token_vault(&before, LABEL, PIN)
+        .open(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            pdvault::Error::Open(pdvault::OpenError::EpochDestroyed(_))
+        ),
+        "{e:?}"
+    );
+    // The vault itself: the kept record reads, the erased one is gone.
+    let v = token_vault(&dir, LABEL, PIN)
+        .open(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap();
+    assert_eq!(
+        v.get(&kept, stays, &service()).unwrap().payload,
+        b"kept-marker"
+    );
+    assert!(v.get(&erased, gone, &service()).is_err());
+}
+
+// Guards: a wrong PIN or an absent token must be an error that destroys nothing, never an
+// erasure.
+#[test]
+fn a_wrong_pin_or_an_absent_token_opens_nothing_and_destroys_nothing() {
+    let Some(()) = token("a_wrong_pin_or_an_absent_token_opens_nothing_and_destroys_nothing")
+    else {
+        return;
+    };
+    use pdvault::{Category, RecordMeta, RootSecret, SubjectId};
+    let tmp = tempfile::tempdir().unwrap();
+    let v = token_vault(tmp.path(), LABEL, PIN)
+        .create(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap();
+    let s = SubjectId::new("bob@example.com").unwrap();
+    let id = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Contact).purpose(service()),
+            b"still here",
+        )
+        .unwrap();
+    v.close().unwrap();
+    let e = token_vault(tmp.path(), LABEL, "wrong-pin-1234")
+        .open(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap_err();
+    assert!(
+        matches!(e, pdvault::Error::KeySource(KeySourceError::Denied(_))),
+        "{e:?}"
+    );
+    let e = token_vault(tmp.path(), "no-such-token", PIN)
+        .open(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap_err();
+    assert!(
+        matches!(e, pdvault::Error::KeySource(KeySourceError::Unreachable(_))),
+        "{e:?}"
+    );
+    let v = token_vault(tmp.path(), LABEL, PIN)
+        .open(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap();
+    assert_eq!(v.get(&s, id, &service()).unwrap().payload, b"still here");
+    assert!(v.verify().unwrap().is_whole());
+}
+
+// The CLI opens a vault whose epoch keys are on the token (module and label by option, PIN from
+// the environment) and `verify` says where they are and what erasure gives.
+#[test]
+fn the_cli_keeps_a_vault_s_epoch_keys_on_the_token() {
+    let Some(()) = token("the_cli_keeps_a_vault_s_epoch_keys_on_the_token") else {
+        return;
+    };
+    let Some(bin) = option_env!("CARGO_BIN_EXE_pdvault") else {
+        assert!(std::env::var_os("CI").is_none(), "the CLI is not built");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], pin: &str| {
+        Command::new(bin)
+            .args(args)
+            .args([
+                "--pkcs11-module",
+                module().to_str().unwrap(),
+                "--pkcs11-token",
+                LABEL,
+            ])
+            .env("PDVAULT_DIR", tmp.path().join("v"))
+            .env("PDVAULT_PASSPHRASE", VAULT_PASSPHRASE)
+            .env("PDVAULT_PKCS11_PIN", pin)
+            .env("PDVAULT_TEST_FAST_KDF", "1")
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["init"], PIN).status.success());
+    let out = run(&["verify"], PIN);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("pkcs11 source") && text.contains("hardware"),
+        "{text}"
+    );
+    let out = run(&["verify"], "wrong-pin-1234");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused") && !err.contains("wrong-pin-1234"),
+        "{err}"
+    );
+    // Without the token options the vault says where its keys are.
+    let out = Command::new(bin)
+        .arg("verify")
+        .env("PDVAULT_DIR", tmp.path().join("v"))
+        .env("PDVAULT_PASSPHRASE", VAULT_PASSPHRASE)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pkcs11"));
+}

@@ -77,6 +77,12 @@ impl Vault {
     /// Writes a consistent copy of the live vault into `dest` (a new or empty directory).
     /// Writers wait while it runs; readers do not.
     pub fn backup(&self, dest: &Path) -> Result<()> {
+        if matches!(self.keys().ring().epochs(), crate::keys::EpochKeys::Host(_)) {
+            return Err(OpenError::NotSupported(
+                "backups of a vault whose epoch keys are in a host key source",
+            )
+            .into());
+        }
         if dest.join(vault_file::FILE_NAME).exists()
             || (dest.exists() && fs::read_dir(dest)?.next().is_some())
         {

@@ -10,7 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::crypto::{self, KdfParams, RootSecret, SecretKey, derive_passphrase_key};
 use crate::error::{OpenError, Result, StorageError};
 use crate::keys::{EpochKeys, Job, Keys, Ring, RootKeys};
-use crate::keysource::{KeySource, SlotSource};
+use crate::keysource::{KeySource, KeySourceError, SlotSource};
 use crate::policy::Policy;
 use crate::storage::engine::Engine;
 use crate::storage::private_fs;
@@ -41,8 +41,12 @@ pub struct VaultBuilder {
     policy: Option<Policy>,
     cache_bytes: u64,
     min_passphrase_len: usize,
-    key_source: Option<Arc<dyn KeySource>>,
+    key_source: Option<SourceFactory>,
 }
+
+/// Makes a vault's key source, given the vault's id.
+type SourceFactory =
+    Box<dyn FnOnce([u8; 16]) -> std::result::Result<Arc<dyn KeySource>, KeySourceError>>;
 
 impl VaultBuilder {
     pub(crate) fn new(dir: &Path) -> Self {
@@ -59,13 +63,40 @@ impl VaultBuilder {
     }
 
     /// Where the vault's epoch keys live (default: the built-in [`SlotSource`], a file in the
-    /// vault directory overwritten in place, its keys sealed under the root key). A vault created
-    /// with a source is opened with a source of the same kind. The root secret is needed as well:
-    /// it checks the caller and keeps the rest of the vault's keys.
+    /// vault directory overwritten in place, its keys sealed under the root key). `make` is
+    /// given the vault's id (new when creating, read from the vault file when opening), since a
+    /// source that several vaults share names each vault's keys by it. A vault created with a
+    /// source is opened with a source of the same kind. The root secret is needed as well: it
+    /// checks the caller and keeps the rest of the vault's keys.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "pkcs11")]
+    /// # fn main() -> pdvault::Result<()> {
+    /// use pdvault::keysource::{Pin, Pkcs11Source};
+    /// let vault = pdvault::Vault::builder("/var/lib/app/vault")
+    ///     .key_source(|vault_id| {
+    ///         let pin = Pin::from_env("APP_HSM_PIN")?;
+    ///         Ok(std::sync::Arc::new(Pkcs11Source::open(
+    ///             "/usr/lib/softhsm/libsofthsm2.so".as_ref(),
+    ///             "app-token",
+    ///             pin,
+    ///             vault_id,
+    ///         )?))
+    ///     })
+    ///     .open(pdvault::RootSecret::passphrase("correct horse battery staple"))?;
+    /// # drop(vault);
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "pkcs11"))]
+    /// # fn main() {}
+    /// ```
     ///
     /// [`SlotSource`]: crate::SlotSource
-    pub fn key_source(mut self, source: Arc<dyn KeySource>) -> Self {
-        self.key_source = Some(source);
+    pub fn key_source(
+        mut self,
+        make: impl FnOnce([u8; 16]) -> std::result::Result<Arc<dyn KeySource>, KeySourceError> + 'static,
+    ) -> Self {
+        self.key_source = Some(Box::new(make));
         self
     }
 
@@ -154,8 +185,8 @@ impl VaultBuilder {
             RootSecret::RawKey(k) => (SecretKey::from_bytes(**k), KdfSpec::RawKey),
         };
         let root_keys = RootKeys::derive(&root, &vault_id);
-        let epochs = match self.key_source.clone() {
-            Some(host) => EpochKeys::Host(host),
+        let epochs = match self.key_source {
+            Some(make) => EpochKeys::Host(make(vault_id)?),
             None => EpochKeys::Slot(Arc::new(SlotSource::create(
                 &dir,
                 vault_id,
@@ -205,7 +236,11 @@ impl VaultBuilder {
         if !constant_time_eq(&root_keys.key_check, &header.key_check) {
             return Err(OpenError::WrongKey.into());
         }
-        let epochs = epoch_keys(&dir, &header, &root_keys, self.key_source.clone())?;
+        let host = self
+            .key_source
+            .map(|make| make(header.vault_id))
+            .transpose()?;
+        let epochs = epoch_keys(&dir, &header, &root_keys, host)?;
         let ring = Ring::unseal(root_keys, header, epochs)?;
         let engine = SledEngine::open(
             &dir.join(STORE_DIR),
