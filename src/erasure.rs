@@ -625,9 +625,10 @@ impl Vault {
                 .try_into()
                 .map_err(|_| StorageError::Malformed("sealed blind index"))?,
         );
-        plan.destroy.push(crate::keys::Keys::identity_addr(&blind));
+        let at = self.keys().index_addr(&blind);
+        plan.destroy.push(layout::identity_key(&at));
         plan.destroy.push(layout::data_key(ident, SUBJECT_GROUP, 0));
-        plan.txn.delete(layout::index(&blind));
+        plan.txn.delete(layout::index(&at));
         plan.txn.delete(layout::subject(ident));
         for k in self.store().scan_keys(&layout::holds_of(ident)) {
             plan.txn.delete(k?);
@@ -718,7 +719,8 @@ mod attacker_tests {
     fn attack(vault_dir: &Path, store_dir: &Path) -> Vec<(crate::RecordId, Vec<u8>)> {
         let header = vault_file::read(vault_dir).unwrap();
         let vault_id = header.vault_id;
-        let ring = unseal_ring(header, "pw-passphrase").unwrap();
+        let slots = std::fs::read(vault_dir.join(crate::keysource::slot::FILE_NAME)).unwrap();
+        let ring = unseal_ring(header, "pw-passphrase", &slots).unwrap();
         let engine =
             SledEngine::open(store_dir, None, crate::storage::DEFAULT_CACHE_BYTES).unwrap();
         let mut keys = Vec::new();

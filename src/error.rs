@@ -66,9 +66,25 @@ pub enum OpenError {
     /// The root-secret parameters are invalid (for example, Argon2 costs out of range).
     #[error("invalid key-derivation parameters: {0}")]
     InvalidKdfParams(String),
-    /// A host key source failed to produce the root key.
-    #[error("key source failed: {0}")]
-    KeySource(String),
+    /// The operation is not supported for this vault (named in the message).
+    #[error("not supported: {0}")]
+    NotSupported(&'static str),
+    /// The epoch key this copy of the vault is sealed under no longer exists in its key source:
+    /// the copy (an old backup, a stale file) can never be opened again. Nothing was erased by
+    /// this open; the copy was superseded.
+    #[error(
+        "the vault's {0} no longer exists in its key source: this copy of the vault cannot be opened"
+    )]
+    EpochDestroyed(String),
+    /// The vault's epoch keys are in a key source of another kind than the one given (or none
+    /// was given for a vault whose keys are not in its slot file).
+    #[error("this vault's epoch keys are in a {expected} key source, not a {given} one")]
+    SourceKindMismatch {
+        /// The kind the vault file names.
+        expected: String,
+        /// The kind given.
+        given: String,
+    },
 }
 
 /// Errors of the storage layer (the embedded store and the vault files).
@@ -368,6 +384,10 @@ pub enum Error {
     /// An erasure ledger was refused.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The key source holding the epoch keys failed or could not be reached. Nothing was
+    /// destroyed because of it, and nothing is to be read as erased.
+    #[error(transparent)]
+    KeySource(#[from] crate::keysource::KeySourceError),
     /// The subject is not in the vault (never written, or erased).
     #[error("no such subject")]
     SubjectNotFound,

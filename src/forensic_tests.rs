@@ -19,7 +19,8 @@ use std::process::Command;
 use crate::audit::AuditEntry;
 use crate::crypto::{self, DataKey, KdfParams, RootSecret};
 use crate::ids::{RecordId, SubjectRef};
-use crate::keys::{Job, Ring, RootKeys};
+use crate::keys::{EpochKeys, Job, Ring, RootKeys};
+use crate::keysource::{EpochId, ErasureGuarantee, KeySource, KeySourceError, SourceInfo};
 use crate::model::{Category, Purpose, RecordMeta};
 use crate::storage::codec::{self, ENTRY_FORMAT};
 use crate::storage::entries::{RecordEntry, WrappedKey};
@@ -31,13 +32,82 @@ use crate::{SubjectId, Vault};
 // Decoders shared with `erasure::attacker_tests`
 // ---------------------------------------------------------------------------------------------
 
-/// The key ring of a decoded vault file, unsealed with the passphrase, as an attacker who knows
-/// the passphrase does it: root key from the file's KDF, ring key from the root key. `None` if
-/// the ring does not open.
-pub(crate) fn unseal_ring(header: VaultFileBody, passphrase: &str) -> Option<Ring> {
+/// Epoch keys an attacker recovered from key-slot blocks found in `bytes` (a raw device image,
+/// or the current slot file): every place holding the slot magic, opened with the slot key the
+/// passphrase gives. It answers `unseal` as the vault's own source would.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveredEpochs {
+    keys: HashMap<crate::keysource::EpochId, DataKey>,
+}
+
+impl RecoveredEpochs {
+    pub(crate) fn carve(bytes: &[u8], vault_id: &[u8; 16], slot_key: &crypto::SecretKey) -> Self {
+        let mut keys = HashMap::new();
+        for at in occurrences(bytes, b"PDVSLOT1") {
+            if let Some((epoch, key)) =
+                crate::keysource::slot::open_carved(&bytes[at..], vault_id, slot_key)
+            {
+                keys.insert(epoch, DataKey::new(&crypto::SecretKey::from_bytes(key)));
+            }
+        }
+        RecoveredEpochs { keys }
+    }
+}
+
+impl KeySource for RecoveredEpochs {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            kind: "slot".into(),
+            location: "carved".into(),
+            guarantee: ErasureGuarantee::OverwrittenInPlace,
+        }
+    }
+    fn create_epoch(&self, _: EpochId) -> Result<(), KeySourceError> {
+        Err(KeySourceError::Failed("read only".into()))
+    }
+    fn seal(&self, _: &EpochId, _: &[u8], _: &[u8]) -> Result<Vec<u8>, KeySourceError> {
+        Err(KeySourceError::Failed("read only".into()))
+    }
+    fn unseal(
+        &self,
+        epoch: &EpochId,
+        ad: &[u8],
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, KeySourceError> {
+        let key = self
+            .keys
+            .get(epoch)
+            .ok_or(KeySourceError::EpochNotFound(*epoch))?;
+        crypto::open(key, ad, sealed)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| KeySourceError::Damaged(*epoch))
+    }
+    fn destroy_epoch(&self, _: &EpochId) -> Result<(), KeySourceError> {
+        Err(KeySourceError::Failed("read only".into()))
+    }
+    fn epochs(&self) -> Result<Vec<EpochId>, KeySourceError> {
+        Ok(self.keys.keys().copied().collect())
+    }
+}
+
+/// The key ring of a decoded vault file, unsealed with the passphrase as an attacker who knows it
+/// does: root key from the file's KDF, the slot key from the root key, the epoch key from any
+/// key-slot block found in `slot_bytes`, the ring key from the epoch key. `None` if the ring does
+/// not open.
+pub(crate) fn unseal_ring(
+    header: VaultFileBody,
+    passphrase: &str,
+    slot_bytes: &[u8],
+) -> Option<Ring> {
     let root = crate::vault::root_key(&header.kdf, &RootSecret::passphrase(passphrase)).ok()?;
     let root_keys = RootKeys::derive(&root, &header.vault_id);
-    Ring::unseal(root_keys, header).ok()
+    let epochs = RecoveredEpochs::carve(slot_bytes, &header.vault_id, &root_keys.slot_key);
+    Ring::unseal(
+        root_keys,
+        header,
+        EpochKeys::Host(std::sync::Arc::new(epochs)),
+    )
+    .ok()
 }
 
 /// The payload of a stored record, opened with `key` as the record of `(subject, id)` in vault
@@ -90,7 +160,7 @@ pub(crate) struct Recovered {
 /// 4. Open every record with the data keys, and test the guesses.
 fn attack(image: &[u8], passphrase: &str, guesses: &[&str]) -> Recovered {
     let (vault_copies_found, vault_copies_decoded, copies) = carve_vault_files(image);
-    let unsealed = unseal_rings(copies, passphrase);
+    let unsealed = unseal_rings(copies, passphrase, image);
     let mut ring_generations: Vec<u64> = unsealed.iter().map(|(g, _)| *g).collect();
     ring_generations.sort_unstable();
     let rings: Vec<Ring> = unsealed.into_iter().map(|(_, r)| r).collect();
@@ -144,12 +214,12 @@ fn carve_vault_files(image: &[u8]) -> (usize, usize, Vec<VaultFileBody>) {
 }
 
 /// Step 1b. The key ring of every copy that the passphrase unseals, with the copy's generation.
-fn unseal_rings(copies: Vec<VaultFileBody>, passphrase: &str) -> Vec<(u64, Ring)> {
+fn unseal_rings(copies: Vec<VaultFileBody>, passphrase: &str, image: &[u8]) -> Vec<(u64, Ring)> {
     copies
         .into_iter()
         .filter_map(|body| {
             let generation = body.generation;
-            unseal_ring(body, passphrase).map(|ring| (generation, ring))
+            unseal_ring(body, passphrase, image).map(|ring| (generation, ring))
         })
         .collect()
 }
@@ -336,11 +406,15 @@ fn open_records(
 /// Step 4b. How often the blind index of `guess`, under the index key of any ring unsealed,
 /// appears in the image (as an index-table key, an identity-key address, ...).
 fn blind_index_hits(image: &[u8], rings: &[Ring], guess: &str) -> usize {
-    let blinds: BTreeSet<[u8; 32]> = rings
-        .iter()
-        .map(|r| crypto::keyed_hash(&r.subkey(Job::Index), &[guess.as_bytes()]))
-        .collect();
-    blinds.iter().map(|b| occurrences(image, b).len()).sum()
+    // The blind index itself, and the address of its index entry under the shard key of each
+    // ring recovered (what the vault stores since index entries are keyed per shard ratchet).
+    let mut needles: BTreeSet<[u8; 32]> = BTreeSet::new();
+    for r in rings {
+        let blind = crypto::keyed_hash(&r.subkey(Job::Index), &[guess.as_bytes()]);
+        needles.insert(blind);
+        needles.insert(r.index_addr(&crate::ids::BlindIndex(blind)).addr);
+    }
+    needles.iter().map(|b| occurrences(image, b).len()).sum()
 }
 
 /// Where `needle` starts in `haystack` (overlapping matches included).
@@ -642,13 +716,11 @@ fn erased_data_stays_erased_on_the_device(block: u32) {
 }
 
 #[test]
-#[ignore = "fails until the key ring is sealed under destroyable epoch keys"]
 fn erased_data_stays_erased_on_an_ext4_device_with_1k_blocks() {
     erased_data_stays_erased_on_the_device(1024);
 }
 
 #[test]
-#[ignore = "fails until the key ring is sealed under destroyable epoch keys"]
 fn erased_data_stays_erased_on_an_ext4_device_with_4k_blocks() {
     erased_data_stays_erased_on_the_device(4096);
 }

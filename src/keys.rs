@@ -22,7 +22,7 @@
 //!
 //! This module may not read records or decide what to destroy; it only does what it is told.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -32,16 +32,18 @@ use lru::LruCache;
 use crate::crypto::{self, DataKey, SecretKey, derive_subkey, keyed_hash};
 use crate::error::{IntegrityError, OpenError, Result, StorageError};
 use crate::ids::{BlindIndex, SubjectId, SubjectRef};
-use crate::storage::entries::{JournalEntry, WrappedKey};
-use crate::storage::layout::{self, SHARDS};
+use crate::keysource::{EpochId, KeySource, KeySourceError, SlotSource};
+use crate::storage::entries::{IndexEntry, JournalEntry, WrappedKey};
+use crate::storage::layout::{self, IndexAddr, SHARDS};
 use crate::storage::vault_file::{self, KdfSpec, RingPlain, VaultFileBody};
 use crate::storage::{Store, Txn};
 
-const CTX_RING: &str = "pdvault 2026-11 key ring";
+const CTX_SLOT: &str = "pdvault 2026-12 epoch key slots";
 const CTX_CHECK: &str = "pdvault 2026-11 key check";
 const CTX_INDEX: &str = "pdvault 2026-11 blind index";
 const CTX_AUDIT: &str = "pdvault 2026-11 audit chain";
 const CTX_MANIFEST: &str = "pdvault 2026-11 store manifest";
+const CTX_INDEX_ADDRESS: &str = "pdvault 2026-12 index address";
 const CTX_LEDGER: &str = "pdvault 2026-11 ledger document";
 
 /// The key group of a subject's own key (not a category: categories are kebab-case).
@@ -50,20 +52,48 @@ pub(crate) const SUBJECT_GROUP: &str = "$subject";
 /// How many unwrapped data keys the cache holds.
 pub(crate) const CACHE_CAPACITY: usize = 8192;
 
-/// What the root key gives: the key that seals the ring and the key-check value.
+/// What the root key gives: the key that seals the built-in source's epoch keys and the
+/// key-check value.
 pub(crate) struct RootKeys {
-    ring_key: DataKey,
+    pub(crate) slot_key: SecretKey,
     pub(crate) key_check: [u8; 32],
 }
 
 impl RootKeys {
     pub(crate) fn derive(root: &SecretKey, vault_id: &[u8; 16]) -> Self {
-        let ring = derive_subkey(root, CTX_RING);
         let check = derive_subkey(root, CTX_CHECK);
         RootKeys {
-            ring_key: DataKey::new(&ring),
+            slot_key: derive_subkey(root, CTX_SLOT),
             key_check: keyed_hash(&check, &[vault_id]),
         }
+    }
+}
+
+/// Where a vault's epoch keys live: the built-in slot file (whose sealing key follows the root
+/// key), or a source the host gave.
+#[derive(Clone, Debug)]
+pub(crate) enum EpochKeys {
+    Slot(Arc<SlotSource>),
+    Host(Arc<dyn KeySource>),
+}
+
+impl EpochKeys {
+    pub(crate) fn source(&self) -> &dyn KeySource {
+        match self {
+            EpochKeys::Slot(s) => s.as_ref(),
+            EpochKeys::Host(h) => h.as_ref(),
+        }
+    }
+}
+
+/// Epochs of backups have the top bit of their sequence set: the vault's own cleanup of epochs
+/// never touches them.
+pub(crate) const BACKUP_EPOCH: u64 = 1 << 63;
+
+fn key_source_error(e: KeySourceError) -> crate::Error {
+    match e {
+        KeySourceError::EpochNotFound(epoch) => OpenError::EpochDestroyed(epoch.to_string()).into(),
+        e => crate::Error::KeySource(e),
     }
 }
 
@@ -71,15 +101,37 @@ struct Shard {
     generation: u64,
     secret: SecretKey,
     key: DataKey,
+    /// Keys the addresses of the shard's index entries (and identity keys).
+    index_key: SecretKey,
 }
 
 impl Shard {
     fn new(generation: u64, secret: SecretKey) -> Self {
         let key = DataKey::new(&secret);
+        let index_key = derive_subkey(&secret, CTX_INDEX_ADDRESS);
         Shard {
             generation,
             secret,
             key,
+            index_key,
+        }
+    }
+
+    fn index_addr(&self, shard: u16, blind: &BlindIndex) -> IndexAddr {
+        IndexAddr {
+            shard,
+            addr: keyed_hash(&self.index_key, &[&blind.0]),
+        }
+    }
+
+    fn wrap(&self, vault_id: &[u8; 16], addr: &[u8], key: &SecretKey) -> WrappedKey {
+        WrappedKey {
+            shard_gen: self.generation,
+            sealed: crypto::seal(
+                &self.key,
+                &wrap_ad(vault_id, addr, self.generation),
+                key.expose(),
+            ),
         }
     }
 }
@@ -89,6 +141,7 @@ pub(crate) struct Ring {
     master: SecretKey,
     shards: Vec<Shard>,
     root: RootKeys,
+    epochs: EpochKeys,
     header: VaultFileBody,
 }
 
@@ -96,6 +149,15 @@ fn ring_ad(vault_id: &[u8; 16], generation: u64) -> Vec<u8> {
     let mut ad = b"pdvault/ring/".to_vec();
     ad.extend_from_slice(vault_id);
     ad.extend_from_slice(&generation.to_be_bytes());
+    ad
+}
+
+/// The associated data of the ring key sealed by the key source: the vault file it belongs to.
+fn ring_key_ad(vault_id: &[u8; 16], generation: u64, epoch: &EpochId) -> Vec<u8> {
+    let mut ad = b"pdvault/ring-key/".to_vec();
+    ad.extend_from_slice(vault_id);
+    ad.extend_from_slice(&generation.to_be_bytes());
+    ad.extend_from_slice(&epoch.to_bytes());
     ad
 }
 
@@ -109,13 +171,21 @@ fn wrap_ad(vault_id: &[u8; 16], addr: &[u8], shard_gen: u64) -> Vec<u8> {
 
 impl Ring {
     /// A new ring for a new vault.
-    pub(crate) fn create(root: RootKeys, vault_id: [u8; 16], kdf: KdfSpec) -> Self {
+    pub(crate) fn create(
+        root: RootKeys,
+        vault_id: [u8; 16],
+        kdf: KdfSpec,
+        epochs: EpochKeys,
+    ) -> Self {
         let header = VaultFileBody {
             vault_id,
             kdf,
             key_check: root.key_check,
             generation: 0,
             checkpoint: Default::default(),
+            source_kind: epochs.source().info().kind,
+            epoch: [0; 16],
+            sealed_ring_key: Vec::new(),
             sealed_ring: Vec::new(),
         };
         let shards = (0..SHARDS)
@@ -125,14 +195,31 @@ impl Ring {
             master: SecretKey::random(),
             shards,
             root,
+            epochs,
             header,
         }
     }
 
-    /// Unseals the ring of an existing vault. The caller has checked the key-check value.
-    pub(crate) fn unseal(root: RootKeys, header: VaultFileBody) -> Result<Self> {
+    /// Unseals the ring of an existing vault: its ring key from the key source, under the epoch
+    /// the vault file names; then the ring. The caller has checked the key-check value. An epoch
+    /// key that is gone is [`OpenError::EpochDestroyed`]; a source that cannot answer is
+    /// [`crate::Error::KeySource`]: neither reads as anything erased.
+    pub(crate) fn unseal(root: RootKeys, header: VaultFileBody, epochs: EpochKeys) -> Result<Self> {
+        let epoch = EpochId::from_bytes(header.epoch);
+        let ring_key = epochs
+            .source()
+            .unseal(
+                &epoch,
+                &ring_key_ad(&header.vault_id, header.generation, &epoch),
+                &header.sealed_ring_key,
+            )
+            .map_err(key_source_error)?;
+        let ring_key: [u8; 32] = ring_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| OpenError::HeaderDamaged("the ring key has the wrong length"))?;
         let plain = crypto::open(
-            &root.ring_key,
+            &DataKey::new(&SecretKey::from_bytes(ring_key)),
             &ring_ad(&header.vault_id, header.generation),
             &header.sealed_ring,
         )
@@ -154,8 +241,53 @@ impl Ring {
             master: SecretKey::from_bytes(ring.master),
             shards,
             root,
+            epochs,
             header,
         })
+    }
+
+    /// The vault's epoch keys.
+    pub(crate) fn epochs(&self) -> &EpochKeys {
+        &self.epochs
+    }
+
+    /// The epoch the vault file is sealed under.
+    pub(crate) fn epoch(&self) -> EpochId {
+        EpochId::from_bytes(self.header.epoch)
+    }
+
+    /// Destroys every epoch key of the vault but the current one (backups' epochs aside): what a
+    /// crash between making an epoch and destroying the previous one left behind.
+    pub(crate) fn retire_old_epochs(&self) -> Result<usize> {
+        let current = self.epoch();
+        let source = self.epochs.source();
+        let mut n = 0;
+        for e in source.epochs().map_err(key_source_error)? {
+            if e != current && !self.is_backup_epoch(&e) {
+                source.destroy_epoch(&e).map_err(key_source_error)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether an epoch of the vault's source belongs to a backup, and so is not the vault's to
+    /// destroy: only in a host's source, which backups share (a backup of the built-in source has
+    /// a slot file of its own, and the vault's own slot file holds nothing of backups).
+    fn is_backup_epoch(&self, e: &EpochId) -> bool {
+        matches!(self.epochs, EpochKeys::Host(_)) && e.seq & BACKUP_EPOCH != 0
+    }
+
+    /// How many epoch keys of the vault itself its source holds (one, once open).
+    pub(crate) fn live_epochs(&self) -> Result<usize> {
+        Ok(self
+            .epochs
+            .source()
+            .epochs()
+            .map_err(key_source_error)?
+            .into_iter()
+            .filter(|e| !self.is_backup_epoch(e) || *e == self.epoch())
+            .count())
     }
 
     pub(crate) fn vault_id(&self) -> &[u8; 16] {
@@ -175,15 +307,14 @@ impl Ring {
     }
 
     fn wrap(&self, addr: &[u8], key: &SecretKey) -> WrappedKey {
-        let shard = &self.shards[layout_shard(addr) as usize];
-        WrappedKey {
-            shard_gen: shard.generation,
-            sealed: crypto::seal(
-                &shard.key,
-                &wrap_ad(self.vault_id(), addr, shard.generation),
-                key.expose(),
-            ),
-        }
+        self.shards[layout_shard(addr) as usize].wrap(self.vault_id(), addr, key)
+    }
+
+    /// Where the index entry and identity key of a blind index are, under the current key of
+    /// its shard.
+    pub(crate) fn index_addr(&self, blind: &BlindIndex) -> IndexAddr {
+        let shard = layout::shard_of(&blind.0);
+        self.shards[shard as usize].index_addr(shard, blind)
     }
 
     pub(crate) fn unwrap(&self, addr: &[u8], w: &WrappedKey) -> Result<SecretKey, IntegrityError> {
@@ -200,12 +331,14 @@ impl Ring {
         Ok(SecretKey::from_bytes(bytes))
     }
 
-    /// Writes the vault file with this ring, sealed afresh.
-    pub(crate) fn write_file(
-        &mut self,
-        dir: &std::path::Path,
+    /// The vault file's contents with this ring sealed under a fresh ring key, itself sealed by
+    /// `source` under `epoch` (which exists there).
+    fn sealed_header(
+        &self,
         checkpoint: crate::storage::entries::Manifest,
-    ) -> Result<(), StorageError> {
+        source: &dyn KeySource,
+        epoch: EpochId,
+    ) -> Result<VaultFileBody> {
         let plain = RingPlain {
             master: *self.master.expose(),
             shards: self
@@ -219,13 +352,84 @@ impl Ring {
         header.generation += 1;
         header.checkpoint = checkpoint;
         header.key_check = self.root.key_check;
+        header.source_kind = source.info().kind;
+        let ring_key = SecretKey::random();
+        header.epoch = epoch.to_bytes();
+        header.sealed_ring_key = source
+            .seal(
+                &epoch,
+                &ring_key_ad(&header.vault_id, header.generation, &epoch),
+                ring_key.expose(),
+            )
+            .map_err(key_source_error)?;
         header.sealed_ring = crypto::seal(
-            &self.root.ring_key,
+            &DataKey::new(&ring_key),
             &ring_ad(&header.vault_id, header.generation),
             &encoded,
         );
+        Ok(header)
+    }
+
+    /// Writes a backup's vault file into `dest`: this ring, sealed under an epoch key of the
+    /// backup's own, in a new slot file in `dest`, so that the live vault's ratchets do not make
+    /// the backup unreadable. A vault whose epoch keys are in a host's source is not backed up
+    /// this way yet: a backup epoch in a shared source needs a registry that expires it, and a
+    /// restored copy would share the live vault's epochs.
+    pub(crate) fn write_backup_file(
+        &self,
+        dest: &std::path::Path,
+        checkpoint: crate::storage::entries::Manifest,
+    ) -> Result<EpochId> {
+        let vault_id = *self.vault_id();
+        let epoch = EpochId {
+            seq: BACKUP_EPOCH | self.epoch().seq,
+            nonce: crypto::random_array(),
+        };
+        let header = match &self.epochs {
+            EpochKeys::Slot(_) => {
+                let slot = SlotSource::create(dest, vault_id, &self.root.slot_key)?;
+                slot.create_epoch(epoch).map_err(key_source_error)?;
+                self.sealed_header(checkpoint, &slot, epoch)?
+            }
+            EpochKeys::Host(_) => {
+                return Err(OpenError::NotSupported(
+                    "backups of a vault whose epoch keys are in a host key source",
+                )
+                .into());
+            }
+        };
+        vault_file::write(dest, &header)?;
+        Ok(epoch)
+    }
+
+    /// Writes the vault file with this ring, sealed afresh under a new epoch key; then destroys
+    /// every older epoch key of the vault.
+    pub(crate) fn write_file(
+        &mut self,
+        dir: &std::path::Path,
+        checkpoint: crate::storage::entries::Manifest,
+    ) -> Result<()> {
+        // A new epoch key, durable in its source before anything is sealed under it.
+        let old = self.epoch();
+        let epoch = EpochId {
+            seq: (old.seq & !BACKUP_EPOCH) + 1,
+            nonce: crypto::random_array(),
+        };
+        let source = self.epochs.source();
+        source.create_epoch(epoch).map_err(key_source_error)?;
+        crate::pause::point(crate::pause::EPOCH_CREATED);
+        let header = self.sealed_header(checkpoint, source, epoch)?;
         vault_file::write(dir, &header)?;
         self.header = header;
+        crate::pause::point(crate::pause::EPOCH_SWITCHED);
+        // Every copy of the vault file written before now is sealed under an older epoch: destroy
+        // them all (the one before this, and any a crash left behind).
+        source.destroy_epoch(&old).map_err(key_source_error)?;
+        for e in source.epochs().map_err(key_source_error)? {
+            if e != epoch && !self.is_backup_epoch(&e) {
+                source.destroy_epoch(&e).map_err(key_source_error)?;
+            }
+        }
         Ok(())
     }
 
@@ -314,12 +518,13 @@ impl Keys {
             return Ok(Some(Identity { subject: *r }));
         }
         let ring = self.ring();
-        let Some(entry) = store
-            .get::<crate::storage::entries::IndexEntry>(&layout::index(&blind), "index entry")?
+        let at = ring.index_addr(&blind);
+        let Some(entry) =
+            store.get::<crate::storage::entries::IndexEntry>(&layout::index(&at), "index entry")?
         else {
             return Ok(None);
         };
-        let addr = layout::identity_key(&blind);
+        let addr = layout::identity_key(&at);
         let wrapped: WrappedKey = store.get(&addr, "identity key")?.ok_or(IntegrityError)?;
         let key = DataKey::new(&ring.unwrap(&addr, &wrapped)?);
         let plain = crypto::open(&key, &index_ad(ring.vault_id(), &blind), &entry.sealed_ref)?;
@@ -354,7 +559,8 @@ impl Keys {
         let mut txn = init(&subject, &blind, &subject_key);
         {
             let ring = self.ring();
-            let addr = layout::identity_key(&blind);
+            let at = ring.index_addr(&blind);
+            let addr = layout::identity_key(&at);
             txn.put(addr.clone(), &ring.wrap(&addr, &identity_secret));
             let saddr = layout::data_key(&subject, SUBJECT_GROUP, 0);
             txn.put(saddr.clone(), &ring.wrap(&saddr, &subject_secret));
@@ -363,9 +569,14 @@ impl Keys {
                 &index_ad(ring.vault_id(), &blind),
                 subject.as_bytes(),
             );
+            let index = layout::index(&at);
+            let wrapped_blind = ring.wrap(&index, &SecretKey::from_bytes(blind.0));
             txn.put(
-                layout::index(&blind),
-                &crate::storage::entries::IndexEntry { sealed_ref },
+                index,
+                &crate::storage::entries::IndexEntry {
+                    sealed_ref,
+                    wrapped_blind,
+                },
             );
             store.commit(txn)?;
         }
@@ -540,6 +751,31 @@ impl Keys {
         for &s in shards {
             let old = &ring.shards[s as usize];
             let new = Shard::new(old.generation + 1, SecretKey::random());
+            // Index entries move to addresses keyed under the new shard key (their identity keys
+            // with them): stale copies of the old addresses then match no identifier, even with
+            // every current secret. Entries whose identity key is destroyed are not carried over.
+            let mut moved: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+            for r in store.scan::<IndexEntry>(&layout::index_of_shard(s), "index entry") {
+                let (key, entry) = r?;
+                let at = layout::parse_index(&key).ok_or(StorageError::Malformed("index key"))?;
+                let identity = layout::identity_key(&at);
+                if destroy.contains(identity.as_slice()) {
+                    continue;
+                }
+                let blind = BlindIndex(*ring.unwrap(&key, &entry.wrapped_blind)?.expose());
+                let next = new.index_addr(s, &blind);
+                let next_key = layout::index(&next);
+                let wrapped_blind = new.wrap(&vault_id, &next_key, &SecretKey::from_bytes(blind.0));
+                txn.delete(key);
+                txn.put(
+                    next_key,
+                    &IndexEntry {
+                        sealed_ref: entry.sealed_ref,
+                        wrapped_blind,
+                    },
+                );
+                moved.insert(identity, layout::identity_key(&next));
+            }
             for r in store.scan::<WrappedKey>(&layout::keys_of_shard(s), "wrapped key") {
                 let (addr, w) = r?;
                 if destroy.contains(addr.as_slice()) {
@@ -547,14 +783,14 @@ impl Keys {
                     continue;
                 }
                 let secret = ring.unwrap(&addr, &w)?;
-                let rewrapped = WrappedKey {
-                    shard_gen: new.generation,
-                    sealed: crypto::seal(
-                        &new.key,
-                        &wrap_ad(&vault_id, &addr, new.generation),
-                        secret.expose(),
-                    ),
+                let addr = match moved.remove(&addr) {
+                    Some(next) => {
+                        txn.delete(addr);
+                        next
+                    }
+                    None => addr,
                 };
+                let rewrapped = new.wrap(&vault_id, &addr, &secret);
                 txn.put(addr, &rewrapped);
             }
             let journal = JournalEntry {
@@ -591,6 +827,11 @@ impl Keys {
             ring.shards[s as usize] = shard;
         }
         if let Some((root, kdf)) = new_root {
+            // New epoch keys are sealed under the new root's slot key from now on; the old epoch,
+            // sealed under the old one, is destroyed by the write below.
+            if let EpochKeys::Slot(slot) = &ring.epochs {
+                slot.set_slot_key(&root.slot_key);
+            }
             ring.root = root;
             ring.header.kdf = kdf;
         }
@@ -689,9 +930,9 @@ impl Keys {
         std::array::from_fn(|i| !key[i])
     }
 
-    /// The address of a subject's identity key.
-    pub(crate) fn identity_addr(blind: &BlindIndex) -> Vec<u8> {
-        layout::identity_key(blind)
+    /// Where a subject's index entry and identity key are now.
+    pub(crate) fn index_addr(&self, blind: &BlindIndex) -> IndexAddr {
+        self.ring().index_addr(blind)
     }
 }
 

@@ -31,13 +31,16 @@
 //!
 //! ```text
 //! root secret (passphrase → Argon2id, or 32 raw bytes from the host's KMS)   never stored
-//!   └─ root key ─┬─ ring key: seals the key ring in vault.pdv               derived, never stored
+//!   └─ root key ─┬─ slot key: seals the epoch keys in keys.slot             derived, never stored
 //!                └─ key-check value: tells a wrong key from a damaged file   stored
-//! key ring (in vault.pdv, sealed; replaced whole and atomically on every change)
-//!   ├─ master secret ─┬─ blind-index key (keyed BLAKE3 of subject identifiers)
-//!   │                 ├─ audit key (chains the audit trail)
-//!   │                 └─ manifest key (the store's integrity manifest)
-//!   └─ 4096 shard keys: each wraps the subject keys of its shard
+//! epoch key (in the key source: keys.slot, overwritten in place, or an HSM) one live at a time
+//!   └─ ring key (fresh at every vault-file write; stored sealed under the epoch key)
+//!        └─ key ring (in vault.pdv, sealed; replaced at every key change)
+//!             ├─ master secret ─┬─ blind-index key (keyed BLAKE3 of subject identifiers)
+//!             │                 ├─ audit key (chains the audit trail)
+//!             │                 └─ manifest key (the store's integrity manifest)
+//!             └─ 4096 shard keys: each wraps the subject keys of its shard and keys the
+//!                addresses of its index entries
 //! per subject: identity key (seals the subject's reference in its index entry),
 //!              subject key (seals what dies with the subject),
 //!              data key per (category, generation) (seals payloads)      stored only wrapped
@@ -62,10 +65,16 @@
 //! - **Integrity**: a payload altered, or moved to another record or subject, fails with
 //!   [`IntegrityError`]. Lost or damaged store files are reported as data loss at open (when the
 //!   newest durable writes are gone) or by [`Vault::verify`], never served as a whole vault.
-//! - **Erasure**: once an erase call returns, no key able to decrypt an erased record can be
-//!   recovered from the vault's *current* files, even with the root secret: the keys are
-//!   destroyed by replacing their shard key and the key ring file. A copy of the whole vault
-//!   made before (a backup, a disk image) still opens with the root secret of its day; restore
+//! - **Erasure**: once an erase call returns, the keys that could decrypt an erased record are
+//!   destroyed: their shard key is replaced, the key ring is sealed under a new epoch key, and the
+//!   previous epoch key is destroyed in its [`KeySource`]. Every older copy of the key ring — a
+//!   stale `vault.pdv` in the device's free blocks, a snapshot, a database's history — is sealed
+//!   under a destroyed epoch key, so with the root secret and a raw image of the device nothing
+//!   erased decrypts and an erased identifier matches nothing (tested on an ext4 loop device).
+//!   What "destroyed" means is the source's [`ErasureGuarantee`]: the built-in [`SlotSource`]
+//!   overwrites in place (ext4, XFS; not copy-on-write filesystems, snapshots or flash remapping
+//!   below the block layer); a PKCS#11 token destroys the key in hardware. A backup has an epoch
+//!   key of its own: with the built-in source it still opens with the root secret of its day; restore
 //!   it only with the current erasure ledger ([`Vault::restore`] with [`LedgerChoice::Apply`]),
 //!   which checks the ledger (its vault, its authentication code, that it is not older than the
 //!   backup) and re-applies every erasure. Restoring without a ledger brings erased data back
@@ -93,6 +102,7 @@ mod error;
 mod forensic_tests;
 mod ids;
 mod keys;
+pub mod keysource;
 pub mod ledger;
 mod model;
 mod pause;
@@ -104,13 +114,14 @@ mod vault;
 
 pub use audit::{AuditEntry, AuditOp, AuditReport};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, KeySource, RootSecret};
+pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
     AccessError, ErasureError, Error, InputError, IntegrityError, LedgerError, OpenError,
     PolicyError, Result, StorageError,
 };
 pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, SubjectRef};
+pub use keysource::{EpochId, ErasureGuarantee, KeySource, KeySourceError, SlotSource, SourceInfo};
 pub use ledger::{LedgerChoice, LedgerDocument};
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};

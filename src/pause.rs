@@ -9,12 +9,18 @@
 //! The points:
 //! - [`DESTRUCTION_PLANNED`]: a destruction has planned what it destroys and not committed it;
 //! - [`KEY_LOADED`]: a data key or a subject's identity has been read and unwrapped from the
-//!   store, and is about to enter the key cache.
+//!   store, and is about to enter the key cache;
+//! - [`EPOCH_CREATED`], [`EPOCH_SWITCHED`]: the steps of an epoch change (a new epoch key made;
+//!   the vault file sealed under it, the old key not yet destroyed).
 
 /// A destruction between its plan and its commit.
 pub(crate) const DESTRUCTION_PLANNED: &str = "destruction planned";
 /// A key or identity loaded from the store, not yet cached.
 pub(crate) const KEY_LOADED: &str = "key loaded";
+/// A new epoch key made durable in its source; the vault file not yet sealed under it.
+pub(crate) const EPOCH_CREATED: &str = "epoch created";
+/// The vault file sealed under the new epoch; the old epoch key not yet destroyed.
+pub(crate) const EPOCH_SWITCHED: &str = "epoch switched";
 
 /// Runs the action the current thread armed for `name`, if any (tests only).
 #[inline(always)]

@@ -324,55 +324,6 @@ fn a_passphrase_vault_refuses_a_raw_key() {
     open(dir.path()).unwrap();
 }
 
-struct Kms {
-    key: Option<[u8; 32]>,
-}
-
-impl KeySource for Kms {
-    fn root_key(&self) -> std::result::Result<[u8; 32], String> {
-        self.key.ok_or_else(|| "the KMS is unreachable".to_string())
-    }
-}
-
-#[test]
-fn a_key_source_creates_and_opens_a_vault() {
-    let dir = tempfile::tempdir().unwrap();
-    let kms = Kms {
-        key: Some([0x11; 32]),
-    };
-    let v = Vault::builder(dir.path())
-        .kdf(KdfParams::insecure_for_tests())
-        .create(RootSecret::from_source(&kms).unwrap())
-        .unwrap();
-    let s = sid("frank@example.com");
-    let p = purpose("p");
-    let id = v
-        .put(
-            &s,
-            RecordMeta::new(Category::Profile).purpose(p.clone()),
-            b"kms",
-        )
-        .unwrap();
-    v.close().unwrap();
-    let v = open_with(dir.path(), || RootSecret::from_source(&kms).unwrap()).unwrap();
-    assert_eq!(v.get(&s, id, &p).unwrap().payload, b"kms");
-    drop(v);
-    // The same key given directly opens it too; another source's key does not.
-    drop(open_with(dir.path(), || RootSecret::raw_key([0x11; 32])).unwrap());
-    let other = Kms {
-        key: Some([0x12; 32]),
-    };
-    let r = open_with(dir.path(), || RootSecret::from_source(&other).unwrap());
-    assert!(matches!(r, Err(Error::Open(OpenError::WrongKey))), "{r:?}");
-    // A failing source is reported as such.
-    let failing = Kms { key: None };
-    let e = RootSecret::from_source(&failing).unwrap_err();
-    assert!(
-        matches!(&e, OpenError::KeySource(m) if m.contains("unreachable")),
-        "{e:?}"
-    );
-}
-
 #[test]
 fn default_kdf_params_create_and_open() {
     let dir = tempfile::tempdir().unwrap();

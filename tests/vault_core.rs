@@ -108,14 +108,8 @@ fn wrong_secrets_are_refused_with_their_own_errors() {
         Err(Error::Open(OpenError::SecretKindMismatch { .. }))
     ));
     let raw = tempfile::tempdir().unwrap();
-    struct Kms;
-    impl KeySource for Kms {
-        fn root_key(&self) -> std::result::Result<[u8; 32], String> {
-            Ok([42; 32])
-        }
-    }
     let v = Vault::builder(raw.path())
-        .create(RootSecret::from_source(&Kms).unwrap())
+        .create(RootSecret::raw_key([42; 32]))
         .unwrap();
     let s = SubjectId::new("k").unwrap();
     let id = v
@@ -127,19 +121,9 @@ fn wrong_secrets_are_refused_with_their_own_errors() {
         Err(Error::Open(OpenError::WrongKey))
     ));
     let v = Vault::builder(raw.path())
-        .open(RootSecret::from_source(&Kms).unwrap())
+        .open(RootSecret::raw_key([42; 32]))
         .unwrap();
     assert_eq!(v.get(&s, id, &sa()).unwrap().payload, b"via kms");
-    struct Broken;
-    impl KeySource for Broken {
-        fn root_key(&self) -> std::result::Result<[u8; 32], String> {
-            Err("HSM offline".into())
-        }
-    }
-    assert!(matches!(
-        RootSecret::from_source(&Broken),
-        Err(OpenError::KeySource(_))
-    ));
 }
 
 #[test]

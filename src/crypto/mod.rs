@@ -8,11 +8,11 @@ mod aead;
 mod kdf;
 mod secret;
 
-pub(crate) use aead::{DataKey, open, open_in_place, seal};
+pub(crate) use aead::{DataKey, SEAL_OVERHEAD, open, open_in_place, seal};
 pub use kdf::KdfParams;
 pub(crate) use kdf::{derive_passphrase_key, derive_subkey, keyed_hash};
 pub(crate) use secret::SecretKey;
-pub use secret::{DEFAULT_MIN_PASSPHRASE_LEN, KeySource, RootSecret};
+pub use secret::{DEFAULT_MIN_PASSPHRASE_LEN, RootSecret};
 
 use rand::Rng;
 

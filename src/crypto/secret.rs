@@ -28,28 +28,6 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// A source of a 32-byte root key held outside the vault: a KMS, an HSM, a secrets manager.
-///
-/// Implement it to open a vault with a key that never touches the host's disk:
-///
-/// ```
-/// use pdvault::KeySource;
-///
-/// struct FromKms;
-/// impl KeySource for FromKms {
-///     fn root_key(&self) -> Result<[u8; 32], String> {
-///         // Ask the KMS here.
-///         Ok([7u8; 32])
-///     }
-/// }
-/// let secret = pdvault::RootSecret::from_source(&FromKms).unwrap();
-/// # let _ = secret;
-/// ```
-pub trait KeySource {
-    /// Returns the 32-byte root key, or a message saying why it could not.
-    fn root_key(&self) -> Result<[u8; 32], String>;
-}
-
 /// The fewest characters a new passphrase may have unless the host says otherwise
 /// ([`VaultBuilder::min_passphrase_len`](crate::VaultBuilder::min_passphrase_len),
 /// [`Vault::rotate_root_with_min_len`](crate::Vault::rotate_root_with_min_len)).
@@ -74,14 +52,6 @@ impl RootSecret {
     /// A raw 32-byte key.
     pub fn raw_key(key: [u8; 32]) -> Self {
         RootSecret::RawKey(Zeroizing::new(key))
-    }
-
-    /// Takes the raw key from a host [`KeySource`].
-    pub fn from_source(source: &dyn KeySource) -> Result<Self, crate::OpenError> {
-        source
-            .root_key()
-            .map(Self::raw_key)
-            .map_err(crate::OpenError::KeySource)
     }
 
     /// Refuses a passphrase of fewer than `min` characters (Unicode scalar values); a raw key

@@ -87,11 +87,14 @@ pub(crate) struct WrappedKey {
     pub(crate) sealed: Vec<u8>,
 }
 
-/// A blind-index entry: the subject reference, sealed under the subject's identity key.
+/// A blind-index entry, at an address keyed under its shard's key: the subject reference, sealed
+/// under the subject's identity key, and the blind index itself wrapped under the shard key (a
+/// ratchet of the shard re-addresses the entry from it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct IndexEntry {
     #[serde(with = "serde_bytes")]
     pub(crate) sealed_ref: Vec<u8>,
+    pub(crate) wrapped_blind: WrappedKey,
 }
 
 /// A subject's consent for one purpose.

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use crate::ids::{BlindIndex, HoldId, RecordId, RequestId, SubjectRef};
+use crate::ids::{HoldId, RecordId, RequestId, SubjectRef};
 
 /// The tables of the key space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,8 +129,30 @@ pub(crate) fn journal_prefix() -> Vec<u8> {
     KeyBuf::new(Table::Meta).bytes(b"journal/").done()
 }
 
-pub(crate) fn index(b: &BlindIndex) -> Vec<u8> {
-    KeyBuf::new(Table::Index).bytes(&b.0).done()
+/// Where a subject's index entry and identity key are: the shard of its blind index, and an
+/// address keyed under that shard's current key (the blind index itself is never stored in the
+/// clear, so that a ratchet of the shard leaves stale copies unlinkable to any identifier).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IndexAddr {
+    pub(crate) shard: u16,
+    pub(crate) addr: [u8; 32],
+}
+
+pub(crate) fn index(a: &IndexAddr) -> Vec<u8> {
+    KeyBuf::new(Table::Index).u16(a.shard).bytes(&a.addr).done()
+}
+pub(crate) fn index_of_shard(shard: u16) -> Vec<u8> {
+    KeyBuf::new(Table::Index).u16(shard).done()
+}
+/// The address of an index-entry key.
+pub(crate) fn parse_index(key: &[u8]) -> Option<IndexAddr> {
+    if key.len() != 1 + 2 + 32 || key[0] != Table::Index as u8 {
+        return None;
+    }
+    Some(IndexAddr {
+        shard: u16::from_be_bytes([key[1], key[2]]),
+        addr: key[3..].try_into().ok()?,
+    })
 }
 
 pub(crate) fn subject(r: &SubjectRef) -> Vec<u8> {
@@ -174,11 +196,11 @@ pub(crate) fn shard_of(bytes: &[u8]) -> u16 {
 const KEY_IDENTITY: u8 = 0;
 const KEY_DATA: u8 = 1;
 
-pub(crate) fn identity_key(b: &BlindIndex) -> Vec<u8> {
+pub(crate) fn identity_key(a: &IndexAddr) -> Vec<u8> {
     KeyBuf::new(Table::Key)
-        .u16(shard_of(&b.0))
+        .u16(a.shard)
         .bytes(&[KEY_IDENTITY])
-        .bytes(&b.0)
+        .bytes(&a.addr)
         .done()
 }
 pub(crate) fn data_key(r: &SubjectRef, category: &str, generation: u32) -> Vec<u8> {

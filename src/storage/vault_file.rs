@@ -1,5 +1,5 @@
-//! The vault file `vault.pdv`: the header in the clear, followed by the key ring sealed under a
-//! root-derived key. It is small, and always replaced whole and atomically (write a temporary
+//! The vault file `vault.pdv`: the header in the clear, the ring key sealed by the key source under
+//! the current epoch key, and the key ring sealed under the ring key. It is small, and always replaced whole and atomically (write a temporary
 //! file, sync it, rename it over the old one, sync the directory): an old key ring does not
 //! linger in the current files.
 //!
@@ -19,7 +19,7 @@ use crate::error::{OpenError, StorageError};
 
 const MAGIC: &[u8; 8] = b"PDVAULT1";
 /// The vault format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: u16 = 4;
+pub(crate) const FORMAT_VERSION: u16 = 5;
 const PREFIX_LEN: usize = 8 + 2 + 4;
 const CHECKSUM_LEN: usize = 32;
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -44,7 +44,14 @@ pub(crate) struct VaultFileBody {
     pub(crate) generation: u64,
     /// The store's manifest at the last durable point this file was written at.
     pub(crate) checkpoint: Manifest,
-    /// The key ring, sealed.
+    /// The kind of key source that holds the epoch keys (`slot`, `pkcs11`, the host's).
+    pub(crate) source_kind: String,
+    /// The epoch key the ring key is sealed under.
+    pub(crate) epoch: [u8; 16],
+    /// The ring key, sealed by the key source under the epoch key.
+    #[serde(with = "serde_bytes")]
+    pub(crate) sealed_ring_key: Vec<u8>,
+    /// The key ring, sealed under the ring key.
     #[serde(with = "serde_bytes")]
     pub(crate) sealed_ring: Vec<u8>,
 }
@@ -184,6 +191,9 @@ mod tests {
                 entries: 9,
                 acc: [4; 32],
             },
+            source_kind: "slot".into(),
+            epoch: [6; 16],
+            sealed_ring_key: vec![7; 72],
             sealed_ring: vec![5; 100],
         }
     }

@@ -77,6 +77,12 @@ impl Vault {
     /// Writes a consistent copy of the live vault into `dest` (a new or empty directory).
     /// Writers wait while it runs; readers do not.
     pub fn backup(&self, dest: &Path) -> Result<()> {
+        if matches!(self.keys().ring().epochs(), crate::keys::EpochKeys::Host(_)) {
+            return Err(OpenError::NotSupported(
+                "backups of a vault whose epoch keys are in a host key source",
+            )
+            .into());
+        }
         if dest.join(vault_file::FILE_NAME).exists()
             || (dest.exists() && fs::read_dir(dest)?.next().is_some())
         {
@@ -98,10 +104,11 @@ impl Vault {
         engine.apply(ops)?;
         engine.flush()?;
         drop(engine);
-        private_fs::copy_file(
-            &self.dir().join(vault_file::FILE_NAME),
-            &dest.join(vault_file::FILE_NAME),
-        )?;
+        // The backup's vault file is sealed under an epoch key of its own (see
+        // `Ring::write_backup_file`): the live vault's ratchets destroy only its own epochs.
+        let ring = self.keys().ring();
+        ring.write_backup_file(dest, ring.checkpoint())?;
+        drop(ring);
         vault_file::sync_dir(dest)?;
         Ok(())
     }
@@ -167,7 +174,8 @@ impl Vault {
             return Err(OpenError::AlreadyExists(to.to_path_buf()).into());
         }
         if let LedgerChoice::Apply(doc) = ledger {
-            let ring = Ring::unseal(root_keys, header)?;
+            let epochs = super::open::epoch_keys(from, &header, &root_keys, None)?;
+            let ring = Ring::unseal(root_keys, header, epochs)?;
             doc.verify(ring.vault_id(), &ring.subkey(Job::Ledger))?;
         }
         let existed = to.exists();

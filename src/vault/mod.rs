@@ -307,6 +307,8 @@ pub(crate) use records::record_ad;
 pub(crate) use records::seal_record;
 
 #[cfg(test)]
+mod epoch_crash;
+#[cfg(test)]
 mod races;
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,8 @@ use crate::audit::Trail;
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::{self, KdfParams, RootSecret, SecretKey, derive_passphrase_key};
 use crate::error::{OpenError, Result, StorageError};
-use crate::keys::{Job, Keys, Ring, RootKeys};
+use crate::keys::{EpochKeys, Job, Keys, Ring, RootKeys};
+use crate::keysource::{KeySource, KeySourceError, SlotSource};
 use crate::policy::Policy;
 use crate::storage::engine::Engine;
 use crate::storage::private_fs;
@@ -40,7 +41,12 @@ pub struct VaultBuilder {
     policy: Option<Policy>,
     cache_bytes: u64,
     min_passphrase_len: usize,
+    key_source: Option<SourceFactory>,
 }
+
+/// Makes a vault's key source, given the vault's id.
+type SourceFactory =
+    Box<dyn FnOnce([u8; 16]) -> std::result::Result<Arc<dyn KeySource>, KeySourceError>>;
 
 impl VaultBuilder {
     pub(crate) fn new(dir: &Path) -> Self {
@@ -52,7 +58,46 @@ impl VaultBuilder {
             policy: None,
             cache_bytes: crate::storage::DEFAULT_CACHE_BYTES,
             min_passphrase_len: crate::crypto::DEFAULT_MIN_PASSPHRASE_LEN,
+            key_source: None,
         }
+    }
+
+    /// Where the vault's epoch keys live (default: the built-in [`SlotSource`], a file in the
+    /// vault directory overwritten in place, its keys sealed under the root key). `make` is
+    /// given the vault's id (new when creating, read from the vault file when opening), since a
+    /// source that several vaults share names each vault's keys by it. A vault created with a
+    /// source is opened with a source of the same kind. The root secret is needed as well: it
+    /// checks the caller and keeps the rest of the vault's keys.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "pkcs11")]
+    /// # fn main() -> pdvault::Result<()> {
+    /// use pdvault::keysource::{Pin, Pkcs11Source};
+    /// let vault = pdvault::Vault::builder("/var/lib/app/vault")
+    ///     .key_source(|vault_id| {
+    ///         let pin = Pin::from_env("APP_HSM_PIN")?;
+    ///         Ok(std::sync::Arc::new(Pkcs11Source::open(
+    ///             "/usr/lib/softhsm/libsofthsm2.so".as_ref(),
+    ///             "app-token",
+    ///             pin,
+    ///             vault_id,
+    ///         )?))
+    ///     })
+    ///     .open(pdvault::RootSecret::passphrase("correct horse battery staple"))?;
+    /// # drop(vault);
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "pkcs11"))]
+    /// # fn main() {}
+    /// ```
+    ///
+    /// [`SlotSource`]: crate::SlotSource
+    pub fn key_source(
+        mut self,
+        make: impl FnOnce([u8; 16]) -> std::result::Result<Arc<dyn KeySource>, KeySourceError> + 'static,
+    ) -> Self {
+        self.key_source = Some(Box::new(make));
+        self
     }
 
     /// The most memory the store may use to cache its pages (default:
@@ -139,7 +184,16 @@ impl VaultBuilder {
             }
             RootSecret::RawKey(k) => (SecretKey::from_bytes(**k), KdfSpec::RawKey),
         };
-        let mut ring = Ring::create(RootKeys::derive(&root, &vault_id), vault_id, kdf);
+        let root_keys = RootKeys::derive(&root, &vault_id);
+        let epochs = match self.key_source {
+            Some(make) => EpochKeys::Host(make(vault_id)?),
+            None => EpochKeys::Slot(Arc::new(SlotSource::create(
+                &dir,
+                vault_id,
+                &root_keys.slot_key,
+            )?)),
+        };
+        let mut ring = Ring::create(root_keys, vault_id, kdf, epochs);
         let engine = SledEngine::open(&store_dir, flush_period(self.durability), self.cache_bytes)?;
         let store = Store::new(
             Box::new(engine),
@@ -182,7 +236,12 @@ impl VaultBuilder {
         if !constant_time_eq(&root_keys.key_check, &header.key_check) {
             return Err(OpenError::WrongKey.into());
         }
-        let ring = Ring::unseal(root_keys, header)?;
+        let host = self
+            .key_source
+            .map(|make| make(header.vault_id))
+            .transpose()?;
+        let epochs = epoch_keys(&dir, &header, &root_keys, host)?;
+        let ring = Ring::unseal(root_keys, header, epochs)?;
         let engine = SledEngine::open(
             &dir.join(STORE_DIR),
             flush_period(self.durability),
@@ -199,6 +258,34 @@ impl VaultBuilder {
     }
 }
 
+/// The epoch keys of an existing vault: its slot file, or the host's source, which must be of the
+/// kind the vault file names.
+pub(crate) fn epoch_keys(
+    dir: &Path,
+    header: &vault_file::VaultFileBody,
+    root_keys: &RootKeys,
+    host: Option<Arc<dyn KeySource>>,
+) -> Result<EpochKeys> {
+    let given = host
+        .as_ref()
+        .map_or_else(|| "slot".to_owned(), |h| h.info().kind);
+    if given != header.source_kind {
+        return Err(OpenError::SourceKindMismatch {
+            expected: header.source_kind.clone(),
+            given,
+        }
+        .into());
+    }
+    Ok(match host {
+        Some(h) => EpochKeys::Host(h),
+        None => EpochKeys::Slot(Arc::new(SlotSource::open(
+            dir,
+            header.vault_id,
+            &root_keys.slot_key,
+        )?)),
+    })
+}
+
 pub(crate) fn open_with_engine(
     dir: PathBuf,
     lock: File,
@@ -213,6 +300,8 @@ pub(crate) fn open_with_engine(
     let trail = Trail::load(&store, ring.subkey(Job::Audit))?;
     let keys = Keys::new(dir.clone(), ring);
     keys.recover(&store)?;
+    // Epochs a crash left behind (made, or superseded, but not destroyed) are destroyed now.
+    keys.ring().retire_old_epochs()?;
     let policy = match store.get::<String>(&layout::meta(layout::POLICY), "policy")? {
         Some(text) => {
             Some(Policy::from_toml(&text).map_err(|_| StorageError::Malformed("stored policy"))?)

@@ -54,6 +54,11 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// The audit trail's state.
     pub audit: AuditReport,
+    /// Where the epoch keys live, and what erasure therefore guarantees.
+    pub key_source: crate::keysource::SourceInfo,
+    /// How many epoch keys of the vault its source holds (backups' aside): one, once the vault
+    /// has opened.
+    pub live_epochs: usize,
 }
 
 impl VerifyReport {
@@ -727,12 +732,23 @@ impl Vault {
             }
         }
         let audit = self.inner.trail.verify(store)?;
+        let (key_source, live_epochs) = {
+            let ring = self.keys().ring();
+            (ring.epochs().source().info(), ring.live_epochs()?)
+        };
+        if live_epochs != 1 {
+            problems.push(format!(
+                "{live_epochs} epoch keys of the vault are live in its key source, not one"
+            ));
+        }
         Ok(VerifyReport {
             entries,
             records,
             keys,
             problems,
             audit,
+            key_source,
+            live_epochs,
         })
     }
 

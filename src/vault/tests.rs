@@ -783,7 +783,10 @@ fn wrapped_key() -> impl Strategy<Value = WrappedKey> {
 }
 
 fn index_entry() -> impl Strategy<Value = IndexEntry> {
-    bytes(80).prop_map(|sealed_ref| IndexEntry { sealed_ref })
+    (bytes(80), wrapped_key()).prop_map(|(sealed_ref, wrapped_blind)| IndexEntry {
+        sealed_ref,
+        wrapped_blind,
+    })
 }
 
 fn journal_entry() -> impl Strategy<Value = JournalEntry> {
@@ -1037,6 +1040,9 @@ fn vault_body() -> impl Strategy<Value = VaultFileBody> {
                 key_check,
                 generation,
                 checkpoint,
+                source_kind: "slot".into(),
+                epoch: vault_id,
+                sealed_ring_key: sealed_ring.iter().rev().copied().collect(),
                 sealed_ring,
             },
         )
@@ -1356,7 +1362,7 @@ mod first_pass {
         ) {
             roundtrip(&RecordEntry { meta: m, version: v, key_gen: g, updated_at: at, sealed: bytes.clone() })?;
             roundtrip(&WrappedKey { shard_gen: n, sealed: bytes.clone() })?;
-            roundtrip(&IndexEntry { sealed_ref: bytes.clone() })?;
+            roundtrip(&IndexEntry { sealed_ref: bytes.clone(), wrapped_blind: WrappedKey { shard_gen: n, sealed: bytes.clone() } })?;
             roundtrip(&JournalEntry { next_gen: n, sealed_next: bytes.clone() })?;
             roundtrip(&Manifest { seq: n, entries: u64::from(v), acc })?;
             roundtrip(&DueKind::Expiry)?;

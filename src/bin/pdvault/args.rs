@@ -22,6 +22,22 @@ pub struct Cli {
     /// Who is acting, for the audit trail.
     #[arg(long, global = true, default_value = "pdvault-cli")]
     pub actor: String,
+    /// The PKCS#11 module (the HSM vendor's library) of the token that holds the vault's epoch
+    /// keys. Without it, the epoch keys are in the vault's own key-slot file.
+    #[arg(long, env = "PDVAULT_PKCS11_MODULE", global = true)]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of that token.
+    #[arg(
+        long,
+        env = "PDVAULT_PKCS11_TOKEN",
+        global = true,
+        requires = "pkcs11_module"
+    )]
+    pub pkcs11_token: Option<String>,
+    /// Read the token's PIN from this file (one trailing newline is ignored). Otherwise it comes
+    /// from PDVAULT_PKCS11_PIN; never from the command line.
+    #[arg(long, global = true, requires = "pkcs11_module")]
+    pub pkcs11_pin_file: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

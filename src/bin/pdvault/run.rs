@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use jiff::Timestamp;
+use pdvault::keysource::{Pin, Pkcs11Source};
 use pdvault::rights::export::ExportPayload;
 use pdvault::{
     Category, EventKind, HoldId, HoldReason, HoldTarget, InputError, KdfParams, LedgerChoice,
@@ -74,6 +75,28 @@ fn secret(file: Option<&Path>, env: &str, prompt: &str, mode: Prompt) -> Res<Roo
     ))
 }
 
+/// A builder for the vault directory, with the key source the options name.
+fn builder(cli: &Cli, dir: &std::path::Path) -> Res<pdvault::VaultBuilder> {
+    let b = Vault::builder(dir);
+    let Some(module) = cli.pkcs11_module.clone() else {
+        return Ok(b);
+    };
+    let token = cli
+        .pkcs11_token
+        .clone()
+        .ok_or("--pkcs11-module needs --pkcs11-token (or PDVAULT_PKCS11_TOKEN)")?;
+    let pin = match &cli.pkcs11_pin_file {
+        Some(f) => Pin::from_file(f),
+        None => Pin::from_env("PDVAULT_PKCS11_PIN"),
+    }
+    .map_err(err)?;
+    Ok(b.key_source(move |vault_id| {
+        Ok(std::sync::Arc::new(Pkcs11Source::open(
+            &module, &token, pin, vault_id,
+        )?))
+    }))
+}
+
 fn open(cli: &Cli) -> Res<Vault> {
     let dir = vault_dir(cli)?;
     let secret = secret(
@@ -82,7 +105,7 @@ fn open(cli: &Cli) -> Res<Vault> {
         "Vault passphrase: ",
         Prompt::Once,
     )?;
-    let v = Vault::builder(&dir).open(secret).map_err(err)?;
+    let v = builder(cli, &dir)?.open(secret).map_err(err)?;
     v.as_actor(&cli.actor).map_err(err)
 }
 
@@ -171,7 +194,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             min_passphrase_len,
         } => {
             let dir = vault_dir(&cli)?;
-            let mut b = Vault::builder(&dir)
+            let mut b = builder(&cli, &dir)?
                 .kdf(kdf(*kdf_memory_kib, *kdf_iterations, *kdf_parallelism))
                 .min_passphrase_len(*min_passphrase_len);
             if let Some(p) = policy {
@@ -362,6 +385,13 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 println!(
                     "{} entries, {} keys, {} records checked",
                     rep.entries, rep.keys, rep.records
+                );
+                println!(
+                    "epoch keys: {} source ({}), {} live; erasure: {}",
+                    rep.key_source.kind,
+                    rep.key_source.location,
+                    rep.live_epochs,
+                    rep.key_source.guarantee.describe()
                 );
                 for p in &rep.problems {
                     println!("problem: {p}");
