@@ -66,6 +66,14 @@ pub enum OpenError {
     /// The root-secret parameters are invalid (for example, Argon2 costs out of range).
     #[error("invalid key-derivation parameters: {0}")]
     InvalidKdfParams(String),
+    /// The directory holds a backup whose epoch key is in a host's key source: it is restored
+    /// (into a vault of its own), not opened.
+    #[error("{0} is a backup: restore it into a new directory")]
+    IsBackup(PathBuf),
+    /// The backup's epoch key was destroyed when it expired: it can never be opened, not even
+    /// with the root secret of its day.
+    #[error("this backup has expired: its key was destroyed")]
+    BackupExpired,
     /// The operation is not supported for this vault (named in the message).
     #[error("not supported: {0}")]
     NotSupported(&'static str),

@@ -90,7 +90,7 @@ impl EpochKeys {
 /// never touches them.
 pub(crate) const BACKUP_EPOCH: u64 = 1 << 63;
 
-fn key_source_error(e: KeySourceError) -> crate::Error {
+pub(crate) fn key_source_error(e: KeySourceError) -> crate::Error {
     match e {
         KeySourceError::EpochNotFound(epoch) => OpenError::EpochDestroyed(epoch.to_string()).into(),
         e => crate::Error::KeySource(e),
@@ -184,6 +184,7 @@ impl Ring {
             generation: 0,
             checkpoint: Default::default(),
             source_kind: epochs.source().info().kind,
+            key_namespace: vault_id,
             epoch: [0; 16],
             sealed_ring_key: Vec::new(),
             sealed_ring: Vec::new(),
@@ -249,6 +250,14 @@ impl Ring {
     /// The vault's epoch keys.
     pub(crate) fn epochs(&self) -> &EpochKeys {
         &self.epochs
+    }
+
+    /// Files the vault's epoch keys in another source, under another name, from the next write
+    /// of the vault file on (a restored copy of a backup).
+    pub(crate) fn retarget(&mut self, epochs: EpochKeys, namespace: [u8; 16]) {
+        self.header.source_kind = epochs.source().info().kind;
+        self.header.key_namespace = namespace;
+        self.epochs = epochs;
     }
 
     /// The epoch the vault file is sealed under.
@@ -371,10 +380,9 @@ impl Ring {
     }
 
     /// Writes a backup's vault file into `dest`: this ring, sealed under an epoch key of the
-    /// backup's own, in a new slot file in `dest`, so that the live vault's ratchets do not make
-    /// the backup unreadable. A vault whose epoch keys are in a host's source is not backed up
-    /// this way yet: a backup epoch in a shared source needs a registry that expires it, and a
-    /// restored copy would share the live vault's epochs.
+    /// backup's own — in a new slot file in `dest` for the built-in source, or a backup epoch in
+    /// the host's source (which the vault's own cleanup leaves alone, and the sweep destroys when
+    /// the backup expires) — so that the live vault's ratchets do not make the backup unreadable.
     pub(crate) fn write_backup_file(
         &self,
         dest: &std::path::Path,
@@ -391,11 +399,9 @@ impl Ring {
                 slot.create_epoch(epoch).map_err(key_source_error)?;
                 self.sealed_header(checkpoint, &slot, epoch)?
             }
-            EpochKeys::Host(_) => {
-                return Err(OpenError::NotSupported(
-                    "backups of a vault whose epoch keys are in a host key source",
-                )
-                .into());
+            EpochKeys::Host(host) => {
+                host.create_epoch(epoch).map_err(key_source_error)?;
+                self.sealed_header(checkpoint, host.as_ref(), epoch)?
             }
         };
         vault_file::write(dest, &header)?;

@@ -59,6 +59,8 @@ pub struct SweepReport {
     pub reclaimed: u64,
     /// Audit entries pruned.
     pub audit_pruned: u64,
+    /// Backups whose epoch key was destroyed because they expired.
+    pub backups_expired: u64,
     /// Whether this was a dry run.
     pub dry_run: bool,
 }
@@ -160,6 +162,7 @@ impl Vault {
             self.execute(plan)?;
         }
         if !dry_run {
+            report.backups_expired = self.expire_backups(now)?;
             report.reclaimed = self.reclaim()?;
             if let Some(span) = self.policy().and_then(|p| p.audit_retention) {
                 let cutoff = crate::policy::sub_span(now, span);

@@ -644,3 +644,120 @@ fn the_cli_keeps_a_vault_s_epoch_keys_on_the_token() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pkcs11"));
 }
+
+// Guards backups that expire: a backup sealed under an epoch key of its own on the token, which
+// the sweep destroys when the backup expires; before that it restores (with the ledger: nothing
+// erased comes back) into a copy that never touches the vault's own keys; after, it cannot be
+// restored, not even with the root secret and the PIN.
+#[test]
+fn an_expired_backup_cannot_be_restored_and_an_unexpired_one_restores_with_the_ledger() {
+    let Some(()) =
+        token("an_expired_backup_cannot_be_restored_and_an_unexpired_one_restores_with_the_ledger")
+    else {
+        return;
+    };
+    use pdvault::{Category, LedgerChoice, ManualClock, RecordMeta, RootSecret, SubjectId};
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap());
+    let dir = tmp.path().join("vault");
+    let v = token_vault(&dir, LABEL, PIN)
+        .clock(clock.clone())
+        .create(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap();
+    let kept = SubjectId::new("kept@example.com").unwrap();
+    let erased = SubjectId::new("erased@example.com").unwrap();
+    let k = v
+        .put(
+            &kept,
+            RecordMeta::new(Category::Contact).purpose(service()),
+            b"kept-marker",
+        )
+        .unwrap();
+    let e = v
+        .put(
+            &erased,
+            RecordMeta::new(Category::Contact).purpose(service()),
+            b"erased-marker",
+        )
+        .unwrap();
+    let backup = tmp.path().join("backup");
+    let expires = "2026-01-02T00:00:00Z".parse().unwrap();
+    v.backup_expiring(&backup, expires).unwrap();
+    v.erase_subject(&erased).unwrap();
+    let ledger = v.ledger_document().unwrap();
+
+    // The backup is not a vault to open: opened as one it would retire the vault's epochs.
+    let opened = token_vault(&backup, LABEL, PIN).open(RootSecret::passphrase(VAULT_PASSPHRASE));
+    assert!(
+        matches!(
+            opened,
+            Err(pdvault::Error::Open(pdvault::OpenError::IsBackup(_)))
+        ),
+        "{opened:?}"
+    );
+    // Unexpired, it restores with the ledger: the erased record stays erased.
+    let restored_dir = tmp.path().join("restored");
+    let r = token_vault(&restored_dir, LABEL, PIN)
+        .restore(
+            &backup,
+            RootSecret::passphrase(VAULT_PASSPHRASE),
+            LedgerChoice::Apply(&ledger),
+        )
+        .unwrap();
+    assert_eq!(r.get(&kept, k, &service()).unwrap().payload, b"kept-marker");
+    assert!(r.get(&erased, e, &service()).is_err());
+    let report = r.verify().unwrap();
+    assert!(report.is_whole(), "{report:?}");
+    assert_eq!(report.live_epochs, 1);
+    r.erase_subject(&kept).unwrap();
+    r.close().unwrap();
+    // The vault itself is untouched by its restored copy's epochs.
+    assert_eq!(v.get(&kept, k, &service()).unwrap().payload, b"kept-marker");
+    assert!(v.verify().unwrap().is_whole());
+
+    // Expired: the sweep destroys its key; restoring it fails with its own error.
+    clock.set("2026-01-03T00:00:00Z".parse().unwrap());
+    assert_eq!(v.sweep().unwrap().backups_expired, 1);
+    let again = tmp.path().join("again");
+    let e = token_vault(&again, LABEL, PIN)
+        .restore(
+            &backup,
+            RootSecret::passphrase(VAULT_PASSPHRASE),
+            LedgerChoice::BringErasedDataBack,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, pdvault::Error::Open(pdvault::OpenError::BackupExpired)),
+        "{e:?}"
+    );
+    assert!(!again.exists(), "a refused restore leaves nothing");
+    assert!(v.verify().unwrap().is_whole());
+    v.close().unwrap();
+    let v = token_vault(&dir, LABEL, PIN)
+        .open(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap();
+    assert_eq!(v.get(&kept, k, &service()).unwrap().payload, b"kept-marker");
+}
+
+// With the built-in slot source a backup's key travels with the backup: an expiring backup is
+// refused, not promised.
+#[test]
+fn an_expiring_backup_needs_a_source_that_destroys_keys() {
+    use pdvault::{KdfParams, RootSecret, Vault};
+    let tmp = tempfile::tempdir().unwrap();
+    let v = Vault::builder(tmp.path().join("v"))
+        .kdf(KdfParams::insecure_for_tests())
+        .create(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap();
+    let e = v
+        .backup_expiring(
+            &tmp.path().join("b"),
+            "2030-01-01T00:00:00Z".parse().unwrap(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, pdvault::Error::Open(pdvault::OpenError::NotSupported(_))),
+        "{e:?}"
+    );
+    assert!(!tmp.path().join("b").exists());
+}

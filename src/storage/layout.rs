@@ -125,6 +125,16 @@ pub(crate) fn journal(shard: u16) -> Vec<u8> {
         .u16(shard)
         .done()
 }
+/// A backup whose epoch key is in the vault's host key source, by epoch.
+pub(crate) fn backup(epoch: &[u8; 16]) -> Vec<u8> {
+    KeyBuf::new(Table::Meta)
+        .bytes(b"backup/")
+        .bytes(epoch)
+        .done()
+}
+pub(crate) fn backups() -> Vec<u8> {
+    KeyBuf::new(Table::Meta).bytes(b"backup/").done()
+}
 pub(crate) fn journal_prefix() -> Vec<u8> {
     KeyBuf::new(Table::Meta).bytes(b"journal/").done()
 }

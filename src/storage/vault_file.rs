@@ -46,6 +46,10 @@ pub(crate) struct VaultFileBody {
     pub(crate) checkpoint: Manifest,
     /// The kind of key source that holds the epoch keys (`slot`, `pkcs11`, the host's).
     pub(crate) source_kind: String,
+    /// The name a host's key source files this vault's epoch keys under: the vault id when it is
+    /// made, a new one for a restored copy (so that the copy and the vault it came from never
+    /// destroy each other's epochs in a source they share).
+    pub(crate) key_namespace: [u8; 16],
     /// The epoch key the ring key is sealed under.
     pub(crate) epoch: [u8; 16],
     /// The ring key, sealed by the key source under the epoch key.
@@ -192,6 +196,7 @@ mod tests {
                 acc: [4; 32],
             },
             source_kind: "slot".into(),
+            key_namespace: [8; 16],
             epoch: [6; 16],
             sealed_ring_key: vec![7; 72],
             sealed_ring: vec![5; 100],

@@ -76,10 +76,29 @@ impl Vault {
 
     /// Writes a consistent copy of the live vault into `dest` (a new or empty directory).
     /// Writers wait while it runs; readers do not.
+    ///
+    /// The backup is sealed under an epoch key of its own. With the built-in slot source that
+    /// key is in the backup's own `keys.slot`: the backup is the past, readable with the root
+    /// secret of its day for as long as it exists. With a host's source the key is in the
+    /// source, and [`Vault::backup_expiring`] has the sweep destroy it.
     pub fn backup(&self, dest: &Path) -> Result<()> {
-        if matches!(self.keys().ring().epochs(), crate::keys::EpochKeys::Host(_)) {
+        self.backup_until(dest, None)
+    }
+
+    /// A backup ([`Vault::backup`]) whose epoch key the sweep destroys once `expires_at` has
+    /// passed: from then on it cannot be restored, not even with the root secret of its day
+    /// ([`OpenError::BackupExpired`]). Needs a key source where destruction happens outside the
+    /// backup's files (a PKCS#11 token, a KMS): with the built-in slot source the backup's key
+    /// travels with the backup, and this is refused ([`OpenError::NotSupported`]).
+    pub fn backup_expiring(&self, dest: &Path, expires_at: jiff::Timestamp) -> Result<()> {
+        self.backup_until(dest, Some(expires_at))
+    }
+
+    fn backup_until(&self, dest: &Path, expires_at: Option<jiff::Timestamp>) -> Result<()> {
+        let host = matches!(self.keys().ring().epochs(), crate::keys::EpochKeys::Host(_));
+        if expires_at.is_some() && !host {
             return Err(OpenError::NotSupported(
-                "backups of a vault whose epoch keys are in a host key source",
+                "expiring backups with the built-in slot source (a backup's key travels with it); use a key source that destroys keys itself",
             )
             .into());
         }
@@ -107,10 +126,61 @@ impl Vault {
         // The backup's vault file is sealed under an epoch key of its own (see
         // `Ring::write_backup_file`): the live vault's ratchets destroy only its own epochs.
         let ring = self.keys().ring();
-        ring.write_backup_file(dest, ring.checkpoint())?;
+        let epoch = ring.write_backup_file(dest, ring.checkpoint())?;
         drop(ring);
         vault_file::sync_dir(dest)?;
+        if host {
+            let mut txn = Txn::new();
+            txn.put(
+                layout::backup(&epoch.to_bytes()),
+                &BackupEntry { expires_at },
+            );
+            let d = self.draft(AuditOp::Backup).note(match expires_at {
+                Some(t) => format!("{epoch}, expires {t}"),
+                None => format!("{epoch}"),
+            });
+            self.commit_synced(txn, vec![d])?;
+        }
         Ok(())
+    }
+
+    /// Destroys the epoch keys of the backups that have expired at `now`; returns how many.
+    pub(crate) fn expire_backups(&self, now: jiff::Timestamp) -> Result<u64> {
+        let mut expired = Vec::new();
+        for r in self
+            .store()
+            .scan::<BackupEntry>(&layout::backups(), "backup entry")
+        {
+            let (k, b) = r?;
+            if b.expires_at.is_some_and(|t| t <= now) {
+                expired.push(k);
+            }
+        }
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let _d = self.exclusive_destruction();
+        let mut txn = Txn::new();
+        let mut drafts = Vec::new();
+        for k in &expired {
+            let bytes: [u8; 16] = k[k.len() - 16..]
+                .try_into()
+                .map_err(|_| crate::StorageError::Malformed("backup key"))?;
+            let epoch = crate::keysource::EpochId::from_bytes(bytes);
+            self.keys()
+                .ring()
+                .epochs()
+                .source()
+                .destroy_epoch(&epoch)
+                .map_err(crate::keys::key_source_error)?;
+            txn.delete(k.clone());
+            drafts.push(
+                self.draft(AuditOp::KeyDestruction)
+                    .note(format!("backup {epoch}")),
+            );
+        }
+        self.commit_synced(txn, drafts)?;
+        Ok(expired.len() as u64)
     }
 
     /// Writes the erasure ledger as a JSON document (format `pdvault-ledger`, version 1): the
@@ -231,6 +301,76 @@ impl Vault {
 
 /// Copies the backup into `to`, opens it and re-applies the ledger's erasures that the backup
 /// does not hold.
+/// A backup whose epoch key is in the vault's host key source.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BackupEntry {
+    #[serde(with = "crate::storage::timestamp::option")]
+    expires_at: Option<jiff::Timestamp>,
+}
+
+/// Restores a backup whose epoch key is in a host's key source into `to`: the backup's ring is
+/// unsealed through the source under the name the backup's vault files its keys under, then
+/// written into `to` under a new epoch filed under a new name, so that the restored copy and the
+/// vault it came from never destroy each other's epochs in the source they share. `open` opens
+/// the restored copy.
+pub(super) fn restore_through_source(
+    from: &Path,
+    to: &Path,
+    secret: RootSecret,
+    ledger: LedgerChoice<'_>,
+    make: &dyn Fn([u8; 16]) -> Result<std::sync::Arc<dyn crate::KeySource>, crate::KeySourceError>,
+    open: impl FnOnce(RootSecret) -> Result<Vault>,
+) -> Result<Vault> {
+    let header = vault_file::read(from)?;
+    let root = root_key(&header.kdf, &secret)?;
+    let root_keys = RootKeys::derive(&root, &header.vault_id);
+    if !super::open::constant_time_eq(&root_keys.key_check, &header.key_check) {
+        return Err(OpenError::WrongKey.into());
+    }
+    if to.join(vault_file::FILE_NAME).exists()
+        || (to.exists() && fs::read_dir(to)?.next().is_some())
+    {
+        return Err(OpenError::AlreadyExists(to.to_path_buf()).into());
+    }
+    let backup_epoch = crate::keysource::EpochId::from_bytes(header.epoch);
+    let live = make(header.key_namespace)?;
+    let epochs = super::open::epoch_keys(from, &header, &root_keys, Some(live))?;
+    let mut ring = Ring::unseal(root_keys, header, epochs).map_err(|e| match e {
+        crate::Error::Open(OpenError::EpochDestroyed(_))
+            if backup_epoch.seq & crate::keys::BACKUP_EPOCH != 0 =>
+        {
+            OpenError::BackupExpired.into()
+        }
+        e => e,
+    })?;
+    if let LedgerChoice::Apply(doc) = ledger {
+        doc.verify(ring.vault_id(), &ring.subkey(Job::Ledger))?;
+    }
+    let existed = to.exists();
+    let restored = (|| {
+        copy_dir(from, to)?;
+        let _ = fs::remove_file(to.join("LOCK"));
+        let namespace: [u8; 16] = crypto::random_array();
+        ring.retarget(crate::keys::EpochKeys::Host(make(namespace)?), namespace);
+        let checkpoint = ring.checkpoint();
+        ring.write_file(to, checkpoint)?;
+        drop(ring);
+        let vault = open(secret)?;
+        if let LedgerChoice::Apply(doc) = ledger {
+            let newer = newer_entries(&vault.ledger()?, doc.entries())?;
+            vault.apply_ledger(newer)?;
+        }
+        Ok(vault)
+    })();
+    if restored.is_err() {
+        let _ = fs::remove_dir_all(to);
+        if existed {
+            let _ = fs::create_dir(to);
+        }
+    }
+    restored
+}
+
 fn restore_into(
     from: &Path,
     to: &Path,

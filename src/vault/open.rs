@@ -10,7 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::crypto::{self, KdfParams, RootSecret, SecretKey, derive_passphrase_key};
 use crate::error::{OpenError, Result, StorageError};
 use crate::keys::{EpochKeys, Job, Keys, Ring, RootKeys};
-use crate::keysource::{KeySource, KeySourceError, SlotSource};
+use crate::keysource::{EpochId, KeySource, KeySourceError, SlotSource};
 use crate::policy::Policy;
 use crate::storage::engine::Engine;
 use crate::storage::private_fs;
@@ -44,9 +44,9 @@ pub struct VaultBuilder {
     key_source: Option<SourceFactory>,
 }
 
-/// Makes a vault's key source, given the vault's id.
+/// Makes a vault's key source, given the name the vault's keys are filed under.
 type SourceFactory =
-    Box<dyn FnOnce([u8; 16]) -> std::result::Result<Arc<dyn KeySource>, KeySourceError>>;
+    Box<dyn Fn([u8; 16]) -> std::result::Result<Arc<dyn KeySource>, KeySourceError>>;
 
 impl VaultBuilder {
     pub(crate) fn new(dir: &Path) -> Self {
@@ -64,8 +64,9 @@ impl VaultBuilder {
 
     /// Where the vault's epoch keys live (default: the built-in [`SlotSource`], a file in the
     /// vault directory overwritten in place, its keys sealed under the root key). `make` is
-    /// given the vault's id (new when creating, read from the vault file when opening), since a
-    /// source that several vaults share names each vault's keys by it. A vault created with a
+    /// given the name the vault's epoch keys are filed under (the vault's id when it is made, a
+    /// new one for a restored copy; read from the vault file when opening), since a source that
+    /// several vaults share must keep each one's keys apart. A vault created with a
     /// source is opened with a source of the same kind. The root secret is needed as well: it
     /// checks the caller and keeps the rest of the vault's keys.
     ///
@@ -94,7 +95,7 @@ impl VaultBuilder {
     /// [`SlotSource`]: crate::SlotSource
     pub fn key_source(
         mut self,
-        make: impl FnOnce([u8; 16]) -> std::result::Result<Arc<dyn KeySource>, KeySourceError> + 'static,
+        make: impl Fn([u8; 16]) -> std::result::Result<Arc<dyn KeySource>, KeySourceError> + 'static,
     ) -> Self {
         self.key_source = Some(Box::new(make));
         self
@@ -221,6 +222,37 @@ impl VaultBuilder {
         ))
     }
 
+    /// Restores a backup into this builder's directory (a new or empty one), as
+    /// [`Vault::restore`] does, through this builder's key source: for a backup of a vault whose
+    /// epoch keys are in a host's source. The restored copy files its epoch keys in the source
+    /// under a name of its own, so that it and the vault it came from never destroy each other's
+    /// keys. An expired backup ([`Vault::backup_expiring`]) is [`OpenError::BackupExpired`].
+    /// Without a key source, this is [`Vault::restore`].
+    pub fn restore(
+        mut self,
+        from: &Path,
+        secret: RootSecret,
+        ledger: crate::LedgerChoice<'_>,
+    ) -> Result<Vault> {
+        let Some(make) = self.key_source.take() else {
+            return Vault::restore(from, &self.dir, secret, ledger);
+        };
+        let to = self.dir.clone();
+        let make: std::rc::Rc<SourceFactory> = std::rc::Rc::new(make);
+        let again = make.clone();
+        super::backup::restore_through_source(
+            from,
+            &to,
+            secret,
+            ledger,
+            &|ns| (*make)(ns),
+            move |secret| {
+                self.key_source = Some(Box::new(move |ns| (*again)(ns)));
+                self.open(secret)
+            },
+        )
+    }
+
     /// Opens an existing vault.
     pub fn open(self, secret: RootSecret) -> Result<Vault> {
         let dir = self.dir.clone();
@@ -238,9 +270,17 @@ impl VaultBuilder {
         }
         let host = self
             .key_source
-            .map(|make| make(header.vault_id))
+            .as_ref()
+            .map(|make| make(header.key_namespace))
             .transpose()?;
         let epochs = epoch_keys(&dir, &header, &root_keys, host)?;
+        // A backup's copy shares its vault's epochs in a host's source: opened as a vault it
+        // would destroy them. It is restored instead (`VaultBuilder::restore`).
+        if matches!(epochs, EpochKeys::Host(_))
+            && EpochId::from_bytes(header.epoch).seq & crate::keys::BACKUP_EPOCH != 0
+        {
+            return Err(OpenError::IsBackup(dir).into());
+        }
         let ring = Ring::unseal(root_keys, header, epochs)?;
         let engine = SledEngine::open(
             &dir.join(STORE_DIR),

@@ -1041,6 +1041,7 @@ fn vault_body() -> impl Strategy<Value = VaultFileBody> {
                 generation,
                 checkpoint,
                 source_kind: "slot".into(),
+                key_namespace: key_check[..16].try_into().unwrap(),
                 epoch: vault_id,
                 sealed_ring_key: sealed_ring.iter().rev().copied().collect(),
                 sealed_ring,

@@ -206,6 +206,10 @@ pub enum Command {
         /// The new directory.
         #[arg(long)]
         out: PathBuf,
+        /// Have the sweep destroy the backup's key after this span ("30 days"), so that it can
+        /// never be restored after it. Needs the epoch keys on a token (--pkcs11-module).
+        #[arg(long)]
+        expires: Option<String>,
     },
     /// The erasure ledger.
     #[command(subcommand)]

@@ -85,14 +85,14 @@ fn builder(cli: &Cli, dir: &std::path::Path) -> Res<pdvault::VaultBuilder> {
         .pkcs11_token
         .clone()
         .ok_or("--pkcs11-module needs --pkcs11-token (or PDVAULT_PKCS11_TOKEN)")?;
-    let pin = match &cli.pkcs11_pin_file {
-        Some(f) => Pin::from_file(f),
-        None => Pin::from_env("PDVAULT_PKCS11_PIN"),
-    }
-    .map_err(err)?;
-    Ok(b.key_source(move |vault_id| {
+    let pin_file = cli.pkcs11_pin_file.clone();
+    Ok(b.key_source(move |namespace| {
+        let pin = match &pin_file {
+            Some(f) => Pin::from_file(f)?,
+            None => Pin::from_env("PDVAULT_PKCS11_PIN")?,
+        };
         Ok(std::sync::Arc::new(Pkcs11Source::open(
-            &module, &token, pin, vault_id,
+            &module, &token, pin, namespace,
         )?))
     }))
 }
@@ -627,9 +627,23 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 json!({"rotated": true}),
             )
         }
-        Command::Backup { out } => {
+        Command::Backup { out, expires } => {
             let v = open(&cli)?;
-            v.backup(out).map_err(err)?;
+            match expires {
+                Some(span) => {
+                    let span: jiff::Span = span
+                        .parse()
+                        .map_err(|e| format!("--expires {span:?} is not a span ({e})"))?;
+                    let at = v
+                        .now()
+                        .to_zoned(jiff::tz::TimeZone::UTC)
+                        .checked_add(span)
+                        .map_err(|e| format!("--expires: {e}"))?
+                        .timestamp();
+                    v.backup_expiring(out, at).map_err(err)?;
+                }
+                None => v.backup(out).map_err(err)?,
+            }
             v.close().map_err(err)?;
             ok_line(
                 &cli,
@@ -682,7 +696,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 Some(doc) => LedgerChoice::Apply(doc),
                 None => LedgerChoice::BringErasedDataBack,
             };
-            let v = Vault::restore(from, to, secret, choice).map_err(err)?;
+            let v = builder(&cli, to)?
+                .restore(from, secret, choice)
+                .map_err(err)?;
             v.close().map_err(err)?;
             if ledger.is_none() {
                 eprintln!(
