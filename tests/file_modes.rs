@@ -38,6 +38,18 @@ fn not_private(root: &Path) -> Vec<(PathBuf, u32)> {
     bad
 }
 
+/// [`assert_private`] for a vault that is open: sled writes blob files from its own I/O threads
+/// at any moment, and they are made private at its next flush or open. Until then they lie in a
+/// 0700 directory that keeps everyone else out, which is what is checked for them here; every
+/// other file, and every directory, must be private already.
+fn assert_private_while_open(root: &Path, when: &str) {
+    let bad: Vec<_> = not_private(root)
+        .into_iter()
+        .filter(|(p, _)| !p.parent().is_some_and(|d| d.ends_with("store/blobs")))
+        .collect();
+    assert!(bad.is_empty(), "{when}: not private: {bad:?}");
+}
+
 fn assert_private(root: &Path, when: &str) {
     let bad = not_private(root);
     assert!(
@@ -84,15 +96,15 @@ fn every_file_and_directory_of_a_vault_is_private_through_its_life() {
         count_files(&dir.join("store").join("blobs")) > 0,
         "the large value makes sled write a blob file"
     );
-    assert_private(&dir, "after writes");
+    assert_private_while_open(&dir, "after writes");
 
     v.erase_subject(&alice).unwrap();
-    assert_private(&dir, "after an erasure");
+    assert_private_while_open(&dir, "after an erasure");
 
     let backup = tmp.path().join("backup");
     v.backup(&backup).unwrap();
     assert_private(&backup, "the backup");
-    assert_private(&dir, "after a backup");
+    assert_private_while_open(&dir, "after a backup");
     let ledger = v.ledger_document().unwrap();
     v.close().unwrap();
     assert_private(&dir, "after close");
@@ -105,7 +117,7 @@ fn every_file_and_directory_of_a_vault_is_private_through_its_life() {
         LedgerChoice::Apply(&ledger),
     )
     .unwrap();
-    assert_private(&restored, "the restored vault, open");
+    assert_private_while_open(&restored, "the restored vault, open");
     r.close().unwrap();
     assert_private(&restored, "the restored vault, closed");
 

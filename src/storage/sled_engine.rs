@@ -58,7 +58,11 @@ impl Drop for SledEngine {
             let _ = std::thread::Builder::new()
                 .name("pdvault-close-failed-store".into())
                 .spawn(move || drop(db));
+            return;
         }
+        // sled's last flush at drop may still write a blob: make what it wrote private.
+        drop(db);
+        let _ = self.restrict_new_blobs();
     }
 }
 

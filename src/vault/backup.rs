@@ -232,17 +232,7 @@ impl Vault {
     ) -> Result<Vault> {
         // Check the secret, and the ledger's authenticity, against the backup before copying
         // anything.
-        let header = vault_file::read(from)?;
-        let root = root_key(&header.kdf, &secret)?;
-        let root_keys = RootKeys::derive(&root, &header.vault_id);
-        if !super::open::constant_time_eq(&root_keys.key_check, &header.key_check) {
-            return Err(OpenError::WrongKey.into());
-        }
-        if to.join(vault_file::FILE_NAME).exists()
-            || (to.exists() && fs::read_dir(to)?.next().is_some())
-        {
-            return Err(OpenError::AlreadyExists(to.to_path_buf()).into());
-        }
+        let (header, root_keys) = checked_backup(from, to, &secret)?;
         if let LedgerChoice::Apply(doc) = ledger {
             let epochs = super::open::epoch_keys(from, &header, &root_keys, None)?;
             let ring = Ring::unseal(root_keys, header, epochs)?;
@@ -301,6 +291,27 @@ impl Vault {
 
 /// Copies the backup into `to`, opens it and re-applies the ledger's erasures that the backup
 /// does not hold.
+/// The backup's vault file and root keys, once the secret is checked against it and `to` is
+/// known to be a new or empty directory: before anything is copied.
+fn checked_backup(
+    from: &Path,
+    to: &Path,
+    secret: &RootSecret,
+) -> Result<(vault_file::VaultFileBody, RootKeys)> {
+    let header = vault_file::read(from)?;
+    let root = root_key(&header.kdf, secret)?;
+    let root_keys = RootKeys::derive(&root, &header.vault_id);
+    if !super::open::constant_time_eq(&root_keys.key_check, &header.key_check) {
+        return Err(OpenError::WrongKey.into());
+    }
+    if to.join(vault_file::FILE_NAME).exists()
+        || (to.exists() && fs::read_dir(to)?.next().is_some())
+    {
+        return Err(OpenError::AlreadyExists(to.to_path_buf()).into());
+    }
+    Ok((header, root_keys))
+}
+
 /// A backup whose epoch key is in the vault's host key source.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct BackupEntry {
@@ -321,17 +332,7 @@ pub(super) fn restore_through_source(
     make: &dyn Fn([u8; 16]) -> Result<std::sync::Arc<dyn crate::KeySource>, crate::KeySourceError>,
     open: impl FnOnce(RootSecret) -> Result<Vault>,
 ) -> Result<Vault> {
-    let header = vault_file::read(from)?;
-    let root = root_key(&header.kdf, &secret)?;
-    let root_keys = RootKeys::derive(&root, &header.vault_id);
-    if !super::open::constant_time_eq(&root_keys.key_check, &header.key_check) {
-        return Err(OpenError::WrongKey.into());
-    }
-    if to.join(vault_file::FILE_NAME).exists()
-        || (to.exists() && fs::read_dir(to)?.next().is_some())
-    {
-        return Err(OpenError::AlreadyExists(to.to_path_buf()).into());
-    }
+    let (header, root_keys) = checked_backup(from, to, &secret)?;
     let backup_epoch = crate::keysource::EpochId::from_bytes(header.epoch);
     let live = make(header.key_namespace)?;
     let epochs = super::open::epoch_keys(from, &header, &root_keys, Some(live))?;
