@@ -1,7 +1,9 @@
 //! Storage: the only code that knows how bytes lie on disk.
 //!
 //! - [`engine`]: the engine interface; [`sled_engine`] implements it on sled 0.34 (the only file
-//!   that names sled), [`mem_engine`] in memory with fault injection for tests.
+//!   that names sled), [`mem_engine`] in memory with fault injection for tests,
+//!   [`postgres_engine`] on PostgreSQL tables (feature `postgres`; not used by the vault yet).
+//!   `engine_suite` (tests) is one set of engine properties, run against every engine.
 //! - [`layout`]: the key space (one table tag byte, then fixed-width big-endian fields).
 //! - [`codec`]: value encoding (a format byte, then bincode 2), with limits.
 //! - [`entries`]: the stored entries that belong to no other module.
@@ -16,10 +18,14 @@
 
 pub(crate) mod codec;
 pub(crate) mod engine;
+#[cfg(test)]
+mod engine_suite;
 pub(crate) mod entries;
 pub(crate) mod layout;
 #[cfg(test)]
 pub(crate) mod mem_engine;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres_engine;
 pub(crate) mod private_fs;
 mod row_cache;
 pub(crate) mod sled_engine;

@@ -1,0 +1,434 @@
+//! The PostgreSQL engine (feature `postgres`): the engine interface over a pool of connections to
+//! one PostgreSQL database. It owns the two tables it creates and nothing else: `pdvault_kv`
+//! (`key bytea primary key, value bytea not null`) and `pdvault_schema` (`version int`, one row),
+//! optionally in a schema of their own. The only file that names `postgres` or `r2d2`.
+//!
+//! - Order: `bytea` compares byte by byte as unsigned bytes, shorter first on a common prefix,
+//!   which is sled's order; scans are `ORDER BY key` over the primary key.
+//! - [`apply`](Engine::apply) is one transaction of at most two statements, whatever the batch's
+//!   size: the batch is first reduced to the last op per key (sorted, so concurrent batches lock
+//!   rows in one order), then the puts are one `INSERT ... SELECT FROM UNNEST($1::bytea[],
+//!   $2::bytea[]) ON CONFLICT (key) DO UPDATE` and the deletes one `DELETE ... WHERE key =
+//!   ANY($1)`. A serialization failure or deadlock (SQLSTATE 40001, 40P01), after which
+//!   PostgreSQL has rolled the transaction back, is retried a few times.
+//! - Scans stream: each runs in a `REPEATABLE READ READ ONLY` transaction on a pooled connection
+//!   the iterator owns, through a server-side cursor (`DECLARE ... CURSOR`, then `FETCH 256` at a
+//!   time), so a scan sees one snapshot and holds at most one batch of rows in memory. (A named SQL
+//!   cursor is the same portal that `postgres::Transaction::bind` opens at the protocol level; a
+//!   `Transaction` borrows its client, so an iterator that owns its connection cannot keep one
+//!   without a self-referential type.) The connection goes back to the pool when the scan ends or
+//!   the iterator is dropped, its transaction rolled back. A scan holds its connection while it
+//!   runs: a caller that reads while scanning uses a second one.
+//! - [`flush`](Engine::flush) does nothing: every transaction is durable when its commit returns,
+//!   with PostgreSQL's default `synchronous_commit = on` (a server configured otherwise loses the
+//!   last commits in a crash of the server, which this engine cannot see).
+//! - Errors: a connection that cannot be made, a pool that has no connection in time and every
+//!   database error become [`StorageError`]s (a full disk, SQLSTATE 53100, is
+//!   [`StorageError::NoSpace`]; data or index corruption, XX001/XX002, is
+//!   [`StorageError::Corrupted`]; the rest [`StorageError::Engine`]); nothing here panics on them.
+//!   Error messages carry the database's message, never a key or a value.
+//! - The `postgres` client is synchronous: it runs a Tokio runtime of its own on each call, and
+//!   calling it from inside a Tokio runtime panics (Tokio forbids nested runtimes). The vault is
+//!   not async; a host that is must call the vault from `spawn_blocking`.
+//! - Connections are made without TLS (`NoTls`): a connection string that requires TLS
+//!   (`sslmode=require`) fails to connect.
+
+// Nothing in the vault uses this engine yet; the engine suite tests it.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use postgres::types::{ToSql, Type};
+use postgres::{Config, NoTls};
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+
+use super::engine::{Engine, EngineOp, KvIter};
+use crate::error::StorageError;
+
+/// The version of the table layout this code reads and writes.
+const SCHEMA_VERSION: i32 = 1;
+/// Rows fetched from a scan's cursor at a time.
+const FETCH_ROWS: usize = 256;
+/// Attempts of a batch that PostgreSQL rolled back for a serialization failure or deadlock.
+const APPLY_ATTEMPTS: u32 = 5;
+/// Connections the pool keeps at most.
+const POOL_SIZE: u32 = 16;
+/// How long making a connection, or waiting for a free one, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The advisory lock that serialises concurrent schema creation (an arbitrary constant).
+const SETUP_LOCK: i64 = 0x7064_7661_756c_7401;
+
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// The SQL of every statement, with the table names (and their schema) filled in once.
+struct Statements {
+    get: String,
+    upsert: String,
+    delete: String,
+    scan_all: String,
+    scan_from: String,
+    scan_between: String,
+    size: String,
+}
+
+impl Statements {
+    fn new(schema: Option<&str>) -> Self {
+        let kv = qualified(schema, "pdvault_kv");
+        let select = format!("SELECT key, value FROM {kv}");
+        Statements {
+            get: format!("SELECT value FROM {kv} WHERE key = $1"),
+            upsert: format!(
+                "INSERT INTO {kv} (key, value) SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            delete: format!("DELETE FROM {kv} WHERE key = ANY($1::bytea[])"),
+            scan_all: format!("{select} ORDER BY key"),
+            scan_from: format!("{select} WHERE key >= $1 ORDER BY key"),
+            scan_between: format!("{select} WHERE key >= $1 AND key < $2 ORDER BY key"),
+            size: format!("SELECT pg_total_relation_size('{kv}')::bigint"),
+        }
+    }
+}
+
+/// `"schema".table`, or `table` alone.
+fn qualified(schema: Option<&str>, table: &str) -> String {
+    match schema {
+        Some(s) => format!("\"{s}\".{table}"),
+        None => table.to_string(),
+    }
+}
+
+/// A schema name is a plain lower-case identifier: `[a-z_][a-z0-9_]*`, at most 63 bytes.
+fn valid_schema(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && name.len() <= 63
+}
+
+/// An engine on PostgreSQL tables, shared by every process that connects to them.
+pub(crate) struct PostgresEngine {
+    pool: Pool<Manager>,
+    sql: Statements,
+}
+
+impl PostgresEngine {
+    /// Connects to the database at `url` (a `postgres://` URL or a `key=value` connection string)
+    /// and creates the tables if absent, in `schema` if given (created too if absent; a plain
+    /// lower-case identifier), else wherever the connection's `search_path` puts them. Fails with
+    /// a clear error if the database cannot be reached, or holds tables of another layout version.
+    pub(crate) fn connect(url: &str, schema: Option<&str>) -> Result<Self, StorageError> {
+        if let Some(s) = schema
+            && !valid_schema(s)
+        {
+            return Err(StorageError::Engine(format!(
+                "invalid PostgreSQL schema name {s:?} (expected [a-z_][a-z0-9_]*)"
+            )));
+        }
+        let mut config: Config = url.parse().map_err(|e| {
+            StorageError::Engine(format!("invalid PostgreSQL connection string: {e}"))
+        })?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        // One connection made here, so that an unreachable server or a refused login is reported
+        // at once with PostgreSQL's own reason (the pool would only time out).
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| StorageError::Engine(format!("cannot connect to PostgreSQL: {e}")))?;
+        create_schema(&mut client, schema)?;
+        drop(client);
+        let pool = Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(0))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .build_unchecked(PostgresConnectionManager::new(config, NoTls));
+        Ok(PostgresEngine {
+            pool,
+            sql: Statements::new(schema),
+        })
+    }
+
+    fn conn(&self) -> Result<PooledConnection<Manager>, StorageError> {
+        self.pool
+            .get()
+            .map_err(|e| StorageError::Engine(format!("no PostgreSQL connection available: {e}")))
+    }
+
+    /// One attempt at a batch, as one transaction.
+    fn try_apply(&self, puts: &[(&[u8], &[u8])], deletes: &[&[u8]]) -> Result<(), AttemptError> {
+        let mut conn = self.conn().map_err(AttemptError::Pool)?;
+        let mut tx = conn.transaction()?;
+        if !puts.is_empty() {
+            let keys: Vec<&[u8]> = puts.iter().map(|(k, _)| *k).collect();
+            let values: Vec<&[u8]> = puts.iter().map(|(_, v)| *v).collect();
+            tx.query_typed(
+                &self.sql.upsert,
+                &[(&keys, Type::BYTEA_ARRAY), (&values, Type::BYTEA_ARRAY)],
+            )?;
+        }
+        if !deletes.is_empty() {
+            tx.query_typed(&self.sql.delete, &[(&deletes, Type::BYTEA_ARRAY)])?;
+        }
+        Ok(tx.commit()?)
+    }
+
+    /// A streaming scan of `query` with `params`.
+    fn scan(&self, query: &str, params: &[&[u8]]) -> KvIter<'_> {
+        match Scan::open(self, query, params) {
+            Ok(scan) => Box::new(scan),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+}
+
+/// Creates the schema and the tables if absent and checks the layout version, in one
+/// transaction under an advisory lock (concurrent `CREATE ... IF NOT EXISTS` can collide).
+fn create_schema(client: &mut postgres::Client, schema: Option<&str>) -> Result<(), StorageError> {
+    let kv = qualified(schema, "pdvault_kv");
+    let version_table = qualified(schema, "pdvault_schema");
+    let mut tx = client.transaction().map_err(map_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SETUP_LOCK])
+        .map_err(map_err)?;
+    if let Some(s) = schema {
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
+            .map_err(map_err)?;
+    }
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {kv} (key bytea PRIMARY KEY, value bytea NOT NULL);
+         CREATE TABLE IF NOT EXISTS {version_table} (version int NOT NULL);"
+    ))
+    .map_err(map_err)?;
+    let rows = tx
+        .query(&format!("SELECT version FROM {version_table}"), &[])
+        .map_err(map_err)?;
+    match rows.as_slice() {
+        [] => {
+            tx.execute(
+                &format!("INSERT INTO {version_table} (version) VALUES ($1)"),
+                &[&SCHEMA_VERSION],
+            )
+            .map_err(map_err)?;
+        }
+        [row] => {
+            let version: i32 = row.try_get(0).map_err(map_err)?;
+            if version != SCHEMA_VERSION {
+                return Err(StorageError::Engine(format!(
+                    "the PostgreSQL tables have layout version {version}, this build reads \
+                     version {SCHEMA_VERSION}"
+                )));
+            }
+        }
+        _ => {
+            return Err(StorageError::Corrupted(format!(
+                "{version_table} holds {} rows, expected one",
+                rows.len()
+            )));
+        }
+    }
+    tx.commit().map_err(map_err)
+}
+
+/// Why one attempt at a batch failed.
+enum AttemptError {
+    /// No connection: not retried.
+    Pool(StorageError),
+    /// PostgreSQL refused the transaction.
+    Db(postgres::Error),
+}
+
+impl From<postgres::Error> for AttemptError {
+    fn from(e: postgres::Error) -> Self {
+        AttemptError::Db(e)
+    }
+}
+
+/// Whether PostgreSQL rolled the transaction back for a conflict that a retry can resolve.
+fn is_retryable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+fn map_err(e: postgres::Error) -> StorageError {
+    use postgres::error::SqlState;
+    match e.code() {
+        Some(c) if *c == SqlState::DISK_FULL => StorageError::NoSpace(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("PostgreSQL: {e}"),
+        )),
+        Some(c) if *c == SqlState::DATA_CORRUPTED || *c == SqlState::INDEX_CORRUPTED => {
+            StorageError::Corrupted(format!("PostgreSQL: {e}"))
+        }
+        _ if e.is_closed() => {
+            StorageError::Engine(format!("the PostgreSQL connection was closed: {e}"))
+        }
+        _ => StorageError::Engine(format!("PostgreSQL: {e}")),
+    }
+}
+
+fn bytes(row: &postgres::Row, i: usize) -> Result<Vec<u8>, StorageError> {
+    row.try_get::<_, Vec<u8>>(i).map_err(map_err)
+}
+
+/// The exclusive upper bound of the keys starting with `prefix`: the prefix without its tail of
+/// `0xff` bytes, its last byte incremented. `None` if there is none (empty, or all `0xff`).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|b| *b != 0xff)?;
+    let mut end = prefix[..=last].to_vec();
+    end[last] += 1;
+    Some(end)
+}
+
+impl Engine for PostgresEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut conn = self.conn()?;
+        let row = conn
+            .query_typed_opt(&self.sql.get, &[(&key, Type::BYTEA)])
+            .map_err(map_err)?;
+        row.map(|r| bytes(&r, 0)).transpose()
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_> {
+        if prefix.is_empty() {
+            return self.scan(&self.sql.scan_all, &[]);
+        }
+        match prefix_end(prefix) {
+            Some(end) => self.scan(&self.sql.scan_between, &[prefix, &end]),
+            None => self.scan(&self.sql.scan_from, &[prefix]),
+        }
+    }
+
+    fn range(&self, start: &[u8], end: &[u8]) -> KvIter<'_> {
+        self.scan(&self.sql.scan_between, &[start, end])
+    }
+
+    fn apply(&self, ops: Vec<EngineOp>) -> Result<(), StorageError> {
+        // The last op on each key is the one that counts.
+        let mut last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                EngineOp::Put(k, v) => last.insert(k, Some(v)),
+                EngineOp::Delete(k) => last.insert(k, None),
+            };
+        }
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        for (k, v) in &last {
+            match v {
+                Some(v) => puts.push((k.as_slice(), v.as_slice())),
+                None => deletes.push(k.as_slice()),
+            }
+        }
+        if puts.is_empty() && deletes.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = 1;
+        loop {
+            match self.try_apply(&puts, &deletes) {
+                Ok(()) => return Ok(()),
+                Err(AttemptError::Pool(e)) => return Err(e),
+                Err(AttemptError::Db(e)) if attempt < APPLY_ATTEMPTS && is_retryable(&e) => {
+                    std::thread::sleep(Duration::from_millis(5 << attempt));
+                    attempt += 1;
+                }
+                Err(AttemptError::Db(e)) => return Err(map_err(e)),
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        // Every committed transaction is already durable (`synchronous_commit = on`).
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        let mut conn = self.conn().ok()?;
+        let row = conn.query_one(&self.sql.size, &[]).ok()?;
+        let size: i64 = row.try_get(0).ok()?;
+        u64::try_from(size).ok()
+    }
+}
+
+/// A streaming scan: a read-only transaction on a connection of its own, read through a cursor.
+struct Scan {
+    /// `None` once the scan ended (the connection went back to the pool).
+    conn: Option<PooledConnection<Manager>>,
+    /// Rows fetched and not yet returned, in reverse order.
+    batch: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The cursor's name (one per connection, and a connection runs one scan at a time).
+const CURSOR: &str = "pdvault_scan";
+
+impl Scan {
+    fn open(engine: &PostgresEngine, query: &str, params: &[&[u8]]) -> Result<Self, StorageError> {
+        let mut conn = engine.conn()?;
+        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(map_err)?;
+        let mut scan = Scan {
+            conn: Some(conn),
+            batch: Vec::new(),
+        };
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+            .iter()
+            .map(|p| (p as &(dyn ToSql + Sync), Type::BYTEA))
+            .collect();
+        let declare = format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR {query}");
+        if let Some(conn) = scan.conn.as_mut() {
+            conn.query_typed(&declare, &typed).map_err(map_err)?;
+        }
+        Ok(scan)
+    }
+
+    /// Fetches the next batch; ends the scan when the cursor is exhausted.
+    fn fetch(&mut self) -> Result<(), StorageError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let rows = conn
+            .query_typed(&format!("FETCH {FETCH_ROWS} FROM {CURSOR}"), &[])
+            .map_err(map_err)?;
+        let done = rows.len() < FETCH_ROWS;
+        self.batch = rows
+            .iter()
+            .rev()
+            .map(|r| Ok((bytes(r, 0)?, bytes(r, 1)?)))
+            .collect::<Result<_, StorageError>>()?;
+        if done {
+            self.close();
+        }
+        Ok(())
+    }
+
+    /// Ends the transaction and gives the connection back to the pool.
+    fn close(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            // Best effort: ROLLBACK succeeds in every transaction state on a live connection, and
+            // a connection it failed on is closed, which the pool then discards.
+            let _ = conn.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+impl Iterator for Scan {
+    type Item = Result<(Vec<u8>, Vec<u8>), StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.batch.is_empty()
+            && let Err(e) = self.fetch()
+        {
+            self.close();
+            return Some(Err(e));
+        }
+        self.batch.pop().map(Ok)
+    }
+}
+
+impl Drop for Scan {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
