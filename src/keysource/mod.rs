@@ -16,8 +16,8 @@
 //!   below the block layer keep old blocks: there, destruction is as good as the layer below.
 //! - a PKCS#11 token (the `pkcs11` feature): epoch keys are generated inside the token as
 //!   non-extractable secret keys and destroyed with `C_DestroyObject`.
-//! - a host's own source, implementing [`KeySource`] over a cloud KMS (see the README for how AWS
-//!   KMS, GCP KMS and Vault's transit engine map onto it, and the window each leaves).
+//! - a host's own source, implementing [`KeySource`] over a cloud KMS (`docs/design.md` says how
+//!   AWS KMS, GCP KMS and Vault's transit engine map onto it, and the window each leaves).
 //!
 //! A source that cannot be reached or refuses is an error ([`KeySourceError`]), never read as
 //! "erased": only [`KeySourceError::EpochNotFound`] says that a key is gone.
