@@ -18,7 +18,7 @@
 //!
 //! `mac` is keyed BLAKE3, under a subkey of the key ring's master secret, over the format
 //! version, the vault id, the count and every entry's canonical encoding in order (see
-//! [`mac`]). The master secret survives root rotation, so a backup of the vault checks a ledger
+//! `mac`). The master secret survives root rotation, so a backup of the vault checks a ledger
 //! exported after the backup, whatever root secret the live vault has by then. The entries hold
 //! no personal data; the code only makes them tamper-evident, it hides nothing.
 

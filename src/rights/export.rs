@@ -347,7 +347,7 @@ impl Vault {
     /// events and restrictions under its subject identifier in this vault.
     ///
     /// The whole document is checked before anything is written, as the API checks what it is
-    /// given (see [`check_document`]); a document it refuses leaves the vault as it was. Record
+    /// given (see `check_document`); a document it refuses leaves the vault as it was. Record
     /// ids must be unique in the document and new to the subject in this vault. Holds and
     /// disclosures are checked but not imported.
     pub fn import(&self, input: &mut dyn Read) -> Result<ImportReport> {

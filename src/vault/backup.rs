@@ -37,7 +37,8 @@ impl Vault {
     }
 
     /// [`rotate_root`](Self::rotate_root), refusing a new passphrase of fewer than `min_len`
-    /// characters ([`InputError::PassphraseTooShort`]) before anything changes.
+    /// characters ([`InputError::PassphraseTooShort`](crate::InputError::PassphraseTooShort))
+    /// before anything changes.
     pub fn rotate_root_with_min_len(
         &self,
         new_secret: RootSecret,
