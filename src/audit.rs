@@ -10,6 +10,12 @@
 //! Reads are buffered in memory and written with the next commit (or at flush and close); every
 //! other operation's entry is written in the same atomic batch as the operation.
 //!
+//! On a store that several processes share, each open of the vault appends to a chain of its
+//! own (chains are numbered from 1, and each new chain starts with a keyed anchor naming the head
+//! of the chain before it), so that processes never wait for one another to append: one head that
+//! every commit of every process rewrote would serialise them all. Verification checks every
+//! chain, every anchor, and that no chain is missing; entry positions count within a chain.
+//!
 //! Entries are stored in blocks: the entries of one commit, up to `BLOCK_ENTRIES` per row, under
 //! the position of the block's first entry. A block is one store row where an entry per row
 //! would cost one row each (a batch of 1,000 puts, 512 buffered reads); the chain is still per
@@ -225,6 +231,9 @@ impl AuditReport {
 /// The trail of one vault.
 pub(crate) struct Trail {
     key: SecretKey,
+    /// This process's chain in a shared store; `None` for the one chain of a store this process
+    /// owns.
+    chain: Option<u64>,
     head: Mutex<ChainPoint>,
     pending: Mutex<Vec<Draft>>,
 }
@@ -247,14 +256,73 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Trail {
     pub(crate) fn load(store: &Store, key: SecretKey) -> Result<Self> {
+        if store.is_shared() {
+            return Self::start_chain(store, key);
+        }
         let head = store
             .get::<ChainPoint>(&layout::meta(layout::AUDIT_HEAD), "audit head")?
             .unwrap_or_default();
         Ok(Trail {
             key,
+            chain: None,
             head: Mutex::new(head),
             pending: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Starts this process's chain in a shared store: the next number, anchored to the head of
+    /// the chain before it.
+    fn start_chain(store: &Store, key: SecretKey) -> Result<Self> {
+        let _registering = store
+            .coordination()
+            .map(|c| {
+                c.lock(
+                    crate::storage::engine::SharedLock::AuditChains,
+                    crate::storage::engine::LockMode::Exclusive,
+                )
+            })
+            .transpose()?;
+        let before = store
+            .get::<u64>(&layout::meta(layout::AUDIT_CHAINS), "audit chains")?
+            .unwrap_or(0);
+        let chain = before + 1;
+        let prev = if before == 0 {
+            ChainPoint::default()
+        } else {
+            store
+                .get::<ChainPoint>(&layout::audit_head(Some(before)), "audit head")?
+                .unwrap_or_default()
+        };
+        let trail = Trail {
+            key,
+            chain: Some(chain),
+            head: Mutex::new(ChainPoint::default()),
+            pending: Mutex::new(Vec::new()),
+        };
+        let mut txn = Txn::new();
+        txn.put(layout::meta(layout::AUDIT_CHAINS), &chain);
+        txn.put(
+            layout::audit_chain_anchor(chain),
+            &Anchor {
+                point: prev,
+                tag: trail.chain_anchor_tag(chain, &prev),
+            },
+        );
+        txn.put(layout::audit_head(Some(chain)), &ChainPoint::default());
+        store.commit(txn)?;
+        Ok(trail)
+    }
+
+    fn chain_anchor_tag(&self, chain: u64, p: &ChainPoint) -> [u8; 32] {
+        keyed_hash(
+            &self.key,
+            &[
+                b"chain-anchor",
+                &chain.to_be_bytes(),
+                &p.seq.to_be_bytes(),
+                &p.mac,
+            ],
+        )
     }
 
     /// The chain value of an entry after `prev`: a keyed hash over `prev` and the entry with its
@@ -312,11 +380,11 @@ impl Trail {
                     };
                     block.push(e);
                     if block.len() == BLOCK_ENTRIES {
-                        put_block(txn, &mut block);
+                        put_block(txn, self.chain, &mut block);
                     }
                 }
-                put_block(txn, &mut block);
-                txn.put(layout::meta(layout::AUDIT_HEAD), &head);
+                put_block(txn, self.chain, &mut block);
+                txn.put(layout::audit_head(self.chain), &head);
                 (taken, head)
             },
             |(taken, head)| {
@@ -332,23 +400,96 @@ impl Trail {
         !lock(&self.pending).is_empty()
     }
 
-    /// Checks the whole chain.
+    /// Checks the whole trail: the chain, or on a shared store every process's chain.
     pub(crate) fn verify(&self, store: &Store) -> Result<AuditReport> {
-        let anchor = store.get::<Anchor>(&layout::meta(layout::AUDIT_ANCHOR), "audit anchor")?;
+        if self.chain.is_none() {
+            let anchor =
+                store.get::<Anchor>(&layout::meta(layout::AUDIT_ANCHOR), "audit anchor")?;
+            return self.verify_chain(store, None, anchor, 0);
+        }
+        let chains = store
+            .get::<u64>(&layout::meta(layout::AUDIT_CHAINS), "audit chains")?
+            .unwrap_or(0);
+        let mut total = AuditReport {
+            entries: 0,
+            first_bad: None,
+        };
+        for c in 1..=chains {
+            let bad = |total: &AuditReport, why: String| AuditReport {
+                entries: total.entries,
+                first_bad: Some((0, why)),
+            };
+            let Some(start) =
+                store.get::<Anchor>(&layout::audit_chain_anchor(c), "audit chain anchor")?
+            else {
+                return Ok(bad(
+                    &total,
+                    format!("chain {c}: its anchor is missing (removed)"),
+                ));
+            };
+            if start.tag != self.chain_anchor_tag(c, &start.point) {
+                return Ok(bad(&total, format!("chain {c}: its anchor was altered")));
+            }
+            if c > 1 && start.point.seq > 0 && !self.holds_point(store, c - 1, &start.point)? {
+                return Ok(bad(
+                    &total,
+                    format!(
+                        "chain {}: entry {} that chain {c} was anchored to is missing or altered",
+                        c - 1,
+                        start.point.seq
+                    ),
+                ));
+            }
+            let report = self.verify_chain(store, Some(c), None, total.entries)?;
+            total.entries = report.entries;
+            if let Some((at, why)) = report.first_bad {
+                total.first_bad = Some((at, format!("chain {c}: {why}")));
+                return Ok(total);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Whether chain `c` holds an entry at `p` with `p`'s chain value.
+    fn holds_point(&self, store: &Store, c: u64, p: &ChainPoint) -> Result<bool> {
+        for r in store.scan_raw(&layout::audit_chain(Some(c))) {
+            let (k, v) = r?;
+            let first = layout::parse_audit_seq(&k).unwrap_or(0);
+            if first > p.seq {
+                break;
+            }
+            if let Ok(block) = decode_block(&v)
+                && let Some(e) = block.iter().find(|e| e.seq == p.seq)
+            {
+                return Ok(e.mac == p.mac);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Checks one chain from its pruning anchor (if any) to its head; `counted` entries were
+    /// checked before it.
+    fn verify_chain(
+        &self,
+        store: &Store,
+        chain: Option<u64>,
+        anchor: Option<Anchor>,
+        counted: u64,
+    ) -> Result<AuditReport> {
         let mut prev = ChainPoint::default();
         if let Some(a) = anchor {
             if a.tag != self.anchor_tag(&a.point) {
                 return Ok(AuditReport {
-                    entries: 0,
+                    entries: counted,
                     first_bad: Some((a.point.seq, "the pruning anchor was altered".into())),
                 });
             }
             prev = a.point;
         }
-        let mut n = 0;
-        for r in store.scan_raw(&layout::table(layout::Table::Audit)) {
+        let mut n = counted;
+        for r in store.scan_raw(&layout::audit_chain(chain)) {
             let (k, v) = r?;
-            let first = layout::parse_seq(&k).unwrap_or(0);
+            let first = layout::parse_audit_seq(&k).unwrap_or(0);
             let bad = |n: u64, at: u64, why: &str| {
                 Ok(AuditReport {
                     entries: n,
@@ -385,7 +526,7 @@ impl Trail {
             }
         }
         let head = store
-            .get::<ChainPoint>(&layout::meta(layout::AUDIT_HEAD), "audit head")?
+            .get::<ChainPoint>(&layout::audit_head(chain), "audit head")?
             .unwrap_or_default();
         if head != prev {
             return Ok(AuditReport {
@@ -403,6 +544,12 @@ impl Trail {
     /// anchor. A block cut by the cutoff is stored again with the entries it keeps. Removes at
     /// most about 100,000 entries per call. Returns how many were removed.
     pub(crate) fn prune(&self, store: &Store, cutoff: Timestamp) -> Result<u64> {
+        if self.chain.is_some() {
+            return Err(crate::error::OpenError::NotSupported(
+                "pruning the audit trail of a vault on PostgreSQL",
+            )
+            .into());
+        }
         let mut txn = Txn::new();
         let mut last = None;
         let mut n = 0;
@@ -421,7 +568,7 @@ impl Trail {
             txn.delete(k);
             if old < block.len() {
                 let mut kept = block.split_off(old);
-                put_block(&mut txn, &mut kept);
+                put_block(&mut txn, None, &mut kept);
                 break;
             }
             if n >= 100_000 {
@@ -454,6 +601,10 @@ impl Trail {
                 subject.is_none_or(|s| e.subject == Some(s)) && since.is_none_or(|t| e.at >= t)
             }));
         }
+        if self.chain.is_some() {
+            // The chains one after the other: in time order instead (stable within a chain).
+            out.sort_by_key(|e| e.at);
+        }
         Ok(out)
     }
 }
@@ -477,9 +628,9 @@ impl Positioned for EntryView<'_> {
 }
 
 /// Stores a block under its first entry's position and empties it.
-fn put_block(txn: &mut Txn, block: &mut Vec<impl Positioned>) {
+fn put_block(txn: &mut Txn, chain: Option<u64>, block: &mut Vec<impl Positioned>) {
     if let Some(first) = block.first() {
-        txn.put_new(layout::audit(first.seq()), block);
+        txn.put_new(layout::audit_in(chain, first.seq()), block);
         block.clear();
     }
 }

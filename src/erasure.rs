@@ -208,7 +208,7 @@ impl Vault {
     }
 
     pub(crate) fn destroy_now(&self, ident: SubjectRef, scope: Scope) -> Result<ErasureReport> {
-        let _d = self.exclusive_destruction();
+        let _d = self.exclusive_destruction()?;
         let now = self.now();
         let erase = self.draft(AuditOp::Erase).subject(ident);
         let mut plan = Plan::default();
@@ -290,7 +290,7 @@ impl Vault {
         now: Timestamp,
     ) -> Result<ErasureReport> {
         let policy = if plan.replay { None } else { self.policy() };
-        let _subject = self.lock_subject(&ident);
+        let _subject = self.lock_subject(&ident)?;
         let mut state: SubjectState = self.state_to_change(&ident)?;
         let mut state_changed = false;
         let holds = if plan.replay {

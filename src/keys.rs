@@ -59,6 +59,15 @@ pub(crate) struct RootKeys {
     pub(crate) key_check: [u8; 32],
 }
 
+impl Clone for RootKeys {
+    fn clone(&self) -> Self {
+        RootKeys {
+            slot_key: SecretKey::from_bytes(*self.slot_key.expose()),
+            key_check: self.key_check,
+        }
+    }
+}
+
 impl RootKeys {
     pub(crate) fn derive(root: &SecretKey, vault_id: &[u8; 16]) -> Self {
         let check = derive_subkey(root, CTX_CHECK);
@@ -75,6 +84,9 @@ impl RootKeys {
 pub(crate) enum EpochKeys {
     Slot(Arc<SlotSource>),
     Host(Arc<dyn KeySource>),
+    /// Rows of a shared store's own table: nothing is really destroyed.
+    #[cfg(feature = "postgres")]
+    Table(Arc<crate::keysource::table::TableSource>),
 }
 
 impl EpochKeys {
@@ -82,8 +94,28 @@ impl EpochKeys {
         match self {
             EpochKeys::Slot(s) => s.as_ref(),
             EpochKeys::Host(h) => h.as_ref(),
+            #[cfg(feature = "postgres")]
+            EpochKeys::Table(t) => t.as_ref(),
         }
     }
+
+    /// Follows a new root key (the built-in sources seal their epoch keys under it).
+    fn set_slot_key(&self, slot_key: &SecretKey) {
+        match self {
+            EpochKeys::Slot(s) => s.set_slot_key(slot_key),
+            EpochKeys::Host(_) => {}
+            #[cfg(feature = "postgres")]
+            EpochKeys::Table(t) => t.set_slot_key(slot_key),
+        }
+    }
+}
+
+/// Where the sealed key ring lives: the vault file of a directory, or a row of a store that
+/// several processes share (written in the same transaction as the ratchet that changed it, with
+/// the generation every process checks its caches against).
+pub(crate) enum RingHome {
+    Dir(PathBuf),
+    Store,
 }
 
 /// Epochs of backups have the top bit of their sequence set: the vault's own cleanup of epochs
@@ -403,6 +435,13 @@ impl Ring {
                 host.create_epoch(epoch).map_err(key_source_error)?;
                 self.sealed_header(checkpoint, host.as_ref(), epoch)?
             }
+            #[cfg(feature = "postgres")]
+            EpochKeys::Table(_) => {
+                return Err(OpenError::NotSupported(
+                    "a backup of a vault on PostgreSQL (back the database up, or `pdvault migrate` it into a directory)",
+                )
+                .into());
+            }
         };
         vault_file::write(dest, &header)?;
         Ok(epoch)
@@ -415,6 +454,16 @@ impl Ring {
         dir: &std::path::Path,
         checkpoint: crate::storage::entries::Manifest,
     ) -> Result<()> {
+        self.reseal(checkpoint, |header| Ok(vault_file::write(dir, header)?))
+    }
+
+    /// Seals this ring afresh under a new epoch key and has `write` store it (the vault file, or
+    /// a shared store's row); then destroys every older epoch key of the vault.
+    pub(crate) fn reseal(
+        &mut self,
+        checkpoint: crate::storage::entries::Manifest,
+        write: impl FnOnce(&VaultFileBody) -> Result<()>,
+    ) -> Result<()> {
         // A new epoch key, durable in its source before anything is sealed under it.
         let old = self.epoch();
         let epoch = EpochId {
@@ -425,11 +474,12 @@ impl Ring {
         source.create_epoch(epoch).map_err(key_source_error)?;
         crate::pause::point(crate::pause::EPOCH_CREATED);
         let header = self.sealed_header(checkpoint, source, epoch)?;
-        vault_file::write(dir, &header)?;
+        write(&header)?;
         self.header = header;
         crate::pause::point(crate::pause::EPOCH_SWITCHED);
         // Every copy of the vault file written before now is sealed under an older epoch: destroy
         // them all (the one before this, and any a crash left behind).
+        let source = self.epochs.source();
         source.destroy_epoch(&old).map_err(key_source_error)?;
         for e in source.epochs().map_err(key_source_error)? {
             if e != epoch && !self.is_backup_epoch(&e) {
@@ -437,6 +487,19 @@ impl Ring {
             }
         }
         Ok(())
+    }
+
+    /// The ring a newer vault file of the same vault holds (another process ratcheted it).
+    pub(crate) fn reloaded(&self, header: VaultFileBody) -> Result<Ring> {
+        if header.vault_id != self.header.vault_id {
+            return Err(OpenError::HeaderDamaged("the stored key ring is another vault's").into());
+        }
+        Ring::unseal(self.root.clone(), header, self.epochs.clone())
+    }
+
+    /// The generation of the vault file this ring was read from or written as.
+    pub(crate) fn file_generation(&self) -> u64 {
+        self.header.generation
     }
 
     pub(crate) fn checkpoint(&self) -> crate::storage::entries::Manifest {
@@ -464,7 +527,9 @@ type DataKeyCache = LruCache<(SubjectRef, String), (u32, Arc<DataKey>)>;
 
 /// Keys in use: the ring, the caches, and the locks that keep key changes consistent.
 pub(crate) struct Keys {
-    dir: PathBuf,
+    home: RingHome,
+    /// The store's generation (shared stores) that the ring and caches are current with.
+    seen: std::sync::atomic::AtomicU64,
     ring: RwLock<Ring>,
     index_key: SecretKey,
     data: Mutex<DataKeyCache>,
@@ -487,10 +552,11 @@ fn cache_capacity() -> NonZeroUsize {
 }
 
 impl Keys {
-    pub(crate) fn new(dir: PathBuf, ring: Ring) -> Self {
+    pub(crate) fn new(home: RingHome, ring: Ring, generation: u64) -> Self {
         let index_key = ring.subkey(Job::Index);
         Keys {
-            dir,
+            home,
+            seen: std::sync::atomic::AtomicU64::new(generation),
             ring: RwLock::new(ring),
             index_key,
             data: Mutex::new(LruCache::new(cache_capacity())),
@@ -554,10 +620,21 @@ impl Keys {
             return Ok((found, false));
         }
         let _guard = lock(&self.create);
+        let blind = self.blind(id);
+        // Among every process of a shared store too: two creations of one identifier would file
+        // the second subject over the first one's index entry.
+        let _shared = store
+            .coordination()
+            .map(|c| {
+                c.lock(
+                    crate::storage::engine::SharedLock::Create(blind.0[0] % 64),
+                    crate::storage::engine::LockMode::Exclusive,
+                )
+            })
+            .transpose()?;
         if let Some(found) = self.find_subject(store, id)? {
             return Ok((found, false));
         }
-        let blind = self.blind(id);
         let subject = SubjectRef::random();
         let identity_secret = SecretKey::random();
         let subject_secret = SecretKey::random();
@@ -807,7 +884,9 @@ impl Keys {
                     new.secret.expose(),
                 ),
             };
-            txn.put(layout::journal(s), &journal);
+            if matches!(self.home, RingHome::Dir(_)) {
+                txn.put(layout::journal(s), &journal);
+            }
             next.push((s, new));
         }
         for (addr, secret) in &create {
@@ -827,6 +906,9 @@ impl Keys {
                 },
             );
         }
+        if matches!(self.home, RingHome::Store) {
+            return self.commit_ratchet_in_store(store, ring, next, txn, new_root, commit);
+        }
         commit(txn)?;
         let durable = store.sync_all()?;
         for (s, shard) in next {
@@ -835,19 +917,148 @@ impl Keys {
         if let Some((root, kdf)) = new_root {
             // New epoch keys are sealed under the new root's slot key from now on; the old epoch,
             // sealed under the old one, is destroyed by the write below.
-            if let EpochKeys::Slot(slot) = &ring.epochs {
-                slot.set_slot_key(&root.slot_key);
-            }
+            ring.epochs.set_slot_key(&root.slot_key);
             ring.root = root;
             ring.header.kdf = kdf;
         }
-        ring.write_file(&self.dir, durable)?;
+        let RingHome::Dir(dir) = &self.home else {
+            unreachable!("a shared store's ring was written above")
+        };
+        ring.write_file(dir, durable)?;
         let mut clear = Txn::new();
         for &s in shards {
             clear.delete(layout::journal(s));
         }
         store.commit(clear)?;
         Ok(())
+    }
+
+    /// A ratchet of a shared store: the new ring, sealed under a new epoch key, is written in the
+    /// same transaction as the rewrapped keys, with the store's generation advanced, so that no
+    /// process sees one without the other and every process's next check finds the change. No
+    /// journal is needed: there is no second write to finish.
+    fn commit_ratchet_in_store(
+        &self,
+        store: &Store,
+        ring: &mut Ring,
+        next: Vec<(u16, Shard)>,
+        mut txn: Txn,
+        new_root: Option<(RootKeys, KdfSpec)>,
+        commit: impl FnOnce(Txn) -> Result<u64>,
+    ) -> Result<()> {
+        let mut old_shards = Vec::with_capacity(next.len());
+        for (s, shard) in next {
+            old_shards.push((s, std::mem::replace(&mut ring.shards[s as usize], shard)));
+        }
+        let old_root = new_root.map(|(root, kdf)| {
+            ring.epochs.set_slot_key(&root.slot_key);
+            let kdf = std::mem::replace(&mut ring.header.kdf, kdf);
+            (std::mem::replace(&mut ring.root, root), kdf)
+        });
+        let mut generation = 0;
+        let written = ring.reseal(Default::default(), |header| {
+            generation = stage_ring(store, &mut txn, header)?;
+            commit(txn).map(|_| ())
+        });
+        match written {
+            Ok(()) => {
+                self.seen
+                    .store(generation, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                // This process goes on with the ring it had (the next check reloads the stored
+                // one if the commit did land after all).
+                for (s, shard) in old_shards {
+                    ring.shards[s as usize] = shard;
+                }
+                if let Some((root, kdf)) = old_root {
+                    ring.epochs.set_slot_key(&root.slot_key);
+                    ring.root = root;
+                    ring.header.kdf = kdf;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the ring of a new shared-store vault (or one rewritten outside a ratchet).
+    pub(crate) fn write_ring_to_store(&self, store: &Store) -> Result<()> {
+        let mut ring = self.ring_mut();
+        let mut generation = 0;
+        ring.reseal(Default::default(), |header| {
+            let mut txn = Txn::new();
+            generation = stage_ring(store, &mut txn, header)?;
+            store.commit(txn)?;
+            Ok(())
+        })?;
+        self.seen
+            .store(generation, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// On a shared store: adds the next generation to `txn` (for a change every process must
+    /// see, other than a ratchet); the caller notes it once committed.
+    pub(crate) fn advance_generation(&self, store: &Store, txn: &mut Txn) -> Result<Option<u64>> {
+        if !store.is_shared() {
+            return Ok(None);
+        }
+        let generation = stored_generation(store)? + 1;
+        txn.put(layout::meta(layout::GENERATION), &generation);
+        Ok(Some(generation))
+    }
+
+    /// Records a generation this process committed itself (its ring and caches are current).
+    pub(crate) fn note_generation(&self, generation: u64) {
+        self.seen
+            .store(generation, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The store generation this process's ring and caches are current with.
+    pub(crate) fn generation(&self) -> u64 {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Brings the ring and caches up to date with a shared store: if another process advanced the
+    /// store's generation (a destruction, a new policy), reloads the ring and forgets every cached
+    /// key and identity. Returns whether the generation had moved. Nothing to do for a store one
+    /// process owns.
+    pub(crate) fn refresh(&self, store: &Store) -> Result<bool> {
+        if !store.is_shared() {
+            return Ok(false);
+        }
+        let generation = stored_generation(store)?;
+        if generation == self.generation() {
+            return Ok(false);
+        }
+        let mut attempt = 0;
+        loop {
+            let header = stored_ring(store)?;
+            let mut ring = self.ring_mut();
+            if header.generation == ring.file_generation() {
+                break;
+            }
+            match ring.reloaded(header) {
+                Ok(new) => {
+                    *ring = new;
+                    break;
+                }
+                // Destroyed by a newer ratchet since the row was read: read it again.
+                Err(crate::Error::Open(OpenError::EpochDestroyed(_))) if attempt < 8 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        {
+            // Under the ring's write lock, as every fill of the caches holds its read lock.
+            let _ring = self.ring_mut();
+            lock(&self.data).clear();
+            lock(&self.identities).clear();
+            self.seen
+                .store(generation, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(true)
     }
 
     /// Completes a ratchet a crash interrupted: the store holds keys rewrapped under the next
@@ -882,17 +1093,23 @@ impl Keys {
         }
         if changed {
             let durable = store.sync_all()?;
-            ring.write_file(&self.dir, durable)?;
+            if let RingHome::Dir(dir) = &self.home {
+                ring.write_file(dir, durable)?;
+            }
         }
         store.commit(clear)?;
         Ok(changed)
     }
 
     /// Writes the vault file with a fresh checkpoint (at close).
+    /// Nothing for a shared store, which has no checkpoint.
     pub(crate) fn checkpoint(&self, store: &Store) -> Result<()> {
+        let RingHome::Dir(dir) = &self.home else {
+            return Ok(());
+        };
         let mut ring = self.ring_mut();
         let durable = store.sync_all()?;
-        ring.write_file(&self.dir, durable)?;
+        ring.write_file(dir, durable)?;
         Ok(())
     }
 
@@ -940,6 +1157,34 @@ impl Keys {
     pub(crate) fn index_addr(&self, blind: &BlindIndex) -> IndexAddr {
         self.ring().index_addr(blind)
     }
+}
+
+/// The generation of a shared store: advanced by every destruction and policy change.
+pub(crate) fn stored_generation(store: &Store) -> Result<u64> {
+    Ok(store
+        .get::<u64>(&layout::meta(layout::GENERATION), "store generation")?
+        .unwrap_or(0))
+}
+
+/// The vault file's contents as a shared store holds them (`None`: no vault there).
+pub(crate) fn stored_vault_file(store: &Store) -> Result<Option<VaultFileBody>> {
+    match store.get_with(&layout::meta(layout::VAULT_FILE), Ok)? {
+        Some(bytes) => Ok(Some(vault_file::decode(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+fn stored_ring(store: &Store) -> Result<VaultFileBody> {
+    stored_vault_file(store)?
+        .ok_or_else(|| StorageError::Malformed("the shared store lost its vault file row").into())
+}
+
+/// Adds the sealed ring and the next generation to `txn`; returns that generation.
+pub(crate) fn stage_ring(store: &Store, txn: &mut Txn, header: &VaultFileBody) -> Result<u64> {
+    let generation = stored_generation(store)? + 1;
+    txn.put_raw(layout::meta(layout::VAULT_FILE), vault_file::encode(header));
+    txn.put(layout::meta(layout::GENERATION), &generation);
+    Ok(generation)
 }
 
 /// What to forget from the caches after a ratchet.

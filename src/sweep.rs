@@ -88,12 +88,18 @@ impl Vault {
             dry_run,
             ..Default::default()
         };
+        // One sweep at a time among every process of a shared store: a second one waits, then
+        // finds done what the first did.
+        let _lease = self.shared_lock(
+            crate::storage::engine::SharedLock::Sweep,
+            crate::storage::engine::LockMode::Exclusive,
+        )?;
         let due = self.due_entries(now)?;
         let total = due.len() as u64;
         let mut done = 0u64;
         let mut rest = due.as_slice();
         while !rest.is_empty() {
-            let _d = self.exclusive_destruction();
+            let _d = self.exclusive_destruction()?;
             let mut plan = Plan::default();
             plan.revisit_retained = true;
             let mut cleared = Txn::new();

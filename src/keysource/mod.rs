@@ -16,6 +16,9 @@
 //!   below the block layer keep old blocks: there, destruction is as good as the layer below.
 //! - a PKCS#11 token (the `pkcs11` feature): epoch keys are generated inside the token as
 //!   non-extractable secret keys and destroyed with `C_DestroyObject`.
+//! - on a PostgreSQL store without a source of its own: rows of the store (`table`), which
+//!   makes erasure logical only ([`ErasureGuarantee::LogicalOnly`]): the database keeps old row
+//!   versions in dead tuples, its WAL and its backups.
 //! - a host's own source, implementing [`KeySource`] over a cloud KMS (`docs/design.md` says how
 //!   AWS KMS, GCP KMS and Vault's transit engine map onto it, and the window each leaves).
 //!
@@ -26,6 +29,8 @@
 //! of records or of policy.
 
 pub(crate) mod slot;
+#[cfg(feature = "postgres")]
+pub(crate) mod table;
 
 pub use slot::SlotSource;
 #[cfg(feature = "pkcs11")]

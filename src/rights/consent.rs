@@ -29,14 +29,14 @@ impl Vault {
         category: Option<&Category>,
         on: bool,
     ) -> Result<()> {
-        let _no_destruction = self.no_destruction();
+        let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
         match category {
             Some(c) if on => self.known_category(c)?,
             Some(c) => self.known_or_held_category(&ident, c)?,
             None => {}
         }
-        let _g = self.lock_subject(&ident);
+        let _g = self.lock_subject(&ident)?;
         let mut state = self.state_to_change(&ident)?;
         match category {
             None => state.restricted = on,
@@ -73,7 +73,7 @@ impl Vault {
         purpose: &Purpose,
         policy_version: Option<&str>,
     ) -> Result<()> {
-        let _no_destruction = self.no_destruction();
+        let _no_destruction = self.no_destruction()?;
         let ident = self.find_or_create(subject)?;
         self.set_consent(ident, purpose, true, policy_version)
     }
@@ -87,7 +87,7 @@ impl Vault {
         erase: bool,
     ) -> Result<Option<ErasureReport>> {
         let ident = {
-            let _no_destruction = self.no_destruction();
+            let _no_destruction = self.no_destruction()?;
             let ident = self.find(subject)?.subject;
             self.set_consent(ident, purpose, false, None)?;
             ident
@@ -137,7 +137,7 @@ impl Vault {
         if let Some(v) = version {
             crate::model::check_text("policy version", v)?;
         }
-        let _g = self.lock_subject(&ident);
+        let _g = self.lock_subject(&ident)?;
         let mut state = self.state_to_change(&ident)?;
         let policy_version = version
             .map(str::to_owned)

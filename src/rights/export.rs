@@ -225,6 +225,12 @@ impl Vault {
     /// Writes everything held about a subject to `out` as one JSON document, record by record.
     /// Closes the subject's open access and portability requests.
     pub fn export(&self, subject: &SubjectId, out: &mut dyn Write) -> Result<u64> {
+        // What was written out cannot be taken back: on a shared store, no destruction runs in
+        // any process until the export ends.
+        let _no_destruction = self.shared_lock(
+            crate::storage::engine::SharedLock::Destruction,
+            crate::storage::engine::LockMode::Shared,
+        )?;
         let ident = self.find(subject)?.subject;
         let state = self.state(&ident)?;
         let policy = self.policy();
@@ -377,7 +383,7 @@ impl Vault {
         let ident = self.find_or_create(&doc.subject)?;
         self.insert_many(batch, AuditOp::Import)?;
         {
-            let _g = self.lock_subject(&ident);
+            let _g = self.lock_subject(&ident)?;
             let mut state = self.state_to_change(&ident)?;
             state.events.extend(doc.events);
             state.consents.extend(doc.consents);

@@ -73,7 +73,7 @@ impl Vault {
         kind: RequestKind,
         received_at: Option<Timestamp>,
     ) -> Result<Request> {
-        let _no_destruction = self.no_destruction();
+        let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
         let received_at = received_at.unwrap_or_else(|| self.now());
         let due_at = self.policy().and_then(|p| p.request_due(kind, received_at));
@@ -182,7 +182,7 @@ impl Vault {
         for c in categories {
             self.known_category(c)?;
         }
-        let _no_destruction = self.no_destruction();
+        let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
         let now = self.now();
         let disclosure = Disclosure {

@@ -1,5 +1,6 @@
 //! The engine interface: an ordered byte-key/byte-value map with atomic batches and a durable
-//! flush. sled implements it today; nothing above `storage` sees which engine runs.
+//! flush, and, for an engine several processes share, the locks they take turns with
+//! ([`Coordination`]). Nothing above `storage` sees which engine runs.
 
 use crate::error::StorageError;
 
@@ -31,4 +32,60 @@ pub(crate) trait Engine: Send + Sync {
     /// Bytes the engine's files take on disk, when it can tell.
     #[allow(dead_code)]
     fn size_on_disk(&self) -> Option<u64>;
+    /// The locks of an engine that several processes share; `None` for a store one process
+    /// owns (its file lock keeps others out).
+    fn coordination(&self) -> Option<&dyn Coordination> {
+        None
+    }
+}
+
+/// A lock that every process sharing a store sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SharedLock {
+    /// Destruction (exclusive) against everything that must not interleave with it (shared).
+    Destruction,
+    /// One of the subject-state slots (read-modify-write of a subject's state).
+    Subject(u8),
+    /// One of the subject-creation slots (by blind index).
+    Create(u8),
+    /// The retention sweep: one at a time.
+    Sweep,
+    /// Registering a new audit chain.
+    AuditChains,
+}
+
+/// How a [`SharedLock`] is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+/// Held until dropped; dropped on the thread that took it.
+pub(crate) struct LockGuard {
+    release: Option<Box<dyn FnOnce()>>,
+}
+
+impl LockGuard {
+    pub(crate) fn new(release: impl FnOnce() + 'static) -> Self {
+        LockGuard {
+            release: Some(Box::new(release)),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(f) = self.release.take() {
+            f();
+        }
+    }
+}
+
+/// Locks shared by every process of one store. A thread's locks live in one database session,
+/// and the thread's commits run in that session while it holds any: if the session is lost (the
+/// server restarted), its locks are gone and so is every commit that relied on them.
+pub(crate) trait Coordination: Send + Sync {
+    /// Takes `lock` for the calling thread, waiting for it (within the engine's lock timeout).
+    fn lock(&self, lock: SharedLock, mode: LockMode) -> Result<LockGuard, StorageError>;
 }

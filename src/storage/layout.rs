@@ -118,7 +118,18 @@ pub(crate) const POLICY: &str = "policy";
 pub(crate) const AUDIT_HEAD: &str = "audit-head";
 pub(crate) const AUDIT_ANCHOR: &str = "audit-anchor";
 pub(crate) const LEDGER_HEAD: &str = "ledger-head";
+/// A shared store's vault file (the header and the sealed ring, encoded as the file is).
+pub(crate) const VAULT_FILE: &str = "vault-file";
+/// A shared store's generation: advanced by every destruction and every policy change.
+pub(crate) const GENERATION: &str = "generation";
 
+/// The row of a shared store's epoch key (`keysource::table`).
+pub(crate) fn epoch_key(id: &[u8; 16]) -> Vec<u8> {
+    KeyBuf::new(Table::Meta).name("epoch-key").bytes(id).done()
+}
+pub(crate) fn epoch_keys() -> Vec<u8> {
+    KeyBuf::new(Table::Meta).name("epoch-key").done()
+}
 pub(crate) fn journal(shard: u16) -> Vec<u8> {
     KeyBuf::new(Table::Meta)
         .bytes(b"journal/")
@@ -307,6 +318,42 @@ pub(crate) fn ledger(seq: u64) -> Vec<u8> {
 pub(crate) fn audit(seq: u64) -> Vec<u8> {
     KeyBuf::new(Table::Audit).u64(seq).done()
 }
+/// An audit block of one process's chain in a shared store.
+pub(crate) fn audit_in(chain: Option<u64>, seq: u64) -> Vec<u8> {
+    match chain {
+        None => audit(seq),
+        Some(c) => KeyBuf::new(Table::Audit).u64(c).u64(seq).done(),
+    }
+}
+/// Every audit block of a chain (`None`: the one chain of a store one process owns, which is the
+/// whole table).
+pub(crate) fn audit_chain(chain: Option<u64>) -> Vec<u8> {
+    match chain {
+        None => table(Table::Audit),
+        Some(c) => KeyBuf::new(Table::Audit).u64(c).done(),
+    }
+}
+/// The position of an audit block's key (of either shape).
+pub(crate) fn parse_audit_seq(key: &[u8]) -> Option<u64> {
+    match key.len() {
+        9 => parse_seq(key),
+        17 => Some(u64::from_be_bytes(key[9..17].try_into().ok()?)),
+        _ => None,
+    }
+}
+/// The head of a chain.
+pub(crate) fn audit_head(chain: Option<u64>) -> Vec<u8> {
+    match chain {
+        None => meta(AUDIT_HEAD),
+        Some(c) => meta(&format!("{AUDIT_HEAD}/{c:016x}")),
+    }
+}
+/// Where a chain started: the head of the chain before it, keyed.
+pub(crate) fn audit_chain_anchor(chain: u64) -> Vec<u8> {
+    meta(&format!("audit-chain-anchor/{chain:016x}"))
+}
+/// How many chains a shared store's trail has.
+pub(crate) const AUDIT_CHAINS: &str = "audit-chains";
 pub(crate) fn parse_seq(key: &[u8]) -> Option<u64> {
     if key.len() != 9 {
         return None;

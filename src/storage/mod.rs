@@ -15,6 +15,12 @@
 //! [`Store`] adds the vault's own integrity check to the engine: every commit also updates a
 //! manifest (a count and a keyed multiset hash of all entries) in the same atomic batch, and
 //! concurrent syncs share one flush. It may not decrypt anything, nor decide policy.
+//!
+//! A store that several processes share (an engine with [`Coordination`](engine::Coordination))
+//! keeps no manifest, caches no rows and never halts: the manifest exists because sled loses
+//! data silently, and one row that every commit of every process rewrites would serialise them
+//! all; PostgreSQL has its own WAL and page checksums, reports what it loses, and a lost
+//! connection is an error of one call, after which the next one reconnects.
 
 pub(crate) mod codec;
 pub(crate) mod engine;
@@ -89,6 +95,11 @@ impl Txn {
         self.ops.push((key, Some(codec::encode(value)), true));
     }
 
+    /// Writes bytes already encoded at `key`.
+    pub(crate) fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((key, Some(value), false));
+    }
+
     /// Removes `key`.
     pub(crate) fn delete(&mut self, key: Vec<u8>) {
         self.ops.push((key, None, false));
@@ -129,6 +140,8 @@ pub(crate) struct Store {
     halted: std::sync::OnceLock<String>,
     /// Decoded rows of the tables [`layout::is_cached`] names.
     cache: RowCache,
+    /// Whether other processes share the engine (no manifest, no row cache, no halt).
+    shared: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,7 +161,9 @@ impl Store {
         manifest_key: SecretKey,
         durability: Durability,
     ) -> Result<Self, StorageError> {
+        let shared = engine.coordination().is_some();
         let manifest = match engine.get(&layout::meta(layout::MANIFEST))? {
+            Some(_) if shared => Manifest::default(),
             Some(b) => codec::decode(&b, "manifest")?,
             None => Manifest::default(),
         };
@@ -165,7 +180,18 @@ impl Store {
             durability,
             halted: std::sync::OnceLock::new(),
             cache: RowCache::new(CACHED_ROWS),
+            shared,
         })
+    }
+
+    /// The locks of a store other processes share; `None` when this process owns it.
+    pub(crate) fn coordination(&self) -> Option<&dyn engine::Coordination> {
+        self.engine.coordination()
+    }
+
+    /// Whether other processes share this store.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared
     }
 
     pub(crate) fn durability(&self) -> Durability {
@@ -202,6 +228,10 @@ impl Store {
         what: &'static str,
     ) -> Result<Option<Arc<T>>, StorageError> {
         debug_assert!(layout::is_cached(key));
+        if self.shared {
+            // Another process may have changed it since.
+            return Ok(self.get::<T>(key, what)?.map(Arc::new));
+        }
         let epoch = match self.cache.lookup(key) {
             Lookup::Hit(row) => return Ok(Some(row)),
             Lookup::Miss(epoch) => epoch,
@@ -274,6 +304,20 @@ impl Store {
         self.check_halted()?;
         let mut committed = lock(&self.committed);
         let r = prepare(&mut txn);
+        if self.shared {
+            let ops = txn
+                .ops
+                .into_iter()
+                .map(|(key, value, _)| match value {
+                    Some(v) => EngineOp::Put(key, v),
+                    None => EngineOp::Delete(key),
+                })
+                .collect();
+            self.engine.apply(ops)?;
+            committed.seq += 1;
+            finish(r);
+            return Ok(committed.seq);
+        }
         let mut next = *committed;
         let mut ops = Vec::with_capacity(txn.ops.len() + 1);
         // Later ops on the same key see the earlier ones of this batch.
@@ -385,6 +429,9 @@ impl Store {
     /// Recomputes the manifest from every entry and compares it with the stored one. Returns a
     /// description of the mismatch, if any.
     pub(crate) fn verify_manifest(&self) -> Result<Option<String>, StorageError> {
+        if self.shared {
+            return Ok(None);
+        }
         let stored = self.manifest();
         let manifest_key = layout::meta(layout::MANIFEST);
         let mut acc = [0u8; 32];

@@ -33,10 +33,15 @@
 //! - Connections are made without TLS (`NoTls`): a connection string that requires TLS
 //!   (`sslmode=require`) fails to connect.
 
-// Nothing in the vault uses this engine yet; the engine suite tests it.
-#![cfg_attr(not(test), allow(dead_code))]
+//! - Coordination: the vault's cross-process locks are PostgreSQL session-level advisory locks
+//!   (`pg_advisory_lock[_shared]`) on one key per lock, all of one thread's locks in one session
+//!   taken from a second pool; while a thread holds any, its commits run in that session, so a
+//!   session the server lost (and its locks with it) fails the commit that relied on them. A
+//!   lock is waited for at most [`LOCK_TIMEOUT`]; PostgreSQL's deadlock detector covers them.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use postgres::types::{ToSql, Type};
@@ -44,7 +49,7 @@ use postgres::{Config, NoTls};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
-use super::engine::{Engine, EngineOp, KvIter};
+use super::engine::{Coordination, Engine, EngineOp, KvIter, LockGuard, LockMode, SharedLock};
 use crate::error::StorageError;
 
 /// The version of the table layout this code reads and writes.
@@ -59,10 +64,46 @@ const POOL_SIZE: u32 = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The advisory lock that serialises concurrent schema creation (an arbitrary constant).
 const SETUP_LOCK: i64 = 0x7064_7661_756c_7401;
+/// The vault's advisory locks are this base plus a small number (see [`lock_key`]).
+const VAULT_LOCKS: i64 = 0x7064_7661_756c_7500;
+/// Sessions that hold locks, at most (one per thread inside a lock).
+const LOCK_POOL_SIZE: u32 = 64;
+/// How long a lock is waited for before the call fails (PostgreSQL's `lock_timeout`).
+pub(crate) const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Tells engines apart in the per-thread session table.
+static NEXT_ENGINE: AtomicU64 = AtomicU64::new(1);
+
+/// The session of the locks one thread holds on one engine.
+struct LockSession {
+    /// `None` once the session failed: its locks are gone.
+    conn: Option<PooledConnection<Manager>>,
+    /// Locks held.
+    depth: usize,
+}
+
+thread_local! {
+    /// Per engine: the session of this thread's locks.
+    static SESSIONS: RefCell<HashMap<u64, LockSession>> = RefCell::new(HashMap::new());
+}
+
+/// The advisory-lock key of a vault lock, within the schema's namespace of locks (a hash of the
+/// schema name, so that vaults in two schemas of one database do not share locks).
+fn lock_key(namespace: i64, lock: SharedLock) -> i64 {
+    let n: i64 = match lock {
+        SharedLock::Destruction => 0,
+        SharedLock::Sweep => 1,
+        SharedLock::AuditChains => 2,
+        SharedLock::Subject(i) => 0x100 + i64::from(i),
+        SharedLock::Create(i) => 0x200 + i64::from(i),
+    };
+    VAULT_LOCKS ^ (namespace << 16) ^ n
+}
 
 type Manager = PostgresConnectionManager<NoTls>;
 
 /// The SQL of every statement, with the table names (and their schema) filled in once.
+#[derive(Clone)]
 struct Statements {
     get: String,
     upsert: String,
@@ -108,10 +149,16 @@ fn valid_schema(name: &str) -> bool {
         && name.len() <= 63
 }
 
-/// An engine on PostgreSQL tables, shared by every process that connects to them.
+/// An engine on PostgreSQL tables, shared by every process that connects to them. Clones share
+/// the pools and the locks.
+#[derive(Clone)]
 pub(crate) struct PostgresEngine {
     pool: Pool<Manager>,
+    /// Sessions holding locks ([`Coordination`]).
+    lock_pool: Pool<Manager>,
     sql: Statements,
+    id: u64,
+    namespace: i64,
 }
 
 impl PostgresEngine {
@@ -138,15 +185,61 @@ impl PostgresEngine {
             .map_err(|e| StorageError::Engine(format!("cannot connect to PostgreSQL: {e}")))?;
         create_schema(&mut client, schema)?;
         drop(client);
+        // A connection is checked when used, not when taken from the pool (a round trip saved
+        // per call); one the server closed fails that call and is then discarded.
         let pool = Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(0))
+            .test_on_check_out(false)
             .connection_timeout(CONNECT_TIMEOUT)
-            .build_unchecked(PostgresConnectionManager::new(config, NoTls));
+            .build_unchecked(PostgresConnectionManager::new(config.clone(), NoTls));
+        let mut lock_config = config;
+        lock_config.options(&format!("-c lock_timeout={}", LOCK_TIMEOUT.as_millis()));
+        let lock_pool = Pool::builder()
+            .max_size(LOCK_POOL_SIZE)
+            .min_idle(Some(0))
+            .test_on_check_out(false)
+            .connection_timeout(LOCK_TIMEOUT)
+            .build_unchecked(PostgresConnectionManager::new(lock_config, NoTls));
+        let namespace = i64::from(u16::from_be_bytes(
+            blake3::hash(schema.unwrap_or("").as_bytes()).as_bytes()[..2]
+                .try_into()
+                .unwrap_or([0; 2]),
+        ));
         Ok(PostgresEngine {
             pool,
+            lock_pool,
             sql: Statements::new(schema),
+            id: NEXT_ENGINE.fetch_add(1, Ordering::Relaxed),
+            namespace,
         })
+    }
+
+    /// Runs `f` on the session of this thread's locks, if it holds any; `None` if it holds none.
+    /// A session that failed before is an error: the locks the caller relies on are gone.
+    fn with_lock_session<R>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> R,
+    ) -> Option<Result<R, StorageError>> {
+        SESSIONS.with(|s| {
+            let mut sessions = s.borrow_mut();
+            let session = sessions.get_mut(&self.id)?;
+            Some(match session.conn.as_mut() {
+                Some(conn) => Ok(f(conn)),
+                None => Err(lost_session()),
+            })
+        })
+    }
+
+    /// Marks this thread's session failed if `conn` reports its connection closed.
+    fn note_if_closed(&self) {
+        SESSIONS.with(|s| {
+            if let Some(session) = s.borrow_mut().get_mut(&self.id)
+                && session.conn.as_ref().is_some_and(|c| c.is_closed())
+            {
+                session.conn = None;
+            }
+        });
     }
 
     fn conn(&self) -> Result<PooledConnection<Manager>, StorageError> {
@@ -155,9 +248,24 @@ impl PostgresEngine {
             .map_err(|e| StorageError::Engine(format!("no PostgreSQL connection available: {e}")))
     }
 
-    /// One attempt at a batch, as one transaction.
+    /// One attempt at a batch, as one transaction: in the session of this thread's locks if it
+    /// holds any, else on a pooled connection.
     fn try_apply(&self, puts: &[(&[u8], &[u8])], deletes: &[&[u8]]) -> Result<(), AttemptError> {
+        if let Some(r) = self.with_lock_session(|c| self.apply_on(c, puts, deletes)) {
+            let r = r.map_err(AttemptError::Pool)?;
+            self.note_if_closed();
+            return r;
+        }
         let mut conn = self.conn().map_err(AttemptError::Pool)?;
+        self.apply_on(&mut conn, puts, deletes)
+    }
+
+    fn apply_on(
+        &self,
+        conn: &mut postgres::Client,
+        puts: &[(&[u8], &[u8])],
+        deletes: &[&[u8]],
+    ) -> Result<(), AttemptError> {
         let mut tx = conn.transaction()?;
         if !puts.is_empty() {
             let keys: Vec<&[u8]> = puts.iter().map(|(k, _)| *k).collect();
@@ -229,6 +337,85 @@ fn create_schema(client: &mut postgres::Client, schema: Option<&str>) -> Result<
     tx.commit().map_err(map_err)
 }
 
+fn lost_session() -> StorageError {
+    StorageError::Engine(
+        "the PostgreSQL session holding this call's locks was lost (did the server restart?); \
+         nothing was written"
+            .into(),
+    )
+}
+
+impl Coordination for PostgresEngine {
+    fn lock(&self, lock: SharedLock, mode: LockMode) -> Result<LockGuard, StorageError> {
+        let key = lock_key(self.namespace, lock);
+        let (take, release) = match mode {
+            LockMode::Shared => (
+                "SELECT pg_advisory_lock_shared($1)",
+                "SELECT pg_advisory_unlock_shared($1)",
+            ),
+            LockMode::Exclusive => (
+                "SELECT pg_advisory_lock($1)",
+                "SELECT pg_advisory_unlock($1)",
+            ),
+        };
+        let id = self.id;
+        let fresh = SESSIONS.with(|s| !s.borrow().contains_key(&id));
+        if fresh {
+            let conn = self.lock_pool.get().map_err(|e| {
+                StorageError::Engine(format!("no PostgreSQL connection for a lock: {e}"))
+            })?;
+            SESSIONS.with(|s| {
+                s.borrow_mut().insert(
+                    id,
+                    LockSession {
+                        conn: Some(conn),
+                        depth: 0,
+                    },
+                )
+            });
+        }
+        let taken = match self.with_lock_session(|c| c.execute(take, &[&key])) {
+            Some(Ok(Ok(_))) => Ok(()),
+            Some(Ok(Err(e))) => Err(map_err(e)),
+            Some(Err(e)) => Err(e),
+            None => Err(lost_session()),
+        };
+        SESSIONS.with(|s| {
+            let mut sessions = s.borrow_mut();
+            if let Some(session) = sessions.get_mut(&id) {
+                if taken.is_ok() {
+                    session.depth += 1;
+                } else if session.conn.as_ref().is_some_and(|c| c.is_closed()) {
+                    session.conn = None;
+                }
+                if session.depth == 0 {
+                    sessions.remove(&id);
+                }
+            }
+        });
+        taken?;
+        Ok(LockGuard::new(move || {
+            SESSIONS.with(|s| {
+                let mut sessions = s.borrow_mut();
+                let Some(session) = sessions.get_mut(&id) else {
+                    return;
+                };
+                if let Some(conn) = session.conn.as_mut()
+                    && conn.execute(release, &[&key]).is_err()
+                {
+                    // The session (and every lock in it) is gone, or in a state the pool must
+                    // not hand out again.
+                    session.conn = None;
+                }
+                session.depth -= 1;
+                if session.depth == 0 {
+                    sessions.remove(&id);
+                }
+            })
+        }))
+    }
+}
+
 /// Why one attempt at a batch failed.
 enum AttemptError {
     /// No connection: not retried.
@@ -284,11 +471,17 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 impl Engine for PostgresEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let mut conn = self.conn()?;
-        let row = conn
-            .query_typed_opt(&self.sql.get, &[(&key, Type::BYTEA)])
-            .map_err(map_err)?;
-        row.map(|r| bytes(&r, 0)).transpose()
+        // A read is retried once on a connection the server closed (after a restart, each pooled
+        // connection fails once before the pool discards it).
+        let mut attempt = 0;
+        loop {
+            let mut conn = self.conn()?;
+            match conn.query_typed_opt(&self.sql.get, &[(&key, Type::BYTEA)]) {
+                Ok(row) => return row.map(|r| bytes(&r, 0)).transpose(),
+                Err(e) if e.is_closed() && attempt == 0 => attempt += 1,
+                Err(e) => return Err(map_err(e)),
+            }
+        }
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_> {
@@ -342,6 +535,10 @@ impl Engine for PostgresEngine {
     fn flush(&self) -> Result<(), StorageError> {
         // Every committed transaction is already durable (`synchronous_commit = on`).
         Ok(())
+    }
+
+    fn coordination(&self) -> Option<&dyn Coordination> {
+        Some(self)
     }
 
     fn size_on_disk(&self) -> Option<u64> {

@@ -46,7 +46,7 @@ impl Vault {
         min_len: usize,
     ) -> Result<()> {
         new_secret.check_len(min_len)?;
-        let _d = self.exclusive_destruction();
+        let _d = self.exclusive_destruction()?;
         let vault_id = *self.keys().ring().vault_id();
         let (root, spec) = match &new_secret {
             RootSecret::Passphrase(p) => {
@@ -108,7 +108,7 @@ impl Vault {
         {
             return Err(OpenError::AlreadyExists(dest.to_path_buf()).into());
         }
-        let _d = self.exclusive_destruction();
+        let _d = self.exclusive_destruction()?;
         self.commit_synced(Txn::new(), vec![self.draft(AuditOp::Backup)])?;
         self.keys().checkpoint(self.store())?;
         private_fs::create_dir_all(dest)?;
@@ -160,7 +160,7 @@ impl Vault {
         if expired.is_empty() {
             return Ok(0);
         }
-        let _d = self.exclusive_destruction();
+        let _d = self.exclusive_destruction()?;
         let mut txn = Txn::new();
         let mut drafts = Vec::new();
         for k in &expired {
@@ -254,7 +254,7 @@ impl Vault {
     /// Re-applies the erasures of a ledger: what they destroyed is destroyed here too, whatever
     /// holds this copy still has (the erasures already passed the guard when they happened).
     pub fn apply_ledger(&self, ledger: &[LedgerEntry]) -> Result<usize> {
-        let _d = self.exclusive_destruction();
+        let _d = self.exclusive_destruction()?;
         let now = self.now();
         let mut applied = 0;
         // One plan per step: a later step sees what an earlier one destroyed.

@@ -31,7 +31,7 @@ impl Vault {
         }
         // Ordered with destruction: a destruction that has not committed yet plans after this
         // hold is stored, and sees it.
-        let _no_destruction = self.no_destruction();
+        let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
         let scope = match target {
             HoldTarget::Subject => HoldScope::Subject,
@@ -97,6 +97,10 @@ impl Vault {
 
     /// Holds, all or one subject's, active and released.
     pub fn holds(&self, subject: Option<&SubjectId>) -> Result<Vec<Hold>> {
+        self.checked_read(|| self.holds_unchecked(subject))
+    }
+
+    fn holds_unchecked(&self, subject: Option<&SubjectId>) -> Result<Vec<Hold>> {
         let ident = subject
             .map(|s| self.find(s))
             .transpose()?
@@ -118,9 +122,9 @@ impl Vault {
     /// Records a subject event (account closed, contract ended) that retention counts from, and
     /// schedules the records whose retention it starts.
     pub fn record_event(&self, subject: &SubjectId, kind: EventKind, at: Timestamp) -> Result<()> {
-        let _no_destruction = self.no_destruction();
+        let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
-        let _g = self.lock_subject(&ident);
+        let _g = self.lock_subject(&ident)?;
         let mut state = self.state_to_change(&ident)?;
         let before = state.events.clone();
         state.events.insert(kind.name().to_owned(), at);
@@ -164,7 +168,7 @@ impl Vault {
     /// Sets the retention policy, stores it in the vault and reschedules every record (a scan of
     /// the whole vault).
     pub fn set_policy(&self, policy: Policy) -> Result<()> {
-        let _d = self.exclusive_destruction();
+        let _d = self.exclusive_destruction()?;
         let mut txn = Txn::new();
         for k in self.store().scan_keys(&layout::table(layout::Table::Due)) {
             let k = k?;
@@ -191,10 +195,15 @@ impl Vault {
             }
         }
         txn.put(layout::meta(layout::POLICY), policy.source());
+        // Every other process of a shared store reloads the policy at its next check.
+        let generation = self.keys().advance_generation(self.store(), &mut txn)?;
         let d = self
             .draft(AuditOp::PolicySet)
             .note(policy.version.clone().unwrap_or_default());
         self.commit_synced(txn, vec![d])?;
+        if let Some(g) = generation {
+            self.keys().note_generation(g);
+        }
         *self.inner.policy.write().unwrap_or_else(|p| p.into_inner()) =
             Some(std::sync::Arc::new(policy));
         Ok(())

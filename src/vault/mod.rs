@@ -25,6 +25,7 @@ use crate::ids::{SubjectId, SubjectRef};
 use crate::keys::{Identity, Keys};
 use crate::model::check_text;
 use crate::policy::Policy;
+use crate::storage::engine::{LockGuard, LockMode, SharedLock};
 use crate::storage::entries::SubjectState;
 use crate::storage::{Durability, Store, Txn, layout};
 use group_commit::{Announced, GroupCommit};
@@ -71,8 +72,10 @@ impl std::fmt::Debug for Vault {
 const SUBJECT_LOCKS: usize = 64;
 
 pub(crate) struct Inner {
+    /// The vault directory (empty for a vault on a shared store).
     pub(crate) dir: PathBuf,
-    _lock: File,
+    /// The directory's lock file (none for a shared store, which other processes open too).
+    _lock: Option<File>,
     pub(crate) store: Store,
     pub(crate) keys: Keys,
     pub(crate) trail: Trail,
@@ -102,6 +105,13 @@ impl Drop for Inner {
     }
 }
 
+/// A lock of this process, with the same lock among every process of a shared store. The
+/// shared one is released first.
+pub(crate) struct Guard<L> {
+    _shared: Option<LockGuard>,
+    _local: L,
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -110,6 +120,33 @@ impl Vault {
     /// A builder for creating or opening the vault in `dir`.
     pub fn builder(dir: impl AsRef<Path>) -> VaultBuilder {
         VaultBuilder::new(dir.as_ref())
+    }
+
+    /// A builder for the vault in the PostgreSQL database at `url` (feature `postgres`): a
+    /// `postgres://user:password@host:port/db` URL or a `key=value` connection string. Any
+    /// number of processes on any hosts open the same vault at once; erasure, holds, the sweep and
+    /// the audit trail hold across them (README, "More than one process"). Without a
+    /// [`key_source`](VaultBuilder::key_source) the epoch keys are rows of the database, and
+    /// erasure is logical only against someone with the database's history and the passphrase.
+    ///
+    /// Calls block (the `postgres` client runs a runtime of its own, and panics inside a Tokio
+    /// runtime): from async code, call the vault through `spawn_blocking`.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "postgres")]
+    /// # fn main() -> pdvault::Result<()> {
+    /// let vault = pdvault::Vault::builder_postgres("postgres://app@db.internal/app")
+    ///     .postgres_schema("pdvault")
+    ///     .open(pdvault::RootSecret::passphrase("correct horse battery staple"))?;
+    /// # drop(vault);
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "postgres"))]
+    /// # fn main() {}
+    /// ```
+    #[cfg(feature = "postgres")]
+    pub fn builder_postgres(url: &str) -> VaultBuilder {
+        VaultBuilder::new_postgres(url)
     }
 
     /// The same vault, with audit entries attributed to `actor`.
@@ -126,7 +163,7 @@ impl Vault {
         &self.actor
     }
 
-    /// The vault's directory.
+    /// The vault's directory (empty for a vault on PostgreSQL).
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
@@ -229,26 +266,100 @@ impl Vault {
     /// Shares the destruction lock: while the guard lives no destruction plans or commits, so
     /// what the caller writes (a record, a hold, a subject's state) is either seen by a later
     /// destruction's plan or written after an earlier destruction committed. Take it before
-    /// looking the subject up, and hold it until the commit.
-    pub(crate) fn no_destruction(&self) -> RwLockReadGuard<'_, ()> {
-        self.inner
+    /// looking the subject up, and hold it until the commit. On a shared store the lock is every
+    /// process's, and taking it brings the ring and caches up to date.
+    pub(crate) fn no_destruction(&self) -> Result<Guard<RwLockReadGuard<'_, ()>>> {
+        let local = self
+            .inner
             .destruction
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|p| p.into_inner());
+        let shared = self.shared_lock(SharedLock::Destruction, LockMode::Shared)?;
+        Ok(Guard {
+            _shared: shared,
+            _local: local,
+        })
     }
 
-    /// Takes the destruction lock alone, from a destruction's plan to its commit.
-    pub(crate) fn exclusive_destruction(&self) -> RwLockWriteGuard<'_, ()> {
-        self.inner
+    /// Takes the destruction lock alone, from a destruction's plan to its commit (on a shared
+    /// store: alone among every process).
+    pub(crate) fn exclusive_destruction(&self) -> Result<Guard<RwLockWriteGuard<'_, ()>>> {
+        let local = self
+            .inner
             .destruction
             .write()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|p| p.into_inner());
+        let shared = self.shared_lock(SharedLock::Destruction, LockMode::Exclusive)?;
+        Ok(Guard {
+            _shared: shared,
+            _local: local,
+        })
     }
 
-    /// Locks one subject's state against concurrent read-modify-write.
-    pub(crate) fn lock_subject(&self, s: &SubjectRef) -> MutexGuard<'_, ()> {
-        let i = (s.as_bytes()[15] as usize) % SUBJECT_LOCKS;
-        lock(&self.inner.subject_locks[i])
+    /// On a shared store: takes `lock` among every process, then brings the ring and caches up
+    /// to date. Nothing on a store this process owns.
+    pub(crate) fn shared_lock(
+        &self,
+        lock: SharedLock,
+        mode: LockMode,
+    ) -> Result<Option<LockGuard>> {
+        let Some(c) = self.store().coordination() else {
+            return Ok(None);
+        };
+        let guard = c.lock(lock, mode)?;
+        self.refresh()?;
+        Ok(Some(guard))
+    }
+
+    /// Brings this process up to date with a shared store that another process changed: the
+    /// ring and caches after a destruction, the policy after a change.
+    pub(crate) fn refresh(&self) -> Result<()> {
+        if self.keys().refresh(self.store())? {
+            let policy = open::stored_policy(self.store())?;
+            *self.inner.policy.write().unwrap_or_else(|p| p.into_inner()) = policy.map(Arc::new);
+        }
+        Ok(())
+    }
+
+    /// Runs a read that takes no lock; on a shared store, checks afterwards that no destruction
+    /// committed while it ran (the store's generation has not moved since the ring and caches it
+    /// used were current) and runs it again if one did. A read that returns therefore saw the
+    /// vault as it was before any destruction that had returned when it checked.
+    pub(crate) fn checked_read<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+        if !self.store().is_shared() {
+            return read();
+        }
+        let mut attempts = 0;
+        loop {
+            let seen = self.keys().generation();
+            let result = read();
+            if crate::keys::stored_generation(self.store())? == seen {
+                return result;
+            }
+            attempts += 1;
+            if attempts >= 16 {
+                return Err(crate::error::StorageError::Engine(
+                    "the vault kept changing under a read (16 destructions meanwhile)".into(),
+                )
+                .into());
+            }
+            self.refresh()?;
+        }
+    }
+
+    /// Locks one subject's state against concurrent read-modify-write (on a shared store, among
+    /// every process).
+    pub(crate) fn lock_subject(&self, s: &SubjectRef) -> Result<Guard<MutexGuard<'_, ()>>> {
+        let i = s.as_bytes()[15] as usize % SUBJECT_LOCKS;
+        let local = lock(&self.inner.subject_locks[i]);
+        let shared = match self.store().coordination() {
+            Some(c) => Some(c.lock(SharedLock::Subject(i as u8), LockMode::Exclusive)?),
+            None => None,
+        };
+        Ok(Guard {
+            _shared: shared,
+            _local: local,
+        })
     }
 
     /// Finds a subject by identifier.
@@ -273,7 +384,7 @@ impl Vault {
 
     pub(crate) fn new_inner(
         dir: PathBuf,
-        lock_file: File,
+        lock_file: Option<File>,
         store: Store,
         keys: Keys,
         trail: Trail,

@@ -9,7 +9,7 @@ use crate::audit::Trail;
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::{self, KdfParams, RootSecret, SecretKey, derive_passphrase_key};
 use crate::error::{OpenError, Result, StorageError};
-use crate::keys::{EpochKeys, Job, Keys, Ring, RootKeys};
+use crate::keys::{EpochKeys, Job, Keys, Ring, RingHome, RootKeys};
 use crate::keysource::{EpochId, KeySource, KeySourceError, SlotSource};
 use crate::policy::Policy;
 use crate::storage::engine::Engine;
@@ -42,6 +42,9 @@ pub struct VaultBuilder {
     cache_bytes: u64,
     min_passphrase_len: usize,
     key_source: Option<SourceFactory>,
+    /// A vault on PostgreSQL instead of the directory: the connection string and the schema.
+    #[cfg(feature = "postgres")]
+    postgres: Option<(String, Option<String>)>,
 }
 
 /// Makes a vault's key source, given the name the vault's keys are filed under.
@@ -59,7 +62,30 @@ impl VaultBuilder {
             cache_bytes: crate::storage::DEFAULT_CACHE_BYTES,
             min_passphrase_len: crate::crypto::DEFAULT_MIN_PASSPHRASE_LEN,
             key_source: None,
+            #[cfg(feature = "postgres")]
+            postgres: None,
         }
+    }
+
+    /// A builder for the vault in the PostgreSQL database at `url` (a `postgres://` URL or a
+    /// `key=value` connection string; feature `postgres`), which any number of processes on any
+    /// hosts open at once. See [`Vault::builder_postgres`].
+    #[cfg(feature = "postgres")]
+    pub(crate) fn new_postgres(url: &str) -> Self {
+        let mut b = VaultBuilder::new(Path::new(""));
+        b.postgres = Some((url.to_owned(), None));
+        b
+    }
+
+    /// The PostgreSQL schema the vault's tables live in (created if absent; a plain lower-case
+    /// identifier). Default: wherever the connection's `search_path` puts them. Several vaults
+    /// can share a database, each in a schema of its own.
+    #[cfg(feature = "postgres")]
+    pub fn postgres_schema(mut self, schema: &str) -> Self {
+        if let Some((_, s)) = &mut self.postgres {
+            *s = Some(schema.to_owned());
+        }
+        self
     }
 
     /// Where the vault's epoch keys live (default: the built-in [`SlotSource`], a file in the
@@ -150,6 +176,10 @@ impl VaultBuilder {
     /// stays, with what it held).
     pub fn create(self, secret: RootSecret) -> Result<Vault> {
         secret.check_len(self.min_passphrase_len)?;
+        #[cfg(feature = "postgres")]
+        if self.postgres.is_some() {
+            return shared::create(self, secret);
+        }
         let dir = self.dir.clone();
         if dir.join(vault_file::FILE_NAME).exists() {
             return Err(OpenError::AlreadyExists(dir).into());
@@ -172,19 +202,7 @@ impl VaultBuilder {
         let store_dir = dir.join(STORE_DIR);
         let lock = take_lock(&dir)?;
         let vault_id: [u8; 16] = crypto::random_array();
-        let (root, kdf) = match &secret {
-            RootSecret::Passphrase(p) => {
-                let salt: [u8; 16] = crypto::random_array();
-                (
-                    derive_passphrase_key(p, &salt, &self.kdf)?,
-                    KdfSpec::Passphrase {
-                        salt,
-                        params: self.kdf,
-                    },
-                )
-            }
-            RootSecret::RawKey(k) => (SecretKey::from_bytes(**k), KdfSpec::RawKey),
-        };
+        let (root, kdf) = new_root(&secret, self.kdf)?;
         let root_keys = RootKeys::derive(&root, &vault_id);
         let epochs = match self.key_source {
             Some(make) => EpochKeys::Host(make(vault_id)?),
@@ -210,10 +228,10 @@ impl VaultBuilder {
         let durable = store.sync_all()?;
         // The vault file is written last: a crash before it leaves no vault.
         ring.write_file(&dir, durable)?;
-        let keys = Keys::new(dir.clone(), ring);
+        let keys = Keys::new(RingHome::Dir(dir.clone()), ring, 0);
         Ok(Vault::new_inner(
             dir,
-            lock,
+            Some(lock),
             store,
             keys,
             trail,
@@ -234,6 +252,13 @@ impl VaultBuilder {
         secret: RootSecret,
         ledger: crate::LedgerChoice<'_>,
     ) -> Result<Vault> {
+        #[cfg(feature = "postgres")]
+        if self.postgres.is_some() {
+            return Err(OpenError::NotSupported(
+                "restoring a backup into PostgreSQL (restore it into a directory, then `pdvault migrate` it)",
+            )
+            .into());
+        }
         let Some(make) = self.key_source.take() else {
             return Vault::restore(from, &self.dir, secret, ledger);
         };
@@ -255,6 +280,10 @@ impl VaultBuilder {
 
     /// Opens an existing vault.
     pub fn open(self, secret: RootSecret) -> Result<Vault> {
+        #[cfg(feature = "postgres")]
+        if self.postgres.is_some() {
+            return shared::open(self, secret);
+        }
         let dir = self.dir.clone();
         if !dir.join(vault_file::FILE_NAME).exists() {
             return Err(OpenError::NotFound(dir).into());
@@ -298,6 +327,155 @@ impl VaultBuilder {
     }
 }
 
+/// A new root key and how to derive it again.
+fn new_root(secret: &RootSecret, kdf: KdfParams) -> Result<(SecretKey, KdfSpec)> {
+    Ok(match secret {
+        RootSecret::Passphrase(p) => {
+            let salt: [u8; 16] = crypto::random_array();
+            (
+                derive_passphrase_key(p, &salt, &kdf)?,
+                KdfSpec::Passphrase { salt, params: kdf },
+            )
+        }
+        RootSecret::RawKey(k) => (SecretKey::from_bytes(**k), KdfSpec::RawKey),
+    })
+}
+
+/// The policy a store holds.
+pub(crate) fn stored_policy(store: &Store) -> Result<Option<Policy>> {
+    match store.get::<String>(&layout::meta(layout::POLICY), "policy")? {
+        Some(text) => Ok(Some(
+            Policy::from_toml(&text).map_err(|_| StorageError::Malformed("stored policy"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Vaults on PostgreSQL: the vault file's contents in a row, the epoch keys in the host's source
+/// or in rows of their own, and no file lock (every process opens the vault).
+#[cfg(feature = "postgres")]
+mod shared {
+    use super::*;
+    use crate::keysource::table::TableSource;
+    use crate::storage::engine::{Coordination, LockMode, SharedLock};
+    use crate::storage::postgres_engine::PostgresEngine;
+
+    fn connect(b: &VaultBuilder) -> Result<PostgresEngine> {
+        let (url, schema) = b
+            .postgres
+            .as_ref()
+            .ok_or(OpenError::NotSupported("no store"))?;
+        Ok(PostgresEngine::connect(url, schema.as_deref())?)
+    }
+
+    /// How errors name the vault: the schema, never the connection string (it may hold a
+    /// password).
+    fn name(b: &VaultBuilder) -> PathBuf {
+        let schema = b.postgres.as_ref().and_then(|(_, s)| s.clone());
+        PathBuf::from(format!(
+            "postgresql:{}",
+            schema.as_deref().unwrap_or("(search_path)")
+        ))
+    }
+
+    fn epoch_keys(
+        b: &VaultBuilder,
+        engine: &PostgresEngine,
+        namespace: [u8; 16],
+        vault_id: [u8; 16],
+        root_keys: &RootKeys,
+    ) -> Result<EpochKeys> {
+        Ok(match &b.key_source {
+            Some(make) => EpochKeys::Host(make(namespace)?),
+            None => EpochKeys::Table(Arc::new(TableSource::new(
+                Arc::new(engine.clone()),
+                vault_id,
+                &root_keys.slot_key,
+            ))),
+        })
+    }
+
+    pub(super) fn create(b: VaultBuilder, secret: RootSecret) -> Result<Vault> {
+        let engine = connect(&b)?;
+        // Alone among every process until the vault exists.
+        let _alone = engine.lock(SharedLock::Destruction, LockMode::Exclusive)?;
+        if engine.get(&layout::meta(layout::VAULT_FILE))?.is_some() {
+            return Err(OpenError::AlreadyExists(name(&b)).into());
+        }
+        let vault_id: [u8; 16] = crypto::random_array();
+        let (root, kdf) = new_root(&secret, b.kdf)?;
+        let root_keys = RootKeys::derive(&root, &vault_id);
+        let epochs = epoch_keys(&b, &engine, vault_id, vault_id, &root_keys)?;
+        let ring = Ring::create(root_keys, vault_id, kdf, epochs);
+        let store = Store::new(Box::new(engine), ring.subkey(Job::Manifest), b.durability)?;
+        let trail = Trail::load(&store, ring.subkey(Job::Audit))?;
+        if let Some(p) = &b.policy {
+            let mut txn = crate::storage::Txn::new();
+            txn.put(layout::meta(layout::POLICY), p.source());
+            store.commit(txn)?;
+        }
+        let keys = Keys::new(RingHome::Store, ring, 0);
+        // Written last: until then there is no vault (a failed create leaves rows that a new
+        // create overwrites).
+        keys.write_ring_to_store(&store)?;
+        Ok(Vault::new_inner(
+            PathBuf::new(),
+            None,
+            store,
+            keys,
+            trail,
+            b.clock,
+            b.policy,
+        ))
+    }
+
+    pub(super) fn open(b: VaultBuilder, secret: RootSecret) -> Result<Vault> {
+        let engine = connect(&b)?;
+        // Alone while it destroys the epochs a crash left behind (no ratchet is half way).
+        let _alone = engine.lock(SharedLock::Destruction, LockMode::Exclusive)?;
+        let Some(bytes) = engine.get(&layout::meta(layout::VAULT_FILE))? else {
+            return Err(OpenError::NotFound(name(&b)).into());
+        };
+        let header = vault_file::decode(&bytes)?;
+        let root = root_key(&header.kdf, &secret)?;
+        let root_keys = RootKeys::derive(&root, &header.vault_id);
+        if !constant_time_eq(&root_keys.key_check, &header.key_check) {
+            return Err(OpenError::WrongKey.into());
+        }
+        let epochs = epoch_keys(
+            &b,
+            &engine,
+            header.key_namespace,
+            header.vault_id,
+            &root_keys,
+        )?;
+        let given = epochs.source().info().kind;
+        if given != header.source_kind {
+            return Err(OpenError::SourceKindMismatch {
+                expected: header.source_kind.clone(),
+                given,
+            }
+            .into());
+        }
+        let ring = Ring::unseal(root_keys, header, epochs)?;
+        let store = Store::new(Box::new(engine), ring.subkey(Job::Manifest), b.durability)?;
+        let generation = crate::keys::stored_generation(&store)?;
+        let trail = Trail::load(&store, ring.subkey(Job::Audit))?;
+        let keys = Keys::new(RingHome::Store, ring, generation);
+        keys.ring().retire_old_epochs()?;
+        let policy = stored_policy(&store)?;
+        Ok(Vault::new_inner(
+            PathBuf::new(),
+            None,
+            store,
+            keys,
+            trail,
+            b.clock,
+            policy,
+        ))
+    }
+}
+
 /// The epoch keys of an existing vault: its slot file, or the host's source, which must be of the
 /// kind the vault file names.
 pub(crate) fn epoch_keys(
@@ -338,18 +516,19 @@ pub(crate) fn open_with_engine(
     let store = Store::new(engine, ring.subkey(Job::Manifest), durability)?;
     check_against_checkpoint(&store, &checkpoint)?;
     let trail = Trail::load(&store, ring.subkey(Job::Audit))?;
-    let keys = Keys::new(dir.clone(), ring);
+    let keys = Keys::new(RingHome::Dir(dir.clone()), ring, 0);
     keys.recover(&store)?;
     // Epochs a crash left behind (made, or superseded, but not destroyed) are destroyed now.
     keys.ring().retire_old_epochs()?;
-    let policy = match store.get::<String>(&layout::meta(layout::POLICY), "policy")? {
-        Some(text) => {
-            Some(Policy::from_toml(&text).map_err(|_| StorageError::Malformed("stored policy"))?)
-        }
-        None => None,
-    };
+    let policy = stored_policy(&store)?;
     Ok(Vault::new_inner(
-        dir, lock, store, keys, trail, clock, policy,
+        dir,
+        Some(lock),
+        store,
+        keys,
+        trail,
+        clock,
+        policy,
     ))
 }
 

@@ -159,7 +159,7 @@ impl Vault {
             self.known_category(&meta.category)?;
             check_payload(payload)?;
         }
-        let _no_destruction = self.no_destruction();
+        let _no_destruction = self.no_destruction()?;
         let write = self.begin_write();
         let now = self.now();
         let policy = self.policy();
@@ -258,11 +258,13 @@ impl Vault {
 
     /// Reads a record for a purpose (see [`rights::access`](crate::rights::access) for the rules).
     pub fn get(&self, subject: &SubjectId, record: RecordId, purpose: &Purpose) -> Result<Record> {
-        let ident = self.find(subject)?.subject;
-        let (stored, key) = self.load(&ident, record)?;
-        let state = self.state(&ident)?;
-        access::check(record, &stored.entry.meta, &state, purpose)?;
-        let read = self.open_into_record(&key, &ident, record, stored)?;
+        let (ident, read) = self.checked_read(|| {
+            let ident = self.find(subject)?.subject;
+            let (stored, key) = self.load(&ident, record)?;
+            let state = self.state(&ident)?;
+            access::check(record, &stored.entry.meta, &state, purpose)?;
+            Ok((ident, self.open_into_record(&key, &ident, record, stored)?))
+        })?;
         self.inner.trail.note_read(
             self.store(),
             self.draft(AuditOp::Read)
@@ -328,9 +330,9 @@ impl Vault {
             m.validate()?;
             self.known_category(&m.category)?;
         }
-        let _no_destruction = self.no_destruction();
+        let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
-        let _g = self.lock_subject(&ident);
+        let _g = self.lock_subject(&ident)?;
         let (stored, key) = self.load(&ident, record)?;
         let old_payload = self.open_record(&key, &ident, record, &stored)?;
         let entry = stored.entry;
@@ -409,6 +411,10 @@ impl Vault {
 
     /// Lists a subject's records: metadata only, nothing decrypted.
     pub fn list(&self, subject: &SubjectId) -> Result<Vec<RecordInfo>> {
+        self.checked_read(|| self.list_unchecked(subject))
+    }
+
+    fn list_unchecked(&self, subject: &SubjectId) -> Result<Vec<RecordInfo>> {
         let ident = self.find(subject)?.subject;
         let destroyed = self.destroyed_groups(&ident)?;
         let mut out = Vec::new();
@@ -493,6 +499,12 @@ impl Vault {
         purpose: &Purpose,
         mut each: impl FnMut(Record) -> ControlFlow<()>,
     ) -> Result<u64> {
+        // What `each` was handed cannot be taken back: on a shared store, no destruction runs
+        // in any process until the scan ends.
+        let _no_destruction = self.shared_lock(
+            crate::storage::engine::SharedLock::Destruction,
+            crate::storage::engine::LockMode::Shared,
+        )?;
         let ident = self.find(subject)?.subject;
         let state = self.state(&ident)?;
         let destroyed = self.destroyed_groups(&ident)?;
@@ -858,7 +870,7 @@ impl Vault {
         if let Some(k) = self.keys().data_key(self.store(), ident, category)? {
             return Ok(k);
         }
-        let _g = self.lock_subject(ident);
+        let _g = self.lock_subject(ident)?;
         self.group_key_locked(ident, category)
     }
 

@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
