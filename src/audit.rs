@@ -403,13 +403,10 @@ impl Trail {
     /// Checks the whole trail: the chain, or on a shared store every process's chain.
     pub(crate) fn verify(&self, store: &Store) -> Result<AuditReport> {
         if self.chain.is_none() {
-            let anchor =
-                store.get::<Anchor>(&layout::meta(layout::AUDIT_ANCHOR), "audit anchor")?;
+            let anchor = store.get::<Anchor>(&layout::audit_anchor(None), "audit anchor")?;
             return self.verify_chain(store, None, anchor, 0);
         }
-        let chains = store
-            .get::<u64>(&layout::meta(layout::AUDIT_CHAINS), "audit chains")?
-            .unwrap_or(0);
+        let chains = self.chains(store)?;
         let mut total = AuditReport {
             entries: 0,
             first_bad: None,
@@ -440,7 +437,8 @@ impl Trail {
                     ),
                 ));
             }
-            let report = self.verify_chain(store, Some(c), None, total.entries)?;
+            let pruned = store.get::<Anchor>(&layout::audit_anchor(Some(c)), "audit anchor")?;
+            let report = self.verify_chain(store, Some(c), pruned, total.entries)?;
             total.entries = report.entries;
             if let Some((at, why)) = report.first_bad {
                 total.first_bad = Some((at, format!("chain {c}: {why}")));
@@ -450,8 +448,14 @@ impl Trail {
         Ok(total)
     }
 
-    /// Whether chain `c` holds an entry at `p` with `p`'s chain value.
+    /// Whether chain `c` holds an entry at `p` with `p`'s chain value (or pruned it: its
+    /// pruning anchor, checked with the chain, is at or after `p`).
     fn holds_point(&self, store: &Store, c: u64, p: &ChainPoint) -> Result<bool> {
+        if let Some(a) = store.get::<Anchor>(&layout::audit_anchor(Some(c)), "audit anchor")?
+            && a.point.seq >= p.seq
+        {
+            return Ok(a.point.seq > p.seq || a.point.mac == p.mac);
+        }
         for r in store.scan_raw(&layout::audit_chain(Some(c))) {
             let (k, v) = r?;
             let first = layout::parse_audit_seq(&k).unwrap_or(0);
@@ -544,16 +548,28 @@ impl Trail {
     /// anchor. A block cut by the cutoff is stored again with the entries it keeps. Removes at
     /// most about 100,000 entries per call. Returns how many were removed.
     pub(crate) fn prune(&self, store: &Store, cutoff: Timestamp) -> Result<u64> {
-        if self.chain.is_some() {
-            return Err(crate::error::OpenError::NotSupported(
-                "pruning the audit trail of a vault on PostgreSQL",
-            )
-            .into());
+        if self.chain.is_none() {
+            return self.prune_chain(store, None, cutoff);
         }
+        let mut n = 0;
+        for c in 1..=self.chains(store)? {
+            n += self.prune_chain(store, Some(c), cutoff)?;
+        }
+        Ok(n)
+    }
+
+    /// How many chains a shared store's trail has.
+    fn chains(&self, store: &Store) -> Result<u64> {
+        Ok(store
+            .get::<u64>(&layout::meta(layout::AUDIT_CHAINS), "audit chains")?
+            .unwrap_or(0))
+    }
+
+    fn prune_chain(&self, store: &Store, chain: Option<u64>, cutoff: Timestamp) -> Result<u64> {
         let mut txn = Txn::new();
         let mut last = None;
         let mut n = 0;
-        for r in store.scan_raw(&layout::table(layout::Table::Audit)) {
+        for r in store.scan_raw(&layout::audit_chain(chain)) {
             let (k, v) = r?;
             let mut block = decode_block(&v)?;
             let old = block.iter().take_while(|e| e.at < cutoff).count();
@@ -568,7 +584,7 @@ impl Trail {
             txn.delete(k);
             if old < block.len() {
                 let mut kept = block.split_off(old);
-                put_block(&mut txn, None, &mut kept);
+                put_block(&mut txn, chain, &mut kept);
                 break;
             }
             if n >= 100_000 {
@@ -577,7 +593,7 @@ impl Trail {
         }
         let Some(point) = last else { return Ok(0) };
         txn.put(
-            layout::meta(layout::AUDIT_ANCHOR),
+            layout::audit_anchor(chain),
             &Anchor {
                 point,
                 tag: self.anchor_tag(&point),

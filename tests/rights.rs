@@ -1,6 +1,8 @@
 //! Data-subject rights: export and import, the purpose/consent/restriction matrix, the audit
 //! trail after erasure and pruning, request deadlines.
 
+mod common;
+
 use jiff::{Timestamp, ToSpan};
 use pdvault::*;
 
@@ -9,7 +11,7 @@ fn ts(s: &str) -> Timestamp {
 }
 
 fn vault(dir: &std::path::Path, clock: &ManualClock, policy: Option<&str>) -> Vault {
-    let mut b = Vault::builder(dir)
+    let mut b = common::store::builder(dir)
         .kdf(KdfParams::insecure_for_tests())
         .clock(clock.clone());
     if let Some(p) = policy {
@@ -290,7 +292,7 @@ fn pruning_old_audit_entries_keeps_a_verifying_chain() {
 fn assert_whole_after_reopen(v: Vault, dir: &std::path::Path, clock: ManualClock) {
     assert!(v.audit_verify().unwrap().is_intact());
     v.close().unwrap();
-    let v = Vault::builder(dir)
+    let v = common::store::builder(dir)
         .clock(clock)
         .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
@@ -464,7 +466,7 @@ fn an_export_cut_short_is_an_error_and_is_still_in_the_audit_trail() {
         "{err:?}"
     );
     v.close().unwrap();
-    let v = Vault::builder(tmp.path())
+    let v = common::store::builder(tmp.path())
         .kdf(KdfParams::insecure_for_tests())
         .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();

@@ -126,7 +126,7 @@ impl ErasureGuarantee {
                 "epoch keys are destroyed by a key service, after the window it states"
             }
             ErasureGuarantee::LogicalOnly => {
-                "no epoch key can really be destroyed: erasure is logical only against someone holding old copies of the vault and its secret"
+                "no epoch key can really be destroyed (they are rows of the database, which keeps old row versions in dead tuples, its WAL, replicas and backups): erasure is logical only against someone with the database's history and the passphrase; a PKCS#11 token as key source makes it hold"
             }
         }
     }

@@ -348,6 +348,13 @@ pub(crate) fn audit_head(chain: Option<u64>) -> Vec<u8> {
         Some(c) => meta(&format!("{AUDIT_HEAD}/{c:016x}")),
     }
 }
+/// The pruning anchor of a chain.
+pub(crate) fn audit_anchor(chain: Option<u64>) -> Vec<u8> {
+    match chain {
+        None => meta(AUDIT_ANCHOR),
+        Some(c) => meta(&format!("{AUDIT_ANCHOR}/{c:016x}")),
+    }
+}
 /// Where a chain started: the head of the chain before it, keyed.
 pub(crate) fn audit_chain_anchor(chain: u64) -> Vec<u8> {
     meta(&format!("audit-chain-anchor/{chain:016x}"))

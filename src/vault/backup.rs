@@ -96,6 +96,12 @@ impl Vault {
     }
 
     fn backup_until(&self, dest: &Path, expires_at: Option<jiff::Timestamp>) -> Result<()> {
+        if self.store().is_shared() {
+            return Err(OpenError::NotSupported(
+                "a backup of a vault on PostgreSQL (back the database up, or `pdvault migrate` it into a directory)",
+            )
+            .into());
+        }
         let host = matches!(self.keys().ring().epochs(), crate::keys::EpochKeys::Host(_));
         if expires_at.is_some() && !host {
             return Err(OpenError::NotSupported(

@@ -629,6 +629,12 @@ impl Vault {
     /// Checks everything: the store's manifest, every entry's encoding, every key and record's
     /// integrity, and the audit chain. Damage is reported, never repaired silently.
     pub fn verify(&self) -> Result<VerifyReport> {
+        // On a shared store, no destruction in any process while the check reads (it compares
+        // rows read at different moments); writes go on.
+        let _no_destruction = self.shared_lock(
+            crate::storage::engine::SharedLock::Destruction,
+            crate::storage::engine::LockMode::Shared,
+        )?;
         let store = self.store();
         let mut problems = Vec::new();
         if let Some(p) = store.verify_manifest()? {

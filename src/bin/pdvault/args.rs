@@ -10,8 +10,16 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "pdvault", version, about)]
 pub struct Cli {
     /// The vault directory.
-    #[arg(long, env = "PDVAULT_DIR", global = true)]
+    #[arg(long, env = "PDVAULT_DIR", global = true, conflicts_with = "store")]
     pub vault: Option<PathBuf>,
+    /// A vault on PostgreSQL instead of a directory: a `postgres://user@host/db` URL or a
+    /// `key=value` connection string (a password is better in PGPASSWORD or ~/.pgpass than here).
+    /// Usable while services have the vault open.
+    #[arg(long, env = "PDVAULT_STORE", global = true)]
+    pub store: Option<String>,
+    /// The PostgreSQL schema of the vault's tables (default: the connection's search_path).
+    #[arg(long, env = "PDVAULT_STORE_SCHEMA", global = true, requires = "store")]
+    pub store_schema: Option<String>,
     /// Read the passphrase from this file (one trailing newline is ignored). Otherwise it comes
     /// from PDVAULT_PASSPHRASE, or a prompt on a terminal.
     #[arg(long, global = true)]

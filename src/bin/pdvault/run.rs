@@ -24,9 +24,28 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 fn vault_dir(cli: &Cli) -> Res<PathBuf> {
-    cli.vault
-        .clone()
-        .ok_or_else(|| "no vault directory: pass --vault DIR or set PDVAULT_DIR".into())
+    if cli.store.is_some() {
+        return Err("this command needs a vault directory (--vault DIR), not --store".into());
+    }
+    cli.vault.clone().ok_or_else(|| {
+        "no vault: pass --vault DIR (or set PDVAULT_DIR), or --store postgres://... (or set \
+         PDVAULT_STORE)"
+            .into()
+    })
+}
+
+/// Where the vault is: its directory, or its PostgreSQL database.
+fn location(cli: &Cli) -> Res<pdvault::VaultBuilder> {
+    match &cli.store {
+        Some(url) => {
+            let b = Vault::builder_postgres(url);
+            Ok(match &cli.store_schema {
+                Some(s) => b.postgres_schema(s),
+                None => b,
+            })
+        }
+        None => Ok(Vault::builder(vault_dir(cli)?)),
+    }
 }
 
 fn read_secret_file(path: &Path) -> Res<String> {
@@ -75,9 +94,13 @@ fn secret(file: Option<&Path>, env: &str, prompt: &str, mode: Prompt) -> Res<Roo
     ))
 }
 
-/// A builder for the vault directory, with the key source the options name.
-fn builder(cli: &Cli, dir: &std::path::Path) -> Res<pdvault::VaultBuilder> {
-    let b = Vault::builder(dir);
+/// A builder for the vault, with the key source the options name.
+fn builder(cli: &Cli) -> Res<pdvault::VaultBuilder> {
+    with_key_source(cli, location(cli)?)
+}
+
+/// `b` with the key source the options name.
+fn with_key_source(cli: &Cli, b: pdvault::VaultBuilder) -> Res<pdvault::VaultBuilder> {
     let Some(module) = cli.pkcs11_module.clone() else {
         return Ok(b);
     };
@@ -98,14 +121,13 @@ fn builder(cli: &Cli, dir: &std::path::Path) -> Res<pdvault::VaultBuilder> {
 }
 
 fn open(cli: &Cli) -> Res<Vault> {
-    let dir = vault_dir(cli)?;
     let secret = secret(
         cli.passphrase_file.as_deref(),
         "PDVAULT_PASSPHRASE",
         "Vault passphrase: ",
         Prompt::Once,
     )?;
-    let v = builder(cli, &dir)?.open(secret).map_err(err)?;
+    let v = builder(cli)?.open(secret).map_err(err)?;
     v.as_actor(&cli.actor).map_err(err)
 }
 
@@ -193,8 +215,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             policy,
             min_passphrase_len,
         } => {
-            let dir = vault_dir(&cli)?;
-            let mut b = builder(&cli, &dir)?
+            let mut b = builder(&cli)?
                 .kdf(kdf(*kdf_memory_kib, *kdf_iterations, *kdf_parallelism))
                 .min_passphrase_len(*min_passphrase_len);
             if let Some(p) = policy {
@@ -207,10 +228,17 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 Prompt::Confirmed,
             )?;
             b.create(secret).map_err(err)?.close().map_err(err)?;
+            let place = match &cli.store {
+                Some(_) => format!(
+                    "PostgreSQL (schema {})",
+                    cli.store_schema.as_deref().unwrap_or("from search_path")
+                ),
+                None => vault_dir(&cli)?.display().to_string(),
+            };
             ok_line(
                 &cli,
-                &format!("created a vault in {}", dir.display()),
-                json!({"created": dir}),
+                &format!("created a vault in {place}"),
+                json!({ "created": place }),
             )
         }
         Command::Put {
@@ -696,7 +724,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 Some(doc) => LedgerChoice::Apply(doc),
                 None => LedgerChoice::BringErasedDataBack,
             };
-            let v = builder(&cli, to)?
+            let v = with_key_source(&cli, Vault::builder(to))?
                 .restore(from, secret, choice)
                 .map_err(err)?;
             v.close().map_err(err)?;
