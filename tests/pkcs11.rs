@@ -10,6 +10,9 @@
 //! `softhsm2-util`) the tests fail when `CI` is set and are skipped otherwise.
 #![cfg(feature = "pkcs11")]
 
+#[cfg(feature = "postgres")]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -760,4 +763,149 @@ fn an_expiring_backup_needs_a_source_that_destroys_keys() {
         "{e:?}"
     );
     assert!(!tmp.path().join("b").exists());
+}
+
+// Guards erasure on PostgreSQL against someone with the database's history, the passphrase and
+// the token's PIN: PostgreSQL keeps the row versions an erasure replaced (here read back through
+// a snapshot taken before it, as `pg_dump` or a base backup would keep them), and the key ring in
+// every one of them is sealed under an epoch key the token has destroyed. The server's files (data
+// directory and WAL) hold no payload either.
+#[cfg(feature = "postgres")]
+#[test]
+fn on_postgres_the_database_s_history_opens_nothing_after_an_erasure() {
+    let Some(()) = token("on_postgres_the_database_s_history_opens_nothing_after_an_erasure")
+    else {
+        return;
+    };
+    use pdvault::{Category, RecordMeta, RootSecret, SubjectId};
+    let Some(pg) = common::postgres::Schema::new() else {
+        return;
+    };
+    let on_token = |schema: &str| {
+        pdvault::Vault::builder_postgres(&pg.url)
+            .postgres_schema(schema)
+            .kdf(pdvault::KdfParams::insecure_for_tests())
+            .key_source(move |ns| {
+                Ok(std::sync::Arc::new(Pkcs11Source::open(
+                    &module(),
+                    LABEL,
+                    Pin::new(PIN.to_owned()),
+                    ns,
+                )?))
+            })
+    };
+    let v = on_token(&pg.name)
+        .create(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap();
+    let erased = SubjectId::new("erased@example.com").unwrap();
+    let kept = SubjectId::new("kept@example.com").unwrap();
+    let meta = || RecordMeta::new(Category::Contact).purpose(service());
+    let gone = v.put(&erased, meta(), b"erased-pg-marker").unwrap();
+    let stays = v.put(&kept, meta(), b"kept-pg-marker").unwrap();
+
+    // The database's history: a snapshot from before the erasure keeps every old row version.
+    let mut history = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    let mut old = history
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .unwrap();
+    let kv = format!("\"{}\".pdvault_kv", pg.name);
+    let before: Vec<(Vec<u8>, Vec<u8>)> = old
+        .query(&format!("SELECT key, value FROM {kv}"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(v.erase_subject(&erased).unwrap().subject_erased);
+    let report = v.verify().unwrap();
+    assert!(report.is_whole(), "{report:?}");
+    assert_eq!(
+        report.key_source.guarantee,
+        ErasureGuarantee::DestroyedInHardware
+    );
+    // Still readable through the old snapshot after the erasure: the history is really there.
+    let again: i64 = old
+        .query_one(&format!("SELECT count(*) FROM {kv}"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(again as usize, before.len());
+    old.rollback().unwrap();
+    v.close().unwrap();
+
+    // Every row as it was, in a schema of its own, opened with the passphrase, token and PIN.
+    let copy = common::postgres::Schema::new().unwrap();
+    let attacker = on_token(&copy.name)
+        .create(RootSecret::passphrase("a vault to make the tables"))
+        .unwrap();
+    drop(attacker);
+    let mut c = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    let copy_kv = format!("\"{}\".pdvault_kv", copy.name);
+    c.execute(&format!("DELETE FROM {copy_kv}"), &[]).unwrap();
+    for (k, val) in &before {
+        c.execute(
+            &format!("INSERT INTO {copy_kv} (key, value) VALUES ($1, $2)"),
+            &[k, val],
+        )
+        .unwrap();
+    }
+    let e = on_token(&copy.name)
+        .open(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            pdvault::Error::Open(pdvault::OpenError::EpochDestroyed(_))
+        ),
+        "{e:?}"
+    );
+
+    // The vault itself: the kept record reads, the erased one is gone.
+    let v = on_token(&pg.name)
+        .open(RootSecret::passphrase(VAULT_PASSPHRASE))
+        .unwrap();
+    assert_eq!(
+        v.get(&kept, stays, &service()).unwrap().payload,
+        b"kept-pg-marker"
+    );
+    assert!(v.get(&erased, gone, &service()).is_err());
+    v.close().unwrap();
+
+    // The server's files: data directory and WAL (where .ci/run's cluster lives).
+    match std::env::var_os("PDVAULT_TEST_PGDATA") {
+        Some(data) => {
+            c.execute("CHECKPOINT", &[]).unwrap();
+            for marker in [&b"erased-pg-marker"[..], b"kept-pg-marker"] {
+                let found = files_holding(Path::new(&data), marker);
+                assert!(
+                    found.is_empty(),
+                    "a payload in the server's files: {found:?}"
+                );
+            }
+        }
+        None if std::env::var_os("CI").is_some() => {
+            panic!("PDVAULT_TEST_PGDATA is not set, and CI must check the server's files")
+        }
+        None => eprintln!("the server's files not checked: PDVAULT_TEST_PGDATA is not set"),
+    }
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+#[cfg(feature = "postgres")]
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files_holding(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle)
+        {
+            out.push(path);
+        }
+    }
+    out
 }
