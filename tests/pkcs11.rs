@@ -457,8 +457,16 @@ fn a_pin_is_never_shown_and_is_read_without_its_newline() {
 const VAULT_PASSPHRASE: &str = "token-vault-passphrase";
 
 fn token_vault(dir: &Path, label: &'static str, pin: &'static str) -> pdvault::VaultBuilder {
-    pdvault::Vault::builder(dir)
-        .kdf(pdvault::KdfParams::insecure_for_tests())
+    on_token(pdvault::Vault::builder(dir), label, pin)
+}
+
+/// `b` with its epoch keys on the token.
+fn on_token(
+    b: pdvault::VaultBuilder,
+    label: &'static str,
+    pin: &'static str,
+) -> pdvault::VaultBuilder {
+    b.kdf(pdvault::KdfParams::insecure_for_tests())
         .key_source(move |vault_id| {
             Ok(std::sync::Arc::new(Pkcs11Source::open(
                 &module(),
@@ -782,17 +790,11 @@ fn on_postgres_the_database_s_history_opens_nothing_after_an_erasure() {
         return;
     };
     let on_token = |schema: &str| {
-        pdvault::Vault::builder_postgres(&pg.url)
-            .postgres_schema(schema)
-            .kdf(pdvault::KdfParams::insecure_for_tests())
-            .key_source(move |ns| {
-                Ok(std::sync::Arc::new(Pkcs11Source::open(
-                    &module(),
-                    LABEL,
-                    Pin::new(PIN.to_owned()),
-                    ns,
-                )?))
-            })
+        on_token(
+            pdvault::Vault::builder_postgres(&pg.url).postgres_schema(schema),
+            LABEL,
+            PIN,
+        )
     };
     let v = on_token(&pg.name)
         .create(RootSecret::passphrase(VAULT_PASSPHRASE))
