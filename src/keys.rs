@@ -115,6 +115,7 @@ impl EpochKeys {
 /// the generation every process checks its caches against).
 pub(crate) enum RingHome {
     Dir(PathBuf),
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Store,
 }
 
@@ -282,6 +283,28 @@ impl Ring {
     /// The vault's epoch keys.
     pub(crate) fn epochs(&self) -> &EpochKeys {
         &self.epochs
+    }
+
+    /// A copy of this ring (the same vault, the same keys), for a copy of the vault in another
+    /// store; [`Ring::retarget`] it before writing it.
+    pub(crate) fn duplicate(&self) -> Ring {
+        let copy = |k: &SecretKey| SecretKey::from_bytes(*k.expose());
+        Ring {
+            master: copy(&self.master),
+            shards: self
+                .shards
+                .iter()
+                .map(|s| Shard::new(s.generation, copy(&s.secret)))
+                .collect(),
+            root: self.root.clone(),
+            epochs: self.epochs.clone(),
+            header: self.header.clone(),
+        }
+    }
+
+    /// What the root key gives (for a copy's new key-slot file).
+    pub(crate) fn root_keys(&self) -> &RootKeys {
+        &self.root
     }
 
     /// Files the vault's epoch keys in another source, under another name, from the next write

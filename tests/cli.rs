@@ -833,3 +833,69 @@ fn commands_refuse_unknown_categories_and_accept_declared_ones() {
     }
     ok(&dir, &["verify"], None);
 }
+
+/// `migrate` copies a directory vault into PostgreSQL (retiring the source), and `--store` runs
+/// every command against it (on the server `PDVAULT_TEST_POSTGRES` names; required under CI).
+#[test]
+fn migrate_into_postgres_then_use_it_with_store() {
+    let url = match std::env::var("PDVAULT_TEST_POSTGRES") {
+        Ok(url) => url,
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("PDVAULT_TEST_POSTGRES is not set, and CI must run the PostgreSQL tests")
+        }
+        Err(_) => return eprintln!("skipped: PDVAULT_TEST_POSTGRES is not set"),
+    };
+    let schema = format!("pdv_cli_{:016x}", rand::random::<u64>());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    ok(&dir, &["init"], None);
+    let put = [
+        "put",
+        "--subject",
+        "alice@example.com",
+        "--category",
+        "contact",
+        "--purpose",
+        "billing",
+    ];
+    let id = ok(&dir, &put, Some(b"555-0100")).trim().to_owned();
+    let out = json(&ok(
+        &dir,
+        &[
+            "--json",
+            "migrate",
+            "--to-store",
+            &url,
+            "--to-schema",
+            &schema,
+            "--retire-source",
+        ],
+        None,
+    ));
+    assert_eq!(out["source_retired"], 1, "{out}");
+    assert_eq!(
+        out["verify"]["problems"].as_array().map(Vec::len),
+        Some(0),
+        "{out}"
+    );
+    assert!(fails(&dir, &["list", "--subject", "alice@example.com"]).contains("no longer exists"));
+    let store = ["--store", &url, "--store-schema", &schema];
+    let get = [
+        "get",
+        "--subject",
+        "alice@example.com",
+        "--record",
+        &id,
+        "--purpose",
+        "billing",
+    ];
+    assert_eq!(ok(&dir, &[&store[..], &get].concat(), None), "555-0100");
+    let verify = ok(&dir, &[&store[..], &["verify"]].concat(), None);
+    assert!(verify.contains("logical only"), "{verify}");
+    assert!(verify.contains("the vault is whole"), "{verify}");
+    // A command that needs a directory says so.
+    assert!(fails(&dir, &[&store[..], &["backup", "--out", "x"]].concat()).contains("directory"));
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .unwrap();
+}

@@ -73,3 +73,74 @@ fn an_erasure_by_one_opener_is_seen_by_the_next_read_of_another() {
     assert!(a.get(&alice, id, &contract).is_err());
     assert!(a.audit_verify().unwrap().is_intact());
 }
+
+/// A directory vault copied into PostgreSQL and back: the same records, holds and erasures,
+/// an audit trail that verifies and holds the source's entries; the source retired afterwards
+/// opens nothing.
+#[test]
+fn migrate_copies_a_directory_vault_into_postgres_and_back() {
+    let Some(pg) = common::postgres::Schema::new() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = || RootSecret::passphrase(common::postgres::PW);
+    let src = Vault::builder(tmp.path().join("src"))
+        .kdf(KdfParams::insecure_for_tests())
+        .create(secret())
+        .unwrap();
+    let contract = Purpose::new("contract").unwrap();
+    let meta = || RecordMeta::new(Category::Contact).purpose(contract.clone());
+    let kept = SubjectId::new("kept@example.com").unwrap();
+    let gone = SubjectId::new("gone@example.com").unwrap();
+    let k = src.put(&kept, meta(), b"kept").unwrap();
+    let g = src.put(&gone, meta(), b"gone").unwrap();
+    src.place_hold(
+        &kept,
+        HoldTarget::Subject,
+        HoldReason::LegalObligation,
+        Some("CASE-7"),
+        None,
+    )
+    .unwrap();
+    src.erase_subject(&gone).unwrap();
+    let trail_before = src.audit_entries(None, None).unwrap().len() as u64;
+
+    let (on_pg, report) = src.migrate(pg.builder(), secret()).unwrap();
+    assert!(report.verify.is_whole(), "{report:?}");
+    assert_eq!(report.audit_entries, trail_before);
+    let check = |v: &Vault| {
+        assert_eq!(v.get(&kept, k, &contract).unwrap().payload, b"kept");
+        assert!(v.get(&gone, g, &contract).is_err());
+        assert_eq!(v.holds(Some(&kept)).unwrap().len(), 1);
+        let erasure = v.erase_subject(&kept).unwrap();
+        assert!(!erasure.subject_erased, "the hold came along: {erasure:?}");
+        assert!(v.audit_verify().unwrap().is_intact());
+        assert!(v.audit_entries(None, None).unwrap().len() as u64 > trail_before);
+    };
+    check(&on_pg);
+    // A database that holds a vault is not a destination.
+    let again = src.migrate(pg.builder(), secret());
+    assert!(
+        matches!(again, Err(Error::Open(OpenError::AlreadyExists(_)))),
+        "{again:?}"
+    );
+
+    let back_dir = tmp.path().join("back");
+    let (back, report) = on_pg
+        .migrate(
+            Vault::builder(&back_dir).kdf(KdfParams::insecure_for_tests()),
+            secret(),
+        )
+        .unwrap();
+    assert!(report.verify.is_whole(), "{report:?}");
+    check(&back);
+    back.close().unwrap();
+
+    // Retired, the source opens nothing: its epoch key is destroyed.
+    assert_eq!(src.retire().unwrap(), 1);
+    let r = Vault::builder(tmp.path().join("src")).open(secret());
+    assert!(
+        matches!(r, Err(Error::Open(OpenError::EpochDestroyed(_)))),
+        "{r:?}"
+    );
+}

@@ -67,6 +67,7 @@ pub(crate) struct LockGuard {
 }
 
 impl LockGuard {
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn new(release: impl FnOnce() + 'static) -> Self {
         LockGuard {
             release: Some(Box::new(release)),

@@ -124,6 +124,7 @@ pub(crate) const VAULT_FILE: &str = "vault-file";
 pub(crate) const GENERATION: &str = "generation";
 
 /// The row of a shared store's epoch key (`keysource::table`).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn epoch_key(id: &[u8; 16]) -> Vec<u8> {
     KeyBuf::new(Table::Meta).name("epoch-key").bytes(id).done()
 }

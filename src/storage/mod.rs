@@ -100,6 +100,11 @@ impl Txn {
         self.ops.push((key, Some(value), false));
     }
 
+    /// Writes bytes already encoded at a `key` the caller knows to be absent.
+    pub(crate) fn put_raw_new(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((key, Some(value), true));
+    }
+
     /// Removes `key`.
     pub(crate) fn delete(&mut self, key: Vec<u8>) {
         self.ops.push((key, None, false));

@@ -4,10 +4,12 @@
 mod backup;
 mod group_commit;
 mod holds;
+mod migrate;
 mod open;
 mod records;
 mod subject_text;
 
+pub use migrate::MigrationReport;
 pub use open::VaultBuilder;
 pub use records::{Stats, VerifyReport};
 pub(crate) use subject_text::{StoredDisclosure, StoredHold};

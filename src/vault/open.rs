@@ -34,17 +34,17 @@ const STORE_DIR: &str = "store";
 /// # }
 /// ```
 pub struct VaultBuilder {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     kdf: KdfParams,
-    durability: Durability,
+    pub(super) durability: Durability,
     clock: Arc<dyn Clock>,
     policy: Option<Policy>,
-    cache_bytes: u64,
+    pub(super) cache_bytes: u64,
     min_passphrase_len: usize,
-    key_source: Option<SourceFactory>,
+    pub(super) key_source: Option<SourceFactory>,
     /// A vault on PostgreSQL instead of the directory: the connection string and the schema.
     #[cfg(feature = "postgres")]
-    postgres: Option<(String, Option<String>)>,
+    pub(super) postgres: Option<(String, Option<String>)>,
 }
 
 /// Makes a vault's key source, given the name the vault's keys are filed under.
@@ -75,6 +75,15 @@ impl VaultBuilder {
         let mut b = VaultBuilder::new(Path::new(""));
         b.postgres = Some((url.to_owned(), None));
         b
+    }
+
+    /// Whether this builder names a PostgreSQL vault.
+    pub(super) fn postgres_target(&self) -> Option<()> {
+        #[cfg(feature = "postgres")]
+        if self.postgres.is_some() {
+            return Some(());
+        }
+        None
     }
 
     /// The PostgreSQL schema the vault's tables live in (created if absent; a plain lower-case
@@ -354,13 +363,13 @@ pub(crate) fn stored_policy(store: &Store) -> Result<Option<Policy>> {
 /// Vaults on PostgreSQL: the vault file's contents in a row, the epoch keys in the host's source
 /// or in rows of their own, and no file lock (every process opens the vault).
 #[cfg(feature = "postgres")]
-mod shared {
+pub(super) mod shared {
     use super::*;
     use crate::keysource::table::TableSource;
     use crate::storage::engine::{Coordination, LockMode, SharedLock};
     use crate::storage::postgres_engine::PostgresEngine;
 
-    fn connect(b: &VaultBuilder) -> Result<PostgresEngine> {
+    pub(in crate::vault) fn connect(b: &VaultBuilder) -> Result<PostgresEngine> {
         let (url, schema) = b
             .postgres
             .as_ref()
@@ -370,7 +379,7 @@ mod shared {
 
     /// How errors name the vault: the schema, never the connection string (it may hold a
     /// password).
-    fn name(b: &VaultBuilder) -> PathBuf {
+    pub(in crate::vault) fn name(b: &VaultBuilder) -> PathBuf {
         let schema = b.postgres.as_ref().and_then(|(_, s)| s.clone());
         PathBuf::from(format!(
             "postgresql:{}",
@@ -378,7 +387,7 @@ mod shared {
         ))
     }
 
-    fn epoch_keys(
+    pub(in crate::vault) fn epoch_keys(
         b: &VaultBuilder,
         engine: &PostgresEngine,
         namespace: [u8; 16],
@@ -555,7 +564,7 @@ fn check_against_checkpoint(
     Ok(())
 }
 
-fn flush_period(d: Durability) -> Option<u64> {
+pub(super) fn flush_period(d: Durability) -> Option<u64> {
     match d {
         Durability::Immediate => None,
         Durability::Deferred { flush_every_ms } => Some(flush_every_ms.max(1)),
@@ -592,7 +601,7 @@ pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// moment. A short retry tells that apart from a real second opener.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
 
-fn take_lock(dir: &Path) -> Result<File> {
+pub(super) fn take_lock(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let f = private_fs::open_file(
         &path,
@@ -624,7 +633,7 @@ pub(crate) fn store_dir(dir: &Path) -> PathBuf {
 
 /// What a vault directory held before [`VaultBuilder::create`] began, so that a failed create
 /// removes only what it made.
-struct Existing {
+pub(super) struct Existing {
     dir: PathBuf,
     /// The topmost directory that did not exist (the vault directory or a missing parent): a
     /// failed create removes it whole.
@@ -636,7 +645,7 @@ struct Existing {
 }
 
 impl Existing {
-    fn note(dir: &Path) -> Result<Self> {
+    pub(super) fn note(dir: &Path) -> Result<Self> {
         let created_root = private_fs::topmost_missing(dir);
         let mut names = std::collections::HashSet::new();
         if created_root.is_none() {
@@ -654,7 +663,7 @@ impl Existing {
 
     /// Removes what was not there before. Best effort: the create's own error is what the
     /// caller hears about.
-    fn remove_the_rest(self) {
+    pub(super) fn remove_the_rest(self) {
         if let Some(root) = self.created_root {
             let _ = fs::remove_dir_all(root);
             return;

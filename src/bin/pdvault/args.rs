@@ -10,11 +10,11 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "pdvault", version, about)]
 pub struct Cli {
     /// The vault directory.
-    #[arg(long, env = "PDVAULT_DIR", global = true, conflicts_with = "store")]
+    #[arg(long, env = "PDVAULT_DIR", global = true)]
     pub vault: Option<PathBuf>,
     /// A vault on PostgreSQL instead of a directory: a `postgres://user@host/db` URL or a
     /// `key=value` connection string (a password is better in PGPASSWORD or ~/.pgpass than here).
-    /// Usable while services have the vault open.
+    /// Usable while services have the vault open. Takes precedence over --vault.
     #[arg(long, env = "PDVAULT_STORE", global = true)]
     pub store: Option<String>,
     /// The PostgreSQL schema of the vault's tables (default: the connection's search_path).
@@ -208,6 +208,29 @@ pub enum Command {
         /// The fewest characters the new passphrase may have.
         #[arg(long, default_value_t = pdvault::DEFAULT_MIN_PASSPHRASE_LEN)]
         min_passphrase_len: usize,
+    },
+    /// Copy the vault into another store (a directory into PostgreSQL, or back), with the same
+    /// key-source options, then open and verify the copy. The source stays as it was, holding
+    /// everything, unless --retire-source destroys its epoch keys once the copy verified.
+    Migrate {
+        /// Into a new vault directory.
+        #[arg(
+            long,
+            conflicts_with = "to_store",
+            required_unless_present = "to_store"
+        )]
+        to_dir: Option<PathBuf>,
+        /// Into a PostgreSQL database that holds no vault (a postgres:// URL).
+        #[arg(long)]
+        to_store: Option<String>,
+        /// The PostgreSQL schema of the copy.
+        #[arg(long, requires = "to_store")]
+        to_schema: Option<String>,
+        /// Once the copy verified, destroy the source's epoch keys: every copy of the source
+        /// (its files, a database's history) is then unreadable, as far as its key source
+        /// destroys. Irreversible.
+        #[arg(long)]
+        retire_source: bool,
     },
     /// Write a consistent copy of the vault.
     Backup {

@@ -120,13 +120,18 @@ fn with_key_source(cli: &Cli, b: pdvault::VaultBuilder) -> Res<pdvault::VaultBui
     }))
 }
 
-fn open(cli: &Cli) -> Res<Vault> {
-    let secret = secret(
+/// The vault's passphrase, asked with `prompt` on a terminal.
+fn vault_secret(cli: &Cli, prompt: &str) -> Res<RootSecret> {
+    secret(
         cli.passphrase_file.as_deref(),
         "PDVAULT_PASSPHRASE",
-        "Vault passphrase: ",
+        prompt,
         Prompt::Once,
-    )?;
+    )
+}
+
+fn open(cli: &Cli) -> Res<Vault> {
+    let secret = vault_secret(cli, "Vault passphrase: ")?;
     let v = builder(cli)?.open(secret).map_err(err)?;
     v.as_actor(&cli.actor).map_err(err)
 }
@@ -653,6 +658,66 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 &cli,
                 "root key rotated: the old passphrase opens nothing now",
                 json!({"rotated": true}),
+            )
+        }
+        Command::Migrate {
+            to_dir,
+            to_store,
+            to_schema,
+            retire_source,
+        } => {
+            let v = open(&cli)?;
+            let to = match (to_dir, to_store) {
+                (Some(dir), _) => Vault::builder(dir),
+                (None, Some(url)) => {
+                    let b = Vault::builder_postgres(url);
+                    match to_schema {
+                        Some(s) => b.postgres_schema(s),
+                        None => b,
+                    }
+                }
+                (None, None) => return Err("migrate needs --to-dir or --to-store".into()),
+            };
+            let to = with_key_source(&cli, to)?;
+            let secret = vault_secret(&cli, "Vault passphrase (again, to open the copy): ")?;
+            let spinner = std::io::stderr().is_terminal().then(|| {
+                let s = indicatif::ProgressBar::new_spinner();
+                s.set_message("copying the vault");
+                s.enable_steady_tick(std::time::Duration::from_millis(120));
+                s
+            });
+            let migrated = v.migrate(to, secret);
+            if let Some(s) = &spinner {
+                s.finish_and_clear();
+            }
+            let (copy, report) = migrated.map_err(err)?;
+            copy.close().map_err(err)?;
+            if !report.verify.is_whole() {
+                v.close().map_err(err)?;
+                return Err(format!(
+                    "the copy does not verify ({:?}); the source is unchanged",
+                    report.verify.problems
+                ));
+            }
+            let retired = if *retire_source {
+                Some(v.retire().map_err(err)?)
+            } else {
+                v.close().map_err(err)?;
+                None
+            };
+            let text = format!(
+                "copied {} rows and {} audit entries; the copy verifies{}",
+                report.rows,
+                report.audit_entries,
+                match retired {
+                    Some(n) => format!("; the source's {n} epoch key(s) destroyed"),
+                    None => "; the source still holds everything: remove it, or migrate with --retire-source".into(),
+                }
+            );
+            ok_line(
+                &cli,
+                &text,
+                json!({"rows": report.rows, "audit_entries": report.audit_entries, "verify": report.verify, "source_retired": retired}),
             )
         }
         Command::Backup { out, expires } => {
