@@ -849,15 +849,8 @@ fn migrate_into_postgres_then_use_it_with_store() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("v");
     ok(&dir, &["init"], None);
-    let put = [
-        "put",
-        "--subject",
-        "alice@example.com",
-        "--category",
-        "contact",
-        "--purpose",
-        "billing",
-    ];
+    let put = "put --subject alice@example.com --category contact --purpose billing";
+    let put: Vec<&str> = put.split(' ').collect();
     let id = ok(&dir, &put, Some(b"555-0100")).trim().to_owned();
     let out = json(&ok(
         &dir,
