@@ -806,51 +806,25 @@ fn on_postgres_the_database_s_history_opens_nothing_after_an_erasure() {
     let stays = v.put(&kept, meta(), b"kept-pg-marker").unwrap();
 
     // The database's history: a snapshot from before the erasure keeps every old row version.
-    let mut history = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
-    let mut old = history
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .start()
-        .unwrap();
-    let kv = format!("\"{}\".pdvault_kv", pg.name);
-    let before: Vec<(Vec<u8>, Vec<u8>)> = old
-        .query(&format!("SELECT key, value FROM {kv}"), &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    assert!(v.erase_subject(&erased).unwrap().subject_erased);
-    let report = v.verify().unwrap();
-    assert!(report.is_whole(), "{report:?}");
-    assert_eq!(
-        report.key_source.guarantee,
-        ErasureGuarantee::DestroyedInHardware
-    );
-    // Still readable through the old snapshot after the erasure: the history is really there.
-    let again: i64 = old
-        .query_one(&format!("SELECT count(*) FROM {kv}"), &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(again as usize, before.len());
-    old.rollback().unwrap();
+    let before = common::postgres::rows_kept_by_a_snapshot(&pg.url, &pg.name, || {
+        assert!(v.erase_subject(&erased).unwrap().subject_erased);
+        let report = v.verify().unwrap();
+        assert!(report.is_whole(), "{report:?}");
+        assert_eq!(
+            report.key_source.guarantee,
+            ErasureGuarantee::DestroyedInHardware
+        );
+    });
     v.close().unwrap();
 
     // Every row as it was, in a schema of its own, opened with the passphrase, token and PIN.
-    let copy = common::postgres::Schema::new().unwrap();
-    let attacker = on_token(&copy.name)
-        .create(RootSecret::passphrase("a vault to make the tables"))
-        .unwrap();
-    drop(attacker);
-    let mut c = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
-    let copy_kv = format!("\"{}\".pdvault_kv", copy.name);
-    c.execute(&format!("DELETE FROM {copy_kv}"), &[]).unwrap();
-    for (k, val) in &before {
-        c.execute(
-            &format!("INSERT INTO {copy_kv} (key, value) VALUES ($1, $2)"),
-            &[k, val],
+    let copy = common::postgres::schema_with_rows(&pg.url, &before, |s| {
+        drop(
+            on_token(&s.name)
+                .create(RootSecret::passphrase("a vault to make the tables"))
+                .unwrap(),
         )
-        .unwrap();
-    }
+    });
     let e = on_token(&copy.name)
         .open(RootSecret::passphrase(VAULT_PASSPHRASE))
         .unwrap_err();
@@ -876,7 +850,10 @@ fn on_postgres_the_database_s_history_opens_nothing_after_an_erasure() {
     // The server's files: data directory and WAL (where .ci/run's cluster lives).
     match std::env::var_os("PDVAULT_TEST_PGDATA") {
         Some(data) => {
-            c.execute("CHECKPOINT", &[]).unwrap();
+            postgres::Client::connect(&pg.url, postgres::NoTls)
+                .unwrap()
+                .execute("CHECKPOINT", &[])
+                .unwrap();
             for marker in [&b"erased-pg-marker"[..], b"kept-pg-marker"] {
                 let found = files_holding(Path::new(&data), marker);
                 assert!(

@@ -144,3 +144,37 @@ fn migrate_copies_a_directory_vault_into_postgres_and_back() {
         "{r:?}"
     );
 }
+
+/// What `verify` calls "logical only", shown: without a key source of its own, a PostgreSQL
+/// vault's epoch keys are rows, and the database's history (a snapshot from before an erasure,
+/// as a base backup keeps it) still opens with the passphrase and reads what was erased. With a
+/// token it does not (`tests/pkcs11.rs`).
+#[test]
+fn without_a_key_source_the_database_s_history_still_reads_what_was_erased() {
+    let Some(pg) = common::postgres::Schema::new() else {
+        return;
+    };
+    let v = pg.create();
+    let contract = Purpose::new("contract").unwrap();
+    let alice = SubjectId::new("alice@example.com").unwrap();
+    let meta = RecordMeta::new(Category::Contact).purpose(contract.clone());
+    let id = v.put(&alice, meta, b"erased-but-logically").unwrap();
+    let before = common::postgres::rows_kept_by_a_snapshot(&pg.url, &pg.name, || {
+        v.erase_subject(&alice).unwrap();
+    });
+    let report = v.verify().unwrap();
+    assert_eq!(report.key_source.guarantee, ErasureGuarantee::LogicalOnly);
+    assert!(
+        report
+            .key_source
+            .guarantee
+            .describe()
+            .contains("logical only")
+    );
+    let copy = common::postgres::schema_with_rows(&pg.url, &before, |s| drop(s.create()));
+    let old = copy.open();
+    assert_eq!(
+        old.get(&alice, id, &contract).unwrap().payload,
+        b"erased-but-logically"
+    );
+}
