@@ -74,6 +74,12 @@ pub enum OpenError {
     /// with the root secret of its day.
     #[error("this backup has expired: its key was destroyed")]
     BackupExpired,
+    /// Another process rotated the root key of this shared vault: this handle stops, and the
+    /// vault must be opened again with the new secret.
+    #[error(
+        "another process rotated the vault's root key: open the vault again with the new secret"
+    )]
+    RootRotated,
     /// The operation is not supported for this vault (named in the message).
     #[error("not supported: {0}")]
     NotSupported(&'static str),

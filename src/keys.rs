@@ -517,6 +517,10 @@ impl Ring {
         if header.vault_id != self.header.vault_id {
             return Err(OpenError::HeaderDamaged("the stored key ring is another vault's").into());
         }
+        if header.key_check != self.root.key_check {
+            // Going on with the old root would seal the next ring under it.
+            return Err(OpenError::RootRotated.into());
+        }
         Ring::unseal(self.root.clone(), header, self.epochs.clone())
     }
 

@@ -178,3 +178,45 @@ fn without_a_key_source_the_database_s_history_still_reads_what_was_erased() {
         b"erased-but-logically"
     );
 }
+
+/// A root rotation by one opener stops the others (their next call needs the new secret) rather
+/// than letting them seal the next ring under the old root.
+#[test]
+fn a_root_rotation_by_one_opener_stops_the_others_until_they_reopen() {
+    let Some(pg) = common::postgres::Schema::new() else {
+        return;
+    };
+    let a = pg.create();
+    let b = pg.open();
+    let contract = Purpose::new("contract").unwrap();
+    let alice = SubjectId::new("alice@example.com").unwrap();
+    let meta = || RecordMeta::new(Category::Contact).purpose(contract.clone());
+    let id = a.put(&alice, meta(), b"before").unwrap();
+    a.rotate_root(
+        RootSecret::passphrase("the new passphrase"),
+        Some(KdfParams::insecure_for_tests()),
+    )
+    .unwrap();
+    assert_eq!(a.get(&alice, id, &contract).unwrap().payload, b"before");
+    for r in [
+        b.put(&alice, meta(), b"after").map(drop),
+        b.get(&alice, id, &contract).map(drop),
+    ] {
+        assert!(
+            matches!(r, Err(Error::Open(OpenError::RootRotated))),
+            "{r:?}"
+        );
+    }
+    drop(b);
+    assert!(
+        pg.builder()
+            .open(RootSecret::passphrase(common::postgres::PW))
+            .is_err()
+    );
+    let b = pg
+        .builder()
+        .open(RootSecret::passphrase("the new passphrase"))
+        .unwrap();
+    assert_eq!(b.get(&alice, id, &contract).unwrap().payload, b"before");
+    assert!(b.verify().unwrap().is_whole());
+}
