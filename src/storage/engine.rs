@@ -21,6 +21,10 @@ pub(crate) enum EngineOp {
 pub(crate) trait Engine: Send + Sync {
     /// Reads one key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Several keys, read at one moment (one snapshot); in the order asked.
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
     /// Every pair whose key starts with `prefix`, in order.
     fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_>;
     /// Every pair with `start <= key < end`, in order.

@@ -248,6 +248,14 @@ impl Store {
         Ok(Some(row))
     }
 
+    /// Several raw entries, read at one moment.
+    pub(crate) fn get_many_raw(
+        &self,
+        keys: &[&[u8]],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        self.engine.get_many(keys)
+    }
+
     /// Whether a key exists.
     pub(crate) fn contains(&self, key: &[u8]) -> Result<bool, StorageError> {
         Ok(self.engine.get(key)?.is_some())

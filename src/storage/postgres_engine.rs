@@ -106,6 +106,7 @@ type Manager = PostgresConnectionManager<NoTls>;
 #[derive(Clone)]
 struct Statements {
     get: String,
+    get_many: String,
     upsert: String,
     delete: String,
     scan_all: String,
@@ -120,6 +121,7 @@ impl Statements {
         let select = format!("SELECT key, value FROM {kv}");
         Statements {
             get: format!("SELECT value FROM {kv} WHERE key = $1"),
+            get_many: format!("SELECT key, value FROM {kv} WHERE key = ANY($1::bytea[])"),
             upsert: format!(
                 "INSERT INTO {kv} (key, value) SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) \
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
@@ -482,6 +484,24 @@ impl Engine for PostgresEngine {
                 Err(e) => return Err(map_err(e)),
             }
         }
+    }
+
+    fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        // One statement: one snapshot, one round trip.
+        let mut attempt = 0;
+        let rows = loop {
+            let mut conn = self.conn()?;
+            match conn.query_typed(&self.sql.get_many, &[(&keys, Type::BYTEA_ARRAY)]) {
+                Ok(rows) => break rows,
+                Err(e) if e.is_closed() && attempt == 0 => attempt += 1,
+                Err(e) => return Err(map_err(e)),
+            }
+        };
+        let mut found: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            found.insert(bytes(r, 0)?, bytes(r, 1)?);
+        }
+        Ok(keys.iter().map(|k| found.remove(*k)).collect())
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_> {

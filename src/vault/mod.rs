@@ -339,14 +339,20 @@ impl Vault {
                 return result;
             }
             attempts += 1;
-            if attempts >= 16 {
-                return Err(crate::error::StorageError::Engine(
-                    "the vault kept changing under a read (16 destructions meanwhile)".into(),
-                )
-                .into());
-            }
-            self.refresh()?;
+            self.read_again(attempts)?;
         }
+    }
+
+    /// Before a read's next attempt (the `attempts`-th) after destructions moved the store's
+    /// generation under it: brings the ring and caches up to date, or gives up after 16.
+    pub(crate) fn read_again(&self, attempts: u32) -> Result<()> {
+        if attempts >= 16 {
+            return Err(crate::error::StorageError::Engine(
+                "the vault kept changing under a read (16 destructions meanwhile)".into(),
+            )
+            .into());
+        }
+        self.refresh()
     }
 
     /// Locks one subject's state against concurrent read-modify-write (on a shared store, among

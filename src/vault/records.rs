@@ -258,13 +258,15 @@ impl Vault {
 
     /// Reads a record for a purpose (see [`rights::access`](crate::rights::access) for the rules).
     pub fn get(&self, subject: &SubjectId, record: RecordId, purpose: &Purpose) -> Result<Record> {
-        let (ident, read) = self.checked_read(|| {
+        let (ident, read) = if self.store().is_shared() {
+            self.get_from_shared(subject, record, purpose)?
+        } else {
             let ident = self.find(subject)?.subject;
             let (stored, key) = self.load(&ident, record)?;
             let state = self.state(&ident)?;
             access::check(record, &stored.entry.meta, &state, purpose)?;
-            Ok((ident, self.open_into_record(&key, &ident, record, stored)?))
-        })?;
+            (ident, self.open_into_record(&key, &ident, record, stored)?)
+        };
         self.inner.trail.note_read(
             self.store(),
             self.draft(AuditOp::Read)
@@ -780,6 +782,75 @@ impl Vault {
             .store()
             .get_with(&layout::record(ident, &record), StoredRecord::decode)?
             .ok_or(Error::RecordNotFound(record))?;
+        self.key_of(ident, record, stored)
+    }
+
+    /// [`Vault::get`] on a shared store: the record, the subject's state and the store's
+    /// generation in one statement (one snapshot, one round trip), the generation checked
+    /// against the one the ring and caches are current with ([`Vault::checked_read`]). Keys
+    /// read afterwards can only have been destroyed since, never replaced: a late read of one
+    /// finds it or fails.
+    fn get_from_shared(
+        &self,
+        subject: &SubjectId,
+        record: RecordId,
+        purpose: &Purpose,
+    ) -> Result<(SubjectRef, Record)> {
+        let generation_key = layout::meta(layout::GENERATION);
+        let mut attempts = 0;
+        loop {
+            let seen = self.keys().generation();
+            let read = (|| {
+                let ident = self.find(subject)?.subject;
+                let (record_key, state_key) =
+                    (layout::record(&ident, &record), layout::subject(&ident));
+                let mut rows = self
+                    .store()
+                    .get_many_raw(&[&generation_key, &record_key, &state_key])?
+                    .into_iter();
+                let generation: u64 = match rows.next().flatten() {
+                    Some(b) => codec::decode(&b, "store generation")?,
+                    None => 0,
+                };
+                if generation != seen {
+                    return Ok(None);
+                }
+                let stored = rows
+                    .next()
+                    .flatten()
+                    .map(StoredRecord::decode)
+                    .transpose()?
+                    .ok_or(Error::RecordNotFound(record))?;
+                let state: SubjectState = match rows.next().flatten() {
+                    Some(b) => codec::decode(&b, "subject state")?,
+                    None => SubjectState::default(),
+                };
+                let (stored, key) = self.key_of(&ident, record, stored)?;
+                access::check(record, &stored.entry.meta, &state, purpose)?;
+                Ok(Some((
+                    ident,
+                    self.open_into_record(&key, &ident, record, stored)?,
+                )))
+            })();
+            match read {
+                Ok(Some(found)) => return Ok(found),
+                // An error with the generation unchanged is the answer (an unknown subject, a
+                // refused purpose); otherwise it may come from a stale ring: read again.
+                Err(e) if crate::keys::stored_generation(self.store())? == seen => return Err(e),
+                Ok(None) | Err(_) => {}
+            }
+            attempts += 1;
+            self.read_again(attempts)?;
+        }
+    }
+
+    /// A stored record with the key of its generation (or why there is none).
+    fn key_of(
+        &self,
+        ident: &SubjectRef,
+        record: RecordId,
+        stored: StoredRecord,
+    ) -> Result<(StoredRecord, Arc<DataKey>)> {
         let entry = &stored.entry;
         let category = entry.meta.category.name();
         match self
