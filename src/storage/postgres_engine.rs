@@ -5,13 +5,15 @@
 //!
 //! - Order: `bytea` compares byte by byte as unsigned bytes, shorter first on a common prefix,
 //!   which is sled's order; scans are `ORDER BY key` over the primary key.
-//! - [`apply`](Engine::apply) is one transaction of at most two statements, whatever the batch's
-//!   size: the batch is first reduced to the last op per key (sorted, so concurrent batches lock
-//!   rows in one order), then the puts are one `INSERT ... SELECT FROM UNNEST($1::bytea[],
-//!   $2::bytea[]) ON CONFLICT (key) DO UPDATE` and the deletes one `DELETE ... WHERE key =
-//!   ANY($1)`. A serialization failure or deadlock (SQLSTATE 40001, 40P01), after which
+//! - [`apply`](Engine::apply) is one statement, whatever the batch's size, and so one
+//!   transaction and one round trip: the batch is first reduced to the last op per key (sorted,
+//!   so concurrent batches lock rows in one order), then the puts are one `INSERT ... SELECT FROM
+//!   UNNEST($1::bytea[], $2::bytea[]) ON CONFLICT (key) DO UPDATE` and the deletes a `DELETE ...
+//!   WHERE key = ANY($3)` in a `WITH` clause of the same statement. A serialization failure or deadlock (SQLSTATE 40001, 40P01), after which
 //!   PostgreSQL has rolled the transaction back, is retried a few times.
-//! - Scans stream: each runs in a `REPEATABLE READ READ ONLY` transaction on a pooled connection
+//! - Scans stream: a scan first reads one batch with a single `SELECT ... LIMIT` (one round trip,
+//!   one snapshot); only if there is more does it start over, in a `REPEATABLE READ READ ONLY`
+//!   transaction on a pooled connection
 //!   the iterator owns, through a server-side cursor (`DECLARE ... CURSOR`, then `FETCH 256` at a
 //!   time), so a scan sees one snapshot and holds at most one batch of rows in memory. (A named SQL
 //!   cursor is the same portal that `postgres::Transaction::bind` opens at the protocol level; a
@@ -109,6 +111,7 @@ struct Statements {
     get_many: String,
     upsert: String,
     delete: String,
+    upsert_and_delete: String,
     scan_all: String,
     scan_from: String,
     scan_between: String,
@@ -127,6 +130,12 @@ impl Statements {
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
             ),
             delete: format!("DELETE FROM {kv} WHERE key = ANY($1::bytea[])"),
+            // Both in one statement, which is its own transaction: one round trip.
+            upsert_and_delete: format!(
+                "WITH gone AS (DELETE FROM {kv} WHERE key = ANY($3::bytea[])) \
+                 INSERT INTO {kv} (key, value) SELECT * FROM UNNEST($1::bytea[], $2::bytea[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
             scan_all: format!("{select} ORDER BY key"),
             scan_from: format!("{select} WHERE key >= $1 ORDER BY key"),
             scan_between: format!("{select} WHERE key >= $1 AND key < $2 ORDER BY key"),
@@ -268,27 +277,63 @@ impl PostgresEngine {
         puts: &[(&[u8], &[u8])],
         deletes: &[&[u8]],
     ) -> Result<(), AttemptError> {
-        let mut tx = conn.transaction()?;
-        if !puts.is_empty() {
-            let keys: Vec<&[u8]> = puts.iter().map(|(k, _)| *k).collect();
-            let values: Vec<&[u8]> = puts.iter().map(|(_, v)| *v).collect();
-            tx.query_typed(
+        // One statement is one transaction (autocommit), atomic as a whole: the deletes and the
+        // puts touch disjoint keys (the batch was reduced to the last op per key).
+        let keys: Vec<&[u8]> = puts.iter().map(|(k, _)| *k).collect();
+        let values: Vec<&[u8]> = puts.iter().map(|(_, v)| *v).collect();
+        match (puts.is_empty(), deletes.is_empty()) {
+            (false, true) => conn.query_typed(
                 &self.sql.upsert,
                 &[(&keys, Type::BYTEA_ARRAY), (&values, Type::BYTEA_ARRAY)],
-            )?;
-        }
-        if !deletes.is_empty() {
-            tx.query_typed(&self.sql.delete, &[(&deletes, Type::BYTEA_ARRAY)])?;
-        }
-        Ok(tx.commit()?)
+            )?,
+            (true, false) => {
+                conn.query_typed(&self.sql.delete, &[(&deletes, Type::BYTEA_ARRAY)])?
+            }
+            _ => conn.query_typed(
+                &self.sql.upsert_and_delete,
+                &[
+                    (&keys, Type::BYTEA_ARRAY),
+                    (&values, Type::BYTEA_ARRAY),
+                    (&deletes, Type::BYTEA_ARRAY),
+                ],
+            )?,
+        };
+        Ok(())
     }
 
-    /// A streaming scan of `query` with `params`.
+    /// A streaming scan of `query` with `params`: most scans (a subject's keys, a shard's) fit
+    /// one batch, read in one statement; a longer one starts over through a cursor.
     fn scan(&self, query: &str, params: &[&[u8]]) -> KvIter<'_> {
+        match self.whole_if_small(query, params) {
+            Ok(Some(rows)) => return Box::new(rows.into_iter().map(Ok)),
+            Ok(None) => {}
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        }
         match Scan::open(self, query, params) {
             Ok(scan) => Box::new(scan),
             Err(e) => Box::new(std::iter::once(Err(e))),
         }
+    }
+
+    /// Every row of `query`, if there are at most [`FETCH_ROWS`]; `None` if there are more.
+    fn whole_if_small(
+        &self,
+        query: &str,
+        params: &[&[u8]],
+    ) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, StorageError> {
+        let typed = typed_bytea(params);
+        let limited = format!("{query} LIMIT {}", FETCH_ROWS + 1);
+        let rows = self
+            .conn()?
+            .query_typed(&limited, &typed)
+            .map_err(map_err)?;
+        if rows.len() > FETCH_ROWS {
+            return Ok(None);
+        }
+        rows.iter()
+            .map(|r| Ok((bytes(r, 0)?, bytes(r, 1)?)))
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 }
 
@@ -458,6 +503,14 @@ fn map_err(e: postgres::Error) -> StorageError {
     }
 }
 
+/// Parameters all of type `bytea`.
+fn typed_bytea<'a>(params: &'a [&'a [u8]]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params
+        .iter()
+        .map(|p| (p as &(dyn ToSql + Sync), Type::BYTEA))
+        .collect()
+}
+
 fn bytes(row: &postgres::Row, i: usize) -> Result<Vec<u8>, StorageError> {
     row.try_get::<_, Vec<u8>>(i).map_err(map_err)
 }
@@ -589,10 +642,7 @@ impl Scan {
             conn: Some(conn),
             batch: Vec::new(),
         };
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
-            .iter()
-            .map(|p| (p as &(dyn ToSql + Sync), Type::BYTEA))
-            .collect();
+        let typed = typed_bytea(params);
         let declare = format!("DECLARE {CURSOR} NO SCROLL CURSOR FOR {query}");
         if let Some(conn) = scan.conn.as_mut() {
             conn.query_typed(&declare, &typed).map_err(map_err)?;
