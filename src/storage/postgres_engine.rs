@@ -103,6 +103,8 @@ fn lock_key(namespace: i64, lock: SharedLock) -> i64 {
 }
 
 type Manager = PostgresConnectionManager<NoTls>;
+/// A key and its value.
+type Pair = (Vec<u8>, Vec<u8>);
 
 /// The SQL of every statement, with the table names (and their schema) filled in once.
 #[derive(Clone)]
@@ -320,7 +322,7 @@ impl PostgresEngine {
         &self,
         query: &str,
         params: &[&[u8]],
-    ) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, StorageError> {
+    ) -> Result<Option<Vec<Pair>>, StorageError> {
         let typed = typed_bytea(params);
         let limited = format!("{query} LIMIT {}", FETCH_ROWS + 1);
         let rows = self
