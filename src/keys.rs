@@ -1046,15 +1046,14 @@ impl Keys {
         self.seen.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Brings the ring and caches up to date with a shared store: if another process advanced the
-    /// store's generation (a destruction, a new policy), reloads the ring and forgets every cached
-    /// key and identity. Returns whether the generation had moved. Nothing to do for a store one
-    /// process owns.
-    pub(crate) fn refresh(&self, store: &Store) -> Result<bool> {
+    /// Brings the ring and caches up to date with a shared store whose generation was just read
+    /// as `generation`: if another process advanced it (a destruction, a new policy), reloads the
+    /// ring and forgets every cached key and identity. Returns whether the generation had moved.
+    /// Nothing to do for a store one process owns.
+    pub(crate) fn refresh_to(&self, store: &Store, generation: u64) -> Result<bool> {
         if !store.is_shared() {
             return Ok(false);
         }
-        let generation = stored_generation(store)?;
         if generation == self.generation() {
             return Ok(false);
         }

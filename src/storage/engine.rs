@@ -92,5 +92,16 @@ impl Drop for LockGuard {
 /// server restarted), its locks are gone and so is every commit that relied on them.
 pub(crate) trait Coordination: Send + Sync {
     /// Takes `lock` for the calling thread, waiting for it (within the engine's lock timeout).
-    fn lock(&self, lock: SharedLock, mode: LockMode) -> Result<LockGuard, StorageError>;
+    fn lock(&self, lock: SharedLock, mode: LockMode) -> Result<LockGuard, StorageError> {
+        self.lock_then_read(lock, mode, None)
+            .map(|(guard, _)| guard)
+    }
+    /// [`lock`](Self::lock), then reads `read` as it is once the lock is held (in the same
+    /// round trip where the engine can).
+    fn lock_then_read(
+        &self,
+        lock: SharedLock,
+        mode: LockMode,
+        read: Option<&[u8]>,
+    ) -> Result<(LockGuard, Option<Vec<u8>>), StorageError>;
 }

@@ -109,6 +109,8 @@ type Pair = (Vec<u8>, Vec<u8>);
 /// The SQL of every statement, with the table names (and their schema) filled in once.
 #[derive(Clone)]
 struct Statements {
+    /// The table, qualified.
+    kv: String,
     get: String,
     get_many: String,
     upsert: String,
@@ -125,6 +127,7 @@ impl Statements {
         let kv = qualified(schema, "pdvault_kv");
         let select = format!("SELECT key, value FROM {kv}");
         Statements {
+            kv: kv.clone(),
             get: format!("SELECT value FROM {kv} WHERE key = $1"),
             get_many: format!("SELECT key, value FROM {kv} WHERE key = ANY($1::bytea[])"),
             upsert: format!(
@@ -395,17 +398,33 @@ fn lost_session() -> StorageError {
 }
 
 impl Coordination for PostgresEngine {
-    fn lock(&self, lock: SharedLock, mode: LockMode) -> Result<LockGuard, StorageError> {
+    fn lock_then_read(
+        &self,
+        lock: SharedLock,
+        mode: LockMode,
+        read: Option<&[u8]>,
+    ) -> Result<(LockGuard, Option<Vec<u8>>), StorageError> {
         let key = lock_key(self.namespace, lock);
         let (take, release) = match mode {
             LockMode::Shared => (
-                "SELECT pg_advisory_lock_shared($1)",
-                "SELECT pg_advisory_unlock_shared($1)",
+                format!("SELECT pg_advisory_lock_shared({key})"),
+                format!("SELECT pg_advisory_unlock_shared({key})"),
             ),
             LockMode::Exclusive => (
-                "SELECT pg_advisory_lock($1)",
-                "SELECT pg_advisory_unlock($1)",
+                format!("SELECT pg_advisory_lock({key})"),
+                format!("SELECT pg_advisory_unlock({key})"),
             ),
+        };
+        // The read is a second statement of the same simple query: one round trip, and a
+        // snapshot taken after the lock was granted (each statement of READ COMMITTED takes its
+        // own). Keys are sent as hex literals; the numbers are the engine's own.
+        let query = match read {
+            Some(k) => format!(
+                "{take}; SELECT value FROM {} WHERE key = '\\x{}'::bytea",
+                self.sql.kv,
+                hex(k)
+            ),
+            None => take,
         };
         let id = self.id;
         let fresh = SESSIONS.with(|s| !s.borrow().contains_key(&id));
@@ -423,8 +442,8 @@ impl Coordination for PostgresEngine {
                 )
             });
         }
-        let taken = match self.with_lock_session(|c| c.execute(take, &[&key])) {
-            Some(Ok(Ok(_))) => Ok(()),
+        let taken = match self.with_lock_session(|c| c.simple_query(&query)) {
+            Some(Ok(Ok(messages))) => read_value(&messages),
             Some(Ok(Err(e))) => Err(map_err(e)),
             Some(Err(e)) => Err(e),
             None => Err(lost_session()),
@@ -442,15 +461,15 @@ impl Coordination for PostgresEngine {
                 }
             }
         });
-        taken?;
-        Ok(LockGuard::new(move || {
+        let value = taken?;
+        let guard = LockGuard::new(move || {
             SESSIONS.with(|s| {
                 let mut sessions = s.borrow_mut();
                 let Some(session) = sessions.get_mut(&id) else {
                     return;
                 };
                 if let Some(conn) = session.conn.as_mut()
-                    && conn.execute(release, &[&key]).is_err()
+                    && conn.batch_execute(&release).is_err()
                 {
                     // The session (and every lock in it) is gone, or in a state the pool must
                     // not hand out again.
@@ -461,8 +480,38 @@ impl Coordination for PostgresEngine {
                     sessions.remove(&id);
                 }
             })
-        }))
+        });
+        Ok((guard, value))
     }
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `bytea` value of the last row of a simple query's answer, if any (its text form is
+/// `\x` and hex).
+fn read_value(messages: &[postgres::SimpleQueryMessage]) -> Result<Option<Vec<u8>>, StorageError> {
+    let malformed = || StorageError::Engine("PostgreSQL sent a bytea in an unknown form".into());
+    let mut value = None;
+    for m in messages {
+        if let postgres::SimpleQueryMessage::Row(row) = m
+            && row.columns().first().is_some_and(|c| c.name() == "value")
+        {
+            let text = row.get(0).ok_or_else(malformed)?;
+            let digits = text.strip_prefix("\\x").ok_or_else(malformed)?;
+            if digits.len() % 2 != 0 {
+                return Err(malformed());
+            }
+            let parsed: Option<Vec<u8>> = (0..digits.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok())
+                .collect();
+            value = Some(parsed.ok_or_else(malformed)?);
+        }
+    }
+    Ok(value)
 }
 
 /// Why one attempt at a batch failed.

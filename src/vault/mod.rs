@@ -308,15 +308,28 @@ impl Vault {
         let Some(c) = self.store().coordination() else {
             return Ok(None);
         };
-        let guard = c.lock(lock, mode)?;
-        self.refresh()?;
+        let (guard, generation) =
+            c.lock_then_read(lock, mode, Some(&layout::meta(layout::GENERATION)))?;
+        let generation = match generation {
+            Some(b) => crate::storage::codec::decode(&b, "store generation")?,
+            None => 0,
+        };
+        self.refresh_to(generation)?;
         Ok(Some(guard))
     }
 
     /// Brings this process up to date with a shared store that another process changed: the
     /// ring and caches after a destruction, the policy after a change.
     pub(crate) fn refresh(&self) -> Result<()> {
-        if self.keys().refresh(self.store())? {
+        if !self.store().is_shared() {
+            return Ok(());
+        }
+        self.refresh_to(crate::keys::stored_generation(self.store())?)
+    }
+
+    /// [`Vault::refresh`], the store's generation having just been read as `generation`.
+    fn refresh_to(&self, generation: u64) -> Result<()> {
+        if self.keys().refresh_to(self.store(), generation)? {
             let policy = open::stored_policy(self.store())?;
             *self.inner.policy.write().unwrap_or_else(|p| p.into_inner()) = policy.map(Arc::new);
         }
