@@ -209,6 +209,11 @@ impl Vault {
 
     pub(crate) fn destroy_now(&self, ident: SubjectRef, scope: Scope) -> Result<ErasureReport> {
         let _d = self.exclusive_destruction()?;
+        // Looked up before the lock: another erasure (of this process or another) may have
+        // destroyed the subject meanwhile.
+        if !self.store().contains(&layout::subject(&ident))? {
+            return Err(Error::SubjectNotFound);
+        }
         let now = self.now();
         let erase = self.draft(AuditOp::Erase).subject(ident);
         let mut plan = Plan::default();
@@ -476,13 +481,23 @@ impl Vault {
             }));
         }
         if matches!(scope, Scope::Subject) {
-            if report.retained.is_empty() {
+            if report.retained.is_empty() && holds.is_empty() {
                 self.destroy_subject(plan, &ident, &state)?;
                 ledger.subject_erased = true;
                 report.subject_erased = true;
-            } else if state.pending_erasure.is_none() {
-                state.pending_erasure = Some(now);
-                state_changed = true;
+            } else {
+                if state.pending_erasure.is_none() {
+                    state.pending_erasure = Some(now);
+                    state_changed = true;
+                }
+                if report.retained.is_empty() {
+                    // Held with nothing left to retain: the subject itself is what the hold
+                    // keeps; every sweep looks again, and the first after the release finishes.
+                    plan.txn.put(
+                        layout::due(now, &ident, &NO_RECORD),
+                        &DueKind::FinishSubject,
+                    );
+                }
             }
         }
         if matches!(scope, Scope::Pending(_))
@@ -515,6 +530,12 @@ impl Vault {
                     report.subject_erased = true;
                 }
             }
+        }
+        if matches!(scope, Scope::Finish) && !holds.is_empty() && state.pending_erasure.is_some() {
+            plan.txn.put(
+                layout::due(now, &ident, &NO_RECORD),
+                &DueKind::FinishSubject,
+            );
         }
         if state_changed && !report.subject_erased {
             plan.txn.put(layout::subject(&ident), &state);

@@ -507,3 +507,40 @@ fn a_large_sweep_runs_in_bounded_ratchets_of_whole_subjects() {
     assert!(v.verify().unwrap().is_whole());
     assert!(v.audit_verify().unwrap().is_intact());
 }
+
+/// A hold on a subject keeps the subject even when it has no record left: erasing it leaves it
+/// pending (new writes for the identifier stay under the hold), and the first sweep after the
+/// release finishes the erasure. A second erasure of a subject erased meanwhile is "not found",
+/// never a damaged store.
+#[test]
+fn a_hold_keeps_a_subject_without_records_until_it_is_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new("2025-01-01T00:00:00Z".parse().unwrap());
+    let v = vault(tmp.path(), &clock, None);
+    let s = SubjectId::new("held@example.com").unwrap();
+    let id = v
+        .put(&s, RecordMeta::new(Category::Usage).purpose(p()), b"x")
+        .unwrap();
+    v.erase_record(&s, id).unwrap();
+    let hold = v
+        .place_hold(&s, HoldTarget::Subject, HoldReason::Dispute, None, None)
+        .unwrap();
+    let report = v.erase_subject(&s).unwrap();
+    assert!(!report.subject_erased, "{report:?}");
+    v.sweep().unwrap();
+    let later = v
+        .put(&s, RecordMeta::new(Category::Usage).purpose(p()), b"y")
+        .unwrap();
+    let covered = v.erase_subject(&s).unwrap();
+    assert!(!covered.subject_erased);
+    assert_eq!(
+        covered.retained.len(),
+        1,
+        "the hold covers new records: {covered:?}"
+    );
+    assert_eq!(covered.retained[0].record, later);
+    v.release_hold(hold).unwrap();
+    v.sweep().unwrap();
+    assert!(matches!(v.erase_subject(&s), Err(Error::SubjectNotFound)));
+    assert!(v.audit_verify().unwrap().is_intact());
+}

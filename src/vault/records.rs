@@ -865,6 +865,11 @@ impl Vault {
             {
                 Err(Error::RecordNotFound(record))
             }
+            // Erased and reclaimed by a sweep since the record was read (its row and the marker
+            // of its destroyed generation are gone now).
+            None if !self.store().contains(&layout::record(ident, &record))? => {
+                Err(Error::RecordNotFound(record))
+            }
             // No key and not destroyed: the record or its key was damaged.
             None => Err(crate::IntegrityError.into()),
         }
