@@ -220,3 +220,45 @@ fn a_root_rotation_by_one_opener_stops_the_others_until_they_reopen() {
     assert_eq!(b.get(&alice, id, &contract).unwrap().payload, b"before");
     assert!(b.verify().unwrap().is_whole());
 }
+
+/// Two openers sweeping at once do the work once: the lease makes the second wait, and it finds
+/// nothing left that the first destroyed.
+#[test]
+fn two_sweeps_at_once_do_the_work_once() {
+    let Some(pg) = common::postgres::Schema::new() else {
+        return;
+    };
+    let start: jiff::Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(start);
+    let policy = Policy::from_toml("[retention.access-log]\nmax = \"1 day\"\n").unwrap();
+    let a = pg
+        .builder()
+        .clock(clock.clone())
+        .policy(policy)
+        .create(RootSecret::passphrase(common::postgres::PW))
+        .unwrap();
+    let b = pg
+        .builder()
+        .clock(clock.clone())
+        .open(RootSecret::passphrase(common::postgres::PW))
+        .unwrap();
+    let subjects = 40;
+    for i in 0..subjects {
+        let s = SubjectId::new(&format!("s{i}@example.com")).unwrap();
+        let meta = RecordMeta::new(Category::AccessLog).purpose(Purpose::new("security").unwrap());
+        a.put(&s, meta, b"log line").unwrap();
+    }
+    clock.set(start + jiff::Span::new().hours(48));
+    let (ra, rb) = std::thread::scope(|t| {
+        let ta = t.spawn(|| a.sweep().unwrap());
+        let tb = t.spawn(|| b.sweep().unwrap());
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    let destroyed = |r: &SweepReport| r.categories_erased + r.erased;
+    assert_eq!(destroyed(&ra) + destroyed(&rb), subjects, "{ra:?} {rb:?}");
+    assert!(
+        destroyed(&ra) == 0 || destroyed(&rb) == 0,
+        "both sweeps destroyed: {ra:?} {rb:?}"
+    );
+    assert!(a.audit_verify().unwrap().is_intact());
+}
