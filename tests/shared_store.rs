@@ -244,7 +244,7 @@ fn two_sweeps_at_once_do_the_work_once() {
         .unwrap();
     let subjects = 40;
     for i in 0..subjects {
-        let s = SubjectId::new(&format!("s{i}@example.com")).unwrap();
+        let s = SubjectId::new(format!("s{i}@example.com")).unwrap();
         let meta = RecordMeta::new(Category::AccessLog).purpose(Purpose::new("security").unwrap());
         a.put(&s, meta, b"log line").unwrap();
     }
