@@ -480,8 +480,13 @@ impl Vault {
                 record: Some(id),
             }));
         }
+        // A hold on the whole subject keeps the subject itself, records or not (a category's or a
+        // record's keeps what it covers).
+        let subject_held = holds
+            .iter()
+            .any(|h| matches!(h.scope, crate::policy::holds::HoldScope::Subject));
         if matches!(scope, Scope::Subject) {
-            if report.retained.is_empty() && holds.is_empty() {
+            if report.retained.is_empty() && !subject_held {
                 self.destroy_subject(plan, &ident, &state)?;
                 ledger.subject_erased = true;
                 report.subject_erased = true;
@@ -531,7 +536,7 @@ impl Vault {
                 }
             }
         }
-        if matches!(scope, Scope::Finish) && !holds.is_empty() && state.pending_erasure.is_some() {
+        if matches!(scope, Scope::Finish) && subject_held && state.pending_erasure.is_some() {
             plan.txn.put(
                 layout::due(now, &ident, &NO_RECORD),
                 &DueKind::FinishSubject,

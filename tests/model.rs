@@ -294,9 +294,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 match h.v().erase_subject(&sid(subject)) {
                     Ok(report) => {
                         apply_report(&mut m, &report, &scope, now)?;
-                        // The subject itself goes only when nothing is retained and no hold
-                        // stands on it (a hold keeps the subject even with no record left).
-                        let held = m.holds.iter().any(|x| x.active && x.subject == subject);
+                        // The subject itself goes only when nothing is retained and no hold on
+                        // the whole subject stands (which keeps it even with no record left).
+                        let held = m.holds.iter().any(|x| {
+                            x.active
+                                && x.subject == subject
+                                && matches!(x.scope, HoldScope::Subject)
+                        });
                         prop_assert_eq!(report.subject_erased, report.retained.is_empty() && !held);
                         if !report.subject_erased {
                             m.pending.insert(subject);
