@@ -21,6 +21,8 @@
 //!   without a self-referential type.) The connection goes back to the pool when the scan ends or
 //!   the iterator is dropped, its transaction rolled back. A scan holds its connection while it
 //!   runs: a caller that reads while scanning uses a second one.
+//! - Every pooled connection prepares the hot statements (get, get-many, the batch's) once when
+//!   it is made: a call is then one round trip that the server neither parses nor plans again.
 //! - [`flush`](Engine::flush) does nothing: every transaction is durable when its commit returns,
 //!   with PostgreSQL's default `synchronous_commit = on` (a server configured otherwise loses the
 //!   last commits in a crash of the server, which this engine cannot see).
@@ -102,7 +104,66 @@ fn lock_key(namespace: i64, lock: SharedLock) -> i64 {
     VAULT_LOCKS ^ (namespace << 16) ^ n
 }
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// Makes the pools' connections, each with the engine's hot statements prepared on it.
+struct Manager {
+    inner: PostgresConnectionManager<NoTls>,
+    sql: Statements,
+}
+
+/// The statements prepared on a connection: parsed and planned once per connection, not per call.
+struct Prepared {
+    get: postgres::Statement,
+    get_many: postgres::Statement,
+    upsert: postgres::Statement,
+    delete: postgres::Statement,
+    upsert_and_delete: postgres::Statement,
+}
+
+/// A pooled connection with its prepared statements.
+pub(crate) struct Conn {
+    client: postgres::Client,
+    prepared: Prepared,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        let mut client = self.inner.connect()?;
+        let one = [Type::BYTEA];
+        let arrays = [Type::BYTEA_ARRAY, Type::BYTEA_ARRAY, Type::BYTEA_ARRAY];
+        let prepared = Prepared {
+            get: client.prepare_typed(&self.sql.get, &one)?,
+            get_many: client.prepare_typed(&self.sql.get_many, &arrays[..1])?,
+            upsert: client.prepare_typed(&self.sql.upsert, &arrays[..2])?,
+            delete: client.prepare_typed(&self.sql.delete, &arrays[..1])?,
+            upsert_and_delete: client.prepare_typed(&self.sql.upsert_and_delete, &arrays)?,
+        };
+        Ok(Conn { client, prepared })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        conn.client.simple_query("").map(|_| ())
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.client.is_closed()
+    }
+}
 /// A key and its value.
 type Pair = (Vec<u8>, Vec<u8>);
 
@@ -208,7 +269,10 @@ impl PostgresEngine {
             .min_idle(Some(0))
             .test_on_check_out(false)
             .connection_timeout(CONNECT_TIMEOUT)
-            .build_unchecked(PostgresConnectionManager::new(config.clone(), NoTls));
+            .build_unchecked(Manager {
+                inner: PostgresConnectionManager::new(config.clone(), NoTls),
+                sql: Statements::new(schema),
+            });
         let mut lock_config = config;
         lock_config.options(&format!("-c lock_timeout={}", LOCK_TIMEOUT.as_millis()));
         let lock_pool = Pool::builder()
@@ -216,7 +280,10 @@ impl PostgresEngine {
             .min_idle(Some(0))
             .test_on_check_out(false)
             .connection_timeout(LOCK_TIMEOUT)
-            .build_unchecked(PostgresConnectionManager::new(lock_config, NoTls));
+            .build_unchecked(Manager {
+                inner: PostgresConnectionManager::new(lock_config, NoTls),
+                sql: Statements::new(schema),
+            });
         let namespace = i64::from(u16::from_be_bytes(
             blake3::hash(schema.unwrap_or("").as_bytes()).as_bytes()[..2]
                 .try_into()
@@ -235,7 +302,7 @@ impl PostgresEngine {
     /// A session that failed before is an error: the locks the caller relies on are gone.
     fn with_lock_session<R>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> R,
+        f: impl FnOnce(&mut Conn) -> R,
     ) -> Option<Result<R, StorageError>> {
         SESSIONS.with(|s| {
             let mut sessions = s.borrow_mut();
@@ -278,7 +345,7 @@ impl PostgresEngine {
 
     fn apply_on(
         &self,
-        conn: &mut postgres::Client,
+        conn: &mut Conn,
         puts: &[(&[u8], &[u8])],
         deletes: &[&[u8]],
     ) -> Result<(), AttemptError> {
@@ -287,21 +354,18 @@ impl PostgresEngine {
         let keys: Vec<&[u8]> = puts.iter().map(|(k, _)| *k).collect();
         let values: Vec<&[u8]> = puts.iter().map(|(_, v)| *v).collect();
         match (puts.is_empty(), deletes.is_empty()) {
-            (false, true) => conn.query_typed(
-                &self.sql.upsert,
-                &[(&keys, Type::BYTEA_ARRAY), (&values, Type::BYTEA_ARRAY)],
-            )?,
-            (true, false) => {
-                conn.query_typed(&self.sql.delete, &[(&deletes, Type::BYTEA_ARRAY)])?
+            (false, true) => {
+                let st = conn.prepared.upsert.clone();
+                conn.client.execute(&st, &[&keys, &values])?
             }
-            _ => conn.query_typed(
-                &self.sql.upsert_and_delete,
-                &[
-                    (&keys, Type::BYTEA_ARRAY),
-                    (&values, Type::BYTEA_ARRAY),
-                    (&deletes, Type::BYTEA_ARRAY),
-                ],
-            )?,
+            (true, false) => {
+                let st = conn.prepared.delete.clone();
+                conn.client.execute(&st, &[&deletes])?
+            }
+            _ => {
+                let st = conn.prepared.upsert_and_delete.clone();
+                conn.client.execute(&st, &[&keys, &values, &deletes])?
+            }
         };
         Ok(())
     }
@@ -582,7 +646,8 @@ impl Engine for PostgresEngine {
         let mut attempt = 0;
         loop {
             let mut conn = self.conn()?;
-            match conn.query_typed_opt(&self.sql.get, &[(&key, Type::BYTEA)]) {
+            let st = conn.prepared.get.clone();
+            match conn.client.query_opt(&st, &[&key]) {
                 Ok(row) => return row.map(|r| bytes(&r, 0)).transpose(),
                 Err(e) if e.is_closed() && attempt == 0 => attempt += 1,
                 Err(e) => return Err(map_err(e)),
@@ -595,7 +660,8 @@ impl Engine for PostgresEngine {
         let mut attempt = 0;
         let rows = loop {
             let mut conn = self.conn()?;
-            match conn.query_typed(&self.sql.get_many, &[(&keys, Type::BYTEA_ARRAY)]) {
+            let st = conn.prepared.get_many.clone();
+            match conn.client.query(&st, &[&keys]) {
                 Ok(rows) => break rows,
                 Err(e) if e.is_closed() && attempt == 0 => attempt += 1,
                 Err(e) => return Err(map_err(e)),

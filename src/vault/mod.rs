@@ -235,8 +235,12 @@ impl Vault {
     /// Starts a write whose transaction is about to be prepared: if the vault syncs every
     /// write, a durable commit group formed meanwhile waits for it ([`group_commit`]).
     pub(crate) fn begin_write(&self) -> Write<'_> {
-        let announced = (self.inner.store.durability() == Durability::Immediate)
-            .then(|| self.inner.durable_commits.announce());
+        // On a shared store a write's preparation takes round trips to the server, and the server
+        // shares its own log flushes among sessions: a group forms of what is queued, without
+        // waiting for writes still being prepared.
+        let announced = (self.inner.store.durability() == Durability::Immediate
+            && !self.inner.store.is_shared())
+        .then(|| self.inner.durable_commits.announce());
         Write {
             vault: self,
             announced,
