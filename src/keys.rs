@@ -285,6 +285,16 @@ impl Ring {
         &self.epochs
     }
 
+    /// Makes `root` (derived with `kdf`) the ring's root key, the built-in sources' epoch keys
+    /// sealed under it from now on; returns the previous ones.
+    fn install_root(&mut self, root: RootKeys, kdf: KdfSpec) -> (RootKeys, KdfSpec) {
+        self.epochs.set_slot_key(&root.slot_key);
+        (
+            std::mem::replace(&mut self.root, root),
+            std::mem::replace(&mut self.header.kdf, kdf),
+        )
+    }
+
     /// A copy of this ring (the same vault, the same keys), for a copy of the vault in another
     /// store; [`Ring::retarget`] it before writing it.
     pub(crate) fn duplicate(&self) -> Ring {
@@ -933,9 +943,12 @@ impl Keys {
                 },
             );
         }
-        if matches!(self.home, RingHome::Store) {
-            return self.commit_ratchet_in_store(store, ring, next, txn, new_root, commit);
-        }
+        let dir = match &self.home {
+            RingHome::Store => {
+                return self.commit_ratchet_in_store(store, ring, next, txn, new_root, commit);
+            }
+            RingHome::Dir(dir) => dir,
+        };
         commit(txn)?;
         let durable = store.sync_all()?;
         for (s, shard) in next {
@@ -944,13 +957,8 @@ impl Keys {
         if let Some((root, kdf)) = new_root {
             // New epoch keys are sealed under the new root's slot key from now on; the old epoch,
             // sealed under the old one, is destroyed by the write below.
-            ring.epochs.set_slot_key(&root.slot_key);
-            ring.root = root;
-            ring.header.kdf = kdf;
+            ring.install_root(root, kdf);
         }
-        let RingHome::Dir(dir) = &self.home else {
-            unreachable!("a shared store's ring was written above")
-        };
         ring.write_file(dir, durable)?;
         let mut clear = Txn::new();
         for &s in shards {
@@ -977,11 +985,7 @@ impl Keys {
         for (s, shard) in next {
             old_shards.push((s, std::mem::replace(&mut ring.shards[s as usize], shard)));
         }
-        let old_root = new_root.map(|(root, kdf)| {
-            ring.epochs.set_slot_key(&root.slot_key);
-            let kdf = std::mem::replace(&mut ring.header.kdf, kdf);
-            (std::mem::replace(&mut ring.root, root), kdf)
-        });
+        let old_root = new_root.map(|(root, kdf)| ring.install_root(root, kdf));
         let mut generation = 0;
         let written = ring.reseal(Default::default(), |header| {
             generation = stage_ring(store, &mut txn, header)?;
@@ -1000,9 +1004,7 @@ impl Keys {
                     ring.shards[s as usize] = shard;
                 }
                 if let Some((root, kdf)) = old_root {
-                    ring.epochs.set_slot_key(&root.slot_key);
-                    ring.root = root;
-                    ring.header.kdf = kdf;
+                    ring.install_root(root, kdf);
                 }
                 Err(e)
             }

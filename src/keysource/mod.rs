@@ -132,6 +132,26 @@ impl ErasureGuarantee {
     }
 }
 
+/// Opens an epoch key that a built-in source keeps sealed (32 bytes under its sealing key); any
+/// failure is [`KeySourceError::Damaged`].
+pub(crate) fn open_sealed_epoch_key(
+    key: &crate::crypto::DataKey,
+    ad: &[u8],
+    sealed: &[u8],
+    epoch: &EpochId,
+) -> Result<crate::crypto::DataKey, KeySourceError> {
+    let plain = zeroize::Zeroizing::new(
+        crate::crypto::open(key, ad, sealed).map_err(|_| KeySourceError::Damaged(*epoch))?,
+    );
+    let bytes: [u8; 32] = plain
+        .as_slice()
+        .try_into()
+        .map_err(|_| KeySourceError::Damaged(*epoch))?;
+    Ok(crate::crypto::DataKey::new(
+        &crate::crypto::SecretKey::from_bytes(bytes),
+    ))
+}
+
 /// What a source is, for `verify` and the report.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SourceInfo {

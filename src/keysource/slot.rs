@@ -191,19 +191,12 @@ impl SlotSource {
         if parse(&block) != Some(*epoch) {
             return Err(KeySourceError::Damaged(*epoch));
         }
-        let key = Zeroizing::new(
-            crypto::open(
-                &s.key,
-                &slot_ad(&self.vault_id, i, epoch),
-                &block[24..BODY_LEN],
-            )
-            .map_err(|_| KeySourceError::Damaged(*epoch))?,
-        );
-        let bytes: [u8; 32] = key
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeySourceError::Damaged(*epoch))?;
-        Ok(DataKey::new(&SecretKey::from_bytes(bytes)))
+        super::open_sealed_epoch_key(
+            &s.key,
+            &slot_ad(&self.vault_id, i, epoch),
+            &block[24..BODY_LEN],
+            epoch,
+        )
     }
 }
 

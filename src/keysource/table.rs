@@ -65,15 +65,7 @@ impl TableSource {
             .get(&layout::epoch_key(&epoch.to_bytes()))
             .map_err(failed)?
             .ok_or(KeySourceError::EpochNotFound(*epoch))?;
-        let plain = Zeroizing::new(
-            crypto::open(&self.key(), &row_ad(&self.vault_id, epoch), &sealed)
-                .map_err(|_| KeySourceError::Damaged(*epoch))?,
-        );
-        let bytes: [u8; 32] = plain
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeySourceError::Damaged(*epoch))?;
-        Ok(DataKey::new(&SecretKey::from_bytes(bytes)))
+        super::open_sealed_epoch_key(&self.key(), &row_ad(&self.vault_id, epoch), &sealed, epoch)
     }
 }
 
