@@ -88,6 +88,10 @@ pub enum AuditOp {
     LedgerApply,
     /// Audit entries were pruned.
     Prune,
+    /// An operation was refused (access, grant, disclosure); the note says which and why.
+    Refused,
+    /// A subject's records were listed (metadata only).
+    List,
 }
 
 /// One entry of the trail.
@@ -100,6 +104,9 @@ pub struct AuditEntry {
     pub at: Timestamp,
     /// Who (named by the host).
     pub actor: String,
+    /// The role the actor acted in, for a handle scoped to a principal
+    /// ([`Vault::scoped`](crate::Vault::scoped)); `None` for the host's own administrative handle.
+    pub role: Option<String>,
     /// What.
     pub op: AuditOp,
     /// The subject's internal reference.
@@ -123,6 +130,7 @@ struct EntryView<'a> {
     #[serde(with = "crate::storage::timestamp")]
     at: Timestamp,
     actor: &'a str,
+    role: Option<&'a str>,
     op: AuditOp,
     subject: Option<SubjectRef>,
     category: Option<&'a str>,
@@ -139,6 +147,7 @@ impl<'a> EntryView<'a> {
             seq,
             at: d.at,
             actor: &d.actor,
+            role: d.role.as_deref(),
             op: d.op,
             subject: d.subject,
             category: d.category.as_deref(),
@@ -154,6 +163,7 @@ impl<'a> EntryView<'a> {
 pub(crate) struct Draft {
     pub(crate) at: Timestamp,
     pub(crate) actor: Arc<str>,
+    pub(crate) role: Option<Arc<str>>,
     pub(crate) op: AuditOp,
     pub(crate) subject: Option<SubjectRef>,
     pub(crate) category: Option<Cow<'static, str>>,
@@ -166,12 +176,17 @@ impl Draft {
         Draft {
             at,
             actor,
+            role: None,
             op,
             subject: None,
             category: None,
             record: None,
             note: None,
         }
+    }
+    pub(crate) fn role(mut self, r: Option<Arc<str>>) -> Self {
+        self.role = r;
+        self
     }
     pub(crate) fn subject(mut self, s: SubjectRef) -> Self {
         self.subject = Some(s);
@@ -661,6 +676,7 @@ mod tests {
     fn an_entry_view_encodes_as_the_entry() {
         let at = Timestamp::from_second(1_700_000_000).unwrap();
         let full = Draft::new(at, "operator".into(), AuditOp::Read)
+            .role(Some("support".into()))
             .subject(SubjectRef([7; 16]))
             .category("contact")
             .record(RecordId([9; 16]))
@@ -672,6 +688,7 @@ mod tests {
                 seq: 42,
                 at: d.at,
                 actor: d.actor.to_string(),
+                role: d.role.as_deref().map(str::to_owned),
                 op: d.op,
                 subject: d.subject,
                 category: d.category.clone().map(Cow::into_owned),

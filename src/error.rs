@@ -180,6 +180,22 @@ pub enum InputError {
     /// An unknown legal basis.
     #[error("unknown legal basis {0:?}")]
     LegalBasis(String),
+    /// The category is one the policy says is neither collected nor processed
+    /// (`not_collected`).
+    #[error("category `{0}` is not collected under this vault's policy (not_collected)")]
+    NotCollected(String),
+    /// The record's legal basis is not one the policy allows for its category (`[bases]`).
+    #[error(
+        "legal basis {basis} is not allowed for category `{category}` (the policy allows: {allowed})"
+    )]
+    BasisNotAllowed {
+        /// The category.
+        category: String,
+        /// The basis given.
+        basis: crate::model::LegalBasis,
+        /// The bases the policy allows, comma-separated.
+        allowed: String,
+    },
     /// A payload is larger than [`crate::MAX_PAYLOAD_LEN`].
     #[error("payload of {len} bytes exceeds the limit of {max} bytes")]
     PayloadTooLarge {
@@ -258,6 +274,58 @@ pub enum AccessError {
         /// The record.
         record: RecordId,
     },
+    /// The principal's role does not grant the operation on this category or purpose.
+    #[error("role {role:?} of {principal:?} is not granted {operation} {on}")]
+    NotGranted {
+        /// Who asked (the name the host authenticated).
+        principal: String,
+        /// The role they act in.
+        role: String,
+        /// The operation refused.
+        operation: crate::policy::roles::Operation,
+        /// What it was refused on, in words ("on category contact for purpose support").
+        on: String,
+    },
+    /// The role is not one the policy declares (or the vault has no policy).
+    #[error("no role {0:?} in the vault's policy")]
+    UnknownRole(String),
+    /// A disclosure does not match the recipients register of the policy.
+    #[error("disclosure to {recipient:?} refused: {reason}")]
+    DisclosureRefused {
+        /// The recipient named.
+        recipient: String,
+        /// Why.
+        reason: DisclosureRefusal,
+    },
+}
+
+/// Why a disclosure was refused ([`AccessError::DisclosureRefused`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DisclosureRefusal {
+    /// The policy's register does not declare the recipient.
+    #[error("the recipient is not declared in the policy's register")]
+    UndeclaredRecipient,
+    /// A category is not among those declared for the recipient.
+    #[error("category {0:?} is not declared for this recipient")]
+    CategoryNotDeclared(String),
+    /// The purpose is not among those declared for the recipient.
+    #[error("purpose {0:?} is not declared for this recipient")]
+    PurposeNotDeclared(String),
+    /// No ground was given.
+    #[error("a ground is required (\"kind\" or \"kind: reference\", e.g. \"subpoena: case 17\")")]
+    GroundRequired,
+    /// The ground's kind is not one pdvault knows.
+    #[error(
+        "the ground is none of consent, contract, legal-obligation, legitimate-interests, subpoena, investigation-letter, court-order"
+    )]
+    UnknownGround,
+    /// The ground is not among those declared for the recipient.
+    #[error("ground {0} is not declared for this recipient")]
+    GroundNotDeclared(crate::policy::recipients::Ground),
+    /// The disclosure rests on consent, and the subject has not consented to the purpose.
+    #[error("the subject has not consented to purpose {0:?}")]
+    NoConsent(String),
 }
 
 /// Errors of erasure and deletion.

@@ -117,8 +117,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
-    AccessError, ErasureError, Error, InputError, IntegrityError, LedgerError, OpenError,
-    PolicyError, Result, StorageError,
+    AccessError, DisclosureRefusal, ErasureError, Error, InputError, IntegrityError, LedgerError,
+    OpenError, PolicyError, Result, StorageError,
 };
 pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, SubjectRef};
 pub use keysource::{EpochId, ErasureGuarantee, KeySource, KeySourceError, SlotSource, SourceInfo};
@@ -129,7 +129,7 @@ pub use policy::{EventKind, Policy, RequestKind};
 pub use storage::private_fs::create_private_file;
 pub use storage::{DEFAULT_CACHE_BYTES, Durability};
 pub use sweep::SweepReport;
-pub use vault::{MigrationReport, Stats, Vault, VaultBuilder, VerifyReport};
+pub use vault::{MigrationReport, ScopedVault, Stats, Vault, VaultBuilder, VerifyReport};
 
 /// Entry points for the fuzz targets: each decodes untrusted bytes the way the vault does and
 /// must never panic. Not part of the supported API.

@@ -168,6 +168,10 @@ impl Vault {
             self.execute(plan)?;
         }
         if !dry_run {
+            if total == 0 {
+                // A sweep that found nothing due is audited too: who ran it, and when.
+                self.commit(Txn::new(), vec![self.draft(AuditOp::Sweep).note("0 due")])?;
+            }
             report.backups_expired = self.expire_backups(now)?;
             report.reclaimed = self.reclaim()?;
             if let Some(span) = self.policy().and_then(|p| p.audit_retention) {

@@ -14,6 +14,13 @@ custom_categories = ["loyalty-points"]
 
 [retention.account]
 max = "2 years"
+
+[recipients.tax-office]
+kind = "authority"
+categories = ["payment", "account", "loyalty-points"]
+purposes = ["tax"]
+retention = "10 years"
+grounds = ["legal-obligation"]
 "#;
 
 fn vault(dir: &std::path::Path, policy: Option<&str>) -> Vault {
@@ -90,10 +97,10 @@ fn entry_points() -> Vec<(&'static str, Call)> {
         ("disclose", |v, s, _, c| {
             v.disclose(
                 &sid(s),
-                "Tax Office",
+                "tax-office",
                 &Purpose::new("tax").unwrap(),
                 &[Category::Payment, c.clone()],
-                None,
+                Some("legal-obligation"),
             )
         }),
         ("import", |v, s, _, c| {

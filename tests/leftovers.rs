@@ -11,7 +11,14 @@ use pdvault::*;
 
 const PW: &str = "leftovers-passphrase";
 
-const MARKERS: [&str; 3] = ["recipient-marker", "ground-marker", "reference-marker"];
+/// Free text a subject carries: a disclosure ground's reference and a hold's reference. (A
+/// disclosure's recipient is a name of the policy's register, not free text of the subject.)
+const MARKERS: [&str; 2] = ["ground-marker", "reference-marker"];
+
+/// The ground of the disclosure, carrying the marker.
+fn ground() -> String {
+    format!("legal-obligation: {}", MARKERS[0])
+}
 
 fn vault(dir: &std::path::Path, clock: &ManualClock, policy: &str) -> Vault {
     Vault::builder(dir)
@@ -26,6 +33,12 @@ const POLICY: &str = r#"
 version = "test"
 [retention.usage]
 max = "30 days"
+
+[recipients.auditors]
+kind = "third-party"
+categories = ["usage"]
+retention = "5 years"
+grounds = ["legal-obligation"]
 "#;
 
 fn service() -> Purpose {
@@ -38,10 +51,10 @@ fn subject_with_free_text(v: &Vault, s: &SubjectId, category: Category) {
         .unwrap();
     v.disclose(
         s,
-        MARKERS[0],
+        "auditors",
         &service(),
         &[Category::Usage],
-        Some(MARKERS[1]),
+        Some(&ground()),
     )
     .unwrap();
     let hold = v
@@ -49,7 +62,7 @@ fn subject_with_free_text(v: &Vault, s: &SubjectId, category: Category) {
             s,
             HoldTarget::Subject,
             HoldReason::Dispute,
-            Some(MARKERS[2]),
+            Some(MARKERS[1]),
             None,
         )
         .unwrap();
@@ -87,7 +100,7 @@ fn assert_gone(v: &Vault, s: &SubjectId) {
     ));
     // Its holds stay listed (the trail of what was held), without their reference.
     for h in v.holds(None).unwrap() {
-        assert_ne!(h.reference.as_deref(), Some(MARKERS[2]));
+        assert_ne!(h.reference.as_deref(), Some(MARKERS[1]));
     }
 }
 
@@ -106,7 +119,7 @@ fn a_gone_subject_leaves_no_free_text_in_any_file() {
     // While they exist, their text reads back.
     assert_eq!(
         v.holds(Some(&erased)).unwrap()[0].reference.as_deref(),
-        Some(MARKERS[2])
+        Some(MARKERS[1])
     );
 
     assert!(v.erase_subject(&erased).unwrap().subject_erased);
@@ -138,6 +151,7 @@ fn a_policy_keeps_a_subject_s_state_for_its_span_then_the_sweep_finishes_it() {
     let mut doc = Vec::new();
     v.export(&s, &mut doc).unwrap();
     assert!(String::from_utf8_lossy(&doc).contains(MARKERS[0]));
+    assert!(String::from_utf8_lossy(&doc).contains("auditors"));
     clock.advance(89.days());
     assert_eq!(v.sweep().unwrap().subjects_erased, 0, "kept for 90 days");
     clock.advance(2.days());

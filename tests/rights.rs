@@ -61,10 +61,10 @@ fn export_then_import_reproduces_every_record_and_its_metadata() {
         .unwrap();
     v.disclose(
         &s,
-        "Tax Office",
+        "tax-authority",
         &purpose("tax"),
         &[Category::Transaction],
-        Some("subpoena 42"),
+        Some("subpoena: 42"),
     )
     .unwrap();
     v.place_hold(
@@ -80,7 +80,7 @@ fn export_then_import_reproduces_every_record_and_its_metadata() {
     let json: serde_json::Value = serde_json::from_slice(&doc).unwrap();
     assert_eq!(json["format"], "pdvault-export");
     assert_eq!(json["version"], 1);
-    assert_eq!(json["disclosures"][0]["ground"], "subpoena 42");
+    assert_eq!(json["disclosures"][0]["ground"], "subpoena: 42");
     assert_eq!(json["holds"][0]["reason"], "dispute");
     assert_eq!(json["subject"]["consents"]["analytics"]["granted"], true);
     let records = json["records"].as_array().unwrap();

@@ -37,6 +37,8 @@
 //! category is refused, so that a misspelt name cannot escape the rules written for the right one.
 
 pub mod holds;
+pub mod recipients;
+pub mod roles;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,7 +48,9 @@ use jiff::{Span, Timestamp, tz::TimeZone};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, PolicyError};
-use crate::model::{Category, is_kebab};
+use crate::model::{Category, LegalBasis, is_kebab};
+use recipients::Recipient;
+use roles::Role;
 
 /// A subject event that can anchor retention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -180,6 +184,16 @@ pub struct Policy {
     /// sweep destroyed its last record (`[subjects] keep_state`). Without it the subject is
     /// finished at once, like an erased one, when nothing is pending for it.
     pub keep_subject_state: Option<Span>,
+    /// Categories that are neither collected nor processed (`not_collected = [...]`): every
+    /// write, hold, restriction or disclosure naming one is refused.
+    pub not_collected: Vec<String>,
+    /// The legal bases each category may rest on (`[bases]`); a category not named may rest on
+    /// any basis.
+    pub bases: BTreeMap<String, Vec<LegalBasis>>,
+    /// The roles staff act in (`[roles.NAME]`, [`roles`]).
+    pub roles: BTreeMap<String, Role>,
+    /// The recipients register (`[recipients.NAME]`, [`recipients`]).
+    pub recipients: BTreeMap<String, Recipient>,
     custom_categories: Vec<String>,
     source: String,
 }
@@ -197,6 +211,14 @@ struct RawPolicy {
     requests: BTreeMap<String, String>,
     audit: Option<RawAudit>,
     subjects: Option<RawSubjects>,
+    #[serde(default)]
+    not_collected: Vec<String>,
+    #[serde(default)]
+    bases: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    roles: BTreeMap<String, roles::RawRole>,
+    #[serde(default)]
+    recipients: BTreeMap<String, recipients::RawRecipient>,
 }
 
 #[derive(Deserialize)]
@@ -291,11 +313,70 @@ impl Policy {
                 return Err(entry_err(c, "is a built-in category, not a custom one"));
             }
         }
+        let custom = raw.custom_categories.clone();
+        let known = |c: &str| {
+            Category::BUILTIN.iter().any(|b| b.name() == c) || custom.iter().any(|k| k == c)
+        };
+        let mut not_collected = Vec::new();
+        for c in raw.not_collected {
+            if !is_kebab(&c) {
+                return Err(entry_err(
+                    &c,
+                    "not_collected names are kebab-case categories",
+                ));
+            }
+            if custom.contains(&c) {
+                return Err(entry_err(&c, "is both a custom category and not collected"));
+            }
+            if raw.retention.contains_key(&c) || raw.bases.contains_key(&c) {
+                return Err(entry_err(
+                    &c,
+                    "is not collected, so it has no retention or bases",
+                ));
+            }
+            if !not_collected.contains(&c) {
+                not_collected.push(c);
+            }
+        }
+        let mut bases = BTreeMap::new();
+        for (cat, names) in raw.bases {
+            let entry = format!("bases.{cat}");
+            if !known(&cat) {
+                return Err(entry_err(
+                    &entry,
+                    "unknown category (declare custom ones in custom_categories)",
+                ));
+            }
+            if names.is_empty() {
+                return Err(entry_err(
+                    &entry,
+                    "no bases (leave the category out to allow any)",
+                ));
+            }
+            let mut list = Vec::new();
+            for n in &names {
+                let b: LegalBasis = n
+                    .parse()
+                    .map_err(|_| entry_err(&entry, format!("unknown legal basis {n:?}")))?;
+                if !list.contains(&b) {
+                    list.push(b);
+                }
+            }
+            bases.insert(cat, list);
+        }
+        let mut roles = BTreeMap::new();
+        for (name, raw_role) in raw.roles {
+            let role = roles::parse_role(&name, raw_role, &known)?;
+            roles.insert(name, role);
+        }
+        let mut recipients = BTreeMap::new();
+        for (name, raw_recipient) in raw.recipients {
+            let r = recipients::parse_recipient(&name, raw_recipient, &known)?;
+            recipients.insert(name, r);
+        }
         let mut retention = BTreeMap::new();
         for (cat, rule) in raw.retention {
-            let known = Category::BUILTIN.iter().any(|b| b.name() == cat)
-                || raw.custom_categories.contains(&cat);
-            if !known {
+            if !known(&cat) {
                 return Err(entry_err(
                     &cat,
                     "unknown category (declare custom ones in custom_categories)",
@@ -356,6 +437,10 @@ impl Policy {
             requests,
             audit_retention,
             keep_subject_state,
+            not_collected,
+            bases,
+            roles,
+            recipients,
             custom_categories: raw.custom_categories,
             source: text.to_owned(),
         })
@@ -369,6 +454,37 @@ impl Policy {
     /// The TOML text the policy was loaded from.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Whether the policy says a category is neither collected nor processed.
+    pub fn is_not_collected(&self, category: &Category) -> bool {
+        self.not_collected.iter().any(|c| c == category.name())
+    }
+
+    /// Checks that a record of `category` may rest on `basis` (`[bases]`).
+    pub fn check_basis(&self, category: &Category, basis: LegalBasis) -> Result<(), InputError> {
+        match self.bases.get(category.name()) {
+            Some(allowed) if !allowed.contains(&basis) => Err(InputError::BasisNotAllowed {
+                category: category.name().to_owned(),
+                basis,
+                allowed: allowed
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The role of that name, if the policy declares it.
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.get(name)
+    }
+
+    /// The recipient of that name, if the register declares it.
+    pub fn recipient(&self, name: &str) -> Option<&Recipient> {
+        self.recipients.get(name)
     }
 
     /// The rule of a category, if any.
@@ -417,6 +533,11 @@ impl Policy {
 /// (with no policy, only the built-ins are known). The error names the nearest known category
 /// when one is within two edits.
 pub fn check_category(policy: Option<&Policy>, category: &Category) -> Result<(), InputError> {
+    if let Some(p) = policy
+        && p.is_not_collected(category)
+    {
+        return Err(InputError::NotCollected(category.name().to_owned()));
+    }
     let declared = policy.map_or(&[][..], |p| p.custom_categories());
     if category.is_builtin() || declared.iter().any(|c| c == category.name()) {
         return Ok(());

@@ -6,10 +6,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditOp;
-use crate::error::{Error, Result};
+use crate::error::{AccessError, DisclosureRefusal, Error, Result};
 use crate::ids::{RequestId, SubjectId, SubjectRef};
 use crate::model::{Category, Purpose, Redacted, check_text};
 use crate::policy::RequestKind;
+use crate::policy::recipients::Ground;
 use crate::storage::{Txn, layout};
 use crate::vault::{StoredDisclosure, Vault};
 
@@ -47,8 +48,12 @@ pub struct Disclosure {
     pub purpose: Purpose,
     /// Which categories.
     pub categories: Vec<Category>,
-    /// The legal ground (for example a subpoena reference).
+    /// The legal ground: its kind, and a reference if given (`"subpoena: case 17"`).
     pub ground: Option<String>,
+    /// How long the recipient keeps what it received, as the policy's register states it
+    /// (`None` for a disclosure recorded without a policy).
+    #[serde(default)]
+    pub retention: Option<String>,
     /// When.
     pub at: Timestamp,
 }
@@ -60,6 +65,7 @@ impl fmt::Debug for Disclosure {
             .field("purpose", &self.purpose)
             .field("categories", &self.categories)
             .field("ground", &Redacted::of_option(&self.ground))
+            .field("retention", &self.retention)
             .field("at", &self.at)
             .finish()
     }
@@ -166,7 +172,15 @@ impl Vault {
         Ok(())
     }
 
-    /// Records a disclosure of a subject's data.
+    /// Records a disclosure of a subject's data to `recipient`: for `purpose`, of `categories`,
+    /// on `ground` (`"kind"` or `"kind: reference"`, e.g. `"subpoena: case 17"`).
+    ///
+    /// Under a policy the disclosure must match the policy's recipients register
+    /// ([`recipients`](crate::policy::recipients)): a declared recipient, categories and purpose
+    /// declared for it, one of its grounds, and, on consent, the subject's consent for the
+    /// purpose; otherwise it is refused ([`AccessError::DisclosureRefused`](crate::AccessError))
+    /// and the refusal audited. The record keeps the recipient's retention period. Without a
+    /// policy, nothing was promised: the disclosure is recorded as given.
     pub fn disclose(
         &self,
         subject: &SubjectId,
@@ -184,12 +198,54 @@ impl Vault {
         }
         let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
+        let retention = match self.policy() {
+            None => None,
+            Some(policy) => {
+                let checked = match policy.recipient(recipient) {
+                    None => Err(DisclosureRefusal::UndeclaredRecipient),
+                    Some(r) => match r.check(purpose, categories, ground) {
+                        Ok(Ground::Consent)
+                            if !self
+                                .state(&ident)?
+                                .consents
+                                .get(purpose.as_str())
+                                .is_some_and(|c| c.granted) =>
+                        {
+                            Err(DisclosureRefusal::NoConsent(purpose.as_str().to_owned()))
+                        }
+                        Ok(_) => Ok(r.retention.clone()),
+                        Err(e) => Err(e),
+                    },
+                };
+                match checked {
+                    Ok(retention) => Some(retention),
+                    Err(reason) => {
+                        // The recipient's name may be free text: the trail has the reason only.
+                        self.note_refusal(
+                            Some(ident),
+                            None,
+                            None,
+                            format!(
+                                "disclosure for purpose {} refused: {reason}",
+                                purpose.as_str()
+                            ),
+                        )?;
+                        return Err(AccessError::DisclosureRefused {
+                            recipient: recipient.to_owned(),
+                            reason,
+                        }
+                        .into());
+                    }
+                }
+            }
+        };
         let now = self.now();
         let disclosure = Disclosure {
             recipient: recipient.to_owned(),
             purpose: purpose.clone(),
             categories: categories.to_vec(),
             ground: ground.map(str::to_owned),
+            retention,
             at: now,
         };
         let mut seq = crate::storage::layout::time_to_key(now);

@@ -100,6 +100,16 @@ impl Vault {
         self.checked_read(|| self.holds_unchecked(subject))
     }
 
+    /// One hold, released or not.
+    pub(crate) fn hold(&self, id: HoldId) -> Result<Hold> {
+        let row = layout::hold(&id);
+        let stored: StoredHold = self
+            .store()
+            .get(&row, "hold")?
+            .ok_or(Error::HoldNotFound(id))?;
+        self.open_hold(stored, &row)
+    }
+
     fn holds_unchecked(&self, subject: Option<&SubjectId>) -> Result<Vec<Hold>> {
         let ident = subject
             .map(|s| self.find(s))

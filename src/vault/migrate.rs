@@ -184,6 +184,7 @@ fn as_draft(e: &AuditEntry) -> Draft {
     Draft {
         at: e.at,
         actor: Arc::from(e.actor.as_str()),
+        role: e.role.as_deref().map(Arc::from),
         op: e.op,
         subject: e.subject,
         category: e.category.clone().map(Into::into),

@@ -7,11 +7,13 @@ mod holds;
 mod migrate;
 mod open;
 mod records;
+mod scoped;
 mod subject_text;
 
 pub use migrate::MigrationReport;
 pub use open::VaultBuilder;
 pub use records::{Stats, VerifyReport};
+pub use scoped::ScopedVault;
 pub(crate) use subject_text::{StoredDisclosure, StoredHold};
 
 use std::fs::File;
@@ -60,6 +62,9 @@ impl Write<'_> {
 pub struct Vault {
     pub(crate) inner: Arc<Inner>,
     pub(crate) actor: Arc<str>,
+    /// The role of the principal a [`ScopedVault`](crate::ScopedVault) acts for; `None` on the
+    /// host's administrative handle.
+    pub(crate) role: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -157,6 +162,7 @@ impl Vault {
         Ok(Vault {
             inner: self.inner.clone(),
             actor: actor.into(),
+            role: self.role.clone(),
         })
     }
 
@@ -206,7 +212,7 @@ impl Vault {
     }
 
     pub(crate) fn draft(&self, op: crate::audit::AuditOp) -> Draft {
-        Draft::new(self.now(), self.actor.clone(), op)
+        Draft::new(self.now(), self.actor.clone(), op).role(self.role.clone())
     }
 
     pub(crate) fn policy(&self) -> Option<Arc<Policy>> {
@@ -432,6 +438,7 @@ impl Vault {
         Vault {
             inner: Arc::new(inner),
             actor: "pdvault".into(),
+            role: None,
         }
     }
 }

@@ -10,9 +10,11 @@ use serde::de::DeserializeOwned;
 use super::Vault;
 use crate::audit::{AuditOp, AuditReport, Draft};
 use crate::crypto::{self, DataKey};
+use crate::error::AccessError;
 use crate::error::{Error, InputError, Result, StorageError};
 use crate::ids::{RecordId, SubjectId, SubjectRef};
 use crate::model::{Category, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
+use crate::policy::roles::{Operation, Scope};
 use crate::rights::access;
 use crate::storage::entries::{
     DueKind, RecordEntry, StoredRecord, SubjectState, WrappedKey, meta_digest,
@@ -155,8 +157,7 @@ impl Vault {
         // Every item is checked before anything is written (a subject created for an earlier
         // item of a refused batch would be a write).
         for (_, _, _, meta, payload) in &items {
-            meta.validate()?;
-            self.known_category(&meta.category)?;
+            self.check_meta(meta)?;
             check_payload(payload)?;
         }
         let _no_destruction = self.no_destruction()?;
@@ -218,6 +219,63 @@ impl Vault {
         )?)
     }
 
+    /// Checks the metadata of a record to be written: valid, a known category the policy
+    /// collects, and a legal basis the policy allows for it.
+    fn check_meta(&self, meta: &RecordMeta) -> Result<()> {
+        meta.validate()?;
+        self.known_category(&meta.category)?;
+        if let Some(p) = self.policy() {
+            p.check_basis(&meta.category, meta.basis)?;
+        }
+        Ok(())
+    }
+
+    /// The category of a record (read from its metadata, nothing decrypted).
+    pub(crate) fn record_category(
+        &self,
+        subject: &SubjectId,
+        record: RecordId,
+    ) -> Result<(SubjectRef, Category)> {
+        let ident = self.find(subject)?.subject;
+        let stored = self
+            .store()
+            .get::<RecordEntry>(&layout::record(&ident, &record), "record")?
+            .ok_or(Error::RecordNotFound(record))?;
+        Ok((ident, stored.meta.category))
+    }
+
+    /// Decides whether a record may be read for `purpose` (the rules of
+    /// [`rights::access`](crate::rights::access), then the role of a scoped handle); a refusal
+    /// is audited.
+    fn admit_read(
+        &self,
+        ident: SubjectRef,
+        record: RecordId,
+        meta: &RecordMeta,
+        state: &SubjectState,
+        purpose: &Purpose,
+    ) -> Result<()> {
+        if let Err(e) = access::check(record, meta, state, purpose) {
+            self.note_refusal(
+                Some(ident),
+                Some(&meta.category),
+                Some(record),
+                format!(
+                    "read for purpose {} refused: {}",
+                    purpose.as_str(),
+                    refusal_reason(&e)
+                ),
+            )?;
+            return Err(e.into());
+        }
+        self.authorize(
+            Operation::Read,
+            Scope::Category(&meta.category, Some(purpose)),
+            Some(ident),
+            Some(record),
+        )
+    }
+
     /// Checks a category that is to be erased or released from a restriction: known, or held
     /// by the subject (records written before their category was known can still be erased).
     pub(crate) fn known_or_held_category(
@@ -264,7 +322,7 @@ impl Vault {
             let ident = self.find(subject)?.subject;
             let (stored, key) = self.load(&ident, record)?;
             let state = self.state(&ident)?;
-            access::check(record, &stored.entry.meta, &state, purpose)?;
+            self.admit_read(ident, record, &stored.entry.meta, &state, purpose)?;
             (ident, self.open_into_record(&key, &ident, record, stored)?)
         };
         self.inner.trail.note_read(
@@ -329,13 +387,18 @@ impl Vault {
             check_payload(p)?;
         }
         if let Some(m) = &meta {
-            m.validate()?;
-            self.known_category(&m.category)?;
+            self.check_meta(m)?;
         }
         let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
         let _g = self.lock_subject(&ident)?;
         let (stored, key) = self.load(&ident, record)?;
+        self.authorize(
+            Operation::Write,
+            Scope::Category(&stored.entry.meta.category, None),
+            Some(ident),
+            Some(record),
+        )?;
         let old_payload = self.open_record(&key, &ident, record, &stored)?;
         let entry = stored.entry;
         let new_meta = match meta {
@@ -412,14 +475,36 @@ impl Vault {
     }
 
     /// Lists a subject's records: metadata only, nothing decrypted.
+    /// The listing is audited; on a scoped handle it leaves out the categories the role may
+    /// not `list`, and audits that it did.
     pub fn list(&self, subject: &SubjectId) -> Result<Vec<RecordInfo>> {
-        self.checked_read(|| self.list_unchecked(subject))
+        let (ident, out, withheld) = self.checked_read(|| self.list_unchecked(subject))?;
+        self.inner.trail.note_read(
+            self.store(),
+            self.draft(AuditOp::List)
+                .subject(ident)
+                .note(format!("{} records", out.len())),
+        )?;
+        for (category, n) in withheld {
+            self.note_refusal(
+                Some(ident),
+                None,
+                None,
+                format!("list of {n} records of category {category} not granted to the role"),
+            )?;
+        }
+        Ok(out)
     }
 
-    fn list_unchecked(&self, subject: &SubjectId) -> Result<Vec<RecordInfo>> {
+    #[allow(clippy::type_complexity)]
+    fn list_unchecked(
+        &self,
+        subject: &SubjectId,
+    ) -> Result<(SubjectRef, Vec<RecordInfo>, BTreeMap<String, u64>)> {
         let ident = self.find(subject)?.subject;
         let destroyed = self.destroyed_groups(&ident)?;
         let mut out = Vec::new();
+        let mut withheld: BTreeMap<String, u64> = BTreeMap::new();
         for r in self
             .store()
             .scan::<RecordEntry>(&layout::records_of(&ident), "record")
@@ -429,9 +514,15 @@ impl Vault {
             if destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen)) {
                 continue;
             }
+            if !self.allowed(Operation::List, Scope::Category(&e.meta.category, None))? {
+                *withheld
+                    .entry(e.meta.category.name().to_owned())
+                    .or_default() += 1;
+                continue;
+            }
             out.push(info(id, e));
         }
-        Ok(out)
+        Ok((ident, out, withheld))
     }
 
     /// Reads every record of a subject that `purpose` may read (the rules of
@@ -516,6 +607,7 @@ impl Vault {
             subject: ident,
             purpose,
             read: BTreeMap::new(),
+            withheld: BTreeMap::new(),
             noted: false,
         };
         // The records of a subject mostly share a few key groups: the last key used is kept.
@@ -530,7 +622,18 @@ impl Vault {
             let category = entry.meta.category.name();
             let erased =
                 !destroyed.is_empty() && destroyed.contains(&(category.to_owned(), entry.key_gen));
-            if erased || access::check(id, &entry.meta, &state, purpose).is_err() {
+            if erased {
+                continue;
+            }
+            if let Err(e) = access::check(id, &entry.meta, &state, purpose) {
+                tally.withhold(category, refusal_reason(&e));
+                continue;
+            }
+            if !self.allowed(
+                Operation::Read,
+                Scope::Category(&entry.meta.category, Some(purpose)),
+            )? {
+                tally.withhold(category, "not granted to the role");
                 continue;
             }
             let key = match &last_key {
@@ -826,7 +929,7 @@ impl Vault {
                     None => SubjectState::default(),
                 };
                 let (stored, key) = self.key_of(&ident, record, stored)?;
-                access::check(record, &stored.entry.meta, &state, purpose)?;
+                self.admit_read(ident, record, &stored.entry.meta, &state, purpose)?;
                 Ok(Some((
                     ident,
                     self.open_into_record(&key, &ident, record, stored)?,
@@ -1049,6 +1152,16 @@ pub(crate) fn seal_record(
     }
 }
 
+/// Why a read was refused, in the audit trail's words (no personal data).
+fn refusal_reason(e: &AccessError) -> &'static str {
+    match e {
+        AccessError::PurposeNotAllowed { .. } => "the purpose is not the record's",
+        AccessError::NoConsent { .. } => "no consent for the purpose",
+        AccessError::Restricted { .. } => "processing is restricted",
+        _ => "refused",
+    }
+}
+
 pub(crate) fn info(record: RecordId, e: RecordEntry) -> RecordInfo {
     RecordInfo {
         record,
@@ -1072,6 +1185,8 @@ struct ReadTally<'a> {
     subject: SubjectRef,
     purpose: &'a Purpose,
     read: BTreeMap<String, u64>,
+    /// Records left out, per category and reason.
+    withheld: BTreeMap<(String, &'static str), u64>,
     noted: bool,
 }
 
@@ -1085,18 +1200,35 @@ impl ReadTally<'_> {
         }
     }
 
+    fn withhold(&mut self, category: &str, why: &'static str) {
+        *self.withheld.entry((category.to_owned(), why)).or_default() += 1;
+    }
+
     fn drafts(&mut self) -> Vec<Draft> {
         self.noted = true;
-        std::mem::take(&mut self.read)
+        let purpose = self.purpose.as_str();
+        let read = std::mem::take(&mut self.read)
             .into_iter()
             .map(|(category, n)| {
                 self.vault
                     .draft(AuditOp::Read)
                     .subject(self.subject)
                     .category(&category)
-                    .note(format!("{}; {n} records", self.purpose.as_str()))
-            })
-            .collect()
+                    .note(format!("{purpose}; {n} records"))
+            });
+        let withheld =
+            std::mem::take(&mut self.withheld)
+                .into_iter()
+                .map(|((category, why), n)| {
+                    self.vault
+                        .draft(AuditOp::Refused)
+                        .subject(self.subject)
+                        .category(&category)
+                        .note(format!(
+                            "read of {n} records for purpose {purpose} refused: {why}"
+                        ))
+                });
+        read.chain(withheld).collect()
     }
 
     /// Notes the reads; returns how many records were read.

@@ -30,6 +30,7 @@ pub(crate) struct StoredHold {
 pub(crate) struct StoredDisclosure {
     pub(crate) purpose: Purpose,
     pub(crate) categories: Vec<Category>,
+    pub(crate) retention: Option<String>,
     #[serde(with = "crate::storage::timestamp")]
     pub(crate) at: jiff::Timestamp,
     #[serde(with = "serde_bytes")]
@@ -135,6 +136,7 @@ impl Vault {
         Ok(StoredDisclosure {
             purpose: d.purpose.clone(),
             categories: d.categories.clone(),
+            retention: d.retention.clone(),
             at: d.at,
             sealed_text: self.seal_text(subject, row, "disclosure", &text)?,
         })
@@ -158,6 +160,7 @@ impl Vault {
             recipient: text.recipient,
             purpose: stored.purpose,
             categories: stored.categories,
+            retention: stored.retention,
             ground: text.ground,
             at: stored.at,
         })

@@ -907,7 +907,7 @@ fn ledger_entry() -> impl Strategy<Value = LedgerEntry> {
         )
 }
 
-const AUDIT_OPS: [AuditOp; 25] = [
+const AUDIT_OPS: [AuditOp; 27] = [
     AuditOp::Put,
     AuditOp::Read,
     AuditOp::Update,
@@ -933,6 +933,8 @@ const AUDIT_OPS: [AuditOp; 25] = [
     AuditOp::Backup,
     AuditOp::LedgerApply,
     AuditOp::Prune,
+    AuditOp::Refused,
+    AuditOp::List,
 ];
 
 fn audit_entry() -> impl Strategy<Value = AuditEntry> {
@@ -945,13 +947,14 @@ fn audit_entry() -> impl Strategy<Value = AuditEntry> {
         proptest::option::of(text()),
         proptest::option::of(any::<[u8; 16]>()),
         proptest::option::of(text()),
-        any::<[u8; 32]>(),
+        (proptest::option::of(text()), any::<[u8; 32]>()),
     )
         .prop_map(
-            |(seq, at, actor, op, subject, category, record, note, mac)| AuditEntry {
+            |(seq, at, actor, op, subject, category, record, note, (role, mac))| AuditEntry {
                 seq,
                 at,
                 actor,
+                role,
                 op,
                 subject: subject.map(SubjectRef),
                 category,
@@ -997,15 +1000,19 @@ fn disclosure() -> impl Strategy<Value = Disclosure> {
         a_purpose(),
         vec(category(), 0..4),
         proptest::option::of(text()),
+        proptest::option::of(text()),
         ts(),
     )
-        .prop_map(|(recipient, purpose, categories, ground, at)| Disclosure {
-            recipient,
-            purpose,
-            categories,
-            ground,
-            at,
-        })
+        .prop_map(
+            |(recipient, purpose, categories, ground, retention, at)| Disclosure {
+                recipient,
+                purpose,
+                categories,
+                ground,
+                retention,
+                at,
+            },
+        )
 }
 
 fn kdf_spec() -> impl Strategy<Value = KdfSpec> {
@@ -1376,7 +1383,7 @@ mod first_pass {
             roundtrip(&st)?;
             roundtrip(&Hold { id: crate::HoldId(n.to_be_bytes()), subject: SubjectRef(r), scope: HoldScope::Record(RecordId(r)), reason: HoldReason::Dispute, reference: Some("C".into()), placed_by: "x".into(), placed_at: at, until: None, released: None })?;
             roundtrip(&LedgerEntry { seq: n, at, subject: SubjectRef(r), categories: vec![("usage".into(), g)], records: vec![RecordId(r)], subject_erased: flag })?;
-            roundtrip(&AuditEntry { seq: n, at, actor: "a".into(), op: AuditOp::Erase, subject: Some(SubjectRef(r)), category: None, record: Some(RecordId(r)), note: None, mac: acc })?;
+            roundtrip(&AuditEntry { seq: n, at, actor: "a".into(), role: None, op: AuditOp::Erase, subject: Some(SubjectRef(r)), category: None, record: Some(RecordId(r)), note: None, mac: acc })?;
         }
 
         #[test]
