@@ -47,7 +47,9 @@ macro_rules! builtin_categories {
                 }
             }
 
-            /// The fideslang data-category key, where one fits.
+            /// The fideslang data-category key, where one fits: a key of fideslang 3.1.4's default
+            /// taxonomy (`tests/fideslang.rs` checks them against its list), `None` for a custom
+            /// category and for a built-in the taxonomy has no key for.
             pub fn fideslang_key(&self) -> Option<&'static str> {
                 match self {
                     $(Category::$variant => $fides,)*
@@ -69,29 +71,50 @@ builtin_categories! {
     /// Account and registration data: name, email, hashed password, phone, address, settings.
     Account => "account", Some("user.account");
     /// Profile data: username, picture, bio, interests.
-    Profile => "profile", Some("user.content.public");
+    ///
+    /// fideslang: `user.demographic.profile` ("profile or preference information about the data
+    /// subject") is the one key for a profile as a whole. `user.content.public` is content the
+    /// person published, which a profile need not be; `user.account.username` and
+    /// `user.content.self_image` cover one field each.
+    Profile => "profile", Some("user.demographic.profile");
     /// Contact details.
     Contact => "contact", Some("user.contact");
     /// Usage data: page views, navigation, clicks, searches.
-    Usage => "usage", Some("user.behavior.browsing_history");
+    ///
+    /// fideslang: `user.behavior` ("observed behavior"), the parent of browsing and search
+    /// history, since the category holds both.
+    Usage => "usage", Some("user.behavior");
     /// Technical and device data: browser, OS, device information.
     Technical => "technical", Some("user.device");
     /// Access logs: IP addresses and system logs of access.
+    ///
+    /// fideslang: `user.device.ip_address`, the field that makes an access log personal data;
+    /// `user.device` is already `technical`'s.
     AccessLog => "access-log", Some("user.device.ip_address");
     /// Communication: correspondence, support tickets, chat histories.
     Communication => "communication", Some("user.content.private");
     /// Transactions: purchase history.
     Transaction => "transaction", Some("user.behavior.purchase_history");
     /// Payment data: payment identifiers, billing details.
-    Payment => "payment", Some("user.financial");
+    ///
+    /// fideslang: `user.payment` ("payment data related to user"), not the broader
+    /// `user.financial` (financial data and history, bank accounts, credit cards).
+    Payment => "payment", Some("user.payment");
     /// Preferences and consents: marketing and notification settings.
     Preference => "preference", Some("user.privacy_preferences");
     /// Contract and withdrawal records.
+    ///
+    /// fideslang: none; the taxonomy has no key for contracts or withdrawals.
     Contract => "contract", None;
     /// Complaint and dispute records.
+    ///
+    /// fideslang: none; the taxonomy has no key for complaints or disputes.
     Complaint => "complaint", None;
-    /// Cookie identifiers.
-    Cookie => "cookie", Some("user.device.cookie_id");
+    /// Cookies: their identifiers and the data stored in them.
+    ///
+    /// fideslang: `user.device.cookie` ("data related to a subject, stored within a cookie"), of
+    /// which `user.device.cookie_id` is the identifier alone.
+    Cookie => "cookie", Some("user.device.cookie");
     /// Data of a minor.
     Minor => "minor", Some("user.childrens");
 }
@@ -490,6 +513,11 @@ mod tests {
             assert_eq!(&c.name().parse::<Category>().unwrap(), c);
         }
         assert_eq!(Category::Contact.fideslang_key(), Some("user.contact"));
+        assert_eq!(Category::Payment.fideslang_key(), Some("user.payment"));
+        assert_eq!(
+            Category::Custom("loyalty-points".into()).fideslang_key(),
+            None
+        );
         assert_eq!(
             Category::custom("loyalty-points").unwrap(),
             Category::Custom("loyalty-points".into())

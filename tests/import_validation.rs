@@ -180,7 +180,7 @@ fn cases(existing_subject: &str, existing_id: &str) -> Vec<(&'static str, Mutate
         ),
         (
             "fideslang key of another category",
-            case(|d| set(d, "/records/0/fideslang", json!("user.financial"))),
+            case(|d| set(d, "/records/0/fideslang", json!("user.payment"))),
             "fideslang",
         ),
         (
