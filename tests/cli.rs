@@ -892,3 +892,63 @@ fn migrate_into_postgres_then_use_it_with_store() {
     c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .unwrap();
 }
+
+/// `put --collected-at`: data migrated into the vault keeps its collection time (RFC 3339 or a
+/// date) and retention counts from it; a time in the future is refused and nothing is written.
+#[test]
+fn put_collected_at_keeps_the_collection_time_and_refuses_the_future() {
+    use jiff::ToSpan;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let policy = format!(
+        "{}/policies/seed-001-m-exe.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    ok(&dir, &["init", "--policy", &policy], None);
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let ago = |months: i64| now.checked_sub(months.months()).unwrap();
+    let s = ["--subject", "migrated@example.com"];
+    let put = |at: &str| {
+        let args = ["--category", "usage", "--collected-at", at];
+        ok(&dir, &[&["put"][..], &s, &args].concat(), Some(b"x"))
+            .trim()
+            .to_owned()
+    };
+    // Usage is kept 12 months.
+    let old_at = ago(13).timestamp();
+    let old = put(&old_at.to_string());
+    let recent_day = ago(11).date().to_string();
+    let recent = put(&recent_day);
+    let list = json(&ok(&dir, &[&["--json", "list"][..], &s].concat(), None));
+    let collected = |id: &str| -> jiff::Timestamp {
+        let r = list.as_array().unwrap().iter().find(|r| r["record"] == id);
+        r.unwrap()["collected_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(collected(&old), old_at);
+    assert_eq!(
+        collected(&recent),
+        format!("{recent_day}T00:00:00Z").parse().unwrap()
+    );
+
+    // A collection time in the future (or no time at all) is refused: not even the subject is
+    // created.
+    let carol = ["--subject", "carol@example.com"];
+    let tomorrow = now.checked_add(1.day()).unwrap().timestamp().to_string();
+    let args = ["--category", "usage", "--collected-at", &tomorrow];
+    let e = fails(&dir, &[&["put"][..], &carol, &args].concat());
+    assert!(e.contains("in the future"), "{e}");
+    let args = ["--category", "usage", "--collected-at", "last week"];
+    let e = fails(&dir, &[&["put"][..], &carol, &args].concat());
+    assert!(e.contains("invalid date or time"), "{e}");
+    assert!(fails(&dir, &[&["list"][..], &carol].concat()).contains("no such subject"));
+
+    // The sweep destroys what was collected 13 months ago, not what was 11 months ago.
+    ok(&dir, &["sweep"], None);
+    let get = |id: &str| pdvault(&dir, &[&["get"][..], &s, &["--record", id]].concat(), None);
+    assert!(!get(&old).status.success());
+    assert!(get(&recent).status.success());
+}

@@ -458,6 +458,9 @@ fn a_large_sweep_runs_in_bounded_ratchets_of_whole_subjects() {
         &clock,
         Some(policy("seed-000-cmcendpoint.toml")),
     );
+    // Records are collected up to 30 days after t0: the clock stands there while they are put
+    // (a collection time after the vault clock's now is refused).
+    clock.set(t0 + Span::new().hours(24 * 30));
     const SUBJECTS: usize = 300;
     let mut due = Vec::new();
     let mut kept = Vec::new();
@@ -543,4 +546,66 @@ fn a_hold_keeps_a_subject_without_records_until_it_is_released() {
     v.sweep().unwrap();
     assert!(matches!(v.erase_subject(&s), Err(Error::SubjectNotFound)));
     assert!(v.audit_verify().unwrap().is_intact());
+}
+
+/// A collection time before the write (data migrated into the vault) is where retention counts
+/// from; one after the vault clock's now is refused, by every call that writes one, and nothing
+/// is written.
+#[test]
+fn a_collection_time_in_the_future_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let now = ts("2025-03-01T00:00:00Z");
+    let clock = ManualClock::new(now);
+    let v = vault(tmp.path(), &clock, Some(policy("seed-001-m-exe.toml")));
+    let s = SubjectId::new("migrated@example.com").unwrap();
+    let later = now + Span::new().seconds(1);
+    let future = |c: Category| RecordMeta::new(c).purpose(p()).collected_at(later);
+    let refused = |r: Result<RecordId>| match r {
+        Err(Error::Input(InputError::CollectedInFuture {
+            collected_at,
+            now: at,
+        })) => assert_eq!((collected_at, at), (later, now)),
+        other => panic!("{other:?}"),
+    };
+    let audit = v.audit_entries(None, None).unwrap().len();
+    refused(v.put(&s, future(Category::Usage), b"x"));
+    let msg = v
+        .put(&s, future(Category::Usage), b"x")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("in the future"), "{msg}");
+    // A batch with one such record is refused whole: not even the subject is created.
+    let ok = RecordMeta::new(Category::Usage)
+        .purpose(p())
+        .collected_at(now);
+    let batch = v.put_many([
+        (&s, ok.clone(), b"ok".as_slice()),
+        (&s, future(Category::Usage), b"x".as_slice()),
+    ]);
+    refused(batch.map(|ids| ids[0]));
+    refused(v.put_value(&s, future(Category::Usage), &"x"));
+    assert!(matches!(v.list(&s), Err(Error::SubjectNotFound)));
+    assert_eq!(v.audit_entries(None, None).unwrap().len(), audit);
+    // A rectification may not move a collection time into the future either.
+    let id = v.put(&s, ok.clone(), b"ok").unwrap();
+    let before = v.list(&s).unwrap();
+    refused(
+        v.rectify(&s, id, Some(future(Category::Usage)), None, "moved")
+            .map(|()| id),
+    );
+    assert_eq!(v.list(&s).unwrap(), before);
+    // Collected 13 months ago, in a category kept 12 months: the next sweep destroys it.
+    let old = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Usage)
+                .purpose(p())
+                .collected_at(ts("2024-02-01T00:00:00Z")),
+            b"old",
+        )
+        .unwrap();
+    v.sweep().unwrap();
+    assert!(!readable(&v, &s, old));
+    assert!(readable(&v, &s, id));
+    assert!(v.verify().unwrap().is_whole());
 }

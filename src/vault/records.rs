@@ -154,8 +154,9 @@ impl Vault {
     ) -> Result<Vec<RecordId>> {
         // Every item is checked before anything is written (a subject created for an earlier
         // item of a refused batch would be a write).
+        let checked_at = self.now();
         for (_, _, _, meta, payload) in &items {
-            meta.validate()?;
+            meta.validate(checked_at)?;
             self.known_category(&meta.category)?;
             check_payload(payload)?;
         }
@@ -329,7 +330,7 @@ impl Vault {
             check_payload(p)?;
         }
         if let Some(m) = &meta {
-            m.validate()?;
+            m.validate(self.now())?;
             self.known_category(&m.category)?;
         }
         let _no_destruction = self.no_destruction()?;

@@ -97,6 +97,10 @@ pub enum Command {
         /// Where the data came from (no personal data).
         #[arg(long)]
         source: Option<String>,
+        /// When the data was collected, if before now (data migrated into the vault): RFC 3339
+        /// or YYYY-MM-DD (midnight UTC). Retention counts from it. Default: now.
+        #[arg(long)]
+        collected_at: Option<String>,
         /// Read the payload from this file instead of stdin.
         #[arg(long)]
         file: Option<PathBuf>,

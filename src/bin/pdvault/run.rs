@@ -252,8 +252,10 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             purposes,
             basis,
             source,
+            collected_at,
             file,
         } => {
+            let collected_at = collected_at.as_deref().map(time).transpose()?;
             let v = open(&cli)?;
             let mut meta = RecordMeta::new(category(c)?);
             for p in purposes {
@@ -264,6 +266,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             }
             if let Some(src) = source {
                 meta = meta.source(src.clone());
+            }
+            if let Some(at) = collected_at {
+                meta = meta.collected_at(at);
             }
             let data = payload(file.as_deref())?;
             let id = v.put(&subject(&s.subject)?, meta, &data).map_err(err)?;
