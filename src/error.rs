@@ -214,6 +214,17 @@ pub enum InputError {
         /// The vault clock's time when it was refused.
         now: jiff::Timestamp,
     },
+    /// A sweep was to be planned at a time before the vault clock's now: what a sweep would
+    /// have destroyed then is not knowable from the vault as it is now.
+    #[error(
+        "a sweep can be planned at the vault clock's now or later, not at {at} (the vault clock says {now})"
+    )]
+    SweepInPast {
+        /// The time asked for.
+        at: jiff::Timestamp,
+        /// The vault clock's time when it was refused.
+        now: jiff::Timestamp,
+    },
     /// A new passphrase (creating a vault, rotating its root secret) is shorter than the
     /// minimum.
     #[error("the passphrase is too short: it needs at least {min} characters")]

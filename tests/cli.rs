@@ -952,3 +952,93 @@ fn put_collected_at_keeps_the_collection_time_and_refuses_the_future() {
     assert!(!get(&old).status.success());
     assert!(get(&recent).status.success());
 }
+
+/// `sweep --dry-run --at`: what a sweep at a later date would destroy and keep, per category and
+/// why, writing nothing; `--at` only with `--dry-run`, and not before now.
+#[test]
+fn sweep_dry_run_at_says_what_a_later_sweep_destroys_and_why() {
+    use jiff::ToSpan;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let policy = format!(
+        "{}/policies/seed-001-m-exe.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    ok(&dir, &["init", "--policy", &policy], None);
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let ago = |months: i64| now.checked_sub(months.months()).unwrap().date().to_string();
+    let s = ["--subject", "migrated@example.com"];
+    let put = |category: &str, at: &str| {
+        let args = ["--category", category, "--collected-at", at];
+        ok(&dir, &[&["put"][..], &s, &args].concat(), Some(b"x"))
+            .trim()
+            .to_owned()
+    };
+    // Usage is kept 12 months, communication 3 years (this one is past them, and held).
+    let usage = put("usage", &ago(11));
+    let talk = put("communication", &ago(48));
+    let hold = json(&ok(
+        &dir,
+        &[
+            &["--json", "hold", "place"][..],
+            &s,
+            &["--record", &talk, "--reason", "dispute"],
+        ]
+        .concat(),
+        None,
+    ));
+    assert!(hold["hold"].is_string());
+    let sweep = json(&ok(&dir, &["--json", "sweep"], None));
+    assert_eq!(sweep["by_category"]["communication"]["held"], 1, "{sweep}");
+    assert!(sweep["by_category"].get("usage").is_none(), "{sweep}");
+
+    // `--at` needs `--dry-run`, and a time not before now.
+    let out = pdvault(&dir, &["sweep", "--at", "2099-01-01"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--dry-run"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = fails(&dir, &["sweep", "--dry-run", "--at", "2000-01-01"]);
+    assert!(e.contains("not at 2000-01-01T00:00:00Z"), "{e}");
+
+    // In two years the usage record is past its 12 months; the held record stays. Nothing is
+    // written.
+    let audit = ok(&dir, &["--json", "audit", "show"], None);
+    let day = now.checked_add(2.years()).unwrap().date().to_string();
+    let plan = json(&ok(
+        &dir,
+        &["--json", "sweep", "--dry-run", "--at", &day],
+        None,
+    ));
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(
+        plan["at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap(),
+        format!("{day}T00:00:00Z").parse().unwrap()
+    );
+    assert_eq!(plan["by_category"]["usage"]["expired"], 1, "{plan}");
+    assert_eq!(plan["by_category"]["usage"]["held"], 0, "{plan}");
+    assert_eq!(plan["by_category"]["communication"]["held"], 1, "{plan}");
+    let text = ok(&dir, &["sweep", "--dry-run", "--at", &day], None);
+    assert!(
+        text.starts_with(&format!(
+            "(dry run at {day}T00:00:00Z) erased 0 records and 1 categories, retained 1,"
+        )),
+        "{text}"
+    );
+    for line in [
+        "  usage          erased 1 (1 past maximum retention, 0 pending erasure), retained 0 (0 held, 0 minimum retention)",
+        "  communication  erased 0 (0 past maximum retention, 0 pending erasure), retained 1 (1 held, 0 minimum retention)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{text}");
+    }
+    assert_eq!(ok(&dir, &["--json", "audit", "show"], None), audit);
+    let get = |id: &str| pdvault(&dir, &[&["get"][..], &s, &["--record", id]].concat(), None);
+    assert!(get(&usage).status.success());
+    assert!(get(&talk).status.success());
+}

@@ -197,11 +197,16 @@ pub enum Command {
         #[arg(long)]
         at: Option<String>,
     },
-    /// Destroy what is due; reclaim space; prune the audit trail.
+    /// Destroy what is due; reclaim space; prune the audit trail. Reports, per category, what
+    /// was destroyed and why, and what was kept and why.
     Sweep {
         /// Report what would be destroyed, destroying nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: what a sweep at this later time would destroy (RFC 3339 or
+        /// YYYY-MM-DD, midnight UTC), if nothing changes meanwhile.
+        #[arg(long, requires = "dry_run")]
+        at: Option<String>,
     },
     /// Replace the root passphrase (new one from PDVAULT_NEW_PASSPHRASE,
     /// --new-passphrase-file, or a prompt).
