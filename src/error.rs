@@ -218,6 +218,29 @@ pub enum InputError {
     /// A date or time could not be parsed.
     #[error("invalid date or time {0:?}")]
     Time(String),
+    /// A record's collection time is later than the vault clock's now: data cannot have been
+    /// collected in the future, and its retention would count from a time that has not come.
+    /// Nothing was written.
+    #[error(
+        "the collection time {collected_at} is in the future (the vault clock says {now}); nothing was written"
+    )]
+    CollectedInFuture {
+        /// The collection time given.
+        collected_at: jiff::Timestamp,
+        /// The vault clock's time when it was refused.
+        now: jiff::Timestamp,
+    },
+    /// A sweep was to be planned at a time before the vault clock's now: what a sweep would
+    /// have destroyed then is not knowable from the vault as it is now.
+    #[error(
+        "a sweep can be planned at the vault clock's now or later, not at {at} (the vault clock says {now})"
+    )]
+    SweepInPast {
+        /// The time asked for.
+        at: jiff::Timestamp,
+        /// The vault clock's time when it was refused.
+        now: jiff::Timestamp,
+    },
     /// A new passphrase (creating a vault, rotating its root secret) is shorter than the
     /// minimum.
     #[error("the passphrase is too short: it needs at least {min} characters")]

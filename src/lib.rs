@@ -128,7 +128,7 @@ pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
 pub use policy::{EventKind, Policy, RequestKind};
 pub use storage::private_fs::create_private_file;
 pub use storage::{DEFAULT_CACHE_BYTES, Durability};
-pub use sweep::SweepReport;
+pub use sweep::{CategorySweep, SweepReport};
 pub use vault::{MigrationReport, ScopedVault, Stats, Vault, VaultBuilder, VerifyReport};
 
 /// Entry points for the fuzz targets: each decodes untrusted bytes the way the vault does and

@@ -432,14 +432,24 @@ impl RecordMeta {
         self
     }
 
-    /// Sets the collection time.
+    /// Sets the collection time (for data collected before it is written to the vault: its
+    /// retention counts from this time). A time after the vault clock's now is refused by every
+    /// write ([`InputError::CollectedInFuture`]).
     pub fn collected_at(mut self, at: Timestamp) -> Self {
         self.collected_at = at;
         self.collected_at_unset = false;
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), InputError> {
+    /// Checks the metadata as every write takes it: `now` is the vault clock's time, which a
+    /// collection time set by the caller must not be after.
+    pub(crate) fn validate(&self, now: Timestamp) -> Result<(), InputError> {
+        if !self.collected_at_unset && self.collected_at > now {
+            return Err(InputError::CollectedInFuture {
+                collected_at: self.collected_at,
+                now,
+            });
+        }
         if let Some(s) = &self.source {
             check_text("source", s)?;
         }

@@ -9,14 +9,14 @@
 //! (each ratchet is one atomic batch), and a re-run completes it. It plans through the one
 //! guarded path of [`crate::erasure`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::audit::AuditOp;
-use crate::erasure::{Plan, Scope};
-use crate::error::{Result, StorageError};
+use crate::erasure::{ErasureReport, Plan, RetainReason, Scope};
+use crate::error::{InputError, Result, StorageError};
 use crate::ids::{RecordId, SubjectRef};
 use crate::storage::entries::{DueKind, RecordEntry};
 use crate::storage::{Txn, layout};
@@ -45,7 +45,7 @@ const _: () = assert!(std::mem::size_of::<Due>() == 74);
 /// What a sweep did (or, dry, would do).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
-    /// The time the sweep ran at.
+    /// The time the sweep ran at (for [`Vault::sweep_dry_run_at`], the time it was planned at).
     pub at: Option<Timestamp>,
     /// Records destroyed (one by one, or as part of a category).
     pub erased: u64,
@@ -63,6 +63,65 @@ pub struct SweepReport {
     pub backups_expired: u64,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// Per category (by name), how many due records were destroyed (one by one or with their
+    /// whole category) and how many were kept, and why. Only categories with a due record
+    /// appear.
+    pub by_category: BTreeMap<String, CategorySweep>,
+}
+
+/// What a sweep did (or, dry, would do) in one category, and why: the records it destroyed by
+/// the reason they were due, and the due records it kept by what protects them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CategorySweep {
+    /// Records destroyed because their maximum retention passed.
+    pub expired: u64,
+    /// Records destroyed because an erasure of their subject was pending and nothing protects
+    /// them any more (a hold was released or ended, or their minimum retention passed).
+    pub erasure_completed: u64,
+    /// Due records kept because a legal hold covers them.
+    pub held: u64,
+    /// Due records kept because their category's minimum retention has not passed.
+    pub minimum_retention: u64,
+}
+
+impl SweepReport {
+    /// Counts, per category, what one subject's plan destroys and keeps of its due records
+    /// (`live`, with their categories; `kinds`, why each was due).
+    fn count(
+        &mut self,
+        r: &ErasureReport,
+        live: &BTreeMap<RecordId, String>,
+        kinds: &BTreeMap<RecordId, DueKind>,
+    ) {
+        let retained: BTreeSet<RecordId> = r.retained.iter().map(|k| k.record).collect();
+        let one_by_one: BTreeSet<RecordId> = r.erased.iter().filter_map(|e| e.record).collect();
+        let whole: BTreeSet<&str> = r
+            .erased
+            .iter()
+            .filter(|e| e.record.is_none())
+            .map(|e| e.category.as_str())
+            .collect();
+        for (id, category) in live {
+            let destroyed = one_by_one.contains(id)
+                || (whole.contains(category.as_str()) && !retained.contains(id));
+            if !destroyed {
+                continue;
+            }
+            let c = self.by_category.entry(category.clone()).or_default();
+            if kinds.get(id) == Some(&DueKind::Expiry) {
+                c.expired += 1;
+            } else {
+                c.erasure_completed += 1;
+            }
+        }
+        for k in &r.retained {
+            let c = self.by_category.entry(k.category.clone()).or_default();
+            match k.reason {
+                RetainReason::Held { .. } => c.held += 1,
+                RetainReason::MinimumRetention { .. } => c.minimum_retention += 1,
+            }
+        }
+    }
 }
 
 impl Vault {
@@ -71,7 +130,8 @@ impl Vault {
         self.sweep_with(false, &mut |_, _| ())
     }
 
-    /// Reports what the sweep would destroy, destroying nothing.
+    /// Reports what the sweep would destroy now, and why, destroying nothing (at a later time:
+    /// [`Vault::sweep_dry_run_at`]).
     pub fn sweep_dry_run(&self) -> Result<SweepReport> {
         self.sweep_with(true, &mut |_, _| ())
     }
@@ -82,7 +142,46 @@ impl Vault {
         dry_run: bool,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<SweepReport> {
+        self.sweep_at(self.now(), dry_run, progress)
+    }
+
+    /// Reports what a sweep at `at` (now or later) would destroy, and why, destroying nothing
+    /// and writing nothing: the impact of time passing, or of a policy just set. The report is
+    /// that of a dry run ([`SweepReport::by_category`] says why each due record would go or
+    /// stay) and a sweep run at `at` destroys what it reports, provided nothing changes
+    /// meanwhile (no record written, erased or rectified, no hold placed or released, no event
+    /// or policy recorded). Holds that end before `at` are counted as ended; what the sweep
+    /// does besides destroying records (reclaiming rows, pruning the audit trail, expiring
+    /// backups) is not planned, and neither is the finishing of subjects whose last record a
+    /// sweep before `at` would destroy while the policy keeps their state for a while.
+    ///
+    /// An `at` before the vault clock's now is refused ([`InputError::SweepInPast`]): the vault
+    /// has changed since, and what a sweep then would have destroyed is not knowable from it
+    /// now. At now, this is [`Vault::sweep_dry_run`].
+    pub fn sweep_dry_run_at(&self, at: Timestamp) -> Result<SweepReport> {
+        self.sweep_dry_run_at_with(at, &mut |_, _| ())
+    }
+
+    /// [`Vault::sweep_dry_run_at`], calling `progress(done, total)` as it goes.
+    pub fn sweep_dry_run_at_with(
+        &self,
+        at: Timestamp,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<SweepReport> {
         let now = self.now();
+        if at < now {
+            return Err(InputError::SweepInPast { at, now }.into());
+        }
+        self.sweep_at(at, true, progress)
+    }
+
+    /// The sweep as it runs (or, dry, would run) at `now`.
+    fn sweep_at(
+        &self,
+        now: Timestamp,
+        dry_run: bool,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<SweepReport> {
         let mut report = SweepReport {
             at: Some(now),
             dry_run,
@@ -118,21 +217,26 @@ impl Vault {
                 let entries = &rest[taken..taken + run];
                 taken += run;
                 shards.insert(layout::shard_of(sref.as_bytes()));
-                let mut ids = BTreeSet::new();
+                // Why each record is due: its maximum retention passed (whatever else is
+                // pending for it), or an erasure of its subject is pending.
+                let mut kinds: BTreeMap<RecordId, DueKind> = BTreeMap::new();
                 let mut pending = false;
                 let mut finish = false;
                 for d in entries {
                     match d.kind {
                         DueKind::FinishSubject => finish = true,
                         kind => {
-                            ids.insert(d.record);
+                            let k = kinds.entry(d.record).or_insert(kind);
+                            if kind == DueKind::Expiry {
+                                *k = kind;
+                            }
                             pending |= kind == DueKind::PendingErasure;
                         }
                     }
                     cleared.delete(d.key.to_vec());
                 }
                 let state = self.state(&sref)?;
-                let live = self.live_records(&sref, &ids)?;
+                let live = self.live_records(&sref, kinds.keys())?;
                 if live.is_empty() {
                     if finish && self.store().contains(&layout::subject(&sref))? {
                         let r = self.plan_destruction(&mut plan, sref, Scope::Finish, now)?;
@@ -142,12 +246,14 @@ impl Vault {
                 }
                 // A pending erasure covers the records it retained (those with pending due
                 // entries), not what was written for the subject since.
+                let ids = live.keys().copied().collect();
                 let scope = if pending && state.pending_erasure.is_some() {
-                    Scope::Pending(live)
+                    Scope::Pending(ids)
                 } else {
-                    Scope::Records(live)
+                    Scope::Records(ids)
                 };
                 let r = self.plan_destruction(&mut plan, sref, scope, now)?;
+                report.count(&r, &live, &kinds);
                 report.erased += r.erased.iter().filter(|e| e.record.is_some()).count() as u64;
                 report.categories_erased +=
                     r.erased.iter().filter(|e| e.record.is_none()).count() as u64;
@@ -212,21 +318,23 @@ impl Vault {
         Ok(due)
     }
 
-    /// The ids among `ids` that are readable records of the subject.
-    fn live_records(
+    /// The ids among `ids` that are readable records of the subject, with their categories.
+    fn live_records<'a>(
         &self,
         sref: &SubjectRef,
-        ids: &BTreeSet<RecordId>,
-    ) -> Result<BTreeSet<RecordId>> {
+        ids: impl Iterator<Item = &'a RecordId>,
+    ) -> Result<BTreeMap<RecordId, String>> {
         let destroyed = self.destroyed_groups(sref)?;
-        let mut out = BTreeSet::new();
+        let mut out = BTreeMap::new();
         for id in ids {
             if let Some(e) = self
                 .store()
                 .get::<RecordEntry>(&layout::record(sref, id), "record")?
-                && !destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen))
             {
-                out.insert(*id);
+                let category = e.meta.category.name().to_owned();
+                if !destroyed.contains(&(category.clone(), e.key_gen)) {
+                    out.insert(*id, category);
+                }
             }
         }
         Ok(out)

@@ -892,3 +892,153 @@ fn migrate_into_postgres_then_use_it_with_store() {
     c.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .unwrap();
 }
+
+/// `put --collected-at`: data migrated into the vault keeps its collection time (RFC 3339 or a
+/// date) and retention counts from it; a time in the future is refused and nothing is written.
+#[test]
+fn put_collected_at_keeps_the_collection_time_and_refuses_the_future() {
+    use jiff::ToSpan;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let policy = format!(
+        "{}/policies/seed-001-m-exe.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    ok(&dir, &["init", "--policy", &policy], None);
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let ago = |months: i64| now.checked_sub(months.months()).unwrap();
+    let s = ["--subject", "migrated@example.com"];
+    let put = |at: &str| {
+        let args = ["--category", "usage", "--collected-at", at];
+        ok(&dir, &[&["put"][..], &s, &args].concat(), Some(b"x"))
+            .trim()
+            .to_owned()
+    };
+    // Usage is kept 12 months.
+    let old_at = ago(13).timestamp();
+    let old = put(&old_at.to_string());
+    let recent_day = ago(11).date().to_string();
+    let recent = put(&recent_day);
+    let list = json(&ok(&dir, &[&["--json", "list"][..], &s].concat(), None));
+    let collected = |id: &str| -> jiff::Timestamp {
+        let r = list.as_array().unwrap().iter().find(|r| r["record"] == id);
+        r.unwrap()["collected_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(collected(&old), old_at);
+    assert_eq!(
+        collected(&recent),
+        format!("{recent_day}T00:00:00Z").parse().unwrap()
+    );
+
+    // A collection time in the future (or no time at all) is refused: not even the subject is
+    // created.
+    let carol = ["--subject", "carol@example.com"];
+    let tomorrow = now.checked_add(1.day()).unwrap().timestamp().to_string();
+    let args = ["--category", "usage", "--collected-at", &tomorrow];
+    let e = fails(&dir, &[&["put"][..], &carol, &args].concat());
+    assert!(e.contains("in the future"), "{e}");
+    let args = ["--category", "usage", "--collected-at", "last week"];
+    let e = fails(&dir, &[&["put"][..], &carol, &args].concat());
+    assert!(e.contains("invalid date or time"), "{e}");
+    assert!(fails(&dir, &[&["list"][..], &carol].concat()).contains("no such subject"));
+
+    // The sweep destroys what was collected 13 months ago, not what was 11 months ago.
+    ok(&dir, &["sweep"], None);
+    let get = |id: &str| pdvault(&dir, &[&["get"][..], &s, &["--record", id]].concat(), None);
+    assert!(!get(&old).status.success());
+    assert!(get(&recent).status.success());
+}
+
+/// `sweep --dry-run --at`: what a sweep at a later date would destroy and keep, per category and
+/// why, writing nothing; `--at` only with `--dry-run`, and not before now.
+#[test]
+fn sweep_dry_run_at_says_what_a_later_sweep_destroys_and_why() {
+    use jiff::ToSpan;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let policy = format!(
+        "{}/policies/seed-001-m-exe.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    ok(&dir, &["init", "--policy", &policy], None);
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let ago = |months: i64| now.checked_sub(months.months()).unwrap().date().to_string();
+    let s = ["--subject", "migrated@example.com"];
+    let put = |category: &str, at: &str| {
+        let args = ["--category", category, "--collected-at", at];
+        ok(&dir, &[&["put"][..], &s, &args].concat(), Some(b"x"))
+            .trim()
+            .to_owned()
+    };
+    // Usage is kept 12 months, communication 3 years (this one is past them, and held).
+    let usage = put("usage", &ago(11));
+    let talk = put("communication", &ago(48));
+    let hold = json(&ok(
+        &dir,
+        &[
+            &["--json", "hold", "place"][..],
+            &s,
+            &["--record", &talk, "--reason", "dispute"],
+        ]
+        .concat(),
+        None,
+    ));
+    assert!(hold["hold"].is_string());
+    let sweep = json(&ok(&dir, &["--json", "sweep"], None));
+    assert_eq!(sweep["by_category"]["communication"]["held"], 1, "{sweep}");
+    assert!(sweep["by_category"].get("usage").is_none(), "{sweep}");
+
+    // `--at` needs `--dry-run`, and a time not before now.
+    let out = pdvault(&dir, &["sweep", "--at", "2099-01-01"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--dry-run"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = fails(&dir, &["sweep", "--dry-run", "--at", "2000-01-01"]);
+    assert!(e.contains("not at 2000-01-01T00:00:00Z"), "{e}");
+
+    // In two years the usage record is past its 12 months; the held record stays. Nothing is
+    // written.
+    let audit = ok(&dir, &["--json", "audit", "show"], None);
+    let day = now.checked_add(2.years()).unwrap().date().to_string();
+    let plan = json(&ok(
+        &dir,
+        &["--json", "sweep", "--dry-run", "--at", &day],
+        None,
+    ));
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(
+        plan["at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap(),
+        format!("{day}T00:00:00Z").parse().unwrap()
+    );
+    assert_eq!(plan["by_category"]["usage"]["expired"], 1, "{plan}");
+    assert_eq!(plan["by_category"]["usage"]["held"], 0, "{plan}");
+    assert_eq!(plan["by_category"]["communication"]["held"], 1, "{plan}");
+    let text = ok(&dir, &["sweep", "--dry-run", "--at", &day], None);
+    assert!(
+        text.starts_with(&format!(
+            "(dry run at {day}T00:00:00Z) erased 0 records and 1 categories, retained 1,"
+        )),
+        "{text}"
+    );
+    for line in [
+        "  usage          erased 1 (1 past maximum retention, 0 pending erasure), retained 0 (0 held, 0 minimum retention)",
+        "  communication  erased 0 (0 past maximum retention, 0 pending erasure), retained 1 (1 held, 0 minimum retention)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{text}");
+    }
+    assert_eq!(ok(&dir, &["--json", "audit", "show"], None), audit);
+    let get = |id: &str| pdvault(&dir, &[&["get"][..], &s, &["--record", id]].concat(), None);
+    assert!(get(&usage).status.success());
+    assert!(get(&talk).status.success());
+}

@@ -232,6 +232,11 @@ fn cases(existing_subject: &str, existing_id: &str) -> Vec<(&'static str, Mutate
             "wrong shape",
         ),
         (
+            "collected in the future",
+            case(|d| set(d, "/records/0/collected_at", json!("2999-01-01T00:00:00Z"))),
+            "is in the future",
+        ),
+        (
             "malformed record id",
             case(|d| set(d, "/records/0/record", json!("not-hex"))),
             "wrong shape",

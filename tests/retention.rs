@@ -458,6 +458,9 @@ fn a_large_sweep_runs_in_bounded_ratchets_of_whole_subjects() {
         &clock,
         Some(policy("seed-000-cmcendpoint.toml")),
     );
+    // Records are collected up to 30 days after t0: the clock stands there while they are put
+    // (a collection time after the vault clock's now is refused).
+    clock.set(t0 + Span::new().hours(24 * 30));
     const SUBJECTS: usize = 300;
     let mut due = Vec::new();
     let mut kept = Vec::new();
@@ -543,4 +546,232 @@ fn a_hold_keeps_a_subject_without_records_until_it_is_released() {
     v.sweep().unwrap();
     assert!(matches!(v.erase_subject(&s), Err(Error::SubjectNotFound)));
     assert!(v.audit_verify().unwrap().is_intact());
+}
+
+/// A collection time before the write (data migrated into the vault) is where retention counts
+/// from; one after the vault clock's now is refused, by every call that writes one, and nothing
+/// is written.
+#[test]
+fn a_collection_time_in_the_future_is_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let now = ts("2025-03-01T00:00:00Z");
+    let clock = ManualClock::new(now);
+    let v = vault(tmp.path(), &clock, Some(policy("seed-001-m-exe.toml")));
+    let s = SubjectId::new("migrated@example.com").unwrap();
+    let later = now + Span::new().seconds(1);
+    let future = |c: Category| RecordMeta::new(c).purpose(p()).collected_at(later);
+    let refused = |r: Result<RecordId>| match r {
+        Err(Error::Input(InputError::CollectedInFuture {
+            collected_at,
+            now: at,
+        })) => assert_eq!((collected_at, at), (later, now)),
+        other => panic!("{other:?}"),
+    };
+    let audit = v.audit_entries(None, None).unwrap().len();
+    refused(v.put(&s, future(Category::Usage), b"x"));
+    let msg = v
+        .put(&s, future(Category::Usage), b"x")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("in the future"), "{msg}");
+    // A batch with one such record is refused whole: not even the subject is created.
+    let ok = RecordMeta::new(Category::Usage)
+        .purpose(p())
+        .collected_at(now);
+    let batch = v.put_many([
+        (&s, ok.clone(), b"ok".as_slice()),
+        (&s, future(Category::Usage), b"x".as_slice()),
+    ]);
+    refused(batch.map(|ids| ids[0]));
+    refused(v.put_value(&s, future(Category::Usage), &"x"));
+    assert!(matches!(v.list(&s), Err(Error::SubjectNotFound)));
+    assert_eq!(v.audit_entries(None, None).unwrap().len(), audit);
+    // A rectification may not move a collection time into the future either.
+    let id = v.put(&s, ok.clone(), b"ok").unwrap();
+    let before = v.list(&s).unwrap();
+    refused(
+        v.rectify(&s, id, Some(future(Category::Usage)), None, "moved")
+            .map(|()| id),
+    );
+    assert_eq!(v.list(&s).unwrap(), before);
+    // Collected 13 months ago, in a category kept 12 months: the next sweep destroys it.
+    let old = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Usage)
+                .purpose(p())
+                .collected_at(ts("2024-02-01T00:00:00Z")),
+            b"old",
+        )
+        .unwrap();
+    let report = v.sweep().unwrap();
+    assert_eq!(report.by_category["usage"].expired, 1, "{report:?}");
+    assert!(!readable(&v, &s, old));
+    assert!(readable(&v, &s, id));
+    assert!(v.verify().unwrap().is_whole());
+}
+
+/// A dry run at a later date says what a sweep then would destroy and keep, per category and
+/// why, and writes nothing at all; the sweep at that date then does exactly that.
+#[test]
+fn a_dry_run_at_a_later_date_predicts_the_sweep_then_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = ts("2024-01-01T00:00:00Z");
+    let clock = ManualClock::new(t0);
+    let v = vault(tmp.path(), &clock, Some(policy("seed-001-m-exe.toml")));
+    let put = |s: &SubjectId, c: Category, at: &str| {
+        v.put(
+            s,
+            RecordMeta::new(c).purpose(p()).collected_at(ts(at)),
+            b"x",
+        )
+        .unwrap()
+    };
+    // alice: usage (12 months) collected at two times, communication (3 years).
+    let alice = SubjectId::new("alice").unwrap();
+    let usage_old = put(&alice, Category::Usage, "2023-06-01T00:00:00Z");
+    let usage_new = put(&alice, Category::Usage, "2024-01-01T00:00:00Z");
+    let talk = put(&alice, Category::Communication, "2024-01-01T00:00:00Z");
+    // bob: usage past its 12 months, under a hold.
+    let bob = SubjectId::new("bob").unwrap();
+    let held = put(&bob, Category::Usage, "2022-12-01T00:00:00Z");
+    v.place_hold(
+        &bob,
+        HoldTarget::Record(held),
+        HoldReason::Dispute,
+        None,
+        None,
+    )
+    .unwrap();
+    // carol: a transaction (7 years minimum) and dave: a contact (no rule), both erased under a
+    // hold that ends a month later: pending, and due at every sweep.
+    let carol = SubjectId::new("carol").unwrap();
+    let tx = put(&carol, Category::Transaction, "2024-01-01T00:00:00Z");
+    let dave = SubjectId::new("dave").unwrap();
+    let contact = put(&dave, Category::Contact, "2024-01-01T00:00:00Z");
+    for s in [&carol, &dave] {
+        v.place_hold(
+            s,
+            HoldTarget::Subject,
+            HoldReason::LegalObligation,
+            None,
+            Some(ts("2024-02-01T00:00:00Z")),
+        )
+        .unwrap();
+        assert_eq!(v.erase_subject(s).unwrap().retained.len(), 1);
+    }
+    let all = [
+        (&alice, usage_old),
+        (&alice, usage_new),
+        (&alice, talk),
+        (&bob, held),
+        (&carol, tx),
+        (&dave, contact),
+    ];
+
+    // Now, before the sweep has run: bob's usage is due and held.
+    let now = v.sweep_dry_run().unwrap();
+    assert_eq!(now.at, Some(t0));
+    assert_eq!(now.by_category.len(), 3, "{now:?}");
+    assert_eq!(now.by_category["usage"].held, 1);
+
+    let at = ts("2025-06-01T00:00:00Z");
+    v.flush().unwrap();
+    let audit = v.audit_entries(None, None).unwrap();
+    let ledger = v.ledger().unwrap();
+    let stats = v.stats().unwrap();
+    let files = (!common::store::on_postgres()).then(|| files(tmp.path()));
+    let planned = v.sweep_dry_run_at(at).unwrap();
+    assert!(planned.dry_run);
+    assert_eq!(planned.at, Some(at));
+    let usage = planned.by_category["usage"];
+    assert_eq!(
+        (usage.expired, usage.erasure_completed),
+        (2, 0),
+        "{planned:?}"
+    );
+    assert_eq!((usage.held, usage.minimum_retention), (1, 0), "{planned:?}");
+    let transaction = planned.by_category["transaction"];
+    assert_eq!(transaction.minimum_retention, 1, "{planned:?}");
+    assert_eq!(planned.by_category["contact"].erasure_completed, 1);
+    assert!(!planned.by_category.contains_key("communication"));
+    assert_eq!(planned.retained, 2);
+    assert_eq!(planned.subjects_erased, 1, "dave has nothing left");
+
+    // Nothing was written: every record reads, the trail, the ledger and the files are as
+    // they were.
+    v.flush().unwrap();
+    assert_eq!(v.audit_entries(None, None).unwrap(), audit);
+    assert_eq!(v.ledger().unwrap(), ledger);
+    assert_eq!(v.stats().unwrap(), stats);
+    if let Some(files) = files {
+        let changed = changed(&files, &self::files(tmp.path()));
+        assert!(changed.is_empty(), "the dry run wrote {changed:?}");
+    }
+    assert!(all.iter().all(|(s, id)| readable(&v, s, *id)));
+
+    // A time before the vault clock's now is refused.
+    match v.sweep_dry_run_at(t0 - Span::new().seconds(1)) {
+        Err(Error::Input(InputError::SweepInPast { at: a, now: n })) => {
+            assert_eq!((a, n), (t0 - Span::new().seconds(1), t0));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The sweep at that date destroys exactly what was planned.
+    clock.set(at);
+    let swept = v.sweep().unwrap();
+    assert_eq!(swept.by_category, planned.by_category);
+    assert_eq!(
+        (
+            swept.erased,
+            swept.categories_erased,
+            swept.retained,
+            swept.subjects_erased
+        ),
+        (
+            planned.erased,
+            planned.categories_erased,
+            planned.retained,
+            planned.subjects_erased
+        )
+    );
+    for (s, id) in [(&alice, usage_old), (&alice, usage_new), (&dave, contact)] {
+        assert!(!readable(&v, s, id), "{id} survived");
+    }
+    for (s, id) in [(&alice, talk), (&bob, held), (&carol, tx)] {
+        assert!(readable(&v, s, id), "{id} destroyed");
+    }
+    assert!(matches!(v.list(&dave), Err(Error::SubjectNotFound)));
+    assert!(v.verify().unwrap().is_whole());
+}
+
+/// Every file under a vault's directory, with its bytes.
+fn files(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.insert(p.strip_prefix(dir).unwrap().to_owned(), bytes);
+            }
+        }
+    }
+    out
+}
+
+/// The paths whose bytes differ (or that exist on one side only).
+fn changed(
+    a: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    b: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) -> Vec<std::path::PathBuf> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|p| a.get(*p) != b.get(*p))
+        .cloned()
+        .collect()
 }

@@ -359,7 +359,7 @@ impl Vault {
     pub fn import(&self, input: &mut dyn Read) -> Result<ImportReport> {
         let doc: ExportDocument = serde_json::from_reader(input)
             .map_err(|e| InputError::Document(crate::error::json_error(&e)))?;
-        let doc = check_document(doc, |c| self.known_category(c))?;
+        let doc = check_document(doc, |c| self.known_category(c), self.now())?;
         // Ids new to the subject in this vault (a read: nothing is written before this passes).
         if let Some(existing) = self.keys().find_subject(self.store(), &doc.subject)? {
             for (id, ..) in &doc.records {
@@ -434,13 +434,15 @@ fn quoted(key: &str) -> String {
 /// ([`EventKind`]); consent purposes ([`Purpose::new`]) and policy versions (as
 /// [`Vault::grant_consent`]); restricted categories (as [`Vault::restrict`]); each record's id
 /// (unique in the document), category (kebab-case and known to the vault: `known`), fideslang
-/// key (the category's), purposes (at most 64, no repeats), source, version (from 1, below
-/// `u32::MAX` so that it can still be updated) and payload (base64 where marked, at most
-/// [`crate::MAX_PAYLOAD_LEN`] bytes); holds (reference, actors, category) and disclosures
-/// (recipient, ground, categories) as placing and recording them would.
+/// key (the category's), purposes (at most 64, no repeats), source, collection time (not after
+/// `now`, the vault clock's time), version (from 1, below `u32::MAX` so that it can still be
+/// updated) and payload (base64 where marked, at most [`crate::MAX_PAYLOAD_LEN`] bytes); holds
+/// (reference, actors, category) and disclosures (recipient, ground, categories) as placing and
+/// recording them would.
 fn check_document(
     doc: ExportDocument,
     known: impl Fn(&Category) -> Result<()>,
+    now: Timestamp,
 ) -> Result<CheckedDocument> {
     // The API's errors, unwrapped to the input error they carry.
     let known = |c: &Category| -> Result<(), InputError> {
@@ -536,7 +538,7 @@ fn check_document(
             collected_at: r.collected_at,
             collected_at_unset: false,
         };
-        meta.validate().map_err(entry_err(entry()))?;
+        meta.validate(now).map_err(entry_err(entry()))?;
         let payload = r.payload.into_bytes().map_err(entry_err(entry()))?;
         if payload.len() > crate::MAX_PAYLOAD_LEN {
             return Err(entry_err(entry())(InputError::PayloadTooLarge {

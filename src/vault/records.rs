@@ -156,8 +156,9 @@ impl Vault {
     ) -> Result<Vec<RecordId>> {
         // Every item is checked before anything is written (a subject created for an earlier
         // item of a refused batch would be a write).
+        let checked_at = self.now();
         for (_, _, _, meta, payload) in &items {
-            self.check_meta(meta)?;
+            self.check_meta(meta, checked_at)?;
             check_payload(payload)?;
         }
         let _no_destruction = self.no_destruction()?;
@@ -221,8 +222,9 @@ impl Vault {
 
     /// Checks the metadata of a record to be written: valid, a known category the policy
     /// collects, and a legal basis the policy allows for it.
-    fn check_meta(&self, meta: &RecordMeta) -> Result<()> {
-        meta.validate()?;
+    /// Checks the metadata against `now` (the vault clock's time, taken once for a batch).
+    fn check_meta(&self, meta: &RecordMeta, now: jiff::Timestamp) -> Result<()> {
+        meta.validate(now)?;
         self.known_category(&meta.category)?;
         if let Some(p) = self.policy() {
             p.check_basis(&meta.category, meta.basis)?;
@@ -387,7 +389,7 @@ impl Vault {
             check_payload(p)?;
         }
         if let Some(m) = &meta {
-            self.check_meta(m)?;
+            self.check_meta(m, self.now())?;
         }
         let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;

@@ -97,6 +97,10 @@ pub enum Command {
         /// Where the data came from (no personal data).
         #[arg(long)]
         source: Option<String>,
+        /// When the data was collected, if before now (data migrated into the vault): RFC 3339
+        /// or YYYY-MM-DD (midnight UTC). Retention counts from it. Default: now.
+        #[arg(long)]
+        collected_at: Option<String>,
         /// Read the payload from this file instead of stdin.
         #[arg(long)]
         file: Option<PathBuf>,
@@ -193,11 +197,16 @@ pub enum Command {
         #[arg(long)]
         at: Option<String>,
     },
-    /// Destroy what is due; reclaim space; prune the audit trail.
+    /// Destroy what is due; reclaim space; prune the audit trail. Reports, per category, what
+    /// was destroyed and why, and what was kept and why.
     Sweep {
         /// Report what would be destroyed, destroying nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: what a sweep at this later time would destroy (RFC 3339 or
+        /// YYYY-MM-DD, midnight UTC), if nothing changes meanwhile.
+        #[arg(long, requires = "dry_run")]
+        at: Option<String>,
     },
     /// Replace the root passphrase (new one from PDVAULT_NEW_PASSPHRASE,
     /// --new-passphrase-file, or a prompt).

@@ -252,8 +252,10 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             purposes,
             basis,
             source,
+            collected_at,
             file,
         } => {
+            let collected_at = collected_at.as_deref().map(time).transpose()?;
             let v = open(&cli)?;
             let mut meta = RecordMeta::new(category(c)?);
             for p in purposes {
@@ -264,6 +266,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             }
             if let Some(src) = source {
                 meta = meta.source(src.clone());
+            }
+            if let Some(at) = collected_at {
+                meta = meta.collected_at(at);
             }
             let data = payload(file.as_deref())?;
             let id = v.put(&subject(&s.subject)?, meta, &data).map_err(err)?;
@@ -602,7 +607,8 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 json!({"event": kind.name(), "at": at}),
             )
         }
-        Command::Sweep { dry_run } => {
+        Command::Sweep { dry_run, at } => {
+            let at = at.as_deref().map(time).transpose()?;
             let v = open(&cli)?;
             let bar = std::io::stderr().is_terminal().then(|| {
                 let b = indicatif::ProgressBar::new(0);
@@ -612,24 +618,31 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 );
                 b
             });
-            let report = v
-                .sweep_with(*dry_run, &mut |done, total| {
-                    if let Some(b) = &bar {
-                        b.set_length(total);
-                        b.set_position(done);
-                    }
-                })
-                .map_err(err)?;
+            let mut progress = |done, total| {
+                if let Some(b) = &bar {
+                    b.set_length(total);
+                    b.set_position(done);
+                }
+            };
+            let report = match at {
+                Some(at) => v.sweep_dry_run_at_with(at, &mut progress),
+                None => v.sweep_with(*dry_run, &mut progress),
+            };
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
+            let report = report.map_err(err)?;
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&report)?;
             } else {
+                let dry = match (report.dry_run, at) {
+                    (true, Some(at)) => format!("(dry run at {at}) "),
+                    (true, None) => "(dry run) ".to_owned(),
+                    (false, _) => String::new(),
+                };
                 println!(
-                    "{}erased {} records and {} categories, retained {}, completed {} subject erasures, reclaimed {} rows, pruned {} audit entries",
-                    if report.dry_run { "(dry run) " } else { "" },
+                    "{dry}erased {} records and {} categories, retained {}, completed {} subject erasures, reclaimed {} rows, pruned {} audit entries",
                     report.erased,
                     report.categories_erased,
                     report.retained,
@@ -637,6 +650,17 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                     report.reclaimed,
                     report.audit_pruned
                 );
+                for (name, c) in &report.by_category {
+                    println!(
+                        "  {name:<14} erased {} ({} past maximum retention, {} pending erasure), retained {} ({} held, {} minimum retention)",
+                        c.expired + c.erasure_completed,
+                        c.expired,
+                        c.erasure_completed,
+                        c.held + c.minimum_retention,
+                        c.held,
+                        c.minimum_retention
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
