@@ -92,6 +92,12 @@ pub enum AuditOp {
     Refused,
     /// A subject's records were listed (metadata only).
     List,
+    /// The subject objected to processing for a purpose.
+    Object,
+    /// An objection was lifted.
+    LiftObjection,
+    /// A subject's age status was set.
+    AgeStatus,
 }
 
 /// One entry of the trail.

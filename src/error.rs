@@ -289,6 +289,26 @@ pub enum AccessError {
         /// The record.
         record: RecordId,
     },
+    /// The subject objected to processing for this purpose, and the record rests on legitimate
+    /// interests or a public task.
+    #[error(
+        "the subject objected to purpose {purpose:?}; record {record} rests on legitimate interests or a public task"
+    )]
+    Objected {
+        /// The requested purpose.
+        purpose: String,
+        /// The record.
+        record: RecordId,
+    },
+    /// The subject is a minor, the policy requires a guardian's consent for consent-based
+    /// processing, and none counts for the purpose.
+    #[error("no guardian's consent for purpose {purpose:?} on record {record} of a minor")]
+    NoGuardianConsent {
+        /// The requested purpose.
+        purpose: String,
+        /// The record.
+        record: RecordId,
+    },
     /// Processing of the subject or category is restricted.
     #[error(
         "processing is restricted for record {record}; only storage, legal claims and the subject's own access are allowed"

@@ -126,6 +126,7 @@ pub use ledger::{LedgerChoice, LedgerDocument};
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
 pub use policy::{EventKind, Policy, RequestKind};
+pub use storage::entries::{AgeStatus, ConsentState};
 pub use storage::private_fs::create_private_file;
 pub use storage::{DEFAULT_CACHE_BYTES, Durability};
 pub use sweep::{CategorySweep, SweepReport};

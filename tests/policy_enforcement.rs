@@ -568,3 +568,214 @@ fn malformed_roles_recipients_bases_and_not_collected_entries_are_refused_by_nam
         assert!(e.contains(needle), "{text}: {e}");
     }
 }
+
+fn vault_with(dir: &std::path::Path, policy: &str) -> Vault {
+    common::store::builder(dir)
+        .kdf(KdfParams::insecure_for_tests())
+        .clock(ManualClock::new("2026-01-01T00:00:00Z".parse().unwrap()))
+        .policy(Policy::from_toml(policy).unwrap())
+        .create(RootSecret::passphrase("pw-passphrase"))
+        .unwrap()
+}
+
+#[test]
+fn an_objection_stops_reads_of_legitimate_interest_records_for_that_purpose_until_lifted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = vault_with(&tmp.path().join("v"), "[requests]\nobjection = \"30 days\"");
+    let s = sid("alice");
+    let analytics = purpose("analytics");
+    let on = |basis| {
+        RecordMeta::new(Category::Usage)
+            .purpose(analytics.clone())
+            .basis(basis)
+    };
+    let li = v
+        .put(&s, on(LegalBasis::LegitimateInterests), b"li")
+        .unwrap();
+    let consented = v.put(&s, on(LegalBasis::Consent), b"c").unwrap();
+    v.grant_consent(&s, &analytics, None).unwrap();
+    let request = v.open_request(&s, RequestKind::Objection, None).unwrap();
+    v.get(&s, li, &analytics).unwrap();
+
+    v.object(&s, &analytics).unwrap();
+    let e = v.get(&s, li, &analytics).unwrap_err();
+    assert!(
+        matches!(e, Error::Access(AccessError::Objected { .. })),
+        "{e}"
+    );
+    // Consent is the subject's own choice: an objection does not touch it.
+    v.get(&s, consented, &analytics).unwrap();
+    let read: Vec<_> = v
+        .read_all(&s, &analytics)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.info.record)
+        .collect();
+    assert_eq!(read, [consented]);
+    // The objection answered the subject's open objection request.
+    let closed = v.requests(false).unwrap();
+    assert!(
+        closed
+            .iter()
+            .any(|r| r.id == request.id && r.closed_at.is_some())
+    );
+
+    v.lift_objection(&s, &analytics).unwrap();
+    v.get(&s, li, &analytics).unwrap();
+    let ops: Vec<_> = v
+        .audit_entries(None, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.op)
+        .filter(|op| {
+            matches!(
+                op,
+                AuditOp::Object | AuditOp::LiftObjection | AuditOp::Refused
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            AuditOp::Object,
+            AuditOp::Refused,
+            AuditOp::Refused,
+            AuditOp::LiftObjection
+        ]
+    );
+}
+
+#[test]
+fn consent_given_under_a_policy_version_older_than_the_purpose_requires_does_not_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = r#"
+version = "2026-01"
+version_history = ["2024-06", "2025-01"]
+[consent.marketing]
+min_version = "2025-01"
+[consent.profiling]
+min_version = "current"
+"#;
+    let v = vault_with(&tmp.path().join("v"), policy);
+    let s = sid("alice");
+    let id_for = |p: &Purpose| {
+        v.put(
+            &s,
+            RecordMeta::new(Category::Preference)
+                .purpose(p.clone())
+                .basis(LegalBasis::Consent),
+            b"x",
+        )
+        .unwrap()
+    };
+    let (marketing, profiling) = (purpose("marketing"), purpose("profiling"));
+    let (m, p) = (id_for(&marketing), id_for(&profiling));
+    let no_consent =
+        |r: Result<Record>| matches!(r, Err(Error::Access(AccessError::NoConsent { .. })));
+    v.grant_consent(&s, &marketing, Some("2024-06")).unwrap();
+    v.grant_consent(&s, &profiling, Some("2025-01")).unwrap();
+    assert!(no_consent(v.get(&s, m, &marketing)));
+    assert!(no_consent(v.get(&s, p, &profiling)));
+    // An unknown version does not count either.
+    v.grant_consent(&s, &marketing, Some("someday")).unwrap();
+    assert!(no_consent(v.get(&s, m, &marketing)));
+    v.grant_consent(&s, &marketing, Some("2025-01")).unwrap();
+    v.get(&s, m, &marketing).unwrap();
+    assert!(no_consent(v.get(&s, p, &profiling)));
+    // Given now, consent is under the policy's current version.
+    v.grant_consent(&s, &profiling, None).unwrap();
+    v.get(&s, p, &profiling).unwrap();
+    // A minimum naming no version the policy knows is refused by name.
+    let e = Policy::from_toml("version = \"2\"\n[consent.marketing]\nmin_version = \"1\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("consent.marketing"), "{e}");
+}
+
+#[test]
+fn marking_a_minor_under_an_erase_policy_erases_the_subject_at_once_except_what_a_hold_covers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = vault_with(&tmp.path().join("v"), "[minors]\non_marked = \"erase\"");
+    let s = sid("kid");
+    let service = purpose("service");
+    let put = |c: Category| {
+        v.put(&s, RecordMeta::new(c).purpose(service.clone()), b"x")
+            .unwrap()
+    };
+    let (held, gone) = (put(Category::Communication), put(Category::Usage));
+    v.place_hold(
+        &s,
+        HoldTarget::Category(Category::Communication),
+        HoldReason::Dispute,
+        None,
+        None,
+    )
+    .unwrap();
+    let report = v.set_age_status(&s, AgeStatus::Minor).unwrap().unwrap();
+    assert_eq!(report.retained.len(), 1, "{report:?}");
+    v.get(&s, held, &service).unwrap();
+    assert!(v.get(&s, gone, &service).is_err());
+    // Not a minor: nothing is erased.
+    let adult = sid("grown-up");
+    v.put(
+        &adult,
+        RecordMeta::new(Category::Usage).purpose(service.clone()),
+        b"x",
+    )
+    .unwrap();
+    assert!(
+        v.set_age_status(&adult, AgeStatus::Adult)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(v.list(&adult).unwrap().len(), 1);
+}
+
+#[test]
+fn under_a_guardian_consent_policy_a_minor_s_consent_based_reads_need_a_guardian_s_consent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = vault_with(
+        &tmp.path().join("v"),
+        "[minors]\non_marked = \"require-guardian-consent\"",
+    );
+    let s = sid("kid");
+    let (newsletter, service) = (purpose("newsletter"), purpose("service"));
+    let on_consent = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Contact)
+                .purpose(newsletter.clone())
+                .basis(LegalBasis::Consent),
+            b"x",
+        )
+        .unwrap();
+    let on_contract = v
+        .put(
+            &s,
+            RecordMeta::new(Category::Account).purpose(service.clone()),
+            b"x",
+        )
+        .unwrap();
+    v.grant_consent(&s, &newsletter, None).unwrap();
+    v.get(&s, on_consent, &newsletter).unwrap();
+    assert!(v.set_age_status(&s, AgeStatus::Minor).unwrap().is_none());
+    let e = v.get(&s, on_consent, &newsletter).unwrap_err();
+    assert!(
+        matches!(e, Error::Access(AccessError::NoGuardianConsent { .. })),
+        "{e}"
+    );
+    v.get(&s, on_contract, &service).unwrap();
+    v.grant_guardian_consent(&s, &newsletter, None).unwrap();
+    v.get(&s, on_consent, &newsletter).unwrap();
+    v.withdraw_guardian_consent(&s, &newsletter).unwrap();
+    assert!(v.get(&s, on_consent, &newsletter).is_err());
+    // The export shows the age status and the guardian's consent.
+    let mut out = Vec::new();
+    v.export(&s, &mut out).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["subject"]["age"], "minor");
+    assert_eq!(
+        doc["subject"]["guardian_consents"]["newsletter"]["granted"],
+        false
+    );
+}

@@ -194,6 +194,14 @@ pub struct Policy {
     pub roles: BTreeMap<String, Role>,
     /// The recipients register (`[recipients.NAME]`, [`recipients`]).
     pub recipients: BTreeMap<String, Recipient>,
+    /// The policy's earlier versions, oldest first (`version_history = [...]`): the order in
+    /// which a consent's policy version is compared with a purpose's `min_version`.
+    pub version_history: Vec<String>,
+    /// Per purpose, the oldest policy version whose consent still counts (`[consent.PURPOSE]
+    /// min_version = "V"`, or `"current"`: only consent given under this version).
+    pub consent_min_version: BTreeMap<String, String>,
+    /// What marking a subject a minor does (`[minors] on_marked = ...`).
+    pub minors: Option<MinorRule>,
     custom_categories: Vec<String>,
     source: String,
 }
@@ -219,6 +227,35 @@ struct RawPolicy {
     roles: BTreeMap<String, roles::RawRole>,
     #[serde(default)]
     recipients: BTreeMap<String, recipients::RawRecipient>,
+    #[serde(default)]
+    version_history: Vec<String>,
+    #[serde(default)]
+    consent: BTreeMap<String, RawConsent>,
+    minors: Option<RawMinors>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsent {
+    min_version: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMinors {
+    on_marked: String,
+}
+
+/// What marking a subject a minor does (`[minors] on_marked`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MinorRule {
+    /// `"erase"`: the subject is erased at once, through the guarded erasure path (holds and
+    /// minimum retention still apply).
+    Erase,
+    /// `"require-guardian-consent"`: every consent-based read needs a guardian's consent for
+    /// the purpose as well.
+    RequireGuardianConsent,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +411,58 @@ impl Policy {
             let r = recipients::parse_recipient(&name, raw_recipient, &known)?;
             recipients.insert(name, r);
         }
+        let mut known_versions: Vec<&str> =
+            raw.version_history.iter().map(String::as_str).collect();
+        if let Some(v) = &raw.version {
+            known_versions.push(v);
+        }
+        for (i, v) in raw.version_history.iter().enumerate() {
+            crate::model::check_text("policy version", v)
+                .map_err(|e| entry_err("version_history", e.to_string()))?;
+            if raw.version_history[..i].contains(v) || raw.version.as_ref() == Some(v) {
+                return Err(entry_err(
+                    "version_history",
+                    format!("{v:?} is listed twice"),
+                ));
+            }
+        }
+        let mut consent_min_version = BTreeMap::new();
+        for (purpose, rule) in raw.consent {
+            let entry = format!("consent.{purpose}");
+            crate::model::Purpose::new(&purpose).map_err(|e| entry_err(&entry, e.to_string()))?;
+            let min = if rule.min_version == "current" {
+                raw.version.clone().ok_or_else(|| {
+                    entry_err(
+                        &entry,
+                        "min_version = \"current\" needs the policy's version",
+                    )
+                })?
+            } else {
+                rule.min_version
+            };
+            if !known_versions.contains(&min.as_str()) {
+                return Err(entry_err(
+                    &entry,
+                    format!(
+                        "min_version {min:?} is neither the policy's version nor in version_history"
+                    ),
+                ));
+            }
+            consent_min_version.insert(purpose, min);
+        }
+        let minors = match raw.minors {
+            None => None,
+            Some(m) => Some(match m.on_marked.as_str() {
+                "erase" => MinorRule::Erase,
+                "require-guardian-consent" => MinorRule::RequireGuardianConsent,
+                other => {
+                    return Err(entry_err(
+                        "minors",
+                        format!("on_marked {other:?}: expected erase or require-guardian-consent"),
+                    ));
+                }
+            }),
+        };
         let mut retention = BTreeMap::new();
         for (cat, rule) in raw.retention {
             if !known(&cat) {
@@ -441,6 +530,9 @@ impl Policy {
             bases,
             roles,
             recipients,
+            version_history: raw.version_history,
+            consent_min_version,
+            minors,
             custom_categories: raw.custom_categories,
             source: text.to_owned(),
         })
@@ -474,6 +566,26 @@ impl Policy {
                     .join(", "),
             }),
             _ => Ok(()),
+        }
+    }
+
+    /// Whether consent given under policy version `given` still counts for `purpose`: the
+    /// purpose names no `min_version`, or `given` is that version or a later one (in the order
+    /// of `version_history`, then the policy's `version`).
+    pub fn consent_is_current(&self, purpose: &crate::model::Purpose, given: &str) -> bool {
+        let Some(min) = self.consent_min_version.get(purpose.as_str()) else {
+            return true;
+        };
+        let order = |v: &str| {
+            self.version_history
+                .iter()
+                .map(String::as_str)
+                .chain(self.version.as_deref())
+                .position(|k| k == v)
+        };
+        match (order(given), order(min)) {
+            (Some(g), Some(m)) => g >= m,
+            _ => false,
         }
     }
 
@@ -609,6 +721,9 @@ mod tests {
         for f in [
             "policies/seed-000-cmcendpoint.toml",
             "policies/seed-001-m-exe.toml",
+            "policies/seed-002-cmeo-max.toml",
+            "policies/seed-003-communication-platform.toml",
+            "policies/seed-004-generic-platform.toml",
         ] {
             let text =
                 std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + f)

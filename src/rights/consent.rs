@@ -1,12 +1,14 @@
-//! Restriction of processing and consent.
+//! Restriction of processing, objection, consent (the subject's and, for a minor, a
+//! guardian's) and a subject's age status.
 
 use crate::audit::AuditOp;
 use crate::erasure::{ErasureReport, Scope};
 use crate::error::Result;
 use crate::ids::{RecordId, SubjectId};
 use crate::model::{Category, LegalBasis, Purpose};
+use crate::policy::MinorRule;
 use crate::policy::RequestKind;
-use crate::storage::entries::{ConsentState, RecordEntry};
+use crate::storage::entries::{AgeStatus, ConsentState, RecordEntry};
 use crate::storage::{Txn, layout};
 use crate::vault::Vault;
 
@@ -75,7 +77,102 @@ impl Vault {
     ) -> Result<()> {
         let _no_destruction = self.no_destruction()?;
         let ident = self.find_or_create(subject)?;
-        self.set_consent(ident, purpose, true, policy_version)
+        self.set_consent(ident, purpose, true, policy_version, Giver::Subject)
+    }
+
+    /// Grants a guardian's consent for a purpose, for a subject who is a minor, under a policy
+    /// version (default: the policy's). Under a policy whose `[minors] on_marked` is
+    /// `require-guardian-consent`, a minor's consent-based records are read for a purpose only
+    /// with both the subject's and a guardian's consent.
+    pub fn grant_guardian_consent(
+        &self,
+        subject: &SubjectId,
+        purpose: &Purpose,
+        policy_version: Option<&str>,
+    ) -> Result<()> {
+        let _no_destruction = self.no_destruction()?;
+        let ident = self.find_or_create(subject)?;
+        self.set_consent(ident, purpose, true, policy_version, Giver::Guardian)
+    }
+
+    /// Withdraws a guardian's consent for a purpose.
+    pub fn withdraw_guardian_consent(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
+        let _no_destruction = self.no_destruction()?;
+        let ident = self.find(subject)?.subject;
+        self.set_consent(ident, purpose, false, None, Giver::Guardian)
+    }
+
+    /// Records the subject's objection to processing for `purpose`: from now on, records resting
+    /// on legitimate interests or a public task are not read for it
+    /// ([`AccessError::Objected`](crate::AccessError::Objected)) until the host lifts the
+    /// objection ([`Vault::lift_objection`], for compelling legitimate grounds). Answers the
+    /// subject's open objection requests.
+    pub fn object(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
+        self.set_objection(subject, purpose, true)
+    }
+
+    /// Lifts an objection ([`Vault::object`]).
+    pub fn lift_objection(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
+        self.set_objection(subject, purpose, false)
+    }
+
+    fn set_objection(&self, subject: &SubjectId, purpose: &Purpose, on: bool) -> Result<()> {
+        let _no_destruction = self.no_destruction()?;
+        let ident = self.find(subject)?.subject;
+        let _g = self.lock_subject(&ident)?;
+        let mut state = self.state_to_change(&ident)?;
+        if on {
+            state.objections.insert(purpose.as_str().to_owned());
+        } else {
+            state.objections.remove(purpose.as_str());
+        }
+        let mut txn = Txn::new();
+        txn.put(layout::subject(&ident), &state);
+        if on {
+            self.close_requests_in(&mut txn, &ident, &[RequestKind::Objection])?;
+        }
+        let op = if on {
+            AuditOp::Object
+        } else {
+            AuditOp::LiftObjection
+        };
+        let d = self.draft(op).subject(ident).note(purpose.as_str());
+        self.commit_synced(txn, vec![d])
+    }
+
+    /// Sets what the vault knows of the subject's age. Marking a subject a minor under a policy
+    /// whose `[minors] on_marked` is `erase` erases the subject at once through the guarded
+    /// erasure path (holds and minimum retention still apply: the report says what was kept);
+    /// under `require-guardian-consent`, consent-based reads then need a guardian's consent
+    /// ([`Vault::grant_guardian_consent`]).
+    pub fn set_age_status(
+        &self,
+        subject: &SubjectId,
+        status: AgeStatus,
+    ) -> Result<Option<ErasureReport>> {
+        let ident = {
+            let _no_destruction = self.no_destruction()?;
+            let ident = self.find(subject)?.subject;
+            let _g = self.lock_subject(&ident)?;
+            let mut state = self.state_to_change(&ident)?;
+            state.age = status;
+            let mut txn = Txn::new();
+            txn.put(layout::subject(&ident), &state);
+            let d = self
+                .draft(AuditOp::AgeStatus)
+                .subject(ident)
+                .note(status.name());
+            self.commit_synced(txn, vec![d])?;
+            ident
+        };
+        let erase = status == AgeStatus::Minor
+            && self
+                .policy()
+                .is_some_and(|p| p.minors == Some(MinorRule::Erase));
+        if !erase {
+            return Ok(None);
+        }
+        self.destroy_now(ident, Scope::Subject).map(Some)
     }
 
     /// Withdraws consent for a purpose. With `erase`, the records that rest on consent alone and
@@ -89,13 +186,14 @@ impl Vault {
         let ident = {
             let _no_destruction = self.no_destruction()?;
             let ident = self.find(subject)?.subject;
-            self.set_consent(ident, purpose, false, None)?;
+            self.set_consent(ident, purpose, false, None, Giver::Subject)?;
             ident
         };
         if !erase {
             return Ok(None);
         }
         let state = self.state(&ident)?;
+        let policy = self.policy();
         let destroyed = self.destroyed_groups(&ident)?;
         let mut victims = std::collections::BTreeSet::<RecordId>::new();
         for r in self
@@ -115,7 +213,7 @@ impl Vault {
                 .meta
                 .purposes
                 .iter()
-                .any(|p| state.consents.get(p.as_str()).is_some_and(|c| c.granted));
+                .any(|p| crate::rights::access::has_consent(&state, p, policy.as_deref()));
             if e.meta.purposes.contains(purpose) && !consented {
                 victims.insert(id);
             }
@@ -133,6 +231,7 @@ impl Vault {
         purpose: &Purpose,
         granted: bool,
         version: Option<&str>,
+        giver: Giver,
     ) -> Result<()> {
         if let Some(v) = version {
             crate::model::check_text("policy version", v)?;
@@ -143,7 +242,11 @@ impl Vault {
             .map(str::to_owned)
             .or_else(|| self.policy().and_then(|p| p.version.clone()))
             .unwrap_or_else(|| "unspecified".to_owned());
-        state.consents.insert(
+        let consents = match giver {
+            Giver::Subject => &mut state.consents,
+            Giver::Guardian => &mut state.guardian_consents,
+        };
+        consents.insert(
             purpose.as_str().to_owned(),
             ConsentState {
                 granted,
@@ -160,7 +263,17 @@ impl Vault {
                 AuditOp::ConsentWithdraw
             })
             .subject(ident)
-            .note(purpose.as_str());
+            .note(match giver {
+                Giver::Subject => purpose.as_str().to_owned(),
+                Giver::Guardian => format!("{} (a guardian's)", purpose.as_str()),
+            });
         self.commit_synced(txn, vec![d])
     }
+}
+
+/// Whose consent.
+#[derive(Clone, Copy)]
+enum Giver {
+    Subject,
+    Guardian,
 }

@@ -38,7 +38,7 @@ use crate::model::{Category, LegalBasis, Purpose, RecordMeta, Redacted, check_te
 use crate::policy::holds::{Hold, HoldScope};
 use crate::policy::{EventKind, Policy, RequestKind};
 use crate::rights::Disclosure;
-use crate::storage::entries::{ConsentState, StoredRecord, SubjectState};
+use crate::storage::entries::{AgeStatus, ConsentState, StoredRecord, SubjectState};
 use crate::storage::{Txn, layout};
 use crate::vault::Vault;
 
@@ -124,6 +124,15 @@ pub struct ExportSubject {
     pub restricted_categories: Vec<String>,
     /// Consents per purpose.
     pub consents: BTreeMap<String, ConsentState>,
+    /// Purposes the subject objected to.
+    #[serde(default)]
+    pub objections: Vec<String>,
+    /// What the vault knows of the subject's age.
+    #[serde(default)]
+    pub age: AgeStatus,
+    /// A guardian's consents per purpose (for a minor).
+    #[serde(default)]
+    pub guardian_consents: BTreeMap<String, ConsentState>,
 }
 
 /// A whole export document (what [`Vault::import`] reads). Its `Debug` redacts the subject
@@ -190,6 +199,16 @@ impl fmt::Debug for ExportSubject {
             .field("restricted", &self.restricted)
             .field("restricted_categories", &self.restricted_categories)
             .field("consents", &consents)
+            .field("objections", &self.objections)
+            .field("age", &self.age)
+            .field(
+                "guardian_consents",
+                &self
+                    .guardian_consents
+                    .iter()
+                    .map(|(p, c)| (p.as_str(), c.granted))
+                    .collect::<BTreeMap<_, _>>(),
+            )
             .finish()
     }
 }
@@ -246,6 +265,9 @@ impl Vault {
                 restricted: state.restricted,
                 restricted_categories: state.restricted_categories.iter().cloned().collect(),
                 consents: state.consents.clone(),
+                objections: state.objections.iter().cloned().collect(),
+                age: state.age,
+                guardian_consents: state.guardian_consents.clone(),
             },
             holds: self.holds(Some(subject))?,
             disclosures: self.disclosures_of(&ident)?,
@@ -387,6 +409,11 @@ impl Vault {
             let mut state = self.state_to_change(&ident)?;
             state.events.extend(doc.events);
             state.consents.extend(doc.consents);
+            state.guardian_consents.extend(doc.guardian_consents);
+            state.objections.extend(doc.objections);
+            if doc.age != AgeStatus::Unknown {
+                state.age = doc.age;
+            }
             state.restricted |= doc.restricted;
             state
                 .restricted_categories
@@ -412,6 +439,9 @@ struct CheckedDocument {
     records: Vec<(RecordId, u32, RecordMeta, Vec<u8>)>,
     events: BTreeMap<String, Timestamp>,
     consents: BTreeMap<String, ConsentState>,
+    guardian_consents: BTreeMap<String, ConsentState>,
+    objections: Vec<String>,
+    age: AgeStatus,
     restricted: bool,
     restricted_categories: Vec<String>,
 }
@@ -472,10 +502,18 @@ fn check_document(
         kind.parse::<EventKind>()
             .map_err(entry_err(format!("subject.events {}", quoted(kind))))?;
     }
-    for (purpose, consent) in &s.consents {
-        let entry = || format!("subject.consents {}", quoted(purpose));
-        Purpose::new(purpose.as_str()).map_err(entry_err(entry()))?;
-        check_text("policy version", &consent.policy_version).map_err(entry_err(entry()))?;
+    for (field, consents) in [
+        ("consents", &s.consents),
+        ("guardian_consents", &s.guardian_consents),
+    ] {
+        for (purpose, consent) in consents {
+            let entry = || format!("subject.{field} {}", quoted(purpose));
+            Purpose::new(purpose.as_str()).map_err(entry_err(entry()))?;
+            check_text("policy version", &consent.policy_version).map_err(entry_err(entry()))?;
+        }
+    }
+    for (i, purpose) in s.objections.iter().enumerate() {
+        Purpose::new(purpose.as_str()).map_err(entry_err(format!("subject.objections[{i}]")))?;
     }
     for (i, name) in s.restricted_categories.iter().enumerate() {
         let entry = || format!("subject.restricted_categories[{i}]");
@@ -554,6 +592,9 @@ fn check_document(
         records,
         events: s.events,
         consents: s.consents,
+        guardian_consents: s.guardian_consents,
+        objections: s.objections,
+        age: s.age,
         restricted: s.restricted,
         restricted_categories: s.restricted_categories,
     })

@@ -205,11 +205,11 @@ impl Vault {
                     None => Err(DisclosureRefusal::UndeclaredRecipient),
                     Some(r) => match r.check(purpose, categories, ground) {
                         Ok(Ground::Consent)
-                            if !self
-                                .state(&ident)?
-                                .consents
-                                .get(purpose.as_str())
-                                .is_some_and(|c| c.granted) =>
+                            if !crate::rights::access::has_consent(
+                                &*self.state(&ident)?,
+                                purpose,
+                                Some(&policy),
+                            ) =>
                         {
                             Err(DisclosureRefusal::NoConsent(purpose.as_str().to_owned()))
                         }

@@ -131,6 +131,53 @@ pub(crate) struct SubjectState {
     pub(crate) consents: BTreeMap<String, ConsentState>,
     /// The next key generation of each category: generations are never reused.
     pub(crate) next_generation: BTreeMap<String, u32>,
+    /// Purposes the subject objected to (records on legitimate interests or a public task are
+    /// not read for them).
+    pub(crate) objections: BTreeSet<String>,
+    /// Whether the subject is known to be a minor.
+    pub(crate) age: AgeStatus,
+    /// A guardian's consent per purpose (for a minor).
+    pub(crate) guardian_consents: BTreeMap<String, ConsentState>,
+}
+
+/// What the vault knows of a subject's age.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum AgeStatus {
+    /// Not known.
+    #[default]
+    Unknown,
+    /// A minor.
+    Minor,
+    /// An adult.
+    Adult,
+}
+
+impl AgeStatus {
+    /// The kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AgeStatus::Unknown => "unknown",
+            AgeStatus::Minor => "minor",
+            AgeStatus::Adult => "adult",
+        }
+    }
+}
+
+impl std::str::FromStr for AgeStatus {
+    type Err = crate::error::InputError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "unknown" => Ok(AgeStatus::Unknown),
+            "minor" => Ok(AgeStatus::Minor),
+            "adult" => Ok(AgeStatus::Adult),
+            _ => Err(crate::error::InputError::Field {
+                field: "age status",
+                why: "expected minor, adult or unknown",
+            }),
+        }
+    }
 }
 
 /// A pending shard-key replacement: the next key, sealed under the current one.

@@ -257,7 +257,7 @@ impl Vault {
         state: &SubjectState,
         purpose: &Purpose,
     ) -> Result<()> {
-        if let Err(e) = access::check(record, meta, state, purpose) {
+        if let Err(e) = access::check(record, meta, state, purpose, self.policy().as_deref()) {
             self.note_refusal(
                 Some(ident),
                 Some(&meta.category),
@@ -602,6 +602,7 @@ impl Vault {
         )?;
         let ident = self.find(subject)?.subject;
         let state = self.state(&ident)?;
+        let policy = self.policy();
         let destroyed = self.destroyed_groups(&ident)?;
         let keys = self.keys();
         let mut tally = ReadTally {
@@ -627,7 +628,7 @@ impl Vault {
             if erased {
                 continue;
             }
-            if let Err(e) = access::check(id, &entry.meta, &state, purpose) {
+            if let Err(e) = access::check(id, &entry.meta, &state, purpose, policy.as_deref()) {
                 tally.withhold(category, refusal_reason(&e));
                 continue;
             }
@@ -1160,6 +1161,8 @@ fn refusal_reason(e: &AccessError) -> &'static str {
         AccessError::PurposeNotAllowed { .. } => "the purpose is not the record's",
         AccessError::NoConsent { .. } => "no consent for the purpose",
         AccessError::Restricted { .. } => "processing is restricted",
+        AccessError::Objected { .. } => "the subject objected to the purpose",
+        AccessError::NoGuardianConsent { .. } => "no guardian's consent for a minor",
         _ => "refused",
     }
 }

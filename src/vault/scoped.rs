@@ -359,6 +359,49 @@ impl ScopedVault {
         self.vault.withdraw_consent(subject, purpose, erase)
     }
 
+    /// [`Vault::grant_guardian_consent`], with `consent` granted for the purpose.
+    pub fn grant_guardian_consent(
+        &self,
+        subject: &SubjectId,
+        purpose: &Purpose,
+        policy_version: Option<&str>,
+    ) -> Result<()> {
+        self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
+        self.vault
+            .grant_guardian_consent(subject, purpose, policy_version)
+    }
+
+    /// [`Vault::object`], with `restrict` granted on every category for the purpose.
+    pub fn object(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
+        self.check(Operation::Restrict, Scope::Everything(Some(purpose)))?;
+        self.vault.object(subject, purpose)
+    }
+
+    /// [`Vault::lift_objection`], with `restrict` granted on every category for the purpose.
+    pub fn lift_objection(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
+        self.check(Operation::Restrict, Scope::Everything(Some(purpose)))?;
+        self.vault.lift_objection(subject, purpose)
+    }
+
+    /// [`Vault::set_age_status`], with `event` granted (and `erase` on every category, where
+    /// marking a minor erases).
+    pub fn set_age_status(
+        &self,
+        subject: &SubjectId,
+        status: crate::AgeStatus,
+    ) -> Result<Option<ErasureReport>> {
+        self.check(Operation::Event, Scope::Everything(None))?;
+        if status == crate::AgeStatus::Minor
+            && self
+                .vault
+                .policy()
+                .is_some_and(|p| p.minors == Some(crate::policy::MinorRule::Erase))
+        {
+            self.check(Operation::Erase, Scope::Everything(None))?;
+        }
+        self.vault.set_age_status(subject, status)
+    }
+
     /// [`Vault::open_request`], with `request` granted.
     pub fn open_request(
         &self,

@@ -26,8 +26,8 @@ use crate::policy::holds::{Hold, HoldReason, HoldScope, HoldTarget, Release};
 use crate::rights::{Disclosure, Request};
 use crate::storage::codec;
 use crate::storage::entries::{
-    ConsentState, DueKind, IndexEntry, JournalEntry, Manifest, RecordEntry, SubjectState,
-    WrappedKey,
+    AgeStatus, ConsentState, DueKind, IndexEntry, JournalEntry, Manifest, RecordEntry,
+    SubjectState, WrappedKey,
 };
 use crate::storage::vault_file::{self, KdfSpec, VaultFileBody};
 use crate::{Error, RootSecret};
@@ -808,6 +808,23 @@ fn due_kind() -> impl Strategy<Value = DueKind> {
     select(vec![DueKind::Expiry, DueKind::PendingErasure])
 }
 
+fn consent_states(
+    raw: BTreeMap<String, (bool, Timestamp, String)>,
+) -> BTreeMap<String, ConsentState> {
+    raw.into_iter()
+        .map(|(k, (granted, at, policy_version))| {
+            (
+                k,
+                ConsentState {
+                    granted,
+                    at,
+                    policy_version,
+                },
+            )
+        })
+        .collect()
+}
+
 fn subject_state() -> impl Strategy<Value = SubjectState> {
     (
         proptest::option::of(ts()),
@@ -818,6 +835,11 @@ fn subject_state() -> impl Strategy<Value = SubjectState> {
         btree_set(text(), 0..3),
         btree_map(text(), (any::<bool>(), ts(), text()), 0..3),
         btree_map(text(), any::<u32>(), 0..3),
+        (
+            btree_set(text(), 0..3),
+            select(vec![AgeStatus::Unknown, AgeStatus::Minor, AgeStatus::Adult]),
+            btree_map(text(), (any::<bool>(), ts(), text()), 0..3),
+        ),
     )
         .prop_map(
             |(
@@ -829,6 +851,7 @@ fn subject_state() -> impl Strategy<Value = SubjectState> {
                 restricted_categories,
                 consents,
                 next_generation,
+                (objections, age, guardian_consents),
             )| SubjectState {
                 created_at,
                 sealed_blind,
@@ -836,20 +859,11 @@ fn subject_state() -> impl Strategy<Value = SubjectState> {
                 events,
                 restricted,
                 restricted_categories,
-                consents: consents
-                    .into_iter()
-                    .map(|(k, (granted, at, policy_version))| {
-                        (
-                            k,
-                            ConsentState {
-                                granted,
-                                at,
-                                policy_version,
-                            },
-                        )
-                    })
-                    .collect::<BTreeMap<_, _>>(),
+                consents: consent_states(consents),
                 next_generation,
+                objections,
+                age,
+                guardian_consents: consent_states(guardian_consents),
             },
         )
 }
@@ -907,7 +921,7 @@ fn ledger_entry() -> impl Strategy<Value = LedgerEntry> {
         )
 }
 
-const AUDIT_OPS: [AuditOp; 27] = [
+const AUDIT_OPS: [AuditOp; 30] = [
     AuditOp::Put,
     AuditOp::Read,
     AuditOp::Update,
@@ -935,6 +949,9 @@ const AUDIT_OPS: [AuditOp; 27] = [
     AuditOp::Prune,
     AuditOp::Refused,
     AuditOp::List,
+    AuditOp::Object,
+    AuditOp::LiftObjection,
+    AuditOp::AgeStatus,
 ];
 
 fn audit_entry() -> impl Strategy<Value = AuditEntry> {
