@@ -6,7 +6,8 @@
 
 use jiff::ToSpan;
 use pdvault::{
-    Category, EventKind, KdfParams, ManualClock, Policy, RecordMeta, RootSecret, SubjectId, Vault,
+    Category, EventKind, KdfParams, LegalBasis, ManualClock, Policy, RecordMeta, RootSecret,
+    SubjectId, Vault,
 };
 
 fn main() -> pdvault::Result<()> {
@@ -26,22 +27,31 @@ fn main() -> pdvault::Result<()> {
         let user = SubjectId::new(format!("user-{n}@example.com"))?;
         vault.put(
             &user,
-            RecordMeta::new(Category::Account).collected_at(start),
+            RecordMeta::new(Category::Account)
+                .basis(LegalBasis::Contract)
+                .collected_at(start),
             b"account",
         )?;
         vault.put(
             &user,
-            RecordMeta::new(Category::Technical).collected_at(start),
+            // The basis the policy states for the category ([bases]).
+            RecordMeta::new(Category::Technical)
+                .basis(LegalBasis::LegitimateInterests)
+                .collected_at(start),
             b"Firefox 133 / Linux",
         )?;
         vault.put(
             &user,
-            RecordMeta::new(Category::Transaction).collected_at(start),
+            RecordMeta::new(Category::Transaction)
+                .basis(LegalBasis::Contract)
+                .collected_at(start),
             b"order",
         )?;
         vault.put(
             &user,
-            RecordMeta::new(Category::Usage).collected_at(start),
+            RecordMeta::new(Category::Usage)
+                .basis(LegalBasis::LegitimateInterests)
+                .collected_at(start),
             b"clicks",
         )?;
         if n % 10 == 0 {

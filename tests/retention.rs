@@ -40,6 +40,12 @@ fn readable(v: &Vault, s: &SubjectId, id: RecordId) -> bool {
 /// A record collected at `t0` of `cat` survives a sweep one day before `t0 + span` and is gone
 /// after a sweep one day after it.
 fn check_expiry(file: &str, cat: Category, span: Span) {
+    check_expiry_from(file, cat, span, None)
+}
+
+/// As `check_expiry`, for a category whose span counts from a subject event, recorded `after`
+/// the collection.
+fn check_expiry_from(file: &str, cat: Category, span: Span, event: Option<(EventKind, Span)>) {
     let tmp = tempfile::tempdir().unwrap();
     let t0 = ts("2024-01-31T12:00:00Z");
     let clock = ManualClock::new(t0);
@@ -48,24 +54,35 @@ fn check_expiry(file: &str, cat: Category, span: Span) {
     let id = v
         .put(
             &s,
-            RecordMeta::new(cat.clone()).purpose(p()).collected_at(t0),
+            common::seed_meta(cat.clone()).purpose(p()).collected_at(t0),
             b"data",
         )
         .unwrap();
     let keep = v
         .put(
             &s,
-            RecordMeta::new(Category::Preference)
+            common::seed_meta(Category::Preference)
                 .purpose(p())
                 .collected_at(t0),
             b"pref",
         )
         .unwrap();
-    let end = t0
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .checked_add(span)
-        .unwrap()
-        .timestamp();
+    let add = |t: Timestamp, s: Span| {
+        t.to_zoned(jiff::tz::TimeZone::UTC)
+            .checked_add(s)
+            .unwrap()
+            .timestamp()
+    };
+    let start = match event {
+        None => t0,
+        Some((kind, after)) => {
+            let at = add(t0, after);
+            clock.set(at);
+            v.record_event(&s, kind, at).unwrap();
+            at
+        }
+    };
+    let end = add(start, span);
     clock.set(end - Span::new().hours(24));
     v.sweep().unwrap();
     assert!(
@@ -87,7 +104,13 @@ fn check_expiry(file: &str, cat: Category, span: Span) {
 
 #[test]
 fn seed_000_retention_table() {
-    check_expiry("seed-000-cmcendpoint.toml", Category::Contract, 5.years());
+    // Contracts are counted from their end ("records of contracts or withdrawal").
+    check_expiry_from(
+        "seed-000-cmcendpoint.toml",
+        Category::Contract,
+        5.years(),
+        Some((EventKind::ContractEnded, 1.year())),
+    );
     check_expiry("seed-000-cmcendpoint.toml", Category::Payment, 5.years());
     check_expiry(
         "seed-000-cmcendpoint.toml",
@@ -123,7 +146,7 @@ fn access_log_three_months_is_calendar_months() {
     let id = v
         .put(
             &s,
-            RecordMeta::new(Category::AccessLog).collected_at(t0),
+            common::seed_meta(Category::AccessLog).collected_at(t0),
             b"10.0.0.1",
         )
         .unwrap();
@@ -145,7 +168,7 @@ fn seed_001_account_kept_while_open_and_two_years_after_closing() {
     let id = v
         .put(
             &s,
-            RecordMeta::new(Category::Account)
+            common::seed_meta(Category::Account)
                 .purpose(p())
                 .collected_at(t0),
             b"account",
@@ -178,7 +201,7 @@ fn minimum_retention_defers_erasure_and_the_sweep_completes_it() {
     let tx = v
         .put(
             &s,
-            RecordMeta::new(Category::Transaction)
+            common::seed_meta(Category::Transaction)
                 .purpose(p())
                 .collected_at(t0),
             b"order 1",
@@ -187,7 +210,7 @@ fn minimum_retention_defers_erasure_and_the_sweep_completes_it() {
     let usage = v
         .put(
             &s,
-            RecordMeta::new(Category::Usage)
+            common::seed_meta(Category::Usage)
                 .purpose(p())
                 .collected_at(t0),
             b"clicks",
@@ -210,7 +233,7 @@ fn minimum_retention_defers_erasure_and_the_sweep_completes_it() {
         "pending erasure not completed"
     );
     // A new write for the same identifier starts a new subject: nothing comes back.
-    v.put(&s, RecordMeta::new(Category::Profile), b"new")
+    v.put(&s, common::seed_meta(Category::Profile), b"new")
         .unwrap();
     assert_eq!(v.list(&s).unwrap().len(), 1);
 }
@@ -229,7 +252,7 @@ fn holds_block_every_path_and_release_lets_the_sweep_finish() {
     let complaint = v
         .put(
             &s,
-            RecordMeta::new(Category::Communication)
+            common::seed_meta(Category::Communication)
                 .purpose(p())
                 .collected_at(t0),
             b"ticket",
@@ -238,7 +261,7 @@ fn holds_block_every_path_and_release_lets_the_sweep_finish() {
     let log = v
         .put(
             &s,
-            RecordMeta::new(Category::AccessLog)
+            common::seed_meta(Category::AccessLog)
                 .purpose(p())
                 .collected_at(t0),
             b"ip",
@@ -247,7 +270,7 @@ fn holds_block_every_path_and_release_lets_the_sweep_finish() {
     let profile = v
         .put(
             &s,
-            RecordMeta::new(Category::Profile)
+            common::seed_meta(Category::Profile)
                 .purpose(p())
                 .collected_at(t0),
             b"bio",
@@ -321,7 +344,9 @@ fn a_hold_with_an_end_stops_holding() {
     let clock = ManualClock::new(ts("2024-01-01T00:00:00Z"));
     let v = vault(tmp.path(), &clock, None);
     let s = SubjectId::new("s").unwrap();
-    let id = v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    let id = v
+        .put(&s, common::seed_meta(Category::Contact), b"x")
+        .unwrap();
     v.place_hold(
         &s,
         HoldTarget::Subject,
@@ -344,17 +369,17 @@ fn backup_erase_restore_with_ledger_resurrects_nothing() {
     let alice = SubjectId::new("alice").unwrap();
     let bob = SubjectId::new("bob").unwrap();
     let a = v
-        .put(&alice, RecordMeta::new(Category::Contact), b"alice")
+        .put(&alice, common::seed_meta(Category::Contact), b"alice")
         .unwrap();
     let b1 = v
-        .put(&bob, RecordMeta::new(Category::Contact), b"bob-1")
+        .put(&bob, common::seed_meta(Category::Contact), b"bob-1")
         .unwrap();
     let b2 = v
-        .put(&bob, RecordMeta::new(Category::Contact), b"bob-2")
+        .put(&bob, common::seed_meta(Category::Contact), b"bob-2")
         .unwrap();
     let carol = SubjectId::new("carol").unwrap();
     let c = v
-        .put(&carol, RecordMeta::new(Category::Contact), b"carol")
+        .put(&carol, common::seed_meta(Category::Contact), b"carol")
         .unwrap();
     let hold = v
         .place_hold(
@@ -418,7 +443,9 @@ fn rotating_the_root_secret_locks_out_the_old_one() {
     let clock = ManualClock::new(ts("2024-01-01T00:00:00Z"));
     let v = vault(tmp.path(), &clock, None);
     let s = SubjectId::new("s").unwrap();
-    let id = v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    let id = v
+        .put(&s, common::seed_meta(Category::Contact), b"x")
+        .unwrap();
     v.rotate_root(
         RootSecret::passphrase("new-passphrase"),
         Some(KdfParams::insecure_for_tests()),
@@ -471,7 +498,7 @@ fn a_large_sweep_runs_in_bounded_ratchets_of_whole_subjects() {
             let id = v
                 .put(
                     &s,
-                    RecordMeta::new(Category::AccessLog).collected_at(at),
+                    common::seed_meta(Category::AccessLog).collected_at(at),
                     b"GET /",
                 )
                 .unwrap();
@@ -480,7 +507,7 @@ fn a_large_sweep_runs_in_bounded_ratchets_of_whole_subjects() {
         let id = v
             .put(
                 &s,
-                RecordMeta::new(Category::Preference).collected_at(t0),
+                common::seed_meta(Category::Preference).collected_at(t0),
                 b"pref",
             )
             .unwrap();
@@ -522,7 +549,7 @@ fn a_hold_keeps_a_subject_without_records_until_it_is_released() {
     let v = vault(tmp.path(), &clock, None);
     let s = SubjectId::new("held@example.com").unwrap();
     let id = v
-        .put(&s, RecordMeta::new(Category::Usage).purpose(p()), b"x")
+        .put(&s, common::seed_meta(Category::Usage).purpose(p()), b"x")
         .unwrap();
     v.erase_record(&s, id).unwrap();
     let hold = v
@@ -532,7 +559,7 @@ fn a_hold_keeps_a_subject_without_records_until_it_is_released() {
     assert!(!report.subject_erased, "{report:?}");
     v.sweep().unwrap();
     let later = v
-        .put(&s, RecordMeta::new(Category::Usage).purpose(p()), b"y")
+        .put(&s, common::seed_meta(Category::Usage).purpose(p()), b"y")
         .unwrap();
     let covered = v.erase_subject(&s).unwrap();
     assert!(!covered.subject_erased);
@@ -559,7 +586,7 @@ fn a_collection_time_in_the_future_is_refused_and_nothing_is_written() {
     let v = vault(tmp.path(), &clock, Some(policy("seed-001-m-exe.toml")));
     let s = SubjectId::new("migrated@example.com").unwrap();
     let later = now + Span::new().seconds(1);
-    let future = |c: Category| RecordMeta::new(c).purpose(p()).collected_at(later);
+    let future = |c: Category| common::seed_meta(c).purpose(p()).collected_at(later);
     let refused = |r: Result<RecordId>| match r {
         Err(Error::Input(InputError::CollectedInFuture {
             collected_at,
@@ -575,7 +602,7 @@ fn a_collection_time_in_the_future_is_refused_and_nothing_is_written() {
         .to_string();
     assert!(msg.contains("in the future"), "{msg}");
     // A batch with one such record is refused whole: not even the subject is created.
-    let ok = RecordMeta::new(Category::Usage)
+    let ok = common::seed_meta(Category::Usage)
         .purpose(p())
         .collected_at(now);
     let batch = v.put_many([
@@ -598,7 +625,7 @@ fn a_collection_time_in_the_future_is_refused_and_nothing_is_written() {
     let old = v
         .put(
             &s,
-            RecordMeta::new(Category::Usage)
+            common::seed_meta(Category::Usage)
                 .purpose(p())
                 .collected_at(ts("2024-02-01T00:00:00Z")),
             b"old",
@@ -622,7 +649,7 @@ fn a_dry_run_at_a_later_date_predicts_the_sweep_then_and_writes_nothing() {
     let put = |s: &SubjectId, c: Category, at: &str| {
         v.put(
             s,
-            RecordMeta::new(c).purpose(p()).collected_at(ts(at)),
+            common::seed_meta(c).purpose(p()).collected_at(ts(at)),
             b"x",
         )
         .unwrap()

@@ -36,7 +36,7 @@ fn export_then_import_reproduces_every_record_and_its_metadata() {
     let s = SubjectId::new("alice@example.com").unwrap();
     v.put(
         &s,
-        RecordMeta::new(Category::Contact)
+        common::seed_meta(Category::Contact)
             .purpose(purpose("billing"))
             .source("signup-form"),
         "älice ✓".as_bytes(),
@@ -44,7 +44,7 @@ fn export_then_import_reproduces_every_record_and_its_metadata() {
     .unwrap();
     v.put(
         &s,
-        RecordMeta::new(Category::Usage)
+        common::seed_meta(Category::Usage)
             .purpose(purpose("analytics"))
             .basis(LegalBasis::Consent),
         &[0u8, 255, 1, 2],
@@ -52,7 +52,7 @@ fn export_then_import_reproduces_every_record_and_its_metadata() {
     .unwrap();
     v.put(
         &s,
-        RecordMeta::new(Category::custom("loyalty-points").unwrap())
+        common::seed_meta(Category::custom("loyalty-points").unwrap())
             .basis(LegalBasis::LegitimateInterests),
         b"",
     )
@@ -152,14 +152,14 @@ fn purpose_consent_and_restriction_matrix() {
     let contract = v
         .put(
             &s,
-            RecordMeta::new(Category::Contact).purpose(purpose("billing")),
+            common::seed_meta(Category::Contact).purpose(purpose("billing")),
             b"c",
         )
         .unwrap();
     let consent = v
         .put(
             &s,
-            RecordMeta::new(Category::Usage)
+            common::seed_meta(Category::Usage)
                 .purpose(purpose("marketing"))
                 .basis(LegalBasis::Consent),
             b"u",
@@ -238,7 +238,7 @@ fn audit_trail_after_erasure_names_nobody_and_verifies() {
     let r = v
         .put(
             &s,
-            RecordMeta::new(Category::Contact).purpose(purpose("x")),
+            common::seed_meta(Category::Contact).purpose(purpose("x")),
             b"payload-marker-9c1",
         )
         .unwrap();
@@ -277,10 +277,12 @@ fn audit_trail_after_erasure_names_nobody_and_verifies() {
 fn pruning_old_audit_entries_keeps_a_verifying_chain() {
     let (tmp, clock, v, s) = pruning_vault();
     for _ in 0..20 {
-        v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+        v.put(&s, common::seed_meta(Category::Contact), b"x")
+            .unwrap();
     }
     clock.advance(4.months());
-    v.put(&s, RecordMeta::new(Category::Contact), b"y").unwrap();
+    v.put(&s, common::seed_meta(Category::Contact), b"y")
+        .unwrap();
     let before = v.audit_entries(None, None).unwrap().len();
     let r = v.sweep().unwrap();
     assert!(r.audit_pruned >= 20, "{r:?}");
@@ -316,7 +318,7 @@ fn pruning_cuts_a_block_that_straddles_the_cutoff() {
     let id = v
         .put(
             &s,
-            RecordMeta::new(Category::Contact).purpose(p.clone()),
+            common::seed_meta(Category::Contact).purpose(p.clone()),
             b"x",
         )
         .unwrap();
@@ -325,7 +327,7 @@ fn pruning_cuts_a_block_that_straddles_the_cutoff() {
     }
     clock.advance(4.months());
     // The five buffered reads (old) and this put (new) are committed together.
-    v.put(&s, RecordMeta::new(Category::Usage), b"y").unwrap();
+    v.put(&s, common::seed_meta(Category::Usage), b"y").unwrap();
     let cutoff = ts("2025-02-01T00:00:00Z");
     let old = |e: &AuditEntry| e.at < cutoff;
     let before = v.audit_entries(None, None).unwrap();
@@ -338,7 +340,7 @@ fn pruning_cuts_a_block_that_straddles_the_cutoff() {
     assert_eq!(after.first().map(|e| e.seq), Some(7));
     assert!(v.audit_verify().unwrap().is_intact());
     // Writing on after the cut block keeps the chain whole.
-    v.put(&s, RecordMeta::new(Category::Usage), b"z").unwrap();
+    v.put(&s, common::seed_meta(Category::Usage), b"z").unwrap();
     assert_whole_after_reopen(v, tmp.path(), clock);
 }
 
@@ -348,7 +350,8 @@ fn request_due_dates_follow_the_policy_and_overdue_lists_are_right() {
     let clock = ManualClock::new(ts("2025-03-01T09:00:00Z"));
     let v = vault(tmp.path(), &clock, Some("seed-001-m-exe.toml"));
     let s = SubjectId::new("s").unwrap();
-    v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    v.put(&s, common::seed_meta(Category::Contact), b"x")
+        .unwrap();
     let access = v.open_request(&s, RequestKind::Access, None).unwrap();
     let rect = v
         .open_request(&s, RequestKind::Rectification, None)
@@ -393,7 +396,7 @@ fn statistics_hold_no_personal_data() {
     let s = SubjectId::new("stats-subject-marker").unwrap();
     v.put(
         &s,
-        RecordMeta::new(Category::Usage)
+        common::seed_meta(Category::Usage)
             .purpose(purpose("analytics"))
             .basis(LegalBasis::Consent),
         b"x",
@@ -401,7 +404,7 @@ fn statistics_hold_no_personal_data() {
     .unwrap();
     v.put(
         &s,
-        RecordMeta::new(Category::Contact).purpose(purpose("billing")),
+        common::seed_meta(Category::Contact).purpose(purpose("billing")),
         b"y",
     )
     .unwrap();
@@ -443,7 +446,7 @@ fn an_export_cut_short_is_an_error_and_is_still_in_the_audit_trail() {
     let v = vault(tmp.path(), &clock, None);
     let s = SubjectId::new("alice@example.com").unwrap();
     for i in 0..50u8 {
-        v.put(&s, RecordMeta::new(Category::Contact), &[i; 100])
+        v.put(&s, common::seed_meta(Category::Contact), &[i; 100])
             .unwrap();
     }
     v.open_request(&s, RequestKind::Access, None).unwrap();
