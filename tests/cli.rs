@@ -277,7 +277,12 @@ fn erasure_holds_policy_and_sweep() {
     .to_owned();
     ok(
         &dir,
-        &[&["put"][..], &s, &["--category", "usage"]].concat(),
+        &[
+            &["put"][..],
+            &s,
+            &["--category", "usage", "--basis", "legitimate-interests"],
+        ]
+        .concat(),
         Some(b"clicks"),
     );
     let hold = json(&ok(
@@ -477,13 +482,13 @@ fn rights_commands() {
             &s,
             &[
                 "--recipient",
-                "Tax Office",
+                "tax-authority",
                 "--purpose",
                 "tax",
                 "--category",
-                "usage",
+                "transaction",
                 "--ground",
-                "subpoena 9",
+                "subpoena: 9",
             ],
         ]
         .concat(),
@@ -510,7 +515,11 @@ fn rights_commands() {
     );
     let doc = json(&std::fs::read_to_string(&export).unwrap());
     assert_eq!(doc["records"][0]["payload"]["text"], "likes shoes");
-    assert_eq!(doc["disclosures"][0]["recipient"], "Tax Office");
+    assert_eq!(doc["disclosures"][0]["recipient"], "tax-authority");
+    assert_eq!(
+        doc["disclosures"][0]["retention"],
+        "as the tax law requires"
+    );
     let other = tmp.path().join("other");
     ok(&other, &["init"], None);
     assert!(
@@ -737,7 +746,10 @@ fn commands_refuse_unknown_categories_and_accept_declared_ones() {
     let policy = tmp.path().join("policy.toml");
     std::fs::write(
         &policy,
-        "version = \"1\"\ncustom_categories = [\"loyalty-points\"]\n",
+        "version = \"1\"\ncustom_categories = [\"loyalty-points\"]\n\
+         [recipients.tax-office]\nkind = \"authority\"\n\
+         categories = [\"account\", \"contact\", \"loyalty-points\"]\n\
+         retention = \"10 years\"\ngrounds = [\"legal-obligation\"]\n",
     )
     .unwrap();
     ok(&dir, &["init", "--policy", policy.to_str().unwrap()], None);
@@ -794,11 +806,13 @@ fn commands_refuse_unknown_categories_and_accept_declared_ones() {
                     &s,
                     &[
                         "--recipient",
-                        "Tax Office",
+                        "tax-office",
                         "--purpose",
                         "tax",
                         "--category",
                         c,
+                        "--ground",
+                        "legal-obligation",
                     ],
                 ]
                 .concat()),
@@ -909,7 +923,14 @@ fn put_collected_at_keeps_the_collection_time_and_refuses_the_future() {
     let ago = |months: i64| now.checked_sub(months.months()).unwrap();
     let s = ["--subject", "migrated@example.com"];
     let put = |at: &str| {
-        let args = ["--category", "usage", "--collected-at", at];
+        let args = [
+            "--category",
+            "usage",
+            "--basis",
+            "legitimate-interests",
+            "--collected-at",
+            at,
+        ];
         ok(&dir, &[&["put"][..], &s, &args].concat(), Some(b"x"))
             .trim()
             .to_owned()
@@ -938,10 +959,24 @@ fn put_collected_at_keeps_the_collection_time_and_refuses_the_future() {
     // created.
     let carol = ["--subject", "carol@example.com"];
     let tomorrow = now.checked_add(1.day()).unwrap().timestamp().to_string();
-    let args = ["--category", "usage", "--collected-at", &tomorrow];
+    let args = [
+        "--category",
+        "usage",
+        "--basis",
+        "legitimate-interests",
+        "--collected-at",
+        &tomorrow,
+    ];
     let e = fails(&dir, &[&["put"][..], &carol, &args].concat());
     assert!(e.contains("in the future"), "{e}");
-    let args = ["--category", "usage", "--collected-at", "last week"];
+    let args = [
+        "--category",
+        "usage",
+        "--basis",
+        "legitimate-interests",
+        "--collected-at",
+        "last week",
+    ];
     let e = fails(&dir, &[&["put"][..], &carol, &args].concat());
     assert!(e.contains("invalid date or time"), "{e}");
     assert!(fails(&dir, &[&["list"][..], &carol].concat()).contains("no such subject"));
@@ -969,7 +1004,15 @@ fn sweep_dry_run_at_says_what_a_later_sweep_destroys_and_why() {
     let ago = |months: i64| now.checked_sub(months.months()).unwrap().date().to_string();
     let s = ["--subject", "migrated@example.com"];
     let put = |category: &str, at: &str| {
-        let args = ["--category", category, "--collected-at", at];
+        // The basis seed 001 states for both categories.
+        let args = [
+            "--category",
+            category,
+            "--basis",
+            "legitimate-interests",
+            "--collected-at",
+            at,
+        ];
         ok(&dir, &[&["put"][..], &s, &args].concat(), Some(b"x"))
             .trim()
             .to_owned()
@@ -1041,4 +1084,104 @@ fn sweep_dry_run_at_says_what_a_later_sweep_destroys_and_why() {
     let get = |id: &str| pdvault(&dir, &[&["get"][..], &s, &["--record", id]].concat(), None);
     assert!(get(&usage).status.success());
     assert!(get(&talk).status.success());
+}
+
+#[test]
+fn a_role_reaches_what_it_is_granted_and_its_refusals_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let seed = format!(
+        "{}/policies/seed-001-m-exe.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    ok(&dir, &["init", "--policy", &seed], None);
+    let s = ["--subject", "dana@example.com"];
+    let id = ok(
+        &dir,
+        &[
+            &["put"][..],
+            &s,
+            &[
+                "--category",
+                "account",
+                "--purpose",
+                "support",
+                "--basis",
+                "contract",
+            ],
+        ]
+        .concat(),
+        Some(b"dana's account"),
+    );
+    let id = id.trim();
+    let bob = ["--actor", "bob", "--role", "support"];
+    let read =
+        |p: &'static str| [&bob[..], &["get"], &s, &["--record", id, "--purpose", p]].concat();
+    assert_eq!(ok(&dir, &read("support"), None), "dana's account");
+    assert!(fails(&dir, &read("marketing")).contains("purpose"));
+    assert!(fails(&dir, &[&bob[..], &["erase"], &s].concat()).contains("not granted erase"));
+    assert!(fails(&dir, &[&bob[..], &["stats"]].concat()).contains("not granted administer"));
+    assert!(
+        fails(&dir, &[&bob[..], &["policy", "set", &seed]].concat())
+            .contains("administrative command")
+    );
+    assert!(fails(&dir, &["--actor", "eve", "--role", "root", "stats"]).contains("no role"));
+    // The administrative handle sees every refusal, with the principal and the role.
+    let audit = json(&ok(&dir, &["--json", "audit", "show"], None));
+    let refused: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["op"] == "refused")
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["role"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("bob", "support"),
+            ("bob", "support"),
+            ("bob", "support"),
+            ("eve", "root")
+        ],
+        "{audit}"
+    );
+    // Objection, age status and a guardian's consent from the CLI.
+    ok(
+        &dir,
+        &[&["object"][..], &s, &["--purpose", "analytics"]].concat(),
+        None,
+    );
+    ok(
+        &dir,
+        &[&["object"][..], &s, &["--purpose", "analytics", "--lift"]].concat(),
+        None,
+    );
+    assert!(
+        ok(
+            &dir,
+            &[&["age"][..], &s, &["--status", "minor"]].concat(),
+            None
+        )
+        .contains("minor")
+    );
+    ok(
+        &dir,
+        &[
+            &["consent", "grant"][..],
+            &s,
+            &["--purpose", "newsletter", "--guardian"],
+        ]
+        .concat(),
+        None,
+    );
+    let policy = json(&ok(&dir, &["--json", "policy", "check", &seed], None));
+    assert_eq!(
+        policy["roles"],
+        serde_json::json!(["analyst", "privacy-officer", "support"])
+    );
 }

@@ -371,6 +371,12 @@ impl ScopedVault {
             .grant_guardian_consent(subject, purpose, policy_version)
     }
 
+    /// [`Vault::withdraw_guardian_consent`], with `consent` granted for the purpose.
+    pub fn withdraw_guardian_consent(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
+        self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
+        self.vault.withdraw_guardian_consent(subject, purpose)
+    }
+
     /// [`Vault::object`], with `restrict` granted on every category for the purpose.
     pub fn object(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
         self.check(Operation::Restrict, Scope::Everything(Some(purpose)))?;
@@ -454,6 +460,37 @@ impl ScopedVault {
     pub fn record_event(&self, subject: &SubjectId, kind: EventKind, at: Timestamp) -> Result<()> {
         self.check(Operation::Event, Scope::Everything(None))?;
         self.vault.record_event(subject, kind, at)
+    }
+
+    /// [`Vault::delete`], with `erase` granted on the record's category.
+    pub fn delete(&self, subject: &SubjectId, record: RecordId) -> Result<()> {
+        self.check_record(Operation::Erase, subject, record)?;
+        self.vault.delete(subject, record)
+    }
+
+    /// The vault clock's time ([`Vault::now`]).
+    pub fn now(&self) -> Timestamp {
+        self.vault.now()
+    }
+
+    /// [`Vault::sweep_with`], with `administer` granted.
+    pub fn sweep_with(
+        &self,
+        dry_run: bool,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<SweepReport> {
+        self.check(Operation::Administer, Scope::Everything(None))?;
+        self.vault.sweep_with(dry_run, progress)
+    }
+
+    /// [`Vault::sweep_dry_run_at_with`], with `administer` granted.
+    pub fn sweep_dry_run_at_with(
+        &self,
+        at: Timestamp,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<SweepReport> {
+        self.check(Operation::Administer, Scope::Everything(None))?;
+        self.vault.sweep_dry_run_at_with(at, progress)
     }
 
     /// [`Vault::sweep`], with `administer` granted.

@@ -30,6 +30,12 @@ pub struct Cli {
     /// Who is acting, for the audit trail.
     #[arg(long, global = true, default_value = "pdvault-cli")]
     pub actor: String,
+    /// Act as --actor in this role of the vault's policy: every command is checked against the
+    /// role's grants (and refused, audited, outside them). Administrative commands (init, policy
+    /// set, rotate-key, migrate, backup, ledger, restore, import) are not available in a role.
+    /// Without it, the CLI is the host's administrative access.
+    #[arg(long, env = "PDVAULT_ROLE", global = true)]
+    pub role: Option<String>,
     /// The PKCS#11 module (the HSM vendor's library) of the token that holds the vault's epoch
     /// keys. Without it, the epoch keys are in the vault's own key-slot file.
     #[arg(long, env = "PDVAULT_PKCS11_MODULE", global = true)]
@@ -291,6 +297,27 @@ pub enum Command {
         #[arg(long)]
         file: PathBuf,
     },
+    /// Record the subject's objection to processing for a purpose: records on legitimate
+    /// interests or a public task are not read for it until lifted.
+    Object {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The purpose objected to.
+        #[arg(long)]
+        purpose: String,
+        /// Lift the objection instead (compelling legitimate grounds).
+        #[arg(long)]
+        lift: bool,
+    },
+    /// Set what the vault knows of a subject's age; marking a minor does what the policy's
+    /// [minors] says (erase at once, or require a guardian's consent).
+    Age {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// minor, adult or unknown.
+        #[arg(long)]
+        status: String,
+    },
     /// Restrict processing of a subject or one category.
     Restrict {
         #[command(flatten)]
@@ -412,6 +439,9 @@ pub enum ConsentCmd {
         /// The privacy-policy version consented to.
         #[arg(long)]
         policy_version: Option<String>,
+        /// A guardian's consent, for a minor.
+        #[arg(long)]
+        guardian: bool,
     },
     /// Withdraw consent for a purpose.
     Withdraw {
@@ -421,8 +451,11 @@ pub enum ConsentCmd {
         #[arg(long)]
         purpose: String,
         /// Also erase the records that rest on this consent alone.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "guardian")]
         erase: bool,
+        /// A guardian's consent, for a minor.
+        #[arg(long)]
+        guardian: bool,
     },
 }
 

@@ -9,9 +9,9 @@ use jiff::Timestamp;
 use pdvault::keysource::{Pin, Pkcs11Source};
 use pdvault::rights::export::ExportPayload;
 use pdvault::{
-    Category, EventKind, HoldId, HoldReason, HoldTarget, InputError, KdfParams, LedgerChoice,
-    LegalBasis, Policy, Purpose, RecordId, RecordMeta, RequestId, RequestKind, RootSecret,
-    SubjectId, Vault,
+    AgeStatus, Category, EventKind, HoldId, HoldReason, HoldTarget, InputError, KdfParams,
+    LedgerChoice, LegalBasis, Policy, Purpose, RecordId, RecordMeta, RequestId, RequestKind,
+    RootSecret, ScopedVault, SubjectId, Vault,
 };
 use serde_json::json;
 
@@ -130,10 +130,64 @@ fn vault_secret(cli: &Cli, prompt: &str) -> Res<RootSecret> {
     )
 }
 
+/// Opens the vault for an administrative command: refused under `--role`.
 fn open(cli: &Cli) -> Res<Vault> {
+    if let Some(role) = &cli.role {
+        return Err(format!(
+            "this is an administrative command: not available in a role (--role {role})"
+        ));
+    }
+    open_admin(cli)
+}
+
+fn open_admin(cli: &Cli) -> Res<Vault> {
     let secret = vault_secret(cli, "Vault passphrase: ")?;
     let v = builder(cli)?.open(secret).map_err(err)?;
     v.as_actor(&cli.actor).map_err(err)
+}
+
+/// The vault as the command's principal reaches it: the host's administrative handle, or with
+/// `--role` a handle scoped to `--actor` in that role.
+enum Handle {
+    Admin(Vault),
+    Scoped { scoped: ScopedVault, vault: Vault },
+}
+
+impl Handle {
+    fn close(self) -> pdvault::Result<()> {
+        match self {
+            Handle::Admin(v) | Handle::Scoped { vault: v, .. } => v.close(),
+        }
+    }
+}
+
+/// Calls a method that both handles have, on the one the command holds.
+macro_rules! call {
+    ($h:expr, $method:ident($($arg:expr),* $(,)?)) => {
+        match &$h {
+            Handle::Admin(v) => v.$method($($arg),*),
+            Handle::Scoped { scoped, .. } => scoped.$method($($arg),*),
+        }
+    };
+}
+
+/// Opens the vault for a command a role can be granted.
+fn open_as(cli: &Cli) -> Res<Handle> {
+    let vault = open_admin(cli)?;
+    match &cli.role {
+        None => Ok(Handle::Admin(vault)),
+        Some(role) => {
+            let scoped = vault.scoped(&cli.actor, role);
+            match scoped {
+                Ok(scoped) => Ok(Handle::Scoped { scoped, vault }),
+                Err(e) => {
+                    // The refusal is audited: write it before reporting it.
+                    vault.close().map_err(err)?;
+                    Err(err(e))
+                }
+            }
+        }
+    }
 }
 
 fn subject(s: &str) -> Res<SubjectId> {
@@ -256,7 +310,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             file,
         } => {
             let collected_at = collected_at.as_deref().map(time).transpose()?;
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let mut meta = RecordMeta::new(category(c)?);
             for p in purposes {
                 meta = meta.purpose(purpose(p)?);
@@ -271,7 +325,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 meta = meta.collected_at(at);
             }
             let data = payload(file.as_deref())?;
-            let id = v.put(&subject(&s.subject)?, meta, &data).map_err(err)?;
+            let id = call!(v, put(&subject(&s.subject)?, meta, &data)).map_err(err)?;
             v.close().map_err(err)?;
             ok_line(
                 &cli,
@@ -284,10 +338,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             record: r,
             purpose: p,
         } => {
-            let v = open(&cli)?;
-            let rec = v
-                .get(&subject(&s.subject)?, record(r)?, &purpose(p)?)
-                .map_err(err)?;
+            let v = open_as(&cli)?;
+            let rec =
+                call!(v, get(&subject(&s.subject)?, record(r)?, &purpose(p)?)).map_err(err)?;
             v.close().map_err(err)?;
             let mut out = std::io::stdout().lock();
             out.write_all(&rec.payload)
@@ -299,25 +352,28 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             subject: s,
             purpose: p,
         } => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut failed = None;
-            let read = v.read_each(&subject(&s.subject)?, &purpose(p)?, |r| {
-                let line = json!({
-                    "record": r.info,
-                    "payload": ExportPayload::from_bytes(r.payload),
-                });
-                match serde_json::to_writer(&mut out, &line)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| out.write_all(b"\n"))
-                {
-                    Ok(()) => std::ops::ControlFlow::Continue(()),
-                    Err(e) => {
-                        failed = Some(e);
-                        std::ops::ControlFlow::Break(())
+            let read = call!(
+                v,
+                read_each(&subject(&s.subject)?, &purpose(p)?, |r| {
+                    let line = json!({
+                        "record": r.info,
+                        "payload": ExportPayload::from_bytes(r.payload),
+                    });
+                    match serde_json::to_writer(&mut out, &line)
+                        .map_err(std::io::Error::from)
+                        .and_then(|()| out.write_all(b"\n"))
+                    {
+                        Ok(()) => std::ops::ControlFlow::Continue(()),
+                        Err(e) => {
+                            failed = Some(e);
+                            std::ops::ControlFlow::Break(())
+                        }
                     }
-                }
-            });
+                })
+            );
             let closed = v.close();
             read.map_err(err)?;
             closed.map_err(err)?;
@@ -331,10 +387,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             record: r,
             file,
         } => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let data = payload(file.as_deref())?;
-            v.update(&subject(&s.subject)?, record(r)?, &data)
-                .map_err(err)?;
+            call!(v, update(&subject(&s.subject)?, record(r)?, &data)).map_err(err)?;
             v.close().map_err(err)?;
             ok_line(&cli, "updated", json!({"record": r, "updated": true}))
         }
@@ -344,10 +399,13 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             file,
             reason,
         } => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let data = payload(file.as_deref())?;
-            v.rectify(&subject(&s.subject)?, record(r)?, None, Some(&data), reason)
-                .map_err(err)?;
+            call!(
+                v,
+                rectify(&subject(&s.subject)?, record(r)?, None, Some(&data), reason)
+            )
+            .map_err(err)?;
             v.close().map_err(err)?;
             ok_line(&cli, "rectified", json!({"record": r, "rectified": true}))
         }
@@ -355,14 +413,14 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             subject: s,
             record: r,
         } => {
-            let v = open(&cli)?;
-            v.delete(&subject(&s.subject)?, record(r)?).map_err(err)?;
+            let v = open_as(&cli)?;
+            call!(v, delete(&subject(&s.subject)?, record(r)?)).map_err(err)?;
             v.close().map_err(err)?;
             ok_line(&cli, "deleted", json!({"record": r, "deleted": true}))
         }
         Command::List { subject: s } => {
-            let v = open(&cli)?;
-            let list = v.list(&subject(&s.subject)?).map_err(err)?;
+            let v = open_as(&cli)?;
+            let list = call!(v, list(&subject(&s.subject)?)).map_err(err)?;
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&list)?;
@@ -386,8 +444,8 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats => {
-            let v = open(&cli)?;
-            let st = v.stats().map_err(err)?;
+            let v = open_as(&cli)?;
+            let st = call!(v, stats()).map_err(err)?;
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&st)?;
@@ -414,8 +472,8 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify => {
-            let v = open(&cli)?;
-            let rep = v.verify().map_err(err)?;
+            let v = open_as(&cli)?;
+            let rep = call!(v, verify()).map_err(err)?;
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&rep)?;
@@ -458,12 +516,12 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             category: c,
             record: r,
         } => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let sid = subject(&s.subject)?;
             let report = match (c, r) {
-                (Some(c), _) => v.erase_category(&sid, &category(c)?),
-                (None, Some(r)) => v.erase_record(&sid, record(r)?),
-                (None, None) => v.erase_subject(&sid),
+                (Some(c), _) => call!(v, erase_category(&sid, &category(c)?)),
+                (None, Some(r)) => call!(v, erase_record(&sid, record(r)?)),
+                (None, None) => call!(v, erase_subject(&sid)),
             }
             .map_err(err)?;
             v.close().map_err(err)?;
@@ -501,9 +559,60 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             let p = read_policy(file)?;
             ok_line(
                 &cli,
-                &format!("policy is valid: {} categories", p.retention.len()),
-                json!({"valid": true, "categories": p.retention.keys().collect::<Vec<_>>()}),
+                &format!(
+                    "policy is valid: {} categories with retention, {} with bases, {} not collected, {} roles, {} recipients",
+                    p.retention.len(),
+                    p.bases.len(),
+                    p.not_collected.len(),
+                    p.roles.len(),
+                    p.recipients.len()
+                ),
+                json!({
+                    "valid": true,
+                    "categories": p.retention.keys().collect::<Vec<_>>(),
+                    "bases": p.bases.keys().collect::<Vec<_>>(),
+                    "not_collected": p.not_collected,
+                    "roles": p.roles.keys().collect::<Vec<_>>(),
+                    "recipients": p.recipients.keys().collect::<Vec<_>>(),
+                }),
             )
+        }
+        Command::Object {
+            subject: s,
+            purpose: p,
+            lift,
+        } => {
+            let v = open_as(&cli)?;
+            let (s, p2) = (subject(&s.subject)?, purpose(p)?);
+            if *lift {
+                call!(v, lift_objection(&s, &p2))
+            } else {
+                call!(v, object(&s, &p2))
+            }
+            .map_err(err)?;
+            v.close().map_err(err)?;
+            let what = if *lift {
+                "objection lifted"
+            } else {
+                "objection recorded"
+            };
+            ok_line(&cli, what, json!({"purpose": p, "objected": !*lift}))
+        }
+        Command::Age { subject: s, status } => {
+            let status: AgeStatus = status.parse().map_err(err)?;
+            let v = open_as(&cli)?;
+            let report = call!(v, set_age_status(&subject(&s.subject)?, status)).map_err(err)?;
+            v.close().map_err(err)?;
+            let line = match &report {
+                Some(r) => format!(
+                    "age status {}: erased ({} categories or records, {} retained)",
+                    status.name(),
+                    r.erased.len(),
+                    r.retained.len()
+                ),
+                None => format!("age status {}", status.name()),
+            };
+            ok_line(&cli, &line, json!({"age": status, "erasure": report}))
         }
         Command::Policy(PolicyCmd::Show) => {
             let v = open(&cli)?;
@@ -534,7 +643,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             reference,
             until,
         }) => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let target = match (c, r) {
                 (Some(c), _) => HoldTarget::Category(category(c)?),
                 (None, Some(r)) => HoldTarget::Record(record(r)?),
@@ -542,29 +651,31 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             };
             let until = until.as_deref().map(time).transpose()?;
             let reason: HoldReason = reason.parse().map_err(err)?;
-            let id = v
-                .place_hold(
+            let id = call!(
+                v,
+                place_hold(
                     &subject(&s.subject)?,
                     target,
                     reason,
                     reference.as_deref(),
                     until,
                 )
-                .map_err(err)?;
+            )
+            .map_err(err)?;
             v.close().map_err(err)?;
             ok_line(&cli, &id.to_string(), json!({"hold": id.to_string()}))
         }
         Command::Hold(HoldCmd::Release { hold }) => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let id: HoldId = hold.parse().map_err(err)?;
-            v.release_hold(id).map_err(err)?;
+            call!(v, release_hold(id)).map_err(err)?;
             v.close().map_err(err)?;
             ok_line(&cli, "released", json!({"hold": hold, "released": true}))
         }
         Command::Hold(HoldCmd::List { subject: s }) => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let sid = s.as_deref().map(subject).transpose()?;
-            let holds = v.holds(sid.as_ref()).map_err(err)?;
+            let holds = call!(v, holds(sid.as_ref())).map_err(err)?;
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&holds)?;
@@ -592,14 +703,13 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             kind,
             at,
         } => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let kind: EventKind = kind.parse().map_err(err)?;
             let at = match at {
                 Some(a) => time(a)?,
-                None => v.now(),
+                None => call!(v, now()),
             };
-            v.record_event(&subject(&s.subject)?, kind, at)
-                .map_err(err)?;
+            call!(v, record_event(&subject(&s.subject)?, kind, at)).map_err(err)?;
             v.close().map_err(err)?;
             ok_line(
                 &cli,
@@ -609,7 +719,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
         }
         Command::Sweep { dry_run, at } => {
             let at = at.as_deref().map(time).transpose()?;
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let bar = std::io::stderr().is_terminal().then(|| {
                 let b = indicatif::ProgressBar::new(0);
                 b.set_style(
@@ -625,8 +735,8 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 }
             };
             let report = match at {
-                Some(at) => v.sweep_dry_run_at_with(at, &mut progress),
-                None => v.sweep_with(*dry_run, &mut progress),
+                Some(at) => call!(v, sweep_dry_run_at_with(at, &mut progress)),
+                None => call!(v, sweep_with(*dry_run, &mut progress)),
             };
             if let Some(b) = bar {
                 b.finish_and_clear();
@@ -839,7 +949,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             out,
             force,
         } => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let sid = subject(&s.subject)?;
             let n = match out {
                 Some(p) => {
@@ -851,8 +961,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                         }
                     })?;
                     let mut f = std::io::BufWriter::new(f);
-                    let written = v
-                        .export(&sid, &mut f)
+                    let written = call!(v, export(&sid, &mut f))
                         .map_err(err)
                         .and_then(|n| f.flush().map(|()| n).map_err(err));
                     let n = match written {
@@ -868,7 +977,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                     eprintln!("{n} records exported to {}", p.display());
                     n
                 }
-                None => v.export(&sid, &mut std::io::stdout().lock()).map_err(err)?,
+                None => call!(v, export(&sid, &mut std::io::stdout().lock())).map_err(err)?,
             };
             v.close().map_err(err)?;
             let _ = n;
@@ -896,13 +1005,13 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             category: c,
         } => {
             let on = matches!(cli.command, Command::Restrict { .. });
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let cat = c.as_deref().map(category).transpose()?;
             let sid = subject(&s.subject)?;
             if on {
-                v.restrict(&sid, cat.as_ref())
+                call!(v, restrict(&sid, cat.as_ref()))
             } else {
-                v.unrestrict(&sid, cat.as_ref())
+                call!(v, unrestrict(&sid, cat.as_ref()))
             }
             .map_err(err)?;
             v.close().map_err(err)?;
@@ -920,13 +1029,15 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             subject: s,
             purpose: p,
             policy_version,
+            guardian,
         }) => {
-            let v = open(&cli)?;
-            v.grant_consent(
-                &subject(&s.subject)?,
-                &purpose(p)?,
-                policy_version.as_deref(),
-            )
+            let v = open_as(&cli)?;
+            let (s, p2, version) = (subject(&s.subject)?, purpose(p)?, policy_version.as_deref());
+            if *guardian {
+                call!(v, grant_guardian_consent(&s, &p2, version))
+            } else {
+                call!(v, grant_consent(&s, &p2, version))
+            }
             .map_err(err)?;
             v.close().map_err(err)?;
             ok_line(
@@ -939,11 +1050,16 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             subject: s,
             purpose: p,
             erase,
+            guardian,
         }) => {
-            let v = open(&cli)?;
-            let report = v
-                .withdraw_consent(&subject(&s.subject)?, &purpose(p)?, *erase)
-                .map_err(err)?;
+            let v = open_as(&cli)?;
+            let (s, p2) = (subject(&s.subject)?, purpose(p)?);
+            let report = if *guardian {
+                call!(v, withdraw_guardian_consent(&s, &p2)).map(|()| None)
+            } else {
+                call!(v, withdraw_consent(&s, &p2, *erase))
+            }
+            .map_err(err)?;
             v.close().map_err(err)?;
             let erased = report.as_ref().map(|r| r.erased.len()).unwrap_or(0);
             ok_line(
@@ -959,25 +1075,28 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             categories,
             ground,
         } => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let cats = categories
                 .iter()
                 .map(|c| category(c))
                 .collect::<Res<Vec<_>>>()?;
-            v.disclose(
-                &subject(&s.subject)?,
-                recipient,
-                &purpose(p)?,
-                &cats,
-                ground.as_deref(),
+            call!(
+                v,
+                disclose(
+                    &subject(&s.subject)?,
+                    recipient,
+                    &purpose(p)?,
+                    &cats,
+                    ground.as_deref(),
+                )
             )
             .map_err(err)?;
             v.close().map_err(err)?;
             ok_line(&cli, "disclosure recorded", json!({"disclosed": true}))
         }
         Command::Audit(AuditCmd::Verify) => {
-            let v = open(&cli)?;
-            let rep = v.audit_verify().map_err(err)?;
+            let v = open_as(&cli)?;
+            let rep = call!(v, audit_verify()).map_err(err)?;
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&rep)?;
@@ -993,10 +1112,10 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             }
         }
         Command::Audit(AuditCmd::Show { subject: s, since }) => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let sid = s.as_deref().map(subject).transpose()?;
             let since = since.as_deref().map(time).transpose()?;
-            let entries = v.audit_entries(sid.as_ref(), since).map_err(err)?;
+            let entries = call!(v, audit_entries(sid.as_ref(), since)).map_err(err)?;
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&entries)?;
@@ -1022,11 +1141,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Request(RequestCmd::Open { subject: s, kind }) => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let kind: RequestKind = kind.parse().map_err(err)?;
-            let req = v
-                .open_request(&subject(&s.subject)?, kind, None)
-                .map_err(err)?;
+            let req = call!(v, open_request(&subject(&s.subject)?, kind, None)).map_err(err)?;
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&req)?;
@@ -1042,9 +1159,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Request(RequestCmd::List { overdue }) => {
-            let v = open(&cli)?;
-            let reqs = v.requests(*overdue).map_err(err)?;
-            let now = v.now();
+            let v = open_as(&cli)?;
+            let reqs = call!(v, requests(*overdue)).map_err(err)?;
+            let now = call!(v, now());
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&reqs)?;
@@ -1072,9 +1189,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Request(RequestCmd::Close { id }) => {
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let rid: RequestId = id.parse().map_err(err)?;
-            v.close_request(rid).map_err(err)?;
+            call!(v, close_request(rid)).map_err(err)?;
             v.close().map_err(err)?;
             ok_line(&cli, "closed", json!({"request": id, "closed": true}))
         }
