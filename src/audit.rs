@@ -82,6 +82,9 @@ pub enum AuditOp {
     RequestOpen,
     /// A data-subject request was closed.
     RequestClose,
+    /// The identity of a data-subject request's requester was recorded as verified; the note
+    /// names the request and who verified.
+    RequestVerify,
     /// A backup was written.
     Backup,
     /// Erasures of a ledger were re-applied after a restore.

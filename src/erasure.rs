@@ -158,13 +158,21 @@ impl Vault {
     /// Erases everything held about a subject that no hold or minimum retention protects, at once
     /// and durably. What is protected stays readable and pending: the sweep destroys it once the
     /// last hold is released and its retention has passed.
-    /// Closes the subject's open erasure requests.
+    /// Closes the subject's open erasure requests. Where the policy requires the requester's
+    /// identity verified before an erasure request is answered, an open erasure request not yet
+    /// verified refuses the erasure, naming the request
+    /// ([`RequestError::IdentityNotVerified`](crate::RequestError)), and nothing is erased.
     pub fn erase_subject(&self, subject: &SubjectId) -> Result<ErasureReport> {
         let ident = self.find(subject)?.subject;
-        let mut txn = Txn::new();
-        self.close_requests_in(&mut txn, &ident, &[crate::policy::RequestKind::Erasure])?;
-        if !txn.is_empty() {
-            self.commit(txn, Vec::new())?;
+        {
+            let kinds = [crate::policy::RequestKind::Erasure];
+            let _g = self.lock_subject(&ident)?;
+            self.check_answerable(&ident, &kinds)?;
+            let mut txn = Txn::new();
+            self.close_requests_in(&mut txn, &ident, &kinds)?;
+            if !txn.is_empty() {
+                self.commit(txn, Vec::new())?;
+            }
         }
         self.destroy_now(ident, Scope::Subject)
     }

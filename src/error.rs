@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::ids::{HoldId, RecordId};
+use crate::ids::{HoldId, RecordId, RequestId};
 
 /// Errors of opening, creating and checking a vault as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -481,6 +481,48 @@ pub enum PolicyError {
     },
 }
 
+/// Errors of data-subject requests.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// A request kind that is neither built in nor declared by the vault's policy
+    /// (`custom_requests`): most often a misspelling, so the nearest known kind is suggested.
+    #[error("unknown request kind `{name}`{}", suggest_kind(.suggestion.as_deref()))]
+    UnknownKind {
+        /// The name given.
+        name: String,
+        /// The nearest known kind, within two edits, if there is one.
+        suggestion: Option<String>,
+    },
+    /// The policy requires the requester's identity to be verified before a request of this
+    /// kind is answered (`[requests] verify_identity`), and it was not: closing the request, or
+    /// an operation that would answer it and cannot be taken back (an export of the subject's
+    /// data, an erasure of the subject), is refused, and nothing changed.
+    #[error(
+        "request {request} ({kind}) cannot be answered before the requester's identity is verified \
+         (the policy's verify_identity); record the verification first"
+    )]
+    IdentityNotVerified {
+        /// The request.
+        request: RequestId,
+        /// Its kind.
+        kind: crate::policy::RequestKind,
+    },
+    /// The requester's identity was already verified; the first verification stands.
+    #[error("the identity of request {0}'s requester was already verified")]
+    AlreadyVerified(RequestId),
+    /// The request is closed: there is nothing left to verify before answering it.
+    #[error("request {0} is closed")]
+    Closed(RequestId),
+}
+
+fn suggest_kind(suggestion: Option<&str>) -> String {
+    match suggestion {
+        Some(s) => format!(" — did you mean `{s}`?"),
+        None => " (known: the built-in kinds and the policy's custom_requests)".to_owned(),
+    }
+}
+
 /// Every error pdvault returns.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -509,6 +551,9 @@ pub enum Error {
     /// An erasure ledger was refused.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A data-subject request was refused.
+    #[error(transparent)]
+    Request(#[from] RequestError),
     /// The key source holding the epoch keys failed or could not be reached. Nothing was
     /// destroyed because of it, and nothing is to be read as erased.
     #[error(transparent)]

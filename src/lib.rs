@@ -118,7 +118,7 @@ pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
     AccessError, DisclosureRefusal, ErasureError, Error, InputError, IntegrityError, LedgerError,
-    OpenError, PolicyError, Result, StorageError,
+    OpenError, PolicyError, RequestError, Result, StorageError,
 };
 pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, SubjectRef};
 pub use keysource::{EpochId, ErasureGuarantee, KeySource, KeySourceError, SlotSource, SourceInfo};
@@ -172,7 +172,7 @@ pub mod __fuzz {
         let _ = codec::decode::<crate::vault::StoredHold>(data, "hold");
         let _ = codec::decode::<crate::vault::StoredDisclosure>(data, "disclosure");
         let _ = codec::decode::<entries::Manifest>(data, "manifest");
-        let _ = codec::decode::<crate::rights::Request>(data, "request");
+        let _ = codec::decode::<crate::vault::StoredRequest>(data, "request");
     }
     /// Keys of every table.
     pub fn key_layout(data: &[u8]) {

@@ -1185,3 +1185,99 @@ fn a_role_reaches_what_it_is_granted_and_its_refusals_are_audited() {
         serde_json::json!(["analyst", "privacy-officer", "support"])
     );
 }
+
+// `request verify` records who verified a requester's identity and how; under a policy that
+// requires it, `request close` is refused until then. A custom kind the policy declares opens
+// with its hour deadline; an undeclared one is refused.
+#[test]
+fn request_verify_then_close_under_a_policy_that_requires_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "custom_requests = [\"inquiry\"]\n[requests]\ninquiry = \"48 hours\"\nverify_identity = true\n",
+    )
+    .unwrap();
+    ok(&dir, &["init", "--policy", policy.to_str().unwrap()], None);
+    let s = ["--subject", "frank@example.com"];
+    ok(
+        &dir,
+        &[&["put"][..], &s, &["--category", "contact"]].concat(),
+        Some(b"phone"),
+    );
+    assert!(
+        fails(
+            &dir,
+            &[&["request", "open"][..], &s, &["--kind", "complaint"]].concat()
+        )
+        .contains("unknown request kind `complaint`")
+    );
+    let req = json(&ok(
+        &dir,
+        &[
+            &["--json", "request", "open"][..],
+            &s,
+            &["--kind", "inquiry"],
+        ]
+        .concat(),
+        None,
+    ));
+    assert_eq!(req["kind"], "inquiry");
+    let id = req["id"].as_str().unwrap();
+    let err = fails(&dir, &["request", "close", id]);
+    assert!(err.contains(id) && err.contains("verif"), "{err}");
+    let listed = ok(&dir, &["request", "list"], None);
+    assert!(
+        listed.contains("inquiry") && listed.contains("(in 47h)"),
+        "{listed}"
+    );
+    assert!(listed.contains("identity not verified"), "{listed}");
+    assert!(
+        fails(
+            &dir,
+            &[
+                "request", "verify", "--id", id, "--by", "Dana", "--method", ""
+            ]
+        )
+        .contains("verification method")
+    );
+    let verified = json(&ok(
+        &dir,
+        &[
+            "--json",
+            "request",
+            "verify",
+            "--id",
+            id,
+            "--by",
+            "Dana",
+            "--method",
+            "passport seen",
+        ],
+        None,
+    ));
+    assert_eq!(verified["identity_verified"]["by"], "Dana");
+    assert_eq!(verified["identity_verified"]["method"], "passport seen");
+    assert!(verified["identity_verified"]["at"].is_string());
+    let listed = ok(&dir, &["request", "list"], None);
+    assert!(
+        listed.contains("identity verified by Dana (passport seen)"),
+        "{listed}"
+    );
+    assert!(
+        fails(
+            &dir,
+            &[
+                "request", "verify", "--id", id, "--by", "Eve", "--method", "call"
+            ]
+        )
+        .contains("already verified")
+    );
+    ok(&dir, &["request", "close", id], None);
+    let shown = ok(&dir, &["audit", "show"], None);
+    assert!(
+        shown.contains("request-verify") && !shown.contains("passport"),
+        "{shown}"
+    );
+}

@@ -1,7 +1,8 @@
 //! What a subject leaves behind once it is gone: nothing that names or describes it.
 //!
 //! - After an erasure, and after the sweep destroyed a subject's last record, no free text
-//!   attached to the subject (disclosure recipient and ground, hold reference) is in any file of
+//!   attached to the subject (disclosure recipient and ground, hold reference, how a request's
+//!   requester was identified) is in any file of
 //!   the vault — current rows or stale copies — and the subject is unknown (export refused).
 //! - A policy may keep a subject's state for a stated span after its last record went; the
 //!   subject is finished when the span has passed.
@@ -11,9 +12,10 @@ use pdvault::*;
 
 const PW: &str = "leftovers-passphrase";
 
-/// Free text a subject carries: a disclosure ground's reference and a hold's reference. (A
-/// disclosure's recipient is a name of the policy's register, not free text of the subject.)
-const MARKERS: [&str; 2] = ["ground-marker", "reference-marker"];
+/// Free text a subject carries: a disclosure ground's reference, a hold's reference and the
+/// method of a request's identity verification. (A disclosure's recipient is a name of the
+/// policy's register, not free text of the subject.)
+const MARKERS: [&str; 3] = ["ground-marker", "reference-marker", "method-marker"];
 
 /// The ground of the disclosure, carrying the marker.
 fn ground() -> String {
@@ -45,7 +47,8 @@ fn service() -> Purpose {
     Purpose::new("service").unwrap()
 }
 
-/// A subject with a record, a disclosure and a released hold, each carrying a marker.
+/// A subject with a record, a disclosure, a released hold and a verified, closed request, each
+/// carrying a marker.
 fn subject_with_free_text(v: &Vault, s: &SubjectId, category: Category) {
     v.put(s, RecordMeta::new(category).purpose(service()), b"payload")
         .unwrap();
@@ -68,6 +71,7 @@ fn subject_with_free_text(v: &Vault, s: &SubjectId, category: Category) {
         .unwrap();
     v.release_hold(hold).unwrap();
     let r = v.open_request(s, RequestKind::Access, None).unwrap();
+    v.verify_request_identity(r.id, "desk", MARKERS[2]).unwrap();
     v.close_request(r.id).unwrap();
 }
 

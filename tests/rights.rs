@@ -1,5 +1,6 @@
 //! Data-subject rights: export and import, the purpose/consent/restriction matrix, the audit
-//! trail after erasure and pruning, request deadlines.
+//! trail after erasure and pruning, request deadlines, custom request kinds and the
+//! verification of a requester's identity.
 
 mod common;
 
@@ -11,17 +12,32 @@ fn ts(s: &str) -> Timestamp {
 }
 
 fn vault(dir: &std::path::Path, clock: &ManualClock, policy: Option<&str>) -> Vault {
+    vault_with(dir, clock, policy.map(policy_text))
+}
+
+/// A shipped policy's text, with the custom category these tests write declared, as a vault's
+/// policy must declare it.
+fn policy_text(file: &str) -> String {
+    let text =
+        std::fs::read_to_string(format!("{}/policies/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    format!("custom_categories = [\"loyalty-points\"]\n{text}")
+}
+
+fn vault_with(dir: &std::path::Path, clock: &ManualClock, policy: Option<String>) -> Vault {
     let mut b = common::store::builder(dir)
         .kdf(KdfParams::insecure_for_tests())
         .clock(clock.clone());
-    if let Some(p) = policy {
-        let text = std::fs::read_to_string(format!("{}/policies/{p}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap();
-        // The custom category these tests write, declared as a vault's policy must declare it.
-        let text = format!("custom_categories = [\"loyalty-points\"]\n{text}");
+    if let Some(text) = policy {
         b = b.policy(Policy::from_toml(&text).unwrap());
     }
     b.create(RootSecret::passphrase("pw-passphrase")).unwrap()
+}
+
+/// Seed 001's policy, which also requires the requester's identity verified before any request
+/// is answered (as every seed does).
+fn verifying_policy() -> String {
+    policy_text("seed-001-m-exe.toml")
+        .replace("[requests]\n", "[requests]\nverify_identity = true\n")
 }
 
 fn purpose(s: &str) -> Purpose {
@@ -489,4 +505,279 @@ fn an_export_cut_short_is_an_error_and_is_still_in_the_audit_trail() {
         1,
         "the access request stays open"
     );
+}
+
+/// Seed 001 promises "privacy inquiries answered within 48 hours": its policy declares an
+/// `inquiry` kind with a 48-hour deadline, which counts hours, not days.
+#[test]
+fn a_48_hour_inquiry_is_overdue_after_49_hours_and_not_after_47() {
+    let tmp = tempfile::tempdir().unwrap();
+    let received = ts("2025-03-01T09:30:00Z");
+    let clock = ManualClock::new(received);
+    let v = vault(tmp.path(), &clock, Some("seed-001-m-exe.toml"));
+    let s = SubjectId::new("s").unwrap();
+    v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    let inquiry = RequestKind::custom("inquiry").unwrap();
+    let req = v.open_request(&s, inquiry.clone(), None).unwrap();
+    assert_eq!(req.kind, inquiry);
+    assert_eq!(req.due_at, Some(ts("2025-03-03T09:30:00Z")));
+    let overdue = |v: &Vault| {
+        v.requests(true)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    clock.set(received + 47.hours());
+    assert!(overdue(&v).is_empty());
+    clock.set(received + 49.hours());
+    assert_eq!(overdue(&v), vec![req.id]);
+    // Listed with its kind after a reopen.
+    v.close().unwrap();
+    let v = common::store::builder(tmp.path())
+        .kdf(KdfParams::insecure_for_tests())
+        .clock(clock.clone())
+        .open(RootSecret::passphrase("pw-passphrase"))
+        .unwrap();
+    let listed = v.requests(true).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kind.name(), "inquiry");
+}
+
+/// A kind neither built in nor declared by the policy is refused, naming it (and the nearest
+/// known kind), and nothing is stored.
+#[test]
+fn an_undeclared_request_kind_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(ts("2025-03-01T09:00:00Z"));
+    let v = vault(&tmp.path().join("a"), &clock, Some("seed-001-m-exe.toml"));
+    let s = SubjectId::new("s").unwrap();
+    v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    for (name, suggestion) in [
+        ("complaint", None),
+        ("inquiri", Some("inquiry")),
+        ("acess", Some("access")),
+    ] {
+        let err = v
+            .open_request(&s, RequestKind::custom(name).unwrap(), None)
+            .unwrap_err();
+        match &err {
+            Error::Request(RequestError::UnknownKind {
+                name: n,
+                suggestion: sg,
+            }) => {
+                assert_eq!(n, name);
+                assert_eq!(sg.as_deref(), suggestion, "{name}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    assert!(v.requests(false).unwrap().is_empty());
+    // Without a policy, only the built-in kinds are known.
+    let w = vault(&tmp.path().join("b"), &clock, None);
+    w.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    assert!(matches!(
+        w.open_request(&s, RequestKind::custom("inquiry").unwrap(), None),
+        Err(Error::Request(RequestError::UnknownKind { .. }))
+    ));
+    w.open_request(&s, RequestKind::Access, None).unwrap();
+}
+
+/// Retention spans are calendar spans: hours are refused there, naming the entry, while a
+/// request deadline may count them.
+#[test]
+fn hours_are_refused_in_retention_spans() {
+    for (text, entry) in [
+        ("[retention.usage]\nmax = \"48 hours\"", "usage"),
+        ("[retention.usage]\nmin = \"1 day 12 hours\"", "usage"),
+        ("[audit]\nretain = \"48 hours\"", "audit"),
+        ("[subjects]\nkeep_state = \"24 hours\"", "subjects"),
+    ] {
+        match Policy::from_toml(text) {
+            Err(PolicyError::Entry { entry: e, why }) => {
+                assert_eq!(e, entry, "{text}");
+                assert!(why.contains("days, weeks, months or years"), "{why}");
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    let p = Policy::from_toml("[requests]\naccess = \"48 hours\"").unwrap();
+    assert_eq!(
+        p.request_due(&RequestKind::Access, ts("2025-03-01T09:00:00Z")),
+        Some(ts("2025-03-03T09:00:00Z"))
+    );
+}
+
+/// With verification required, an access request is not answered until the requester's identity
+/// was verified: neither closed nor answered by an export; then the verification (who, how,
+/// when) is on the request and in the audit trail, and closing works. The method is sealed under
+/// the subject's key: after the subject's erasure it reads as erased.
+#[test]
+fn with_verification_required_an_access_request_is_answered_only_once_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(ts("2025-03-01T09:00:00Z"));
+    let v = vault_with(tmp.path(), &clock, Some(verifying_policy()));
+    let s = SubjectId::new("alice@example.com").unwrap();
+    v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    let req = v.open_request(&s, RequestKind::Access, None).unwrap();
+    assert!(req.identity_verified.is_none());
+    let refused = |r: Result<rights::Request>| match r {
+        Err(Error::Request(RequestError::IdentityNotVerified { request, kind })) => {
+            assert_eq!((request, kind), (req.id, RequestKind::Access));
+        }
+        other => panic!("{other:?}"),
+    };
+    refused(v.close_request(req.id));
+    let err = v.close_request(req.id).unwrap_err();
+    assert!(err.to_string().contains(&req.id.to_string()), "{err}");
+    // An export would answer it: refused before anything is written.
+    let mut out = Vec::new();
+    match v.export(&s, &mut out) {
+        Err(Error::Request(RequestError::IdentityNotVerified { request, .. })) => {
+            assert_eq!(request, req.id)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(out.is_empty());
+    let still_open = |v: &Vault| {
+        v.requests(false)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == req.id)
+            .unwrap()
+    };
+    assert!(still_open(&v).closed_at.is_none());
+    // Bad input changes nothing.
+    assert!(matches!(
+        v.verify_request_identity(req.id, "Dana", ""),
+        Err(Error::Input(InputError::Field { .. }))
+    ));
+    assert!(matches!(
+        v.verify_request_identity(req.id, "Dana\n", "passport"),
+        Err(Error::Input(InputError::Field { .. }))
+    ));
+    assert!(still_open(&v).identity_verified.is_none());
+
+    clock.advance(2.hours());
+    let at = clock.now();
+    let verified = v
+        .verify_request_identity(
+            req.id,
+            "Dana (privacy desk)",
+            "passport seen at the counter",
+        )
+        .unwrap();
+    let want = rights::IdentityVerification {
+        by: "Dana (privacy desk)".into(),
+        method: "passport seen at the counter".into(),
+        at,
+    };
+    assert_eq!(verified.identity_verified.as_ref(), Some(&want));
+    assert!(!format!("{:?}", verified).contains("passport"));
+    assert!(matches!(
+        v.verify_request_identity(req.id, "Eve", "phone call"),
+        Err(Error::Request(RequestError::AlreadyVerified(id))) if id == req.id
+    ));
+    // Visible on the request, also after a reopen.
+    v.close().unwrap();
+    let v = common::store::builder(tmp.path())
+        .kdf(KdfParams::insecure_for_tests())
+        .clock(clock.clone())
+        .open(RootSecret::passphrase("pw-passphrase"))
+        .unwrap();
+    assert_eq!(still_open(&v).identity_verified, Some(want.clone()));
+    // In the trail: when, and who verified; never the method.
+    let entries = v.audit_entries(Some(&s), None).unwrap();
+    let verify: Vec<_> = entries
+        .iter()
+        .filter(|e| e.op == AuditOp::RequestVerify)
+        .collect();
+    assert_eq!(verify.len(), 1, "{entries:?}");
+    assert_eq!(verify[0].at, at);
+    let note = verify[0].note.as_deref().unwrap();
+    assert!(
+        note.contains(&req.id.to_string()) && note.contains("Dana (privacy desk)"),
+        "{note}"
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.note.as_deref().is_some_and(|n| n.contains("passport")))
+    );
+    assert!(!entries.iter().any(|e| e.op == AuditOp::RequestClose));
+
+    clock.advance(1.hours());
+    let closed = v.close_request(req.id).unwrap();
+    assert_eq!(closed.closed_at, Some(clock.now()));
+    assert_eq!(closed.identity_verified, Some(want));
+    assert!(matches!(
+        v.verify_request_identity(req.id, "Dana", "passport"),
+        Err(Error::Request(RequestError::Closed(id))) if id == req.id
+    ));
+    v.export(&s, &mut std::io::sink()).unwrap();
+    assert!(v.audit_verify().unwrap().is_intact());
+
+    v.erase_subject(&s).unwrap();
+    let gone = v.requests(false).unwrap().pop().unwrap();
+    let kept = gone.identity_verified.unwrap();
+    assert_eq!(kept.by, "Dana (privacy desk)");
+    assert_eq!(kept.method, "(erased with the subject)");
+}
+
+/// With verification required, an erasure of the subject is the answer to its erasure request:
+/// refused while that request is not verified, erasing nothing; once verified it erases and
+/// closes it. A restriction, which can be lifted, goes ahead but leaves an unverified
+/// restriction request open.
+#[test]
+fn with_verification_required_an_erasure_does_not_answer_an_unverified_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(ts("2025-03-01T09:00:00Z"));
+    let v = vault_with(tmp.path(), &clock, Some(verifying_policy()));
+    let s = SubjectId::new("bob@example.com").unwrap();
+    let rec = v.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
+    let restr = v.open_request(&s, RequestKind::Restriction, None).unwrap();
+    v.restrict(&s, None).unwrap();
+    let open = |v: &Vault, id: RequestId| {
+        v.requests(false)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap()
+            .closed_at
+            .is_none()
+    };
+    assert!(open(&v, restr.id));
+    assert!(matches!(
+        v.close_request(restr.id),
+        Err(Error::Request(RequestError::IdentityNotVerified { .. }))
+    ));
+    v.verify_request_identity(restr.id, "Dana", "video call")
+        .unwrap();
+    v.close_request(restr.id).unwrap();
+    assert!(!open(&v, restr.id));
+    v.unrestrict(&s, None).unwrap();
+
+    let erase = v.open_request(&s, RequestKind::Erasure, None).unwrap();
+    match v.erase_subject(&s) {
+        Err(Error::Request(RequestError::IdentityNotVerified { request, kind })) => {
+            assert_eq!((request, kind), (erase.id, RequestKind::Erasure))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(v.list(&s).unwrap().len(), 1);
+    assert!(open(&v, erase.id));
+    assert!(
+        !v.audit_entries(Some(&s), None)
+            .unwrap()
+            .iter()
+            .any(|e| e.op == AuditOp::Erase)
+    );
+
+    v.verify_request_identity(erase.id, "Dana", "called back on the number on file")
+        .unwrap();
+    let report = v.erase_subject(&s).unwrap();
+    assert!(report.subject_erased, "{report:?}");
+    assert!(v.get(&s, rec, &purpose(Purpose::SUBJECT_ACCESS)).is_err());
+    assert!(!open(&v, erase.id));
 }

@@ -9,6 +9,7 @@
 //! name = "m-exe.com privacy policy"
 //! version = "2025-01"
 //! custom_categories = ["loyalty-points"] # the host's own categories, besides the built-ins
+//! custom_requests = ["inquiry"]           # the host's own request kinds, besides the built-ins
 //!
 //! [retention.transaction]
 //! min = "7 years"          # an obligation to keep: erasure is deferred until it passes
@@ -18,8 +19,11 @@
 //! max = "2 years"
 //! anchor = "account-closed" # counted from a subject event instead of the collection time
 //!
-//! [requests]                # due dates of data-subject requests
+//! [requests]                # due dates of data-subject requests, per kind
 //! access = "30 days"
+//! inquiry = "48 hours"      # a declared custom kind; deadlines may count hours
+//! verify_identity = true    # answer no request before the requester's identity is verified
+//!                           # (or a list of kinds: ["access", "portability", "erasure"])
 //!
 //! [audit]
 //! retain = "1 year"         # audit entries older than this are pruned by the sweep
@@ -30,7 +34,20 @@
 //!                           # it, finished at once
 //! ```
 //!
-//! Spans are calendar spans in UTC: "3 months" from 31 January is 30 April.
+//! Spans are calendar spans in UTC: "3 months" from 31 January is 30 April. Retention, audit
+//! and subject-state spans count days, weeks, months or years; a request deadline may also count
+//! hours ("48 hours" is 48 hours after the request was received, "2 days" the same time two days
+//! later).
+//!
+//! Request kinds are the six built-in ones (access, rectification, erasure, restriction,
+//! portability, objection) and the custom ones the policy declares in `custom_requests`
+//! (kebab-case names). Under `[requests]`, each key is a kind (kebab-case) and its value the
+//! deadline; the one other key, `verify_identity` (snake_case, so that no kind can be named so),
+//! says which kinds need the requester's identity verified
+//! ([`Vault::verify_request_identity`](crate::Vault::verify_request_identity)) before they are
+//! answered: `true` for every kind, `false` (the default) for none, or a list of kinds. A kind
+//! named anywhere that is neither built in nor declared is refused, with the entry named; so is
+//! a request of such a kind ([`check_request_kind`]).
 //!
 //! A vault knows the built-in categories and the custom categories its policy declares
 //! ([`check_category`]); a record, hold, restriction, erasure or disclosure that names any other
@@ -47,7 +64,7 @@ use std::str::FromStr;
 use jiff::{Span, Timestamp, tz::TimeZone};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{InputError, PolicyError};
+use crate::error::{InputError, PolicyError, RequestError};
 use crate::model::{Category, LegalBasis, is_kebab};
 use recipients::Recipient;
 use roles::Role;
@@ -104,9 +121,13 @@ pub enum Anchor {
     Event(EventKind),
 }
 
-/// The kinds of data-subject request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// The kinds of data-subject request: six built in, and the custom kinds a policy declares
+/// (`custom_requests`), named in kebab-case. Serialized as the kebab-case name.
+///
+/// A vault knows the built-in kinds and the custom kinds its policy declares
+/// ([`Policy::check_request_kind`]); a request of any other kind is refused.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum RequestKind {
     /// Access: a copy of all data held.
     Access,
@@ -120,11 +141,13 @@ pub enum RequestKind {
     Portability,
     /// Objection.
     Objection,
+    /// A host-defined kind that the policy declares (`custom_requests`), named in kebab-case.
+    Custom(String),
 }
 
 impl RequestKind {
-    /// Every kind.
-    pub const ALL: [RequestKind; 6] = [
+    /// Every built-in kind.
+    pub const BUILTIN: &'static [RequestKind] = &[
         RequestKind::Access,
         RequestKind::Rectification,
         RequestKind::Erasure,
@@ -133,8 +156,14 @@ impl RequestKind {
         RequestKind::Objection,
     ];
 
+    /// A host-defined kind. The name must be kebab-case (`a-z`, `0-9`, `-`, starting with a
+    /// letter, at most 64 bytes); a built-in name gives the built-in kind.
+    pub fn custom(name: &str) -> Result<RequestKind, InputError> {
+        name.parse()
+    }
+
     /// The kebab-case name.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             RequestKind::Access => "access",
             RequestKind::Rectification => "rectification",
@@ -142,18 +171,74 @@ impl RequestKind {
             RequestKind::Restriction => "restriction",
             RequestKind::Portability => "portability",
             RequestKind::Objection => "objection",
+            RequestKind::Custom(n) => n,
         }
+    }
+
+    /// Whether this is a built-in kind.
+    pub fn is_builtin(&self) -> bool {
+        !matches!(self, RequestKind::Custom(_))
     }
 }
 
 impl FromStr for RequestKind {
     type Err = InputError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RequestKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or(InputError::Field { field: "request kind", why: "expected access, rectification, erasure, restriction, portability or objection" })
+        if let Some(k) = RequestKind::BUILTIN.iter().find(|k| k.name() == s) {
+            return Ok(k.clone());
+        }
+        if is_kebab(s) {
+            Ok(RequestKind::Custom(s.to_owned()))
+        } else {
+            Err(InputError::Field {
+                field: "request kind",
+                why: "expected access, rectification, erasure, restriction, portability, \
+                      objection or a kebab-case custom kind",
+            })
+        }
     }
+}
+
+impl fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl Serialize for RequestKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// Parses the name where it lies: a built-in kind allocates nothing.
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = RequestKind;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a kebab-case request kind")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RequestKind, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
+/// Which request kinds may be answered only once the requester's identity has been verified
+/// (`[requests] verify_identity`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+enum VerifyIdentity {
+    /// None (no `verify_identity`, or `false`).
+    #[default]
+    None,
+    /// Every kind, built in or custom (`true`).
+    Every,
+    /// The kinds listed.
+    Kinds(Vec<RequestKind>),
 }
 
 /// The retention rule of one category.
@@ -176,7 +261,8 @@ pub struct Policy {
     pub version: Option<String>,
     /// Retention per category name.
     pub retention: BTreeMap<String, Rule>,
-    /// Response deadlines per request kind.
+    /// Response deadlines per request kind (`[requests]`): calendar spans that may also count
+    /// hours (`"48 hours"`).
     pub requests: BTreeMap<RequestKind, Span>,
     /// How long audit entries are kept.
     pub audit_retention: Option<Span>,
@@ -203,6 +289,8 @@ pub struct Policy {
     /// What marking a subject a minor does (`[minors] on_marked = ...`).
     pub minors: Option<MinorRule>,
     custom_categories: Vec<String>,
+    custom_requests: Vec<String>,
+    verify_identity: VerifyIdentity,
     source: String,
 }
 
@@ -216,7 +304,9 @@ struct RawPolicy {
     #[serde(default)]
     retention: BTreeMap<String, RawRule>,
     #[serde(default)]
-    requests: BTreeMap<String, String>,
+    custom_requests: Vec<String>,
+    #[serde(default)]
+    requests: BTreeMap<String, toml::Value>,
     audit: Option<RawAudit>,
     subjects: Option<RawSubjects>,
     #[serde(default)]
@@ -285,24 +375,48 @@ fn entry_err(entry: &str, why: impl Into<String>) -> PolicyError {
     }
 }
 
+/// The smallest unit a span may count in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SmallestUnit {
+    /// Days: a calendar span (retention, audit, subject state).
+    Day,
+    /// Hours: a request deadline (`"48 hours"`).
+    Hour,
+}
+
+/// A calendar span: days, weeks, months or years.
 fn parse_span(entry: &str, field: &str, s: &str) -> Result<Span, PolicyError> {
+    parse_span_down_to(entry, field, s, SmallestUnit::Day)
+}
+
+/// A request deadline: a calendar span that may also count hours.
+fn parse_deadline(entry: &str, s: &str) -> Result<Span, PolicyError> {
+    parse_span_down_to(entry, "deadline", s, SmallestUnit::Hour)
+}
+
+fn parse_span_down_to(
+    entry: &str,
+    field: &str,
+    s: &str,
+    smallest: SmallestUnit,
+) -> Result<Span, PolicyError> {
     let span: Span = s
         .parse()
         .map_err(|e| entry_err(entry, format!("{field} {s:?} is not a span ({e})")))?;
     if span.is_negative() {
         return Err(entry_err(entry, format!("{field} {s:?} is negative")));
     }
-    if span.get_hours() != 0
-        || span.get_minutes() != 0
+    let finer_than_hours = span.get_minutes() != 0
         || span.get_seconds() != 0
         || span.get_milliseconds() != 0
         || span.get_microseconds() != 0
-        || span.get_nanoseconds() != 0
-    {
-        return Err(entry_err(
-            entry,
-            format!("{field} {s:?}: use days, weeks, months or years"),
-        ));
+        || span.get_nanoseconds() != 0;
+    if finer_than_hours || (smallest == SmallestUnit::Day && span.get_hours() != 0) {
+        let units = match smallest {
+            SmallestUnit::Day => "days, weeks, months or years",
+            SmallestUnit::Hour => "hours, days, weeks, months or years",
+        };
+        return Err(entry_err(entry, format!("{field} {s:?}: use {units}")));
     }
     // A span has to be applicable to a date (years bounded by jiff's range).
     if Timestamp::UNIX_EPOCH
@@ -313,6 +427,103 @@ fn parse_span(entry: &str, field: &str, s: &str) -> Result<Span, PolicyError> {
         return Err(entry_err(entry, format!("{field} {s:?} is out of range")));
     }
     Ok(span)
+}
+
+/// The `[requests]` table: a deadline per kind, and `verify_identity`.
+fn parse_requests(
+    table: BTreeMap<String, toml::Value>,
+    custom: &[String],
+) -> Result<(BTreeMap<RequestKind, Span>, VerifyIdentity), PolicyError> {
+    let mut requests = BTreeMap::new();
+    let mut verify = VerifyIdentity::None;
+    for (key, value) in table {
+        let entry = format!("requests.{key}");
+        if key == VERIFY_IDENTITY {
+            verify = parse_verify_identity(&entry, value, custom)?;
+            continue;
+        }
+        let kind = known_request_kind(&entry, &key, custom)?;
+        let toml::Value::String(span) = value else {
+            return Err(entry_err(
+                &entry,
+                "a deadline is a string such as \"30 days\" or \"48 hours\"",
+            ));
+        };
+        requests.insert(kind, parse_deadline(&entry, &span)?);
+    }
+    Ok((requests, verify))
+}
+
+/// The key of `[requests]` that is not a kind (snake_case: no kind name can be it).
+const VERIFY_IDENTITY: &str = "verify_identity";
+
+fn parse_verify_identity(
+    entry: &str,
+    value: toml::Value,
+    custom: &[String],
+) -> Result<VerifyIdentity, PolicyError> {
+    match value {
+        toml::Value::Boolean(true) => Ok(VerifyIdentity::Every),
+        toml::Value::Boolean(false) => Ok(VerifyIdentity::None),
+        toml::Value::Array(items) => {
+            let mut kinds = Vec::new();
+            for item in items {
+                let toml::Value::String(name) = item else {
+                    return Err(entry_err(entry, "lists request kinds by name"));
+                };
+                let kind = known_request_kind(entry, &name, custom)?;
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+            Ok(if kinds.is_empty() {
+                VerifyIdentity::None
+            } else {
+                VerifyIdentity::Kinds(kinds)
+            })
+        }
+        _ => Err(entry_err(
+            entry,
+            "is true (every kind), false, or a list of request kinds",
+        )),
+    }
+}
+
+/// A request kind named in the policy: built in, or declared in `custom_requests`.
+fn known_request_kind(
+    entry: &str,
+    name: &str,
+    custom: &[String],
+) -> Result<RequestKind, PolicyError> {
+    match name.parse::<RequestKind>() {
+        Ok(k) if k.is_builtin() || custom.iter().any(|c| c == name) => Ok(k),
+        _ => {
+            let hint = match nearest_request_kind(name, custom) {
+                Some(n) => format!(" — did you mean {n:?}?"),
+                None => String::new(),
+            };
+            Err(entry_err(
+                entry,
+                format!(
+                    "unknown request kind {:?} (declare custom ones in custom_requests){hint}",
+                    name.chars().take(80).collect::<String>()
+                ),
+            ))
+        }
+    }
+}
+
+/// The known request kind nearest to `name`, within two edits.
+fn nearest_request_kind(name: &str, custom: &[String]) -> Option<String> {
+    RequestKind::BUILTIN
+        .iter()
+        .map(RequestKind::name)
+        .chain(custom.iter().map(String::as_str))
+        .filter(|known| *known != name)
+        .map(|known| (edit_distance(name, known), known))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known.to_owned())
 }
 
 /// Adds a calendar span to a time, in UTC; saturates at the end of time.
@@ -499,16 +710,15 @@ impl Policy {
             };
             retention.insert(cat, Rule { min, max, anchor });
         }
-        let mut requests = BTreeMap::new();
-        for (kind, span) in raw.requests {
-            let k: RequestKind = kind
-                .parse()
-                .map_err(|_| entry_err(&format!("requests.{kind}"), "unknown request kind"))?;
-            requests.insert(
-                k,
-                parse_span(&format!("requests.{kind}"), "deadline", &span)?,
-            );
+        for k in &raw.custom_requests {
+            if !is_kebab(k) {
+                return Err(entry_err(k, "custom request kinds are kebab-case"));
+            }
+            if RequestKind::BUILTIN.iter().any(|b| b.name() == k) {
+                return Err(entry_err(k, "is a built-in request kind, not a custom one"));
+            }
         }
+        let (requests, verify_identity) = parse_requests(raw.requests, &raw.custom_requests)?;
         let audit_retention = raw
             .audit
             .and_then(|a| a.retain)
@@ -534,6 +744,8 @@ impl Policy {
             consent_min_version,
             minors,
             custom_categories: raw.custom_categories,
+            custom_requests: raw.custom_requests,
+            verify_identity,
             source: text.to_owned(),
         })
     }
@@ -541,6 +753,27 @@ impl Policy {
     /// The custom categories the policy declares (`custom_categories = [...]`).
     pub fn custom_categories(&self) -> &[String] {
         &self.custom_categories
+    }
+
+    /// The custom request kinds the policy declares (`custom_requests = [...]`).
+    pub fn custom_requests(&self) -> &[String] {
+        &self.custom_requests
+    }
+
+    /// Checks that a request kind is known: built in, or declared by `custom_requests`. The
+    /// error names the nearest known kind when one is within two edits.
+    pub fn check_request_kind(&self, kind: &RequestKind) -> Result<(), RequestError> {
+        check_request_kind(Some(self), kind)
+    }
+
+    /// Whether a request of `kind` may be answered only once the requester's identity has been
+    /// verified (`[requests] verify_identity`).
+    pub fn requires_identity_verification(&self, kind: &RequestKind) -> bool {
+        match &self.verify_identity {
+            VerifyIdentity::None => false,
+            VerifyIdentity::Every => true,
+            VerifyIdentity::Kinds(kinds) => kinds.contains(kind),
+        }
     }
 
     /// The TOML text the policy was loaded from.
@@ -636,8 +869,8 @@ impl Policy {
     }
 
     /// The due date of a request received at `received`.
-    pub fn request_due(&self, kind: RequestKind, received: Timestamp) -> Option<Timestamp> {
-        self.requests.get(&kind).map(|s| add_span(received, *s))
+    pub fn request_due(&self, kind: &RequestKind, received: Timestamp) -> Option<Timestamp> {
+        self.requests.get(kind).map(|s| add_span(received, *s))
     }
 }
 
@@ -667,6 +900,19 @@ pub fn check_category(policy: Option<&Policy>, category: &Category) -> Result<()
     Err(InputError::UnknownCategory {
         name: name.chars().take(80).collect(),
         suggestion,
+    })
+}
+
+/// Checks that a request kind is known: built in, or declared by the policy's `custom_requests`
+/// (with no policy, only the built-ins are known).
+pub fn check_request_kind(policy: Option<&Policy>, kind: &RequestKind) -> Result<(), RequestError> {
+    let declared = policy.map_or(&[][..], |p| p.custom_requests());
+    if kind.is_builtin() || declared.iter().any(|k| k == kind.name()) {
+        return Ok(());
+    }
+    Err(RequestError::UnknownKind {
+        name: kind.name().chars().take(80).collect(),
+        suggestion: nearest_request_kind(kind.name(), declared),
     })
 }
 
@@ -846,5 +1092,140 @@ mod tests {
         let p =
             Policy::from_toml("[retention.usage]\nmin = \"12 months\"\nmax = \"1 year\"").unwrap();
         assert!(p.rule(&Category::Usage).is_some());
+    }
+
+    // Guards the `[requests]` entries: each malformed one is refused with the entry named.
+    #[test]
+    fn request_entries_errors_name_the_entry() {
+        let cases = [
+            // A kind neither built in nor declared (and the nearest known one suggested).
+            ("[requests]\ninquiry = \"48 hours\"", "requests.inquiry"),
+            (
+                "custom_requests = [\"inquiry\"]\n[requests]\ninquiri = \"48 hours\"",
+                "did you mean \"inquiry\"",
+            ),
+            ("custom_requests = [\"Inquiry\"]", "\"Inquiry\""),
+            ("custom_requests = [\"access\"]", "built-in request kind"),
+            ("[requests]\naccess = 30", "requests.access"),
+            ("[requests]\naccess = \"30 minutes\"", "requests.access"),
+            ("[requests]\naccess = \"-2 hours\"", "requests.access"),
+            ("[requests]\naccess = \"soon\"", "requests.access"),
+            (
+                "[requests]\nverify_identity = \"yes\"",
+                "requests.verify_identity",
+            ),
+            (
+                "[requests]\nverify_identity = [1]",
+                "requests.verify_identity",
+            ),
+            ("[requests]\nverify_identity = [\"acess\"]", "\"acess\""),
+            ("[requests]\nverify_identy = true", "requests.verify_identy"),
+        ];
+        for (text, needle) in cases {
+            let err = Policy::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn deadlines_count_hours_and_retention_does_not() {
+        let p = Policy::from_toml(
+            "custom_requests = [\"inquiry\"]\n[requests]\ninquiry = \"48 hours\"\n\
+             access = \"1 month\"\nrestriction = \"2 days 12 hours\"",
+        )
+        .unwrap();
+        let inquiry = RequestKind::custom("inquiry").unwrap();
+        let at = ts("2025-01-31T10:15:00Z");
+        assert_eq!(
+            p.request_due(&inquiry, at),
+            Some(ts("2025-02-02T10:15:00Z"))
+        );
+        assert_eq!(
+            p.request_due(&RequestKind::Access, at),
+            Some(ts("2025-02-28T10:15:00Z"))
+        );
+        assert_eq!(
+            p.request_due(&RequestKind::Restriction, at),
+            Some(ts("2025-02-02T22:15:00Z"))
+        );
+        assert_eq!(p.request_due(&RequestKind::Erasure, at), None);
+        assert_eq!(p.custom_requests(), ["inquiry"]);
+        for text in [
+            "[retention.usage]\nmax = \"48 hours\"",
+            "[audit]\nretain = \"12 hours\"",
+            "[subjects]\nkeep_state = \"1 day 1 hour\"",
+        ] {
+            let err = Policy::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains("use days, weeks, months or years"), "{err}");
+        }
+    }
+
+    #[test]
+    fn verify_identity_names_the_kinds_that_need_it() {
+        let every = Policy::from_toml(
+            "custom_requests = [\"inquiry\"]\n[requests]\nverify_identity = true",
+        )
+        .unwrap();
+        let some = Policy::from_toml(
+            "[requests]\nverify_identity = [\"access\", \"erasure\", \"access\"]",
+        )
+        .unwrap();
+        let none = Policy::from_toml("[requests]\naccess = \"30 days\"").unwrap();
+        let off = Policy::from_toml("[requests]\nverify_identity = false").unwrap();
+        let inquiry = RequestKind::custom("inquiry").unwrap();
+        for k in RequestKind::BUILTIN.iter().chain([&inquiry]) {
+            assert!(every.requires_identity_verification(k), "{k}");
+            assert!(!none.requires_identity_verification(k), "{k}");
+            assert!(!off.requires_identity_verification(k), "{k}");
+            assert_eq!(
+                some.requires_identity_verification(k),
+                matches!(k, RequestKind::Access | RequestKind::Erasure),
+                "{k}"
+            );
+        }
+        // Not a deadline: the key is no kind.
+        assert!(every.requests.is_empty());
+    }
+
+    #[test]
+    fn request_kinds_are_built_in_or_custom_by_name() {
+        assert_eq!(
+            "access".parse::<RequestKind>().unwrap(),
+            RequestKind::Access
+        );
+        assert_eq!(
+            RequestKind::custom("inquiry").unwrap(),
+            RequestKind::Custom("inquiry".into())
+        );
+        assert!(RequestKind::custom("Inquiry").is_err());
+        assert!(RequestKind::custom("verify_identity").is_err());
+        for k in [
+            RequestKind::Portability,
+            RequestKind::Custom("inquiry".into()),
+        ] {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+            assert_eq!(serde_json::from_str::<RequestKind>(&json).unwrap(), k);
+        }
+        let p = Policy::from_toml("custom_requests = [\"inquiry\"]").unwrap();
+        assert!(
+            p.check_request_kind(&RequestKind::custom("inquiry").unwrap())
+                .is_ok()
+        );
+        assert!(check_request_kind(None, &RequestKind::Objection).is_ok());
+        match check_request_kind(None, &RequestKind::custom("inquiry").unwrap()) {
+            Err(RequestError::UnknownKind { name, suggestion }) => {
+                assert_eq!((name.as_str(), suggestion), ("inquiry", None));
+            }
+            other => panic!("{other:?}"),
+        }
+        let msg = p
+            .check_request_kind(&RequestKind::custom("inquiri").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "unknown request kind `inquiri` — did you mean `inquiry`?"
+        );
     }
 }

@@ -242,7 +242,10 @@ fn json_err(e: serde_json::Error) -> crate::Error {
 
 impl Vault {
     /// Writes everything held about a subject to `out` as one JSON document, record by record.
-    /// Closes the subject's open access and portability requests.
+    /// Closes the subject's open access and portability requests. Where the policy requires the
+    /// requester's identity verified before one of those is answered, an open one not yet
+    /// verified refuses the export before anything is written, naming the request
+    /// ([`RequestError::IdentityNotVerified`](crate::RequestError)).
     pub fn export(&self, subject: &SubjectId, out: &mut dyn Write) -> Result<u64> {
         // What was written out cannot be taken back: on a shared store, no destruction runs in
         // any process until the export ends.
@@ -251,6 +254,8 @@ impl Vault {
             crate::storage::engine::LockMode::Shared,
         )?;
         let ident = self.find(subject)?.subject;
+        let answers = [RequestKind::Access, RequestKind::Portability];
+        self.check_answerable(&ident, &answers)?;
         let state = self.state(&ident)?;
         let policy = self.policy();
         let head = ExportHead {
@@ -293,12 +298,10 @@ impl Vault {
             );
             return Err(e);
         }
+        // A request opened meanwhile and not verified stays open: this export was no answer to it.
+        let _g = self.lock_subject(&ident)?;
         let mut txn = Txn::new();
-        self.close_requests_in(
-            &mut txn,
-            &ident,
-            &[RequestKind::Access, RequestKind::Portability],
-        )?;
+        self.close_requests_in(&mut txn, &ident, &answers)?;
         let d = self
             .draft(AuditOp::Export)
             .subject(ident)

@@ -7,4 +7,4 @@ mod consent;
 pub mod export;
 mod requests;
 
-pub use requests::{Disclosure, Request};
+pub use requests::{Disclosure, IdentityVerification, Request};

@@ -1,4 +1,18 @@
 //! Data-subject requests and disclosures.
+//!
+//! A request is answered when it is closed: by [`Vault::close_request`], or by the operation
+//! that answers it, which closes the subject's open requests of its kinds: an export closes
+//! access and portability requests, an erasure of the subject erasure requests, a restriction
+//! restriction requests. Where the policy requires the requester's identity verified before a
+//! kind is answered (`[requests] verify_identity`), a request not yet verified
+//! ([`Vault::verify_request_identity`]) is never closed:
+//!
+//! - [`Vault::close_request`] refuses it ([`RequestError::IdentityNotVerified`]);
+//! - an export and an erasure of the subject, whose answer cannot be taken back (the data has
+//!   left the vault, or is destroyed), are refused before they act, naming the request, and
+//!   nothing changes;
+//! - a restriction, which protects the subject and can be lifted, goes ahead, and the
+//!   unverified restriction request stays open, to be closed once verified.
 
 use std::fmt;
 
@@ -6,13 +20,13 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditOp;
-use crate::error::{AccessError, DisclosureRefusal, Error, Result};
+use crate::error::{AccessError, DisclosureRefusal, Error, RequestError, Result};
 use crate::ids::{RequestId, SubjectId, SubjectRef};
 use crate::model::{Category, Purpose, Redacted, check_text};
-use crate::policy::RequestKind;
 use crate::policy::recipients::Ground;
+use crate::policy::{RequestKind, check_request_kind};
 use crate::storage::{Txn, layout};
-use crate::vault::{StoredDisclosure, Vault};
+use crate::vault::{StoredDisclosure, StoredRequest, Vault};
 
 /// A data-subject request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +35,7 @@ pub struct Request {
     pub id: RequestId,
     /// The subject, by internal reference.
     pub subject: SubjectRef,
-    /// What is asked.
+    /// What is asked: a built-in kind, or a custom kind the policy declares.
     pub kind: RequestKind,
     /// When it was received.
     pub received_at: Timestamp,
@@ -29,6 +43,9 @@ pub struct Request {
     pub due_at: Option<Timestamp>,
     /// When it was answered.
     pub closed_at: Option<Timestamp>,
+    /// That the requester's identity was verified, once it was
+    /// ([`Vault::verify_request_identity`]).
+    pub identity_verified: Option<IdentityVerification>,
 }
 
 impl Request {
@@ -36,6 +53,43 @@ impl Request {
     pub fn is_overdue(&self, now: Timestamp) -> bool {
         self.closed_at.is_none() && self.due_at.is_some_and(|d| d < now)
     }
+}
+
+/// That a request's requester was identified: who verified, how, and when it was recorded. Its
+/// `Debug` shows the method by length only: free text that may describe the subject's documents.
+///
+/// The method is stored sealed under the subject's key, like a hold's reference, so that it dies
+/// with the subject (it then reads "(erased with the subject)"); who verified and when stay in
+/// the clear, like who placed a hold: they name the controller's staff, not the subject, and
+/// account for the answer after the subject is gone.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityVerification {
+    /// Who verified, as the host names them.
+    pub by: String,
+    /// How, in free text (`"passport seen at the counter"`).
+    pub method: String,
+    /// When it was recorded (the vault clock).
+    pub at: Timestamp,
+}
+
+impl fmt::Debug for IdentityVerification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityVerification")
+            .field("by", &self.by)
+            .field("method", &Redacted(self.method.len()))
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
+/// What an operation that answers requests does with the open ones it would answer whose
+/// requester's identity the policy requires verified and that are not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unverified {
+    /// Refuses: the operation must not go ahead ([`RequestError::IdentityNotVerified`]).
+    Refuse,
+    /// Leaves them open: the operation went ahead, and answered only the others.
+    LeaveOpen,
 }
 
 /// A disclosure of a subject's data to a third party or an authority. Its `Debug` shows the
@@ -73,16 +127,20 @@ impl fmt::Debug for Disclosure {
 
 impl Vault {
     /// Records a request received now (or at `received_at`); its due date comes from the policy.
+    /// The kind must be built in or declared by the policy's `custom_requests`
+    /// ([`RequestError::UnknownKind`] otherwise).
     pub fn open_request(
         &self,
         subject: &SubjectId,
         kind: RequestKind,
         received_at: Option<Timestamp>,
     ) -> Result<Request> {
+        let policy = self.policy();
+        check_request_kind(policy.as_deref(), &kind)?;
         let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
         let received_at = received_at.unwrap_or_else(|| self.now());
-        let due_at = self.policy().and_then(|p| p.request_due(kind, received_at));
+        let due_at = policy.and_then(|p| p.request_due(&kind, received_at));
         let req = Request {
             id: RequestId::random(),
             subject: ident,
@@ -90,68 +148,167 @@ impl Vault {
             received_at,
             due_at,
             closed_at: None,
+            identity_verified: None,
         };
         let mut txn = Txn::new();
-        txn.put_new(layout::request(&req.id), &req);
+        let row = layout::request(&req.id);
+        txn.put_new(row.clone(), &self.seal_request(req.clone(), &row)?);
         let d = self
             .draft(AuditOp::RequestOpen)
             .subject(ident)
-            .note(format!("request {} ({})", req.id, kind.name()));
+            .note(format!("request {} ({})", req.id, req.kind));
+        self.commit_synced(txn, vec![d])?;
+        Ok(req)
+    }
+
+    /// Records that the identity of a request's requester was verified: `by` whom (as the host
+    /// names them) and how (`method`, free text such as `"passport seen at the counter"`), now
+    /// by the vault clock. The vault records the verification; it is the host's to perform.
+    /// Audited ([`AuditOp::RequestVerify`], with who verified; never the method, which may
+    /// describe the subject's documents and is sealed under the subject's key).
+    ///
+    /// Where the policy requires it (`[requests] verify_identity`), a request is answered only
+    /// once it is verified ([`Vault::close_request`]). Refused, changing nothing, for a closed
+    /// request ([`RequestError::Closed`]), one already verified ([`RequestError::AlreadyVerified`])
+    /// and one whose subject has been erased (`SubjectNotFound`).
+    pub fn verify_request_identity(
+        &self,
+        id: RequestId,
+        by: &str,
+        method: &str,
+    ) -> Result<Request> {
+        check_text("verified by", by)?;
+        check_text("verification method", method)?;
+        // Ordered with destruction: the method is sealed under the subject's key.
+        let _no_destruction = self.no_destruction()?;
+        let row = layout::request(&id);
+        let subject = self.stored_request(&row, id)?.request.subject;
+        // Against a close (or another verification) between the read and the write.
+        let _g = self.lock_subject(&subject)?;
+        let stored = self.stored_request(&row, id)?;
+        if stored.request.closed_at.is_some() {
+            return Err(RequestError::Closed(id).into());
+        }
+        if stored.verification.is_some() {
+            return Err(RequestError::AlreadyVerified(id).into());
+        }
+        let mut req = stored.request;
+        req.identity_verified = Some(IdentityVerification {
+            by: by.to_owned(),
+            method: method.to_owned(),
+            at: self.now(),
+        });
+        let mut txn = Txn::new();
+        txn.put(row.clone(), &self.seal_request(req.clone(), &row)?);
+        let d = self
+            .draft(AuditOp::RequestVerify)
+            .subject(req.subject)
+            .note(format!(
+                "request {id} ({}): identity verified by {by}",
+                req.kind
+            ));
         self.commit_synced(txn, vec![d])?;
         Ok(req)
     }
 
     /// Requests, all or only the open ones past their due date.
     pub fn requests(&self, overdue_only: bool) -> Result<Vec<Request>> {
+        self.checked_read(|| self.requests_unchecked(overdue_only))
+    }
+
+    fn requests_unchecked(&self, overdue_only: bool) -> Result<Vec<Request>> {
         let now = self.now();
         let mut out = Vec::new();
         for r in self
             .store()
-            .scan::<Request>(&layout::table(layout::Table::Request), "request")
+            .scan::<StoredRequest>(&layout::table(layout::Table::Request), "request")
         {
-            let (_, req) = r?;
-            if !overdue_only || req.is_overdue(now) {
-                out.push(req);
+            let (row, stored) = r?;
+            if !overdue_only || stored.request.is_overdue(now) {
+                out.push(self.unseal_request(stored, &row)?);
             }
         }
         out.sort_by_key(|r| r.received_at);
         Ok(out)
     }
 
-    /// Closes a request as answered.
+    /// Closes a request as answered. Where the policy requires the requester's identity verified
+    /// before a request of its kind is answered (`[requests] verify_identity`), a request not yet
+    /// verified ([`Vault::verify_request_identity`]) is refused
+    /// ([`RequestError::IdentityNotVerified`]) and stays open. Closing a closed request changes
+    /// nothing.
     pub fn close_request(&self, id: RequestId) -> Result<Request> {
-        let mut req: Request = self
-            .store()
-            .get(&layout::request(&id), "request")?
-            .ok_or_else(|| Error::RequestNotFound(id.to_string()))?;
-        if req.closed_at.is_none() {
-            req.closed_at = Some(self.now());
+        let row = layout::request(&id);
+        let subject = self.stored_request(&row, id)?.request.subject;
+        let _g = self.lock_subject(&subject)?;
+        let mut stored = self.stored_request(&row, id)?;
+        if stored.request.closed_at.is_none() {
+            self.may_answer(&stored)?;
+            stored.request.closed_at = Some(self.now());
             let mut txn = Txn::new();
-            txn.put(layout::request(&id), &req);
+            txn.put(row.clone(), &stored);
             let d = self
                 .draft(AuditOp::RequestClose)
-                .subject(req.subject)
+                .subject(stored.request.subject)
                 .note(format!("request {id}"));
             self.commit_synced(txn, vec![d])?;
         }
-        Ok(req)
+        self.unseal_request(stored, &row)
+    }
+
+    /// A stored request, or `RequestNotFound`.
+    fn stored_request(&self, row: &[u8], id: RequestId) -> Result<StoredRequest> {
+        self.store()
+            .get(row, "request")?
+            .ok_or_else(|| Error::RequestNotFound(id.to_string()))
+    }
+
+    /// Whether a request may be answered: refused when the policy requires its requester's
+    /// identity verified and it is not.
+    fn may_answer(&self, stored: &StoredRequest) -> Result<()> {
+        let required = self
+            .policy()
+            .is_some_and(|p| p.requires_identity_verification(&stored.request.kind));
+        if required && stored.verification.is_none() {
+            return Err(RequestError::IdentityNotVerified {
+                request: stored.request.id,
+                kind: stored.request.kind.clone(),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Whether a subject has a request still open.
     pub(crate) fn has_open_requests(&self, subject: &SubjectRef) -> Result<bool> {
         for r in self
             .store()
-            .scan::<Request>(&layout::table(layout::Table::Request), "request")
+            .scan::<StoredRequest>(&layout::table(layout::Table::Request), "request")
         {
-            let (_, req) = r?;
-            if req.subject == *subject && req.closed_at.is_none() {
+            let (_, stored) = r?;
+            if stored.request.subject == *subject && stored.request.closed_at.is_none() {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
+    /// Checks that an operation may answer a subject's open requests of `kinds`: refused,
+    /// naming the first, when one of them needs its requester's identity verified and is not.
+    /// For an operation whose answer cannot be taken back (an export, an erasure of the
+    /// subject), before it acts.
+    pub(crate) fn check_answerable(
+        &self,
+        subject: &SubjectRef,
+        kinds: &[RequestKind],
+    ) -> Result<()> {
+        self.requests_answered(subject, kinds, Unverified::Refuse)
+            .map(drop)
+    }
+
     /// Adds to `txn` the closing of a subject's open requests of `kinds` (an answer closes them).
+    /// Those whose requester's identity the policy requires verified and that are not stay open:
+    /// the operation was no answer to them ([`Vault::check_answerable`] refuses it instead).
     pub(crate) fn close_requests_in(
         &self,
         txn: &mut Txn,
@@ -159,17 +316,38 @@ impl Vault {
         kinds: &[RequestKind],
     ) -> Result<()> {
         let now = self.now();
-        for r in self
-            .store()
-            .scan::<Request>(&layout::table(layout::Table::Request), "request")
-        {
-            let (k, mut req) = r?;
-            if req.subject == *subject && req.closed_at.is_none() && kinds.contains(&req.kind) {
-                req.closed_at = Some(now);
-                txn.put(k, &req);
-            }
+        for (row, mut stored) in self.requests_answered(subject, kinds, Unverified::LeaveOpen)? {
+            stored.request.closed_at = Some(now);
+            txn.put(row, &stored);
         }
         Ok(())
+    }
+
+    /// A subject's open requests of `kinds` that may be answered; the others refused or left
+    /// out, as `unverified` says.
+    fn requests_answered(
+        &self,
+        subject: &SubjectRef,
+        kinds: &[RequestKind],
+        unverified: Unverified,
+    ) -> Result<Vec<(Vec<u8>, StoredRequest)>> {
+        let mut out = Vec::new();
+        for r in self
+            .store()
+            .scan::<StoredRequest>(&layout::table(layout::Table::Request), "request")
+        {
+            let (row, stored) = r?;
+            let req = &stored.request;
+            if req.subject != *subject || req.closed_at.is_some() || !kinds.contains(&req.kind) {
+                continue;
+            }
+            match self.may_answer(&stored) {
+                Ok(()) => out.push((row, stored)),
+                Err(e) if unverified == Unverified::Refuse => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(out)
     }
 
     /// Records a disclosure of a subject's data to `recipient`: for `purpose`, of `categories`,

@@ -14,7 +14,7 @@ pub use migrate::MigrationReport;
 pub use open::VaultBuilder;
 pub use records::{Stats, VerifyReport};
 pub use scoped::ScopedVault;
-pub(crate) use subject_text::{StoredDisclosure, StoredHold};
+pub(crate) use subject_text::{StoredDisclosure, StoredHold, StoredRequest};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

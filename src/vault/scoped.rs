@@ -419,6 +419,17 @@ impl ScopedVault {
         self.vault.open_request(subject, kind, received_at)
     }
 
+    /// [`Vault::verify_request_identity`], with `request` granted.
+    pub fn verify_request_identity(
+        &self,
+        id: RequestId,
+        by: &str,
+        method: &str,
+    ) -> Result<Request> {
+        self.check(Operation::Request, Scope::Everything(None))?;
+        self.vault.verify_request_identity(id, by, method)
+    }
+
     /// [`Vault::close_request`], with `request` granted.
     pub fn close_request(&self, id: RequestId) -> Result<Request> {
         self.check(Operation::Request, Scope::Everything(None))?;

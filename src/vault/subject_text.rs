@@ -1,19 +1,22 @@
-//! Free text attached to a subject — a hold's reference, a disclosure's recipient and ground —
-//! is stored sealed under the subject's own key, so that it dies with the subject: once the
-//! subject is erased its key is destroyed, and neither the current rows nor their stale copies in
-//! the store's files can be read. The rest of a hold or a disclosure (scope, dates, purpose,
-//! categories) stays in the clear: the guarded path and the statistics need it without keys.
+//! Free text attached to a subject — a hold's reference, a disclosure's recipient and ground, the
+//! method by which a request's requester was identified — is stored sealed under the subject's
+//! own key, so that it dies with the subject: once the subject is erased its key is destroyed,
+//! and neither the current rows nor their stale copies in the store's files can be read. The rest
+//! of a hold, a disclosure or a request (scope, dates, purpose, categories, kind, who placed a
+//! hold or verified an identity) stays in the clear: the guarded path, deadlines and the
+//! statistics need it without keys, and who acted for the controller is what the audit trail
+//! records of every operation.
 
 use serde::{Deserialize, Serialize};
 
 use super::Vault;
 use crate::crypto::{self, DataKey};
-use crate::error::{Result, StorageError};
+use crate::error::{Error, Result, StorageError};
 use crate::ids::SubjectRef;
 use crate::keys::SUBJECT_GROUP;
 use crate::model::{Category, Purpose};
 use crate::policy::holds::Hold;
-use crate::rights::Disclosure;
+use crate::rights::{Disclosure, IdentityVerification, Request};
 use crate::storage::codec;
 
 /// A hold as stored: the hold with no reference, and the reference sealed.
@@ -35,6 +38,25 @@ pub(crate) struct StoredDisclosure {
     pub(crate) at: jiff::Timestamp,
     #[serde(with = "serde_bytes")]
     pub(crate) sealed_text: Vec<u8>,
+}
+
+/// A request as stored: the request with no verification, and its verification with the method
+/// sealed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredRequest {
+    /// The request; its `identity_verified` is always `None` here.
+    pub(crate) request: Request,
+    pub(crate) verification: Option<StoredVerification>,
+}
+
+/// A verification of a requester's identity as stored: who and when in the clear, how sealed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredVerification {
+    pub(crate) by: String,
+    #[serde(with = "crate::storage::timestamp")]
+    pub(crate) at: jiff::Timestamp,
+    #[serde(with = "serde_bytes")]
+    pub(crate) sealed_method: Vec<u8>,
 }
 
 /// What a disclosure's sealed text holds.
@@ -164,5 +186,53 @@ impl Vault {
             ground: text.ground,
             at: stored.at,
         })
+    }
+
+    /// The stored form of a request; `row` is its address in the store. Its verification's
+    /// method is sealed under the subject's key: `SubjectNotFound` once the subject is erased.
+    pub(crate) fn seal_request(&self, mut request: Request, row: &[u8]) -> Result<StoredRequest> {
+        let verification = match request.identity_verified.take() {
+            None => None,
+            Some(v) => {
+                if self.subject_key(&request.subject)?.is_none() {
+                    return Err(Error::SubjectNotFound);
+                }
+                Some(StoredVerification {
+                    sealed_method: self.seal_text(
+                        &request.subject,
+                        row,
+                        "request-verification",
+                        v.method.as_bytes(),
+                    )?,
+                    by: v.by,
+                    at: v.at,
+                })
+            }
+        };
+        Ok(StoredRequest {
+            request,
+            verification,
+        })
+    }
+
+    /// A stored request with its verification's method opened (shown as erased once its
+    /// subject is erased).
+    pub(crate) fn unseal_request(&self, stored: StoredRequest, row: &[u8]) -> Result<Request> {
+        let mut request = stored.request;
+        if let Some(v) = stored.verification {
+            let subject = request.subject;
+            let method =
+                match self.open_text(&subject, row, "request-verification", &v.sealed_method)? {
+                    Some(text) => String::from_utf8(text.to_vec())
+                        .map_err(|_| StorageError::Malformed("verification method"))?,
+                    None => ERASED.to_owned(),
+                };
+            request.identity_verified = Some(IdentityVerification {
+                by: v.by,
+                method,
+                at: v.at,
+            });
+        }
+        Ok(request)
     }
 }

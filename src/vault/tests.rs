@@ -15,6 +15,7 @@ use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 
+use super::subject_text::StoredVerification;
 use super::*;
 use crate::audit::{Anchor, AuditEntry, AuditOp, ChainPoint};
 use crate::crypto::KdfParams;
@@ -23,7 +24,7 @@ use crate::ids::{HoldId, RecordId, RequestId, SubjectRef};
 use crate::model::{Category, LegalBasis, Purpose, RecordMeta};
 use crate::policy::RequestKind;
 use crate::policy::holds::{Hold, HoldReason, HoldScope, HoldTarget, Release};
-use crate::rights::{Disclosure, Request};
+use crate::rights::{Disclosure, IdentityVerification, Request};
 use crate::storage::codec;
 use crate::storage::entries::{
     AgeStatus, ConsentState, DueKind, IndexEntry, JournalEntry, Manifest, RecordEntry,
@@ -921,7 +922,7 @@ fn ledger_entry() -> impl Strategy<Value = LedgerEntry> {
         )
 }
 
-const AUDIT_OPS: [AuditOp; 30] = [
+const AUDIT_OPS: [AuditOp; 31] = [
     AuditOp::Put,
     AuditOp::Read,
     AuditOp::Update,
@@ -944,6 +945,7 @@ const AUDIT_OPS: [AuditOp; 30] = [
     AuditOp::PolicySet,
     AuditOp::RequestOpen,
     AuditOp::RequestClose,
+    AuditOp::RequestVerify,
     AuditOp::Backup,
     AuditOp::LedgerApply,
     AuditOp::Prune,
@@ -994,21 +996,47 @@ fn request() -> impl Strategy<Value = Request> {
     (
         any::<[u8; 8]>(),
         any::<[u8; 16]>(),
-        select(RequestKind::ALL.to_vec()),
+        prop_oneof![
+            select(RequestKind::BUILTIN.to_vec()),
+            // A built-in name parses as the built-in kind, as it decodes.
+            "[a-z][a-z0-9]{0,8}".prop_map(|n| n.parse::<RequestKind>().unwrap()),
+        ],
         ts(),
         proptest::option::of(ts()),
         proptest::option::of(ts()),
+        proptest::option::of((text(), text(), ts())),
     )
         .prop_map(
-            |(id, subject, kind, received_at, due_at, closed_at)| Request {
+            |(id, subject, kind, received_at, due_at, closed_at, verified)| Request {
                 id: RequestId(id),
                 subject: SubjectRef(subject),
                 kind,
                 received_at,
                 due_at,
                 closed_at,
+                identity_verified: verified.map(|(by, method, at)| IdentityVerification {
+                    by,
+                    method,
+                    at,
+                }),
             },
         )
+}
+
+fn stored_request() -> impl Strategy<Value = StoredRequest> {
+    (request(), proptest::option::of((text(), ts(), bytes(80)))).prop_map(
+        |(mut request, verification)| {
+            request.identity_verified = None;
+            StoredRequest {
+                request,
+                verification: verification.map(|(by, at, sealed_method)| StoredVerification {
+                    by,
+                    at,
+                    sealed_method,
+                }),
+            }
+        },
+    )
 }
 
 fn disclosure() -> impl Strategy<Value = Disclosure> {
@@ -1127,6 +1155,7 @@ codec_properties! {
     codec_chain_point: ChainPoint = chain_point();
     codec_anchor: Anchor = anchor();
     codec_request: Request = request();
+    codec_stored_request: StoredRequest = stored_request();
     codec_disclosure: Disclosure = disclosure();
     codec_record_meta: RecordMeta = meta();
 }

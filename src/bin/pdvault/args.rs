@@ -482,9 +482,23 @@ pub enum RequestCmd {
     Open {
         #[command(flatten)]
         subject: SubjectArg,
-        /// access, rectification, erasure, restriction, portability or objection.
+        /// access, rectification, erasure, restriction, portability, objection, or a custom kind
+        /// the policy declares (custom_requests).
         #[arg(long)]
         kind: String,
+    },
+    /// Record that the requester's identity was verified (by whom, how); under a policy that
+    /// requires it (verify_identity), a request is answered only once verified.
+    Verify {
+        /// The request id.
+        #[arg(long)]
+        id: String,
+        /// Who verified.
+        #[arg(long)]
+        by: String,
+        /// How (free text, e.g. "passport seen at the counter").
+        #[arg(long)]
+        method: String,
     },
     /// List requests.
     List {
@@ -492,7 +506,8 @@ pub enum RequestCmd {
         #[arg(long)]
         overdue: bool,
     },
-    /// Close a request as answered.
+    /// Close a request as answered (refused while an identity the policy requires verified is
+    /// not).
     Close {
         /// The request id.
         id: String,

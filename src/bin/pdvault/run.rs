@@ -230,6 +230,22 @@ fn payload(file: Option<&Path>) -> Res<Vec<u8>> {
     }
 }
 
+/// A time to the minute, in UTC (`2025-03-03T09:00Z`): deadlines count hours, not seconds.
+fn to_minute(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%MZ").to_string()
+}
+
+/// The whole hours left until `due` (`in 47h`), or past it, rounded up (`overdue by 1h`).
+fn time_left(due: Timestamp, now: Timestamp) -> String {
+    const HOUR: u128 = 3_600_000_000_000;
+    let left = due.duration_since(now).as_nanos();
+    if left >= 0 {
+        format!("in {}h", left.unsigned_abs() / HOUR)
+    } else {
+        format!("overdue by {}h", left.unsigned_abs().div_ceil(HOUR))
+    }
+}
+
 fn print_json(v: &impl serde::Serialize) -> Res<()> {
     println!("{}", serde_json::to_string_pretty(v).map_err(err)?);
     Ok(())
@@ -1152,7 +1168,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                     "{} due {}",
                     req.id,
                     req.due_at
-                        .map(|d| d.to_string())
+                        .map(to_minute)
                         .unwrap_or_else(|| "(no deadline in the policy)".into())
                 );
             }
@@ -1174,17 +1190,42 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                     } else {
                         "open"
                     };
+                    let due = match r.due_at {
+                        None => "-".to_owned(),
+                        Some(d) if r.closed_at.is_some() => to_minute(d),
+                        Some(d) => format!("{} ({})", to_minute(d), time_left(d, now)),
+                    };
+                    let identity = match &r.identity_verified {
+                        None => "identity not verified".to_owned(),
+                        Some(v) => format!(
+                            "identity verified by {} ({}) at {}",
+                            v.by,
+                            v.method,
+                            to_minute(v.at)
+                        ),
+                    };
                     println!(
-                        "{}  {:<14}  {:<8}  received {}  due {}",
+                        "{}  {:<14}  {:<8}  received {}  due {}  {}",
                         r.id,
                         r.kind.name(),
                         state,
-                        r.received_at,
-                        r.due_at
-                            .map(|d| d.to_string())
-                            .unwrap_or_else(|| "-".into())
+                        to_minute(r.received_at),
+                        due,
+                        identity
                     );
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Request(RequestCmd::Verify { id, by, method }) => {
+            let v = open(&cli)?;
+            let rid: RequestId = id.parse().map_err(err)?;
+            let req = v.verify_request_identity(rid, by, method).map_err(err)?;
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&req)?;
+            } else {
+                println!("{} identity verified by {by}", req.id);
             }
             Ok(ExitCode::SUCCESS)
         }
