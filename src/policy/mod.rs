@@ -28,6 +28,10 @@
 //! keep_state = "90 days"    # a subject whose last record the sweep destroyed is kept this
 //!                           # long (events, consents, disclosures), then finished; without
 //!                           # it, finished at once
+//!
+//! [anonymisation]           # see `anonymisation`
+//! min_cell = 5              # anonymous statistics withhold counts below this
+//! drop_fields = ["email"]   # analysis exports leave these JSON fields out
 //! ```
 //!
 //! Spans are calendar spans in UTC: "3 months" from 31 January is 30 April.
@@ -36,6 +40,7 @@
 //! ([`check_category`]); a record, hold, restriction, erasure or disclosure that names any other
 //! category is refused, so that a misspelt name cannot escape the rules written for the right one.
 
+pub mod anonymisation;
 pub mod holds;
 pub mod recipients;
 pub mod roles;
@@ -194,6 +199,8 @@ pub struct Policy {
     pub roles: BTreeMap<String, Role>,
     /// The recipients register (`[recipients.NAME]`, [`recipients`]).
     pub recipients: BTreeMap<String, Recipient>,
+    /// What anonymised output withholds (`[anonymisation]`, [`anonymisation`]).
+    pub anonymisation: anonymisation::Anonymisation,
     custom_categories: Vec<String>,
     source: String,
 }
@@ -219,6 +226,7 @@ struct RawPolicy {
     roles: BTreeMap<String, roles::RawRole>,
     #[serde(default)]
     recipients: BTreeMap<String, recipients::RawRecipient>,
+    anonymisation: Option<anonymisation::RawAnonymisation>,
 }
 
 #[derive(Deserialize)]
@@ -430,6 +438,7 @@ impl Policy {
             .and_then(|s| s.keep_state)
             .map(|s| parse_span("subjects", "keep_state", &s))
             .transpose()?;
+        let anonymisation = anonymisation::parse(raw.anonymisation)?;
         Ok(Policy {
             name: raw.name,
             version: raw.version,
@@ -441,6 +450,7 @@ impl Policy {
             bases,
             roles,
             recipients,
+            anonymisation,
             custom_categories: raw.custom_categories,
             source: text.to_owned(),
         })
