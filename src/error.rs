@@ -248,6 +248,17 @@ pub enum InputError {
         /// The minimum, in characters.
         min: usize,
     },
+    /// A record of category `credential` was to be written, rewritten or imported other than
+    /// with [`Vault::set_credential`](crate::Vault::set_credential), which stores only an
+    /// Argon2id hash of the secret. Nothing was written.
+    #[error(
+        "records of category `credential` are written only with set_credential (which stores an Argon2id hash); nothing was written"
+    )]
+    CredentialWrite,
+    /// [`Vault::verify_credential`](crate::Vault::verify_credential) was asked to check a record
+    /// that is not of category `credential`.
+    #[error("record {0} is not a credential")]
+    NotACredential(RecordId),
     /// An export document could not be imported.
     #[error("invalid export document: {0}")]
     Document(String),
@@ -328,6 +339,14 @@ pub enum AccessError {
         operation: crate::policy::roles::Operation,
         /// What it was refused on, in words ("on category contact for purpose support").
         on: String,
+    },
+    /// The record is a credential: its value is kept only as an Argon2id hash, which no read
+    /// returns; check a secret against it with
+    /// [`Vault::verify_credential`](crate::Vault::verify_credential).
+    #[error("record {record} is a credential: it is verified, never read")]
+    CredentialNotReadable {
+        /// The record.
+        record: RecordId,
     },
     /// The role is not one the policy declares (or the vault has no policy).
     #[error("no role {0:?} in the vault's policy")]

@@ -93,6 +93,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod anonymised;
 pub mod audit;
 mod clock;
 mod crypto;
@@ -112,6 +113,7 @@ mod storage;
 mod sweep;
 mod vault;
 
+pub use anonymised::AnonymousStats;
 pub use audit::{AuditEntry, AuditOp, AuditReport};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, RootSecret};
@@ -130,7 +132,9 @@ pub use storage::entries::{AgeStatus, ConsentState};
 pub use storage::private_fs::create_private_file;
 pub use storage::{DEFAULT_CACHE_BYTES, Durability};
 pub use sweep::{CategorySweep, SweepReport};
-pub use vault::{MigrationReport, ScopedVault, Stats, Vault, VaultBuilder, VerifyReport};
+pub use vault::{
+    MAX_SECRET_LEN, MigrationReport, ScopedVault, Stats, Vault, VaultBuilder, VerifyReport,
+};
 
 /// Entry points for the fuzz targets: each decodes untrusted bytes the way the vault does and
 /// must never panic. Not part of the supported API.

@@ -68,7 +68,8 @@ macro_rules! builtin_categories {
 }
 
 builtin_categories! {
-    /// Account and registration data: name, email, hashed password, phone, address, settings.
+    /// Account and registration data: name, email, phone, address, settings. A password is a
+    /// [`Category::Credential`].
     Account => "account", Some("user.account");
     /// Profile data: username, picture, bio, interests.
     ///
@@ -117,6 +118,14 @@ builtin_categories! {
     Cookie => "cookie", Some("user.device.cookie");
     /// Data of a minor.
     Minor => "minor", Some("user.childrens");
+    /// Credentials: passwords and other secrets a subject authenticates with. Stored only as an
+    /// Argon2id hash, written with [`Vault::set_credential`](crate::Vault::set_credential) and
+    /// checked with [`Vault::verify_credential`](crate::Vault::verify_credential); no read or
+    /// export returns the value or its hash.
+    ///
+    /// fideslang: `user.authorization.credentials`, the parent of `user.authorization.password`:
+    /// the category holds passwords, PINs and recovery codes alike.
+    Credential => "credential", Some("user.authorization.credentials");
 }
 
 impl Category {

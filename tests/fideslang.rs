@@ -48,6 +48,9 @@ const EXPECTED: &[(&str, Option<&str>)] = &[
     ("complaint", None),
     ("cookie", Some("user.device.cookie")),
     ("minor", Some("user.childrens")),
+    // Passwords, PINs, recovery codes: `user.authorization.credentials`, the parent of
+    // `user.authorization.password`, since the category holds every kind of secret.
+    ("credential", Some("user.authorization.credentials")),
 ];
 
 #[test]

@@ -32,6 +32,10 @@
 //! keep_state = "90 days"    # a subject whose last record the sweep destroyed is kept this
 //!                           # long (events, consents, disclosures), then finished; without
 //!                           # it, finished at once
+//!
+//! [anonymisation]           # see `anonymisation`
+//! min_cell = 5              # anonymous statistics withhold counts below this
+//! drop_fields = ["email"]   # analysis exports leave these JSON fields out
 //! ```
 //!
 //! Spans are calendar spans in UTC: "3 months" from 31 January is 30 April. Retention, audit
@@ -53,6 +57,7 @@
 //! ([`check_category`]); a record, hold, restriction, erasure or disclosure that names any other
 //! category is refused, so that a misspelt name cannot escape the rules written for the right one.
 
+pub mod anonymisation;
 pub mod holds;
 pub mod recipients;
 pub mod roles;
@@ -288,6 +293,8 @@ pub struct Policy {
     pub consent_min_version: BTreeMap<String, String>,
     /// What marking a subject a minor does (`[minors] on_marked = ...`).
     pub minors: Option<MinorRule>,
+    /// What anonymised output withholds (`[anonymisation]`, [`anonymisation`]).
+    pub anonymisation: anonymisation::Anonymisation,
     custom_categories: Vec<String>,
     custom_requests: Vec<String>,
     verify_identity: VerifyIdentity,
@@ -322,6 +329,7 @@ struct RawPolicy {
     #[serde(default)]
     consent: BTreeMap<String, RawConsent>,
     minors: Option<RawMinors>,
+    anonymisation: Option<anonymisation::RawAnonymisation>,
 }
 
 #[derive(Deserialize)]
@@ -729,6 +737,7 @@ impl Policy {
             .and_then(|s| s.keep_state)
             .map(|s| parse_span("subjects", "keep_state", &s))
             .transpose()?;
+        let anonymisation = anonymisation::parse(raw.anonymisation)?;
         Ok(Policy {
             name: raw.name,
             version: raw.version,
@@ -743,6 +752,7 @@ impl Policy {
             version_history: raw.version_history,
             consent_min_version,
             minors,
+            anonymisation,
             custom_categories: raw.custom_categories,
             custom_requests: raw.custom_requests,
             verify_identity,

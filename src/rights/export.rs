@@ -22,6 +22,11 @@
 //!   ]
 //! }
 //! ```
+//!
+//! A credential ([`Category::Credential`]) is listed with its metadata and `"payload":
+//! "withheld"`: the document says that one exists, never its hash. [`Vault::import`] refuses a
+//! document with a credential record (the secret cannot be carried over; the subject sets a new
+//! one).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -56,6 +61,8 @@ pub enum ExportPayload {
     Text(String),
     /// Other bytes, base64 (standard alphabet, padded).
     Base64(String),
+    /// Not exported: the payload of a credential (its Argon2id hash), which no export carries.
+    Withheld,
 }
 
 impl ExportPayload {
@@ -75,6 +82,9 @@ impl ExportPayload {
             ExportPayload::Base64(s) => base64::engine::general_purpose::STANDARD
                 .decode(s)
                 .map_err(|e| InputError::Document(format!("payload is not base64: {e}"))),
+            ExportPayload::Withheld => Err(InputError::Document(
+                "the payload was withheld from the export; there is nothing to import".to_owned(),
+            )),
         }
     }
 }
@@ -162,6 +172,7 @@ impl fmt::Debug for ExportPayload {
         match self {
             ExportPayload::Text(t) => f.debug_tuple("Text").field(&Redacted(t.len())).finish(),
             ExportPayload::Base64(b) => f.debug_tuple("Base64").field(&Redacted(b.len())).finish(),
+            ExportPayload::Withheld => f.write_str("Withheld"),
         }
     }
 }
@@ -242,6 +253,7 @@ fn json_err(e: serde_json::Error) -> crate::Error {
 
 impl Vault {
     /// Writes everything held about a subject to `out` as one JSON document, record by record.
+    /// A credential is listed with its metadata only (`"payload": "withheld"`).
     /// Closes the subject's open access and portability requests. Where the policy requires the
     /// requester's identity verified before one of those is answered, an open one not yet
     /// verified refuses the export before anything is written, naming the request
@@ -345,7 +357,12 @@ impl Vault {
             else {
                 continue;
             };
-            let payload = self.open_record(&key, ident, id, &stored)?;
+            // A credential is shown to exist, its hash is not decrypted.
+            let payload = if stored.entry.meta.category == Category::Credential {
+                ExportPayload::Withheld
+            } else {
+                ExportPayload::from_bytes(self.open_record(&key, ident, id, &stored)?)
+            };
             let e = stored.entry;
             let rec = ExportRecord {
                 record: id,
@@ -363,7 +380,7 @@ impl Vault {
                 collected_at: e.meta.collected_at,
                 version: e.version,
                 updated_at: e.updated_at,
-                payload: ExportPayload::from_bytes(payload),
+                payload,
             };
             if *n > 0 {
                 out.write_all(b",")?;
@@ -375,7 +392,9 @@ impl Vault {
     }
 
     /// Reads an export document and files its records (same ids, metadata and versions), consents,
-    /// events and restrictions under its subject identifier in this vault.
+    /// events and restrictions under its subject identifier in this vault. A document with a
+    /// credential record is refused ([`InputError::CredentialWrite`]): an export carries no
+    /// credential's hash, and a credential is written only with [`Vault::set_credential`].
     ///
     /// The whole document is checked before anything is written, as the API checks what it is
     /// given (see `check_document`); a document it refuses leaves the vault as it was. Record
@@ -556,6 +575,9 @@ fn check_document(
         };
         if !ids.insert(r.record) {
             return Err(refuse("the record id appears twice in the document").into());
+        }
+        if r.category == Category::Credential {
+            return Err(entry_err(entry())(InputError::CredentialWrite).into());
         }
         known(&r.category).map_err(entry_err(entry()))?;
         if r.fideslang.is_some() && r.fideslang.as_deref() != r.category.fideslang_key() {

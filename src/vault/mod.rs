@@ -2,6 +2,7 @@
 //! policy, audit and rights together. Every destruction goes through [`erasure`](crate::erasure).
 
 mod backup;
+mod credentials;
 mod group_commit;
 mod holds;
 mod migrate;
@@ -10,6 +11,7 @@ mod records;
 mod scoped;
 mod subject_text;
 
+pub use credentials::MAX_SECRET_LEN;
 pub use migrate::MigrationReport;
 pub use open::VaultBuilder;
 pub use records::{Stats, VerifyReport};

@@ -114,7 +114,9 @@ fn check_payload(payload: &[u8]) -> Result<()> {
 }
 
 impl Vault {
-    /// Stores a record for a subject (created on first write); returns its id.
+    /// Stores a record for a subject (created on first write); returns its id. A record of
+    /// category [`Category::Credential`] is refused ([`InputError::CredentialWrite`]): write it
+    /// with [`Vault::set_credential`].
     ///
     /// ```
     /// # fn main() -> pdvault::Result<()> {
@@ -136,7 +138,8 @@ impl Vault {
             .ok_or_else(|| StorageError::Malformed("empty batch").into())
     }
 
-    /// Stores many records, for one or many subjects, with one commit and one sync.
+    /// Stores many records, for one or many subjects, with one commit and one sync. A batch with
+    /// a credential is refused as a whole, as [`Vault::put`] refuses one.
     pub fn put_many<'a, I>(&self, items: I) -> Result<Vec<RecordId>>
     where
         I: IntoIterator<Item = (&'a SubjectId, RecordMeta, &'a [u8])>,
@@ -148,16 +151,31 @@ impl Vault {
         self.insert_many(items, AuditOp::Put)
     }
 
-    /// Inserts records with given ids and versions (put and import).
+    /// Inserts records with given ids and versions (put and import); a credential is refused
+    /// ([`InputError::CredentialWrite`]).
     pub(crate) fn insert_many(
         &self,
         items: Vec<(&SubjectId, RecordId, u32, RecordMeta, &[u8])>,
         op: AuditOp,
     ) -> Result<Vec<RecordId>> {
+        self.insert_records(items, op, false)
+    }
+
+    /// [`Vault::insert_many`]; with `credential`, records of category credential are let
+    /// through (for [`Vault::set_credential`], whose payload is the hash).
+    pub(crate) fn insert_records(
+        &self,
+        items: Vec<(&SubjectId, RecordId, u32, RecordMeta, &[u8])>,
+        op: AuditOp,
+        credential: bool,
+    ) -> Result<Vec<RecordId>> {
         // Every item is checked before anything is written (a subject created for an earlier
         // item of a refused batch would be a write).
         let checked_at = self.now();
         for (_, _, _, meta, payload) in &items {
+            if !credential {
+                refuse_credential(&meta.category)?;
+            }
             self.check_meta(meta, checked_at)?;
             check_payload(payload)?;
         }
@@ -223,7 +241,7 @@ impl Vault {
     /// Checks the metadata of a record to be written: valid, a known category the policy
     /// collects, and a legal basis the policy allows for it.
     /// Checks the metadata against `now` (the vault clock's time, taken once for a batch).
-    fn check_meta(&self, meta: &RecordMeta, now: jiff::Timestamp) -> Result<()> {
+    pub(crate) fn check_meta(&self, meta: &RecordMeta, now: jiff::Timestamp) -> Result<()> {
         meta.validate(now)?;
         self.known_category(&meta.category)?;
         if let Some(p) = self.policy() {
@@ -257,6 +275,15 @@ impl Vault {
         state: &SubjectState,
         purpose: &Purpose,
     ) -> Result<()> {
+        if meta.category == Category::Credential {
+            self.note_refusal(
+                Some(ident),
+                Some(&meta.category),
+                Some(record),
+                "read of a credential refused: credentials are verified, never read".to_owned(),
+            )?;
+            return Err(AccessError::CredentialNotReadable { record }.into());
+        }
         if let Err(e) = access::check(record, meta, state, purpose, self.policy().as_deref()) {
             self.note_refusal(
                 Some(ident),
@@ -317,6 +344,8 @@ impl Vault {
     }
 
     /// Reads a record for a purpose (see [`rights::access`](crate::rights::access) for the rules).
+    /// A credential is never read, whatever the purpose ([`AccessError::CredentialNotReadable`],
+    /// audited as a refusal): check a secret against it with [`Vault::verify_credential`].
     pub fn get(&self, subject: &SubjectId, record: RecordId, purpose: &Purpose) -> Result<Record> {
         let (ident, read) = if self.store().is_shared() {
             self.get_from_shared(subject, record, purpose)?
@@ -350,13 +379,17 @@ impl Vault {
             .map_err(|e| InputError::Encoding(crate::error::json_error(&e)).into())
     }
 
-    /// Replaces a record's payload; the id stays, the version goes up.
+    /// Replaces a record's payload; the id stays, the version goes up. Refused for a credential
+    /// ([`InputError::CredentialWrite`]): set a new one with [`Vault::set_credential`] and erase
+    /// the old record.
     pub fn update(&self, subject: &SubjectId, record: RecordId, payload: &[u8]) -> Result<()> {
         self.rewrite(subject, record, None, Some(payload), AuditOp::Update, None)
     }
 
     /// Rectifies a record: a new payload and/or new metadata, with a reason (recorded in the
-    /// audit trail as having happened; neither the old nor the new value is recorded).
+    /// audit trail as having happened; neither the old nor the new value is recorded). Refused
+    /// for a credential, and for new metadata of category credential
+    /// ([`InputError::CredentialWrite`]).
     pub fn rectify(
         &self,
         subject: &SubjectId,
@@ -389,12 +422,14 @@ impl Vault {
             check_payload(p)?;
         }
         if let Some(m) = &meta {
+            refuse_credential(&m.category)?;
             self.check_meta(m, self.now())?;
         }
         let _no_destruction = self.no_destruction()?;
         let ident = self.find(subject)?.subject;
         let _g = self.lock_subject(&ident)?;
         let (stored, key) = self.load(&ident, record)?;
+        refuse_credential(&stored.entry.meta.category)?;
         self.authorize(
             Operation::Write,
             Scope::Category(&stored.entry.meta.category, None),
@@ -529,7 +564,8 @@ impl Vault {
 
     /// Reads every record of a subject that `purpose` may read (the rules of
     /// [`rights::access`](crate::rights::access)), decrypted, in record-id order. Records the
-    /// purpose may not read are left out, not an error. The audit trail notes the scan once per
+    /// purpose may not read are left out, not an error, and so are credentials (never read; see
+    /// [`Vault::verify_credential`]). The audit trail notes the scan once per
     /// category read: the subject, the category, the purpose and how many records (a scan reads
     /// every record of the subject that the purpose may read, so the ids add nothing).
     ///
@@ -625,7 +661,8 @@ impl Vault {
             let category = entry.meta.category.name();
             let erased =
                 !destroyed.is_empty() && destroyed.contains(&(category.to_owned(), entry.key_gen));
-            if erased {
+            // A credential is never read: a scan leaves it out (`list` shows that it exists).
+            if erased || entry.meta.category == Category::Credential {
                 continue;
             }
             if let Err(e) = access::check(id, &entry.meta, &state, purpose, policy.as_deref()) {
@@ -1153,6 +1190,14 @@ pub(crate) fn seal_record(
         updated_at: now,
         sealed,
     }
+}
+
+/// Refuses a write of a credential by any path but [`Vault::set_credential`].
+fn refuse_credential(category: &Category) -> Result<()> {
+    if *category == Category::Credential {
+        return Err(InputError::CredentialWrite.into());
+    }
+    Ok(())
 }
 
 /// Why a read was refused, in the audit trail's words (no personal data).

@@ -172,7 +172,13 @@ pub enum Command {
         subject: SubjectArg,
     },
     /// Counts of subjects and records, nothing decrypted.
-    Stats,
+    Stats {
+        /// Only counts that do not single anyone out: per category, basis, purpose and month
+        /// of collection, with counts below the policy's `[anonymisation] min_cell` (default 5)
+        /// withheld, and a second count of a group where one alone would be.
+        #[arg(long)]
+        anonymous: bool,
+    },
     /// Check the whole vault; exit 0 only when it is whole.
     Verify,
     /// Erase a subject, one of its categories, or one record, by destroying keys.
@@ -291,6 +297,28 @@ pub enum Command {
         #[arg(long, requires = "out")]
         force: bool,
     },
+    /// Export the records of some categories across every subject for analysis, pseudonymised:
+    /// JSON lines with a pseudonym per subject fresh to this export, no record ids, the month
+    /// of collection only, and JSON-object payloads without the policy's `[anonymisation]
+    /// drop_fields` (other payloads are left out). Reads for --purpose under the usual
+    /// purpose, consent and restriction rules.
+    ExportAnalysis {
+        /// A category to export (repeatable).
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+        /// The purpose of the analysis (not storage, legal-claims or subject-access).
+        #[arg(long)]
+        purpose: String,
+        /// Write to this new file (mode 0600) instead of stdout; an existing file is refused.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace the --out file if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
+    },
+    /// Credentials, stored only as Argon2id hashes.
+    #[command(subcommand)]
+    Credential(CredentialCmd),
     /// Import an export document.
     Import {
         /// The document.
@@ -360,6 +388,40 @@ pub enum Command {
     /// Data-subject requests.
     #[command(subcommand)]
     Request(RequestCmd),
+}
+
+/// Credential commands. The secret comes from --secret-file or stdin (a no-echo prompt on a
+/// terminal), never from the command line; one trailing newline is ignored.
+#[derive(Subcommand, Debug)]
+pub enum CredentialCmd {
+    /// Store a credential (an Argon2id hash of the secret); prints its record id.
+    Set {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// A purpose the credential serves (repeatable).
+        #[arg(long = "purpose")]
+        purposes: Vec<String>,
+        /// The legal basis. Default: contract.
+        #[arg(long)]
+        basis: Option<String>,
+        /// Where it came from (no personal data).
+        #[arg(long)]
+        source: Option<String>,
+        /// Read the secret from this file instead of stdin.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Check a secret against a credential: exit 0 when it matches, 1 when it does not.
+    Verify {
+        #[command(flatten)]
+        subject: SubjectArg,
+        /// The credential's record id.
+        #[arg(long)]
+        record: String,
+        /// Read the secret from this file instead of stdin.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
 }
 
 /// Policy commands.

@@ -1,9 +1,12 @@
 //! `pdvault`, the operator CLI: a thin layer over the library's public API.
 //!
 //! Every failure prints one line on stderr (`pdvault: <error>`) and exits non-zero; no command
-//! prints a subject identifier or a payload except `get` (the payload, to stdout) and `export`.
+//! prints a subject identifier or a payload except `get` (the payload, to stdout) and `export`
+//! (`export-analysis` prints payloads without the policy's dropped fields, under pseudonyms).
 
+mod analysis;
 mod args;
+mod credential;
 mod run;
 
 use std::process::ExitCode;

@@ -15,11 +15,13 @@ use pdvault::{
 };
 use serde_json::json;
 
-use crate::args::{AuditCmd, Cli, Command, ConsentCmd, HoldCmd, LedgerCmd, PolicyCmd, RequestCmd};
+use crate::args::{
+    AuditCmd, Cli, Command, ConsentCmd, CredentialCmd, HoldCmd, LedgerCmd, PolicyCmd, RequestCmd,
+};
 
 type Res<T> = Result<T, String>;
 
-fn err(e: impl std::fmt::Display) -> String {
+pub(crate) fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -246,7 +248,7 @@ fn time_left(due: Timestamp, now: Timestamp) -> String {
     }
 }
 
-fn print_json(v: &impl serde::Serialize) -> Res<()> {
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Res<()> {
     println!("{}", serde_json::to_string_pretty(v).map_err(err)?);
     Ok(())
 }
@@ -459,7 +461,69 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Stats => {
+        Command::Stats { anonymous: true } => crate::analysis::anonymous_stats(&cli, open(&cli)?),
+        Command::ExportAnalysis {
+            categories,
+            purpose: p,
+            out,
+            force,
+        } => {
+            let cats = categories
+                .iter()
+                .map(|c| category(c))
+                .collect::<Res<Vec<_>>>()?;
+            let p = purpose(p)?;
+            crate::analysis::export(open(&cli)?, &cats, &p, out.as_deref(), *force)
+        }
+        Command::Credential(CredentialCmd::Set {
+            subject: s,
+            purposes,
+            basis,
+            source,
+            secret_file,
+        }) => {
+            let mut meta = RecordMeta::new(Category::Credential);
+            for p in purposes {
+                meta = meta.purpose(purpose(p)?);
+            }
+            if let Some(b) = basis {
+                meta = meta.basis(b.parse::<LegalBasis>().map_err(err)?);
+            }
+            if let Some(src) = source {
+                meta = meta.source(src.clone());
+            }
+            let sid = subject(&s.subject)?;
+            let v = open(&cli)?;
+            let secret = crate::credential::read_secret(secret_file.as_deref(), true)?;
+            let id = v.set_credential(&sid, meta, &secret).map_err(err)?;
+            drop(secret);
+            v.close().map_err(err)?;
+            ok_line(&cli, &id.to_string(), json!({"record": id.to_string()}))
+        }
+        Command::Credential(CredentialCmd::Verify {
+            subject: s,
+            record: r,
+            secret_file,
+        }) => {
+            let (sid, rid) = (subject(&s.subject)?, record(r)?);
+            let v = open(&cli)?;
+            let secret = crate::credential::read_secret(secret_file.as_deref(), false)?;
+            let matched = v.verify_credential(&sid, rid, &secret).map_err(err)?;
+            drop(secret);
+            v.close().map_err(err)?;
+            if cli.json {
+                print_json(&json!({"record": r, "match": matched}))?;
+            } else {
+                println!("{}", if matched { "match" } else { "no match" });
+            }
+            if matched {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("pdvault: the secret does not match the credential");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Stats { anonymous: false } => {
             let v = open_as(&cli)?;
             let st = call!(v, stats()).map_err(err)?;
             v.close().map_err(err)?;
