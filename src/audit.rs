@@ -101,6 +101,9 @@ pub enum AuditOp {
     LiftObjection,
     /// A subject's age status was set.
     AgeStatus,
+    /// A scoped handle read what the vault holds about itself (counts, holds, requests, the
+    /// trail, a verification); the note says which.
+    Query,
 }
 
 /// One entry of the trail.

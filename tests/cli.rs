@@ -1281,3 +1281,35 @@ fn request_verify_then_close_under_a_policy_that_requires_it() {
         "{shown}"
     );
 }
+
+#[test]
+fn policy_check_accepts_every_shipped_policy_and_names_a_malformed_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let shipped = std::fs::read_dir(format!("{}/policies", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut n = 0;
+    for f in shipped {
+        let path = f.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            assert!(ok(&dir, &["policy", "check", path.to_str().unwrap()], None).contains("valid"));
+            n += 1;
+        }
+    }
+    assert_eq!(n, 5);
+    for (text, entry) in [
+        (
+            "[roles.support]\ngrants = [{ ops = [\"reed\"] }]\n",
+            "roles.support",
+        ),
+        (
+            "[recipients.broker]\nkind = \"friend\"\ncategories = [\"account\"]\nretention = \"1 year\"\ngrounds = [\"consent\"]\n",
+            "recipients.broker",
+        ),
+        ("[requests]\ninquiry = \"48 hours\"\n", "requests.inquiry"),
+    ] {
+        let bad = tmp.path().join("bad.toml");
+        std::fs::write(&bad, text).unwrap();
+        let e = fails(&dir, &["policy", "check", bad.to_str().unwrap()]);
+        assert!(e.contains(entry), "{text}: {e}");
+    }
+}

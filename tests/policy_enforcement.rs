@@ -779,3 +779,26 @@ fn under_a_guardian_consent_policy_a_minor_s_consent_based_reads_need_a_guardian
         false
     );
 }
+
+#[test]
+fn every_call_of_a_scoped_handle_leaves_an_entry_queries_included() {
+    let tmp = tempfile::tempdir().unwrap();
+    let admin = vault(&tmp.path().join("v"));
+    let officer = admin.scoped("olga", "officer").unwrap();
+    officer.stats().unwrap();
+    officer.holds(None).unwrap();
+    officer.requests(false).unwrap();
+    officer.audit_verify().unwrap();
+    let queries: Vec<_> = entries_of(&admin, "olga")
+        .into_iter()
+        .map(|e| (e.op, e.role, e.note))
+        .collect();
+    let want = ["stats", "holds", "requests", "audit verify"].map(|n| {
+        (
+            AuditOp::Query,
+            Some("officer".to_owned()),
+            Some(n.to_owned()),
+        )
+    });
+    assert_eq!(queries, want);
+}

@@ -318,7 +318,9 @@ impl ScopedVault {
     /// [`Vault::holds`], with `hold` granted on every category.
     pub fn holds(&self, subject: Option<&SubjectId>) -> Result<Vec<Hold>> {
         self.check(Operation::Hold, Scope::Everything(None))?;
-        self.vault.holds(subject)
+        let holds = self.vault.holds(subject)?;
+        self.queried("holds")?;
+        Ok(holds)
     }
 
     /// [`Vault::restrict`], with `restrict` granted on the category (none: every category).
@@ -439,7 +441,9 @@ impl ScopedVault {
     /// [`Vault::requests`], with `request` granted.
     pub fn requests(&self, overdue_only: bool) -> Result<Vec<Request>> {
         self.check(Operation::Request, Scope::Everything(None))?;
-        self.vault.requests(overdue_only)
+        let requests = self.vault.requests(overdue_only)?;
+        self.queried("requests")?;
+        Ok(requests)
     }
 
     /// [`Vault::disclose`], with `disclose` granted on each category for the purpose.
@@ -519,18 +523,22 @@ impl ScopedVault {
     /// [`Vault::stats`], with `administer` granted.
     pub fn stats(&self) -> Result<super::Stats> {
         self.check(Operation::Administer, Scope::Everything(None))?;
-        self.vault.stats()
+        let stats = self.vault.stats()?;
+        self.queried("stats")?;
+        Ok(stats)
     }
 
     /// [`Vault::verify`], with `administer` granted.
     pub fn verify(&self) -> Result<super::VerifyReport> {
         self.check(Operation::Administer, Scope::Everything(None))?;
+        self.queried("verify")?;
         self.vault.verify()
     }
 
     /// [`Vault::audit_verify`], with `administer` granted.
     pub fn audit_verify(&self) -> Result<AuditReport> {
         self.check(Operation::Administer, Scope::Everything(None))?;
+        self.queried("audit verify")?;
         self.vault.audit_verify()
     }
 
@@ -541,7 +549,64 @@ impl ScopedVault {
         since: Option<Timestamp>,
     ) -> Result<Vec<AuditEntry>> {
         self.check(Operation::Administer, Scope::Everything(None))?;
+        self.queried("audit entries")?;
         self.vault.audit_entries(subject, since)
+    }
+
+    /// [`Vault::anonymous_stats`], with `administer` granted.
+    pub fn anonymous_stats(&self) -> Result<crate::anonymised::AnonymousStats> {
+        self.check(Operation::Administer, Scope::Everything(None))?;
+        let stats = self.vault.anonymous_stats()?;
+        self.queried("anonymous stats")?;
+        Ok(stats)
+    }
+
+    /// [`Vault::export_for_analysis`], with `export` granted on each category for the purpose.
+    pub fn export_for_analysis(
+        &self,
+        categories: &[Category],
+        purpose: &Purpose,
+        out: &mut dyn Write,
+    ) -> Result<u64> {
+        for c in categories {
+            self.check(Operation::Export, Scope::Category(c, Some(purpose)))?;
+        }
+        self.vault.export_for_analysis(categories, purpose, out)
+    }
+
+    /// [`Vault::set_credential`], with `write` granted on the credential category.
+    pub fn set_credential(
+        &self,
+        subject: &SubjectId,
+        meta: RecordMeta,
+        secret: &[u8],
+    ) -> Result<RecordId> {
+        self.check(
+            Operation::Write,
+            Scope::Category(&Category::Credential, None),
+        )?;
+        self.vault.set_credential(subject, meta, secret)
+    }
+
+    /// [`Vault::verify_credential`], with `read` granted on the credential category.
+    pub fn verify_credential(
+        &self,
+        subject: &SubjectId,
+        record: RecordId,
+        candidate: &[u8],
+    ) -> Result<bool> {
+        self.check(
+            Operation::Read,
+            Scope::Category(&Category::Credential, None),
+        )?;
+        self.vault.verify_credential(subject, record, candidate)
+    }
+
+    /// Audits a read of what the vault holds about itself (the calls that do not audit
+    /// themselves), so that every call of a scoped handle leaves an entry.
+    fn queried(&self, what: &str) -> Result<()> {
+        let d = self.vault.draft(AuditOp::Query).note(what);
+        self.vault.inner.trail.note_read(self.vault.store(), d)
     }
 
     /// Writes buffered audit entries ([`Vault::flush`]).

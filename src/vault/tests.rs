@@ -922,7 +922,7 @@ fn ledger_entry() -> impl Strategy<Value = LedgerEntry> {
         )
 }
 
-const AUDIT_OPS: [AuditOp; 31] = [
+const AUDIT_OPS: [AuditOp; 32] = [
     AuditOp::Put,
     AuditOp::Read,
     AuditOp::Update,
@@ -954,6 +954,7 @@ const AUDIT_OPS: [AuditOp; 31] = [
     AuditOp::Object,
     AuditOp::LiftObjection,
     AuditOp::AgeStatus,
+    AuditOp::Query,
 ];
 
 fn audit_entry() -> impl Strategy<Value = AuditEntry> {

@@ -32,7 +32,8 @@ pub struct Cli {
     pub actor: String,
     /// Act as --actor in this role of the vault's policy: every command is checked against the
     /// role's grants (and refused, audited, outside them). Administrative commands (init, policy
-    /// set, rotate-key, migrate, backup, ledger, restore, import) are not available in a role.
+    /// show and set, rotate-key, migrate, backup, ledger, restore, import, stats --anonymous,
+    /// export-analysis) are not available in a role.
     /// Without it, the CLI is the host's administrative access.
     #[arg(long, env = "PDVAULT_ROLE", global = true)]
     pub role: Option<String>,

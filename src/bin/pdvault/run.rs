@@ -493,9 +493,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 meta = meta.source(src.clone());
             }
             let sid = subject(&s.subject)?;
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let secret = crate::credential::read_secret(secret_file.as_deref(), true)?;
-            let id = v.set_credential(&sid, meta, &secret).map_err(err)?;
+            let id = call!(v, set_credential(&sid, meta, &secret)).map_err(err)?;
             drop(secret);
             v.close().map_err(err)?;
             ok_line(&cli, &id.to_string(), json!({"record": id.to_string()}))
@@ -506,9 +506,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             secret_file,
         }) => {
             let (sid, rid) = (subject(&s.subject)?, record(r)?);
-            let v = open(&cli)?;
+            let v = open_as(&cli)?;
             let secret = crate::credential::read_secret(secret_file.as_deref(), false)?;
-            let matched = v.verify_credential(&sid, rid, &secret).map_err(err)?;
+            let matched = call!(v, verify_credential(&sid, rid, &secret)).map_err(err)?;
             drop(secret);
             v.close().map_err(err)?;
             if cli.json {
