@@ -45,8 +45,10 @@ fn main() -> pdvault::Result<()> {
     )?;
     app.grant_consent(&bob, &Purpose::new("analytics")?, None)?;
 
-    // 1. Access request: record it, answer it with an export (which closes it).
+    // 1. Access request: record it, verify the requester's identity (the policy requires it),
+    //    answer it with an export (which closes it).
     let req = officer.open_request(&bob, RequestKind::Access, None)?;
+    officer.verify_request_identity(req.id, "dpo@example.com", "government-issued ID")?;
     println!(
         "access request {} received, due {}",
         req.id,
@@ -66,7 +68,8 @@ fn main() -> pdvault::Result<()> {
 
     // 2. Erasure request: the transaction is kept 7 years (legal obligation), the rest goes now.
     clock.advance(jiff::Span::new().days(3));
-    officer.open_request(&bob, RequestKind::Erasure, None)?;
+    let req = officer.open_request(&bob, RequestKind::Erasure, None)?;
+    officer.verify_request_identity(req.id, "dpo@example.com", "password confirmation")?;
     let report = officer.erase_subject(&bob)?;
     println!(
         "erasure: {} erased, {} retained:",

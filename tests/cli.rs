@@ -508,6 +508,23 @@ fn rights_commands() {
     assert!(ok(&dir, &["request", "list"], None).contains("access"));
     ok(&dir, &["request", "list", "--overdue"], None);
     let export = tmp.path().join("export.json");
+    let answer = [&["export"][..], &s, &["--out", export.to_str().unwrap()]].concat();
+    // Seed 001 has the requester's identity verified before an access request is answered.
+    assert!(fails(&dir, &answer).contains("identity"));
+    ok(
+        &dir,
+        &[
+            "request",
+            "verify",
+            "--id",
+            req["id"].as_str().unwrap(),
+            "--by",
+            "dpo",
+            "--method",
+            "account verification",
+        ],
+        None,
+    );
     ok(
         &dir,
         &[&["export"][..], &s, &["--out", export.to_str().unwrap()]].concat(),

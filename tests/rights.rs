@@ -33,11 +33,13 @@ fn vault_with(dir: &std::path::Path, clock: &ManualClock, policy: Option<String>
     b.create(RootSecret::passphrase("pw-passphrase")).unwrap()
 }
 
-/// Seed 001's policy, which also requires the requester's identity verified before any request
-/// is answered (as every seed does).
+/// Seed 001's policy with the requester's identity verified before any request (of every kind)
+/// is answered.
 fn verifying_policy() -> String {
-    policy_text("seed-001-m-exe.toml")
-        .replace("[requests]\n", "[requests]\nverify_identity = true\n")
+    policy_text("seed-001-m-exe.toml").replace(
+        "verify_identity = [\"access\", \"rectification\", \"erasure\", \"restriction\", \"portability\"]",
+        "verify_identity = true",
+    )
 }
 
 fn purpose(s: &str) -> Purpose {
@@ -396,6 +398,11 @@ fn request_due_dates_follow_the_policy_and_overdue_lists_are_right() {
         (0, 1, 1, 2, 2, 4)
     );
     // answering closes: an export closes the access request, a restriction the restriction one
+    // (seed 001 has the requester's identity verified first)
+    for r in [&access, &restr, &rect, &erase] {
+        v.verify_request_identity(r.id, "dpo", "account verification")
+            .unwrap();
+    }
     v.export(&s, &mut std::io::sink()).unwrap();
     v.restrict(&s, None).unwrap();
     v.close_request(rect.id).unwrap();

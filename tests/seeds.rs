@@ -218,6 +218,13 @@ fn seed_001_m_exe() {
         .open_request(&s, RequestKind::Rectification, None)
         .unwrap();
     assert_eq!(rectification.due_at, Some(in_days(15)));
+    // "may require government-issued identification ... to confirm your identity": an access
+    // request is answered only once the requester's identity is verified, and that is recorded.
+    let access = v.open_request(&s, RequestKind::Access, None).unwrap();
+    assert!(v.export(&s, &mut Vec::new()).is_err());
+    v.verify_request_identity(access.id, "dpo", "government-issued ID")
+        .unwrap();
+    v.export(&s, &mut Vec::new()).unwrap();
 
     // Objection: the legitimate-interests usage record is no longer read for analytics.
     v.object(&s, &purpose("analytics")).unwrap();
