@@ -263,6 +263,8 @@ pub(crate) struct Trail {
     chain: Option<u64>,
     head: Mutex<ChainPoint>,
     pending: Mutex<Vec<Draft>>,
+    /// Whether a read's entry is made durable before the read returns.
+    durable_reads: std::sync::atomic::AtomicBool,
 }
 
 /// Buffered reads are written once this many wait.
@@ -294,6 +296,7 @@ impl Trail {
             chain: None,
             head: Mutex::new(head),
             pending: Mutex::new(Vec::new()),
+            durable_reads: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -325,6 +328,7 @@ impl Trail {
             chain: Some(chain),
             head: Mutex::new(ChainPoint::default()),
             pending: Mutex::new(Vec::new()),
+            durable_reads: std::sync::atomic::AtomicBool::new(false),
         };
         let mut txn = Txn::new();
         txn.put(layout::meta(layout::AUDIT_CHAINS), &chain);
@@ -376,17 +380,29 @@ impl Trail {
         lock(&self.pending).push(draft);
     }
 
-    /// Buffers a read's entry; writes the buffer when it is full.
+    /// Buffers a read's entry; writes the buffer when it is full, or at once (and syncs) when
+    /// reads are to be durable.
     pub(crate) fn note_read(&self, store: &Store, draft: Draft) -> Result<()> {
         let full = {
             let mut p = lock(&self.pending);
             p.push(draft);
             p.len() >= PENDING_LIMIT
         };
-        if full {
-            self.commit(store, Txn::new(), Vec::new())?;
+        let durable = self
+            .durable_reads
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if full || durable {
+            let seq = self.commit(store, Txn::new(), Vec::new())?;
+            if durable {
+                store.sync_to(seq)?;
+            }
         }
         Ok(())
+    }
+
+    pub(crate) fn set_durable_reads(&self, on: bool) {
+        self.durable_reads
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Commits `txn` with `drafts` (and every buffered read) chained onto the trail.

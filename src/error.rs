@@ -3,9 +3,11 @@
 //! No error message carries a key, a payload or a subject identifier: messages name records and
 //! holds by their random ids only.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::ids::{HoldId, RecordId, RequestId};
+use crate::keysource::KeySourceError;
 
 /// Errors of opening, creating and checking a vault as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,9 @@ pub enum StorageError {
     /// reopening recovers from it.
     #[error("the store stopped writing after a failed write ({0}); reopen the vault")]
     Halted(String),
+    /// The vault was closed ([`Vault::close`](crate::Vault::close), on this handle or a clone).
+    #[error("the vault is closed")]
+    Closed,
     /// A stored entry could not be decoded.
     #[error("stored entry is malformed: {0}")]
     Malformed(&'static str),
@@ -608,9 +613,268 @@ impl Error {
             Error::Storage(StorageError::Engine(s)) => StorageError::Engine(s.clone()),
             Error::Storage(StorageError::Corrupted(s)) => StorageError::Corrupted(s.clone()),
             Error::Storage(StorageError::Halted(s)) => StorageError::Halted(s.clone()),
+            Error::Storage(StorageError::Closed) => StorageError::Closed,
             Error::Storage(StorageError::Malformed(s)) => StorageError::Malformed(s),
             other => StorageError::Engine(other.to_string()),
         })
+    }
+}
+
+/// What kind of failure an [`Error`] is: what a service does about it, whatever the variant.
+///
+/// [`Error::kind`] classifies every error pdvault returns, nested ones included (an
+/// [`Error::Storage`] of [`StorageError::Io`] is [`Unavailable`](ErrorKind::Unavailable), of
+/// [`StorageError::Corrupted`] is [`Integrity`](ErrorKind::Integrity)). Each kind names the HTTP
+/// status that suits it best for a service that answers with the vault's outcome; only
+/// [`Unavailable`](ErrorKind::Unavailable) is worth retrying as it is
+/// ([`Error::is_retryable`]). New kinds may be added: match with a wildcard arm, and treat an
+/// unknown kind as an internal error (500, not retried).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// What the call names is not in the vault: a subject, a record, a hold or a request never
+    /// written, or deleted or erased; or no vault where one was to be opened. Answer 404; do not
+    /// retry.
+    NotFound,
+    /// A vault already exists where one was to be created. Answer 409; do not retry.
+    AlreadyExists,
+    /// The call conflicts with the state of what it names: a request that is closed, a
+    /// requester's identity verified already, an erasure ledger that does not continue the
+    /// backup's own. Answer 409; do not retry unchanged.
+    Conflict,
+    /// The caller's input is invalid: an identifier, a category, a purpose, a field, a document,
+    /// a date, a policy or a key-derivation parameter, or input the policy does not accept (a
+    /// category not collected, a basis not allowed). Nothing was written. Answer 400 (or 422);
+    /// do not retry unchanged.
+    InvalidInput,
+    /// A secret was refused: the passphrase or raw key does not open the vault (or is of the
+    /// other kind), or the key source refused its PIN or credentials. Ask for the secret again
+    /// or fix the configuration (401 where a user gave the secret, otherwise 500 and alert); do
+    /// not retry unchanged (a token may lock after a few wrong PINs).
+    WrongSecret,
+    /// The policy refuses the call: a purpose not among the record's, no consent, an objection,
+    /// processing restricted, a role not granted the operation (or no such role), a disclosure
+    /// not in the recipients register, a credential read, a request answered before the
+    /// requester's identity was verified. Answer 403; do not retry unless what the policy asks
+    /// for changed (consent given, identity verified).
+    Refused,
+    /// An erasure or deletion was refused because the data must be kept: a legal hold covers
+    /// it, or the policy's minimum retention has not ended. Nothing was destroyed. This is a lawful
+    /// answer to an erasure request, to be reported with its reason (the holds, or when the
+    /// retention ends); answer 409 (or 423). Retrying succeeds once the hold is released or
+    /// the retention ended, not before.
+    Retained,
+    /// What was to be opened was superseded for good: a backup that expired, or a copy of the
+    /// vault sealed under an epoch key its key source destroyed. Answer 410; never retry.
+    Gone,
+    /// An integrity check failed: data altered, moved or damaged, the store lost writes its
+    /// manifest records, a vault header or a stored entry damaged, an erasure ledger tampered
+    /// with or cut off, a key source's sealed value that does not open. Never retry, never
+    /// serve the data; alert an operator (500), and restore from a backup where the vault
+    /// itself is damaged.
+    Integrity,
+    /// The operation is not supported for this vault or this build: a vault format written by
+    /// a newer (or pre-release) pdvault, a ledger format this build does not read, an operation
+    /// the store does not offer (a backup of a vault on PostgreSQL). Answer 501 (or 500); do
+    /// not retry.
+    Unsupported,
+    /// The vault could not serve the call now: an I/O error, the embedded store or the database
+    /// failed or cannot be reached, the vault's lock stayed held by another process, the key
+    /// source cannot be reached or failed. Nothing may be concluded from it (in particular,
+    /// nothing was erased because of it). Retryable: answer 503 and retry with backoff. Most
+    /// causes pass; some need an operator (a connection string that is wrong, a disk that keeps
+    /// failing), so cap the retries and alert. On a vault directory a failed write stops the
+    /// store: the retry then reports [`Stopped`](ErrorKind::Stopped).
+    Unavailable,
+    /// The file system (or the database) has no space left: the write was not made, and nothing
+    /// written before is lost. Answer 507 (or 503) and alert an operator: free space (on a vault
+    /// directory, then open the vault again: its store stopped writing). Not retryable as it is.
+    StorageFull,
+    /// This vault handle stopped and must be opened again: its store stopped writing after a
+    /// failed write (reopening recovers from what was acknowledged), it was closed
+    /// ([`Vault::close`](crate::Vault::close) on it or a clone), or another process rotated
+    /// the root key (open it with the new secret). Answer 503; drop the handle, open the vault
+    /// again, then retry.
+    Stopped,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::NotFound => "not found",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::WrongSecret => "wrong secret",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Retained => "retained",
+            ErrorKind::Gone => "gone",
+            ErrorKind::Integrity => "integrity",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::StorageFull => "storage full",
+            ErrorKind::Stopped => "stopped",
+        })
+    }
+}
+
+// Every match below names every variant, with no wildcard arm: `#[non_exhaustive]` does not
+// apply inside the crate, so a variant added to any of these enums fails to compile until it is
+// classified here (and in the test at the end of this file).
+impl Error {
+    /// What kind of failure this is, for an HTTP status or a retry decision ([`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Open(e) => e.kind(),
+            Error::Storage(e) => e.kind(),
+            Error::Integrity(IntegrityError) => ErrorKind::Integrity,
+            Error::Input(e) => e.kind(),
+            Error::Access(e) => e.kind(),
+            Error::Erasure(e) => e.kind(),
+            Error::Policy(e) => e.kind(),
+            Error::Ledger(e) => e.kind(),
+            Error::Request(e) => e.kind(),
+            Error::KeySource(e) => key_source_kind(e),
+            Error::SubjectNotFound
+            | Error::RecordNotFound(_)
+            | Error::HoldNotFound(_)
+            | Error::RequestNotFound(_) => ErrorKind::NotFound,
+        }
+    }
+
+    /// Whether the same call may succeed if made again later, unchanged: the kind is
+    /// [`ErrorKind::Unavailable`]. Retry with backoff and a cap. An error of kind
+    /// [`ErrorKind::Stopped`] also succeeds again, but only after the vault is opened anew.
+    pub fn is_retryable(&self) -> bool {
+        self.kind() == ErrorKind::Unavailable
+    }
+}
+
+impl OpenError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            OpenError::WrongKey | OpenError::SecretKindMismatch { .. } => ErrorKind::WrongSecret,
+            OpenError::HeaderTruncated { .. }
+            | OpenError::HeaderDamaged(_)
+            | OpenError::DataLoss(_) => ErrorKind::Integrity,
+            OpenError::NewerFormat { .. }
+            | OpenError::OlderFormat { .. }
+            | OpenError::NotSupported(_) => ErrorKind::Unsupported,
+            OpenError::AlreadyOpen(_) => ErrorKind::Unavailable,
+            OpenError::NotFound(_) => ErrorKind::NotFound,
+            OpenError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            OpenError::InvalidKdfParams(_)
+            | OpenError::IsBackup(_)
+            | OpenError::SourceKindMismatch { .. } => ErrorKind::InvalidInput,
+            OpenError::BackupExpired | OpenError::EpochDestroyed(_) => ErrorKind::Gone,
+            OpenError::RootRotated => ErrorKind::Stopped,
+        }
+    }
+}
+
+impl StorageError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StorageError::Io(_) | StorageError::Engine(_) => ErrorKind::Unavailable,
+            StorageError::NoSpace(_) => ErrorKind::StorageFull,
+            StorageError::Corrupted(_) | StorageError::Malformed(_) => ErrorKind::Integrity,
+            StorageError::Halted(_) | StorageError::Closed => ErrorKind::Stopped,
+        }
+    }
+}
+
+impl InputError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            InputError::SubjectId(_)
+            | InputError::RecordId
+            | InputError::HoldId
+            | InputError::RequestId
+            | InputError::Category(_)
+            | InputError::UnknownCategory { .. }
+            | InputError::Purpose(_)
+            | InputError::LegalBasis(_)
+            | InputError::NotCollected(_)
+            | InputError::BasisNotAllowed { .. }
+            | InputError::PayloadTooLarge { .. }
+            | InputError::Field { .. }
+            | InputError::Encoding(_)
+            | InputError::Time(_)
+            | InputError::CollectedInFuture { .. }
+            | InputError::SweepInPast { .. }
+            | InputError::PassphraseTooShort { .. }
+            | InputError::CredentialWrite
+            | InputError::NotACredential(_)
+            | InputError::Document(_)
+            | InputError::DocumentEntry { .. } => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+impl AccessError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AccessError::PurposeNotAllowed { .. }
+            | AccessError::NoConsent { .. }
+            | AccessError::Objected { .. }
+            | AccessError::NoGuardianConsent { .. }
+            | AccessError::Restricted { .. }
+            | AccessError::NotGranted { .. }
+            | AccessError::CredentialNotReadable { .. }
+            | AccessError::UnknownRole(_)
+            | AccessError::DisclosureRefused { .. } => ErrorKind::Refused,
+        }
+    }
+}
+
+impl ErasureError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ErasureError::Held { .. } | ErasureError::Retained { .. } => ErrorKind::Retained,
+        }
+    }
+}
+
+impl PolicyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            PolicyError::Parse(_) | PolicyError::Entry { .. } => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+impl LedgerError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            LedgerError::Unauthenticated
+            | LedgerError::Malformed(_)
+            | LedgerError::OtherVault { .. }
+            | LedgerError::OlderThanBackup { .. } => ErrorKind::InvalidInput,
+            LedgerError::UnsupportedFormat { .. } => ErrorKind::Unsupported,
+            LedgerError::Truncated
+            | LedgerError::CountMismatch { .. }
+            | LedgerError::MacMismatch => ErrorKind::Integrity,
+            LedgerError::Diverges { .. } => ErrorKind::Conflict,
+        }
+    }
+}
+
+impl RequestError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RequestError::UnknownKind { .. } => ErrorKind::InvalidInput,
+            RequestError::IdentityNotVerified { .. } => ErrorKind::Refused,
+            RequestError::AlreadyVerified(_) | RequestError::Closed(_) => ErrorKind::Conflict,
+        }
+    }
+}
+
+fn key_source_kind(e: &KeySourceError) -> ErrorKind {
+    match e {
+        KeySourceError::Unreachable(_) | KeySourceError::Failed(_) => ErrorKind::Unavailable,
+        KeySourceError::Denied(_) => ErrorKind::WrongSecret,
+        KeySourceError::EpochNotFound(_) => ErrorKind::Gone,
+        KeySourceError::Damaged(_) => ErrorKind::Integrity,
     }
 }
 
@@ -632,3 +896,253 @@ pub(crate) fn json_error(e: &serde_json::Error) -> String {
 
 /// The result type of pdvault.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keysource::EpochId;
+
+    /// One sample of every variant of `$enum`, each with the kind it must have. The patterns
+    /// are matched exhaustively with no wildcard arm, so a variant added to `$enum` fails to
+    /// compile here until it has a sample below; each sample is checked to match its pattern.
+    macro_rules! samples {
+        ($enum:ty: $($pat:pat = $sample:expr => $kind:ident),+ $(,)?) => {{
+            fn every_variant_listed(e: &$enum) {
+                match e {
+                    $($pat => {})+
+                }
+            }
+            let mut v: Vec<(Error, ErrorKind)> = Vec::new();
+            $(
+                let sample = $sample;
+                assert!(matches!(&sample, $pat), "{sample:?} does not match its pattern");
+                every_variant_listed(&sample);
+                v.push((Error::from(sample), ErrorKind::$kind));
+            )+
+            v
+        }};
+    }
+
+    fn path() -> PathBuf {
+        PathBuf::from("/srv/vault")
+    }
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("disk")
+    }
+
+    fn now() -> jiff::Timestamp {
+        jiff::Timestamp::UNIX_EPOCH
+    }
+
+    #[test]
+    fn every_error_has_its_kind() {
+        let record = RecordId::random();
+        let request = RequestId::random();
+        let epoch = EpochId::next(None);
+        let mut all = Vec::new();
+        all.extend(samples!(Error:
+            Error::Open(_) = Error::Open(OpenError::WrongKey) => WrongSecret,
+            Error::Storage(_) = Error::Storage(StorageError::Io(io())) => Unavailable,
+            Error::Integrity(_) = Error::Integrity(IntegrityError) => Integrity,
+            Error::Input(_) = Error::Input(InputError::RecordId) => InvalidInput,
+            Error::Access(_) = Error::Access(AccessError::UnknownRole("r".into())) => Refused,
+            Error::Erasure(_) = Error::Erasure(ErasureError::Held { holds: vec![HoldId::random()] })
+                => Retained,
+            Error::Policy(_) = Error::Policy(PolicyError::Parse("p".into())) => InvalidInput,
+            Error::Ledger(_) = Error::Ledger(LedgerError::MacMismatch) => Integrity,
+            Error::Request(_) = Error::Request(RequestError::Closed(request)) => Conflict,
+            Error::KeySource(_) = Error::KeySource(KeySourceError::Unreachable("t".into()))
+                => Unavailable,
+            Error::SubjectNotFound = Error::SubjectNotFound => NotFound,
+            Error::RecordNotFound(_) = Error::RecordNotFound(record) => NotFound,
+            Error::HoldNotFound(_) = Error::HoldNotFound(HoldId::random()) => NotFound,
+            Error::RequestNotFound(_) = Error::RequestNotFound("r".into()) => NotFound,
+        ));
+        all.extend(samples!(OpenError:
+            OpenError::WrongKey = OpenError::WrongKey => WrongSecret,
+            OpenError::SecretKindMismatch { .. } = OpenError::SecretKindMismatch {
+                expected: "passphrase",
+                given: "raw key",
+            } => WrongSecret,
+            OpenError::HeaderTruncated { .. } = OpenError::HeaderTruncated { found: 3 }
+                => Integrity,
+            OpenError::HeaderDamaged(_) = OpenError::HeaderDamaged("checksum") => Integrity,
+            OpenError::NewerFormat { .. } = OpenError::NewerFormat { found: 9, supported: 2 }
+                => Unsupported,
+            OpenError::OlderFormat { .. } = OpenError::OlderFormat { found: 1, supported: 2 }
+                => Unsupported,
+            OpenError::AlreadyOpen(_) = OpenError::AlreadyOpen(path()) => Unavailable,
+            OpenError::NotFound(_) = OpenError::NotFound(path()) => NotFound,
+            OpenError::AlreadyExists(_) = OpenError::AlreadyExists(path()) => AlreadyExists,
+            OpenError::DataLoss(_) = OpenError::DataLoss("manifest".into()) => Integrity,
+            OpenError::InvalidKdfParams(_) = OpenError::InvalidKdfParams("m".into())
+                => InvalidInput,
+            OpenError::IsBackup(_) = OpenError::IsBackup(path()) => InvalidInput,
+            OpenError::BackupExpired = OpenError::BackupExpired => Gone,
+            OpenError::RootRotated = OpenError::RootRotated => Stopped,
+            OpenError::NotSupported(_) = OpenError::NotSupported("backup") => Unsupported,
+            OpenError::EpochDestroyed(_) = OpenError::EpochDestroyed(epoch.to_string()) => Gone,
+            OpenError::SourceKindMismatch { .. } = OpenError::SourceKindMismatch {
+                expected: "pkcs11".into(),
+                given: "slot".into(),
+            } => InvalidInput,
+        ));
+        all.extend(samples!(StorageError:
+            StorageError::Io(_) = StorageError::Io(io()) => Unavailable,
+            StorageError::NoSpace(_) = StorageError::from(std::io::Error::from(
+                std::io::ErrorKind::StorageFull,
+            )) => StorageFull,
+            StorageError::Engine(_) = StorageError::Engine("connection refused".into())
+                => Unavailable,
+            StorageError::Corrupted(_) = StorageError::Corrupted("page".into()) => Integrity,
+            StorageError::Halted(_) = StorageError::Halted("disk".into()) => Stopped,
+            StorageError::Closed = StorageError::Closed => Stopped,
+            StorageError::Malformed(_) = StorageError::Malformed("record") => Integrity,
+        ));
+        all.extend(samples!(InputError:
+            InputError::SubjectId(_) = InputError::SubjectId("empty") => InvalidInput,
+            InputError::RecordId = InputError::RecordId => InvalidInput,
+            InputError::HoldId = InputError::HoldId => InvalidInput,
+            InputError::RequestId = InputError::RequestId => InvalidInput,
+            InputError::Category(_) = InputError::Category("A".into()) => InvalidInput,
+            InputError::UnknownCategory { .. } = InputError::UnknownCategory {
+                name: "contcat".into(),
+                suggestion: Some("contact".into()),
+            } => InvalidInput,
+            InputError::Purpose(_) = InputError::Purpose(String::new()) => InvalidInput,
+            InputError::LegalBasis(_) = InputError::LegalBasis("whim".into()) => InvalidInput,
+            InputError::NotCollected(_) = InputError::NotCollected("biometric".into())
+                => InvalidInput,
+            InputError::BasisNotAllowed { .. } = InputError::BasisNotAllowed {
+                category: "health".into(),
+                basis: crate::model::LegalBasis::Consent,
+                allowed: "legal-obligation".into(),
+            } => InvalidInput,
+            InputError::PayloadTooLarge { .. } = InputError::PayloadTooLarge { len: 2, max: 1 }
+                => InvalidInput,
+            InputError::Field { .. } = InputError::Field { field: "source", why: "too long" }
+                => InvalidInput,
+            InputError::Encoding(_) = InputError::Encoding("json".into()) => InvalidInput,
+            InputError::Time(_) = InputError::Time("yesterday".into()) => InvalidInput,
+            InputError::CollectedInFuture { .. } = InputError::CollectedInFuture {
+                collected_at: now(),
+                now: now(),
+            } => InvalidInput,
+            InputError::SweepInPast { .. } = InputError::SweepInPast { at: now(), now: now() }
+                => InvalidInput,
+            InputError::PassphraseTooShort { .. } = InputError::PassphraseTooShort { min: 12 }
+                => InvalidInput,
+            InputError::CredentialWrite = InputError::CredentialWrite => InvalidInput,
+            InputError::NotACredential(_) = InputError::NotACredential(record) => InvalidInput,
+            InputError::Document(_) = InputError::Document("shape".into()) => InvalidInput,
+            InputError::DocumentEntry { .. } = InputError::DocumentEntry {
+                entry: "records[2]".into(),
+                error: Box::new(InputError::RecordId),
+            } => InvalidInput,
+        ));
+        all.extend(samples!(AccessError:
+            AccessError::PurposeNotAllowed { .. } = AccessError::PurposeNotAllowed {
+                purpose: "ads".into(),
+                record,
+            } => Refused,
+            AccessError::NoConsent { .. } = AccessError::NoConsent { purpose: "ads".into(), record }
+                => Refused,
+            AccessError::Objected { .. } = AccessError::Objected { purpose: "ads".into(), record }
+                => Refused,
+            AccessError::NoGuardianConsent { .. } = AccessError::NoGuardianConsent {
+                purpose: "ads".into(),
+                record,
+            } => Refused,
+            AccessError::Restricted { .. } = AccessError::Restricted { record } => Refused,
+            AccessError::NotGranted { .. } = AccessError::NotGranted {
+                principal: "alice".into(),
+                role: "support".into(),
+                operation: crate::policy::roles::Operation::Erase,
+                on: "on category contact".into(),
+            } => Refused,
+            AccessError::CredentialNotReadable { .. } =
+                AccessError::CredentialNotReadable { record } => Refused,
+            AccessError::UnknownRole(_) = AccessError::UnknownRole("root".into()) => Refused,
+            AccessError::DisclosureRefused { .. } = AccessError::DisclosureRefused {
+                recipient: "acme".into(),
+                reason: DisclosureRefusal::UndeclaredRecipient,
+            } => Refused,
+        ));
+        all.extend(samples!(ErasureError:
+            ErasureError::Held { .. } = ErasureError::Held { holds: vec![HoldId::random()] }
+                => Retained,
+            ErasureError::Retained { .. } = ErasureError::Retained { until: now() } => Retained,
+        ));
+        all.extend(samples!(PolicyError:
+            PolicyError::Parse(_) = PolicyError::Parse("toml".into()) => InvalidInput,
+            PolicyError::Entry { .. } = PolicyError::Entry {
+                entry: "contact".into(),
+                why: "no retention".into(),
+            } => InvalidInput,
+        ));
+        all.extend(samples!(LedgerError:
+            LedgerError::Unauthenticated = LedgerError::Unauthenticated => InvalidInput,
+            LedgerError::UnsupportedFormat { .. } = LedgerError::UnsupportedFormat {
+                found: "pdvault-ledger/9".into(),
+                supported: "pdvault-ledger/1",
+            } => Unsupported,
+            LedgerError::Truncated = LedgerError::Truncated => Integrity,
+            LedgerError::CountMismatch { .. } = LedgerError::CountMismatch { stated: 2, found: 1 }
+                => Integrity,
+            LedgerError::Malformed(_) = LedgerError::Malformed("json".into()) => InvalidInput,
+            LedgerError::OtherVault { .. } = LedgerError::OtherVault {
+                expected: "aa".into(),
+                found: "bb".into(),
+            } => InvalidInput,
+            LedgerError::MacMismatch = LedgerError::MacMismatch => Integrity,
+            LedgerError::OlderThanBackup { .. } = LedgerError::OlderThanBackup {
+                in_backup: 2,
+                in_ledger: 1,
+            } => InvalidInput,
+            LedgerError::Diverges { .. } = LedgerError::Diverges { seq: 1 } => Conflict,
+        ));
+        all.extend(samples!(RequestError:
+            RequestError::UnknownKind { .. } = RequestError::UnknownKind {
+                name: "acess".into(),
+                suggestion: Some("access".into()),
+            } => InvalidInput,
+            RequestError::IdentityNotVerified { .. } = RequestError::IdentityNotVerified {
+                request,
+                kind: crate::policy::RequestKind::Erasure,
+            } => Refused,
+            RequestError::AlreadyVerified(_) = RequestError::AlreadyVerified(request) => Conflict,
+            RequestError::Closed(_) = RequestError::Closed(request) => Conflict,
+        ));
+        all.extend(samples!(KeySourceError:
+            KeySourceError::Unreachable(_) = KeySourceError::Unreachable("token".into())
+                => Unavailable,
+            KeySourceError::Denied(_) = KeySourceError::Denied("PIN incorrect".into())
+                => WrongSecret,
+            KeySourceError::EpochNotFound(_) = KeySourceError::EpochNotFound(epoch) => Gone,
+            KeySourceError::Damaged(_) = KeySourceError::Damaged(epoch) => Integrity,
+            KeySourceError::Failed(_) = KeySourceError::Failed("slots full".into()) => Unavailable,
+        ));
+
+        for (error, kind) in &all {
+            assert_eq!(error.kind(), *kind, "{error:?}");
+            assert_eq!(
+                error.is_retryable(),
+                *kind == ErrorKind::Unavailable,
+                "{error:?}"
+            );
+            assert!(!kind.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn only_unavailable_is_retryable() {
+        assert!(Error::from(io()).is_retryable());
+        assert!(!Error::from(StorageError::Halted("disk".into())).is_retryable());
+        assert!(!Error::from(ErasureError::Retained { until: now() }).is_retryable());
+        assert_eq!(
+            Error::from(std::io::Error::from(std::io::ErrorKind::QuotaExceeded)).kind(),
+            ErrorKind::StorageFull
+        );
+    }
+}

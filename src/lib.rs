@@ -88,7 +88,16 @@
 //!   erasure; no `Debug` or error message prints a key, a payload or a subject identifier.
 //!
 //! See `docs/design.md` for the file format and the threat model in full.
-
+//!
+//! ## Errors
+//!
+//! Every error is an [`Error`]; [`Error::kind`] classifies it ([`ErrorKind`]: not found,
+//! refused, retained by a hold, invalid input, an integrity failure, unavailable and worth a
+//! retry, …) for an HTTP status or a retry decision, and [`Error::is_retryable`] says whether to
+//! try again.
+//!
+//! ## Features
+#![doc = document_features::document_features!()]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -119,8 +128,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
-    AccessError, DisclosureRefusal, ErasureError, Error, InputError, IntegrityError, LedgerError,
-    OpenError, PolicyError, RequestError, Result, StorageError,
+    AccessError, DisclosureRefusal, ErasureError, Error, ErrorKind, InputError, IntegrityError,
+    LedgerError, OpenError, PolicyError, RequestError, Result, StorageError,
 };
 pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, SubjectRef};
 pub use keysource::{EpochId, ErasureGuarantee, KeySource, KeySourceError, SlotSource, SourceInfo};

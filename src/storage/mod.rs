@@ -147,6 +147,9 @@ pub(crate) struct Store {
     cache: RowCache,
     /// Whether other processes share the engine (no manifest, no row cache, no halt).
     shared: bool,
+    /// Set by [`Store::close`]: reads and writes fail with [`StorageError::Closed`] from then on;
+    /// only the audit entries a clone buffered while the vault closed are still written.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -186,6 +189,7 @@ impl Store {
             halted: std::sync::OnceLock::new(),
             cache: RowCache::new(CACHED_ROWS),
             shared,
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -222,7 +226,28 @@ impl Store {
         key: &[u8],
         decode: impl FnOnce(Vec<u8>) -> Result<T, StorageError>,
     ) -> Result<Option<T>, StorageError> {
+        self.check_open()?;
         self.engine.get(key)?.map(decode).transpose()
+    }
+
+    /// Closes the store for reads ([`StorageError::Closed`]).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check_open(&self) -> Result<(), StorageError> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+
+    /// The engine's scan of `prefix`, or only the error of a closed store.
+    fn engine_scan(&self, prefix: &[u8]) -> KvIter<'_> {
+        match self.check_open() {
+            Ok(()) => self.engine.scan_prefix(prefix),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     /// Reads one entry of a cached table ([`layout::is_cached`]), shared: decoded once and then
@@ -233,6 +258,7 @@ impl Store {
         what: &'static str,
     ) -> Result<Option<Arc<T>>, StorageError> {
         debug_assert!(layout::is_cached(key));
+        self.check_open()?;
         if self.shared {
             // Another process may have changed it since.
             return Ok(self.get::<T>(key, what)?.map(Arc::new));
@@ -253,11 +279,13 @@ impl Store {
         &self,
         keys: &[&[u8]],
     ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        self.check_open()?;
         self.engine.get_many(keys)
     }
 
     /// Whether a key exists.
     pub(crate) fn contains(&self, key: &[u8]) -> Result<bool, StorageError> {
+        self.check_open()?;
         Ok(self.engine.get(key)?.is_some())
     }
 
@@ -276,7 +304,7 @@ impl Store {
         prefix: &[u8],
         decode: impl Fn(Vec<u8>) -> Result<T, StorageError> + 'a,
     ) -> impl Iterator<Item = Result<(Vec<u8>, T), StorageError>> + 'a {
-        self.engine.scan_prefix(prefix).map(move |r| {
+        self.engine_scan(prefix).map(move |r| {
             let (k, v) = r?;
             Ok((k, decode(v)?))
         })
@@ -287,17 +315,20 @@ impl Store {
         &'a self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<Vec<u8>, StorageError>> + 'a {
-        self.engine.scan_prefix(prefix).map(|r| r.map(|(k, _)| k))
+        self.engine_scan(prefix).map(|r| r.map(|(k, _)| k))
     }
 
     /// Every raw entry in `[start, end)`.
     pub(crate) fn range_raw(&self, start: &[u8], end: &[u8]) -> KvIter<'_> {
-        self.engine.range(start, end)
+        match self.check_open() {
+            Ok(()) => self.engine.range(start, end),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     /// Every raw entry under a prefix.
     pub(crate) fn scan_raw(&self, prefix: &[u8]) -> KvIter<'_> {
-        self.engine.scan_prefix(prefix)
+        self.engine_scan(prefix)
     }
 
     /// Applies a transaction atomically; returns its commit sequence number.
@@ -315,6 +346,11 @@ impl Store {
         finish: impl FnOnce(R),
     ) -> Result<u64, StorageError> {
         self.check_halted()?;
+        if !txn.is_empty() {
+            // A closed store still writes what its trail buffered (an empty batch the trail
+            // adds its entries to), nothing else.
+            self.check_open()?;
+        }
         let mut committed = lock(&self.committed);
         let r = prepare(&mut txn);
         if self.shared {

@@ -105,8 +105,9 @@ pub(crate) struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Best effort: write buffered audit entries and a checkpoint. Errors cannot be reported
-        // from drop; `Vault::close` reports them.
-        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+        // from drop; `Vault::close` reports them. After a close, only what a clone buffered
+        // while the close ran is left to write.
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) && !self.trail.has_pending() {
             return;
         }
         let _ = self.trail.commit(&self.store, Txn::new(), Vec::new());
@@ -194,15 +195,53 @@ impl Vault {
         Ok(())
     }
 
-    /// Flushes and writes a checkpoint that the next open checks the store against. Dropping the
-    /// last handle does the same, but cannot report errors.
+    /// Flushes and writes a checkpoint that the next open checks the store against, and closes
+    /// the vault for every clone of this handle: their later calls fail with
+    /// [`StorageError::Closed`](crate::StorageError::Closed). Dropping the last handle flushes
+    /// and checkpoints too, but cannot report errors.
     pub fn close(self) -> Result<()> {
-        self.flush()?;
-        self.inner.keys.checkpoint(&self.inner.store)?;
+        self.inner.store.close();
         self.inner
             .closed
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.flush()?;
+        self.inner.keys.checkpoint(&self.inner.store)?;
         Ok(())
+    }
+
+    /// Starts what makes read audit entries durable: the per-read sync, or the background
+    /// thread that writes them at least once per window. The thread holds no handle between
+    /// its writes: it ends once the vault is closed or dropped.
+    pub(crate) fn start_read_audit(&self, reads: open::ReadAudit) {
+        self.inner.trail.set_durable_reads(reads.durable);
+        if reads.durable {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("pdvault-audit".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(reads.window);
+                    let Some(inner) = weak.upgrade() else {
+                        return;
+                    };
+                    if inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
+                    if inner.trail.has_pending() {
+                        // An error here is the store's; the next write or flush reports it.
+                        let _ = inner
+                            .trail
+                            .commit(&inner.store, Txn::new(), Vec::new())
+                            .and_then(|_| Ok(inner.store.sync_all()?));
+                    }
+                }
+            });
+        if spawned.is_err() {
+            // No thread to be had: every read is then made durable itself.
+            self.inner.trail.set_durable_reads(true);
+        }
     }
 
     pub(crate) fn store(&self) -> &Store {

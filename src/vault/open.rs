@@ -42,9 +42,27 @@ pub struct VaultBuilder {
     pub(super) cache_bytes: u64,
     min_passphrase_len: usize,
     pub(super) key_source: Option<SourceFactory>,
+    reads: ReadAudit,
     /// A vault on PostgreSQL instead of the directory: the connection string and the schema.
     #[cfg(feature = "postgres")]
     pub(super) postgres: Option<(String, Option<String>)>,
+}
+
+/// How the audit entries of reads reach the disk ([`VaultBuilder::read_audit_window`],
+/// [`VaultBuilder::durable_reads`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadAudit {
+    pub(crate) window: std::time::Duration,
+    pub(crate) durable: bool,
+}
+
+impl Default for ReadAudit {
+    fn default() -> Self {
+        ReadAudit {
+            window: std::time::Duration::from_secs(1),
+            durable: false,
+        }
+    }
 }
 
 /// Makes a vault's key source, given the name the vault's keys are filed under.
@@ -62,6 +80,7 @@ impl VaultBuilder {
             cache_bytes: crate::storage::DEFAULT_CACHE_BYTES,
             min_passphrase_len: crate::crypto::DEFAULT_MIN_PASSPHRASE_LEN,
             key_source: None,
+            reads: ReadAudit::default(),
             #[cfg(feature = "postgres")]
             postgres: None,
         }
@@ -178,12 +197,36 @@ impl VaultBuilder {
         self
     }
 
+    /// How long the audit entries of reads may wait in memory before they are made durable
+    /// (default 1 second): a background thread writes them at least this often, so that a crash
+    /// or a kill loses at most this window of read entries. Writes are unaffected: their entries
+    /// are in the same atomic batch as the write.
+    pub fn read_audit_window(mut self, window: std::time::Duration) -> Self {
+        self.reads.window = window.max(std::time::Duration::from_millis(10));
+        self
+    }
+
+    /// Makes every read return only once its audit entry is durable (a commit and a sync per
+    /// read): nothing read is ever missing from the trail, at the cost of a durable write per
+    /// read.
+    pub fn durable_reads(mut self, on: bool) -> Self {
+        self.reads.durable = on;
+        self
+    }
+
     /// Creates a new vault; refuses to overwrite an existing one. The vault directory is made
     /// `0700` and every file in it `0600` (on Unix). A passphrase shorter than
     /// [`min_passphrase_len`](Self::min_passphrase_len) is refused before anything is created;
     /// if creating fails later, what it created is removed (a directory that existed before
     /// stays, with what it held).
     pub fn create(self, secret: RootSecret) -> Result<Vault> {
+        let reads = self.reads;
+        let v = self.create_vault(secret)?;
+        v.start_read_audit(reads);
+        Ok(v)
+    }
+
+    fn create_vault(self, secret: RootSecret) -> Result<Vault> {
         secret.check_len(self.min_passphrase_len)?;
         #[cfg(feature = "postgres")]
         if self.postgres.is_some() {
@@ -289,6 +332,13 @@ impl VaultBuilder {
 
     /// Opens an existing vault.
     pub fn open(self, secret: RootSecret) -> Result<Vault> {
+        let reads = self.reads;
+        let v = self.open_vault(secret)?;
+        v.start_read_audit(reads);
+        Ok(v)
+    }
+
+    fn open_vault(self, secret: RootSecret) -> Result<Vault> {
         #[cfg(feature = "postgres")]
         if self.postgres.is_some() {
             return shared::open(self, secret);
