@@ -139,3 +139,61 @@ fn closing_one_handle_closes_every_clone_and_loses_nothing_they_buffered() {
     drop(b);
     assert_eq!(reads_in_trail(&dir), 3);
 }
+
+#[test]
+fn open_or_create_creates_once_then_opens_with_the_default_actor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let s = SubjectId::new("kept@example.com").unwrap();
+    let p = Purpose::new("service").unwrap();
+    let first = builder(&dir)
+        .actor("signup-service")
+        .open_or_create(RootSecret::passphrase("pw-passphrase"))
+        .unwrap();
+    assert_eq!(first.actor(), "signup-service");
+    let id = first
+        .put(
+            &s,
+            RecordMeta::new(Category::Contact).purpose(p.clone()),
+            b"x",
+        )
+        .unwrap();
+    first.close().unwrap();
+    let again = builder(&dir)
+        .open_or_create(RootSecret::passphrase("pw-passphrase"))
+        .unwrap();
+    assert_eq!(again.get(&s, id, &p).unwrap().payload, b"x");
+    let puts: Vec<_> = again
+        .audit_entries(None, None)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.op == AuditOp::Put)
+        .map(|e| e.actor)
+        .collect();
+    assert_eq!(puts, ["signup-service"]);
+}
+
+#[test]
+fn opening_waits_as_long_as_the_lock_wait_for_a_handle_being_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("v");
+    let held = builder(&dir)
+        .create(RootSecret::passphrase("pw-passphrase"))
+        .unwrap();
+    // Held: the default wait gives up.
+    let e = builder(&dir)
+        .open(RootSecret::passphrase("pw-passphrase"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Open(OpenError::AlreadyOpen(_))), "{e}");
+    // Released while a patient opener waits: it opens.
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        held.close().unwrap();
+    });
+    let v = builder(&dir)
+        .lock_wait(Duration::from_secs(30))
+        .open(RootSecret::passphrase("pw-passphrase"))
+        .unwrap();
+    closer.join().unwrap();
+    assert!(v.verify().unwrap().is_whole());
+}

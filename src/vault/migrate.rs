@@ -229,7 +229,7 @@ fn destination(to: &VaultBuilder, ring: &Ring) -> Result<Destination> {
     if store_dir.exists() && std::fs::read_dir(&store_dir)?.next().is_some() {
         return Err(OpenError::AlreadyExists(dir).into());
     }
-    let lock = take_lock(&dir)?;
+    let lock = take_lock(&dir, to.lock_wait)?;
     let (epochs, namespace) = match &to.key_source {
         Some(make) => {
             let namespace: [u8; 16] = crypto::random_array();

@@ -43,6 +43,10 @@ pub struct VaultBuilder {
     min_passphrase_len: usize,
     pub(super) key_source: Option<SourceFactory>,
     reads: ReadAudit,
+    /// The actor of the handles `create` and `open` return.
+    actor: Option<String>,
+    /// How long opening waits for a vault directory another handle or process holds.
+    pub(super) lock_wait: std::time::Duration,
     /// A vault on PostgreSQL instead of the directory: the connection string and the schema.
     #[cfg(feature = "postgres")]
     pub(super) postgres: Option<(String, Option<String>)>,
@@ -81,6 +85,8 @@ impl VaultBuilder {
             min_passphrase_len: crate::crypto::DEFAULT_MIN_PASSPHRASE_LEN,
             key_source: None,
             reads: ReadAudit::default(),
+            actor: None,
+            lock_wait: LOCK_PATIENCE,
             #[cfg(feature = "postgres")]
             postgres: None,
         }
@@ -220,10 +226,45 @@ impl VaultBuilder {
     /// if creating fails later, what it created is removed (a directory that existed before
     /// stays, with what it held).
     pub fn create(self, secret: RootSecret) -> Result<Vault> {
-        let reads = self.reads;
+        let (reads, actor) = (self.reads, self.actor.clone());
         let v = self.create_vault(secret)?;
         v.start_read_audit(reads);
-        Ok(v)
+        with_actor(v, actor)
+    }
+
+    /// The actor the returned handle's operations are attributed to in the audit trail (default
+    /// `pdvault`; [`Vault::as_actor`] gives handles for others).
+    pub fn actor(mut self, actor: &str) -> Self {
+        self.actor = Some(actor.to_owned());
+        self
+    }
+
+    /// How long opening or creating waits for a vault directory that another handle or process
+    /// holds before it reports [`OpenError::AlreadyOpen`] (default 250 ms): a rolling deploy
+    /// starts the new process while the old one is still closing.
+    pub fn lock_wait(mut self, wait: std::time::Duration) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// Opens the vault if it exists, creates it otherwise. On PostgreSQL, where several
+    /// replicas may start at once, one that loses the race to create gets
+    /// [`OpenError::AlreadyExists`] and opens it on its next attempt.
+    pub fn open_or_create(self, secret: RootSecret) -> Result<Vault> {
+        if self.exists()? {
+            self.open(secret)
+        } else {
+            self.create(secret)
+        }
+    }
+
+    /// Whether the vault this builder names exists.
+    fn exists(&self) -> Result<bool> {
+        #[cfg(feature = "postgres")]
+        if self.postgres.is_some() {
+            return shared::exists(self);
+        }
+        Ok(self.dir.join(vault_file::FILE_NAME).exists())
     }
 
     fn create_vault(self, secret: RootSecret) -> Result<Vault> {
@@ -252,7 +293,7 @@ impl VaultBuilder {
         let dir = self.dir.clone();
         private_fs::create_dir_all(&dir)?;
         let store_dir = dir.join(STORE_DIR);
-        let lock = take_lock(&dir)?;
+        let lock = take_lock(&dir, self.lock_wait)?;
         let vault_id: [u8; 16] = crypto::random_array();
         let (root, kdf) = new_root(&secret, self.kdf)?;
         let root_keys = RootKeys::derive(&root, &vault_id);
@@ -332,10 +373,10 @@ impl VaultBuilder {
 
     /// Opens an existing vault.
     pub fn open(self, secret: RootSecret) -> Result<Vault> {
-        let reads = self.reads;
+        let (reads, actor) = (self.reads, self.actor.clone());
         let v = self.open_vault(secret)?;
         v.start_read_audit(reads);
-        Ok(v)
+        with_actor(v, actor)
     }
 
     fn open_vault(self, secret: RootSecret) -> Result<Vault> {
@@ -347,7 +388,7 @@ impl VaultBuilder {
         if !dir.join(vault_file::FILE_NAME).exists() {
             return Err(OpenError::NotFound(dir).into());
         }
-        let lock = take_lock(&dir)?;
+        let lock = take_lock(&dir, self.lock_wait)?;
         // Vaults made before their directories were private become private at open.
         private_fs::restrict_dir(&dir)?;
         let header = vault_file::read(&dir)?;
@@ -486,6 +527,12 @@ pub(super) mod shared {
             b.clock,
             b.policy,
         ))
+    }
+
+    /// Whether the database holds the vault.
+    pub(super) fn exists(b: &VaultBuilder) -> Result<bool> {
+        let engine = connect(b)?;
+        Ok(engine.get(&layout::meta(layout::VAULT_FILE))?.is_some())
     }
 
     pub(super) fn open(b: VaultBuilder, secret: RootSecret) -> Result<Vault> {
@@ -651,7 +698,15 @@ pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// moment. A short retry tells that apart from a real second opener.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
 
-pub(super) fn take_lock(dir: &Path) -> Result<File> {
+/// A handle for `actor`, if one was chosen.
+fn with_actor(v: Vault, actor: Option<String>) -> Result<Vault> {
+    match actor {
+        Some(a) => v.as_actor(&a),
+        None => Ok(v),
+    }
+}
+
+pub(super) fn take_lock(dir: &Path, patience: std::time::Duration) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let f = private_fs::open_file(
         &path,
@@ -661,7 +716,7 @@ pub(super) fn take_lock(dir: &Path) -> Result<File> {
             .create(true)
             .truncate(false),
     )?;
-    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    let deadline = std::time::Instant::now() + patience;
     let mut pause = std::time::Duration::from_millis(1);
     loop {
         match f.try_lock() {
