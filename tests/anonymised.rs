@@ -7,6 +7,8 @@
 //!   no field the policy drops; no payload that is not a JSON object; pseudonyms shared within an
 //!   export and by no two exports; the usual purpose, consent and restriction rules; audited.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -495,38 +497,7 @@ fn the_anonymisation_section_is_checked() {
 
 #[cfg(feature = "cli")]
 mod cli {
-    use std::path::Path;
-    use std::process::{Command, Output, Stdio};
-
-    fn pdvault(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        use std::io::Write;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pdvault"));
-        cmd.args(args)
-            .env("PDVAULT_DIR", dir)
-            .env("PDVAULT_PASSPHRASE", "correct horse")
-            .env("PDVAULT_TEST_FAST_KDF", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("the binary runs");
-        {
-            let mut input = child.stdin.take().expect("stdin");
-            if let Some(b) = stdin {
-                input.write_all(b).expect("write stdin");
-            }
-        }
-        child.wait_with_output().expect("the binary finishes")
-    }
-
-    fn ok(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
-        let out = pdvault(dir, args, stdin);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
-    }
+    use super::common::binary::{ok, pdvault};
 
     #[test]
     fn stats_anonymous_and_export_analysis() {

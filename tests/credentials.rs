@@ -8,6 +8,8 @@
 //! - The CLI: `credential set` (secret on stdin or in a file) and `credential verify` (exit 0 or
 //!   1), by the real binary.
 
+mod common;
+
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -369,30 +371,11 @@ fn no_file_of_the_vault_holds_the_secret_or_the_clear_hash() {
 
 #[cfg(feature = "cli")]
 mod cli {
-    use std::io::Write;
     use std::path::Path;
-    use std::process::{Command, Output, Stdio};
+
+    use super::common::binary::pdvault;
 
     use super::{SECRET, WRONG, contains, files_with};
-
-    fn pdvault(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pdvault"));
-        cmd.args(args)
-            .env("PDVAULT_DIR", dir)
-            .env("PDVAULT_PASSPHRASE", "correct horse")
-            .env("PDVAULT_TEST_FAST_KDF", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("the binary runs");
-        {
-            let mut input = child.stdin.take().expect("stdin");
-            if let Some(b) = stdin {
-                input.write_all(b).expect("write stdin");
-            }
-        }
-        child.wait_with_output().expect("the binary finishes")
-    }
 
     fn ok(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
         let out = pdvault(dir, args, stdin);

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "cli")]
+pub mod binary;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod store;
