@@ -5,7 +5,8 @@
 //! Run: `cargo run --release --example erasure_with_hold`
 
 use pdvault::{
-    Category, HoldReason, HoldTarget, KdfParams, Purpose, RecordMeta, RootSecret, SubjectId, Vault,
+    Category, HoldReason, HoldTarget, KdfParams, NewHold, Purpose, RecordMeta, RootSecret,
+    SubjectId, Vault,
 };
 
 fn main() -> pdvault::Result<()> {
@@ -35,10 +36,11 @@ fn main() -> pdvault::Result<()> {
 
     let hold = officer.place_hold(
         &alice,
-        HoldTarget::Category(Category::Complaint),
-        HoldReason::Dispute,
-        Some("CASE-4471"),
-        None,
+        NewHold::new(
+            HoldTarget::Category(Category::Complaint),
+            HoldReason::Dispute,
+        )
+        .reference("CASE-4471"),
     )?;
     println!("placed hold {hold} on the complaint records (dispute CASE-4471)");
 
@@ -62,9 +64,7 @@ fn main() -> pdvault::Result<()> {
     println!("subject fully erased: {}", report.subject_erased);
     println!(
         "the held ticket still reads: {}",
-        officer
-            .get(&alice, ticket, &Purpose::new(Purpose::LEGAL_CLAIMS)?)
-            .is_ok()
+        officer.get(&alice, ticket, &Purpose::LEGAL_CLAIMS).is_ok()
     );
 
     officer.release_hold(hold)?;

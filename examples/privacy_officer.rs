@@ -4,8 +4,8 @@
 //! Run: `cargo run --release --example privacy_officer`
 
 use pdvault::{
-    Category, KdfParams, LegalBasis, ManualClock, Policy, Purpose, RecordMeta, RequestKind,
-    RootSecret, SubjectId, Vault,
+    Category, KdfParams, LegalBasis, ManualClock, Policy, Purpose, RecordMeta, RequestFilter,
+    RequestKind, RootSecret, SubjectId, Vault,
 };
 
 fn main() -> pdvault::Result<()> {
@@ -60,7 +60,7 @@ fn main() -> pdvault::Result<()> {
         "exported {n} records ({} bytes of JSON); open requests left: {}",
         export.len(),
         officer
-            .requests(false)?
+            .requests(RequestFilter::All)?
             .iter()
             .filter(|r| r.closed_at.is_none())
             .count()

@@ -95,7 +95,10 @@ fn main() -> pdvault::Result<()> {
     );
     v.close()?;
     let mut db = postgres::Client::connect(&url, postgres::NoTls).map_err(|e| {
-        pdvault::Error::Storage(pdvault::StorageError::Engine(format!("cleanup: {e}")))
+        pdvault::Error::Storage(pdvault::StorageError::Engine {
+            context: "cleanup".into(),
+            source: Some(Box::new(e)),
+        })
     })?;
     let _ = db.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"));
     Ok(())

@@ -285,62 +285,64 @@ impl Vault {
     /// # }
     /// ```
     pub fn anonymous_stats(&self) -> Result<AnonymousStats> {
-        let k = self
-            .policy()
-            .map_or_else(Anonymisation::default, |p| p.anonymisation.clone())
-            .min_cell;
-        let mut reclaim = std::collections::HashSet::new();
-        for key in self
-            .store()
-            .scan_keys(&layout::table(layout::Table::Reclaim))
-        {
-            if let Some(x) = layout::parse_reclaim(&key?) {
-                reclaim.insert(x);
+        self.operation("anonymous_stats", || {
+            let k = self
+                .policy()
+                .map_or_else(Anonymisation::default, |p| p.anonymisation.clone())
+                .min_cell;
+            let mut reclaim = std::collections::HashSet::new();
+            for key in self
+                .store()
+                .scan_keys(&layout::table(layout::Table::Reclaim))
+            {
+                if let Some(x) = layout::parse_reclaim(&key?) {
+                    reclaim.insert(x);
+                }
             }
-        }
-        let mut subjects = 0u64;
-        for key in self
-            .store()
-            .scan_keys(&layout::table(layout::Table::Subject))
-        {
-            key?;
-            subjects += 1;
-        }
-        let mut records = 0u64;
-        let (mut by_category, mut by_basis, mut by_purpose, mut by_month) = (
-            BTreeMap::<String, u64>::new(),
-            BTreeMap::<String, u64>::new(),
-            BTreeMap::<String, u64>::new(),
-            BTreeMap::<String, u64>::new(),
-        );
-        for r in self
-            .store()
-            .scan::<RecordEntry>(&layout::table(layout::Table::Record), "record")
-        {
-            let (key, e) = r?;
-            let (sref, _) =
-                layout::parse_record(&key).ok_or(StorageError::Malformed("record key"))?;
-            if reclaim.contains(&(sref, e.meta.category.name().to_owned(), e.key_gen)) {
-                continue;
+            let mut subjects = 0u64;
+            for key in self
+                .store()
+                .scan_keys(&layout::table(layout::Table::Subject))
+            {
+                key?;
+                subjects += 1;
             }
-            records += 1;
-            *by_category
-                .entry(e.meta.category.name().to_owned())
-                .or_default() += 1;
-            *by_basis.entry(e.meta.basis.name().to_owned()).or_default() += 1;
-            for p in &e.meta.purposes {
-                *by_purpose.entry(p.as_str().to_owned()).or_default() += 1;
+            let mut records = 0u64;
+            let (mut by_category, mut by_basis, mut by_purpose, mut by_month) = (
+                BTreeMap::<String, u64>::new(),
+                BTreeMap::<String, u64>::new(),
+                BTreeMap::<String, u64>::new(),
+                BTreeMap::<String, u64>::new(),
+            );
+            for r in self
+                .store()
+                .scan::<RecordEntry>(&layout::table(layout::Table::Record), "record")
+            {
+                let (key, e) = r?;
+                let (sref, _) =
+                    layout::parse_record(&key).ok_or(StorageError::Malformed("record key"))?;
+                if reclaim.contains(&(sref, e.meta.category.name().to_owned(), e.key_gen)) {
+                    continue;
+                }
+                records += 1;
+                *by_category
+                    .entry(e.meta.category.name().to_owned())
+                    .or_default() += 1;
+                *by_basis.entry(e.meta.basis.name().to_owned()).or_default() += 1;
+                for p in &e.meta.purposes {
+                    *by_purpose.entry(p.as_str().to_owned()).or_default() += 1;
+                }
+                *by_month.entry(month(e.meta.collected_at)).or_default() += 1;
             }
-            *by_month.entry(month(e.meta.collected_at)).or_default() += 1;
-        }
-        Ok(AnonymousStats {
-            min_cell: k,
-            subjects: cell(subjects, k),
-            records: cell(records, k),
-            by_category: suppress(by_category, k),
-            by_basis: suppress(by_basis, k),
-            by_purpose: suppress(by_purpose, k),
-            by_month: suppress(by_month, k),
+            Ok(AnonymousStats {
+                min_cell: k,
+                subjects: cell(subjects, k),
+                records: cell(records, k),
+                by_category: suppress(by_category, k),
+                by_basis: suppress(by_basis, k),
+                by_purpose: suppress(by_purpose, k),
+                by_month: suppress(by_month, k),
+            })
         })
     }
 
@@ -365,99 +367,101 @@ impl Vault {
         purpose: &Purpose,
         out: &mut dyn Write,
     ) -> Result<u64> {
-        if categories.is_empty() {
-            return Err(InputError::Field {
-                field: "categories",
-                why: "none given",
-            }
-            .into());
-        }
-        let mut chosen: Vec<&Category> = Vec::with_capacity(categories.len());
-        for c in categories {
-            if *c == Category::Credential {
+        self.operation("export_for_analysis", || {
+            if categories.is_empty() {
                 return Err(InputError::Field {
                     field: "categories",
-                    why: "credentials are never exported",
+                    why: "none given",
                 }
                 .into());
             }
-            self.known_category(c)?;
-            if !chosen.contains(&c) {
-                chosen.push(c);
+            let mut chosen: Vec<&Category> = Vec::with_capacity(categories.len());
+            for c in categories {
+                if *c == Category::Credential {
+                    return Err(InputError::Field {
+                        field: "categories",
+                        why: "credentials are never exported",
+                    }
+                    .into());
+                }
+                self.known_category(c)?;
+                if !chosen.contains(&c) {
+                    chosen.push(c);
+                }
             }
-        }
-        if purpose.allowed_under_restriction() {
-            return Err(InputError::Field {
-                field: "purpose",
-                why: "storage, legal-claims and subject-access bypass consent and restriction: name the analysis purpose",
+            if purpose.allowed_under_restriction() {
+                return Err(InputError::Field {
+                    field: "purpose",
+                    why: "storage, legal-claims and subject-access bypass consent and restriction: name the analysis purpose",
+                }
+                .into());
             }
-            .into());
-        }
-        for c in &chosen {
-            self.authorize(
-                Operation::Read,
-                Scope::Category(c, Some(purpose)),
-                None,
-                None,
+            for c in &chosen {
+                self.authorize(
+                    Operation::Read,
+                    Scope::Category(c, Some(purpose)),
+                    None,
+                    None,
+                )?;
+            }
+            // What was written out cannot be taken back: on a shared store, no destruction runs in
+            // any process until the export ends.
+            let _no_destruction = self.shared_lock(
+                crate::storage::engine::SharedLock::Destruction,
+                crate::storage::engine::LockMode::Shared,
             )?;
-        }
-        // What was written out cannot be taken back: on a shared store, no destruction runs in
-        // any process until the export ends.
-        let _no_destruction = self.shared_lock(
-            crate::storage::engine::SharedLock::Destruction,
-            crate::storage::engine::LockMode::Shared,
-        )?;
-        let anonymisation = self
-            .policy()
-            .map_or_else(Anonymisation::default, |p| p.anonymisation.clone());
-        // The pseudonym key is drawn for this export alone and wiped once the pseudonyms are made.
-        let key = SecretKey::random();
-        let mut subjects: Vec<(String, SubjectRef)> = Vec::new();
-        for k in self
-            .store()
-            .scan_keys(&layout::table(layout::Table::Subject))
-        {
-            let k = k?;
-            let sref = k
-                .get(1..)
-                .and_then(SubjectRef::from_slice)
-                .ok_or(StorageError::Malformed("subject key"))?;
-            let tag = keyed_hash(&key, &[b"pdvault/analysis-pseudonym", sref.as_bytes()]);
-            subjects.push((to_hex(&tag[..16]), sref));
-        }
-        drop(key);
-        subjects.sort_unstable();
-        let mut tally = AnalysisTally {
-            vault: self,
-            purpose,
-            read: BTreeSet::new(),
-            records: 0,
-            noted: false,
-        };
-        for (pseudonym, sref) in &subjects {
-            let state = self.state(sref)?;
-            if state.pending_erasure.is_some() {
-                continue;
+            let anonymisation = self
+                .policy()
+                .map_or_else(Anonymisation::default, |p| p.anonymisation.clone());
+            // The pseudonym key is drawn for this export alone and wiped once the pseudonyms are made.
+            let key = SecretKey::random();
+            let mut subjects: Vec<(String, SubjectRef)> = Vec::new();
+            for k in self
+                .store()
+                .scan_keys(&layout::table(layout::Table::Subject))
+            {
+                let k = k?;
+                let sref = k
+                    .get(1..)
+                    .and_then(SubjectRef::from_slice)
+                    .ok_or(StorageError::Malformed("subject key"))?;
+                let tag = keyed_hash(&key, &[b"pdvault/analysis-pseudonym", sref.as_bytes()]);
+                subjects.push((to_hex(&tag[..16]), sref));
             }
-            self.write_analysis_subject(
-                pseudonym,
-                sref,
-                &state,
-                &chosen,
+            drop(key);
+            subjects.sort_unstable();
+            let mut tally = AnalysisTally {
+                vault: self,
                 purpose,
-                &anonymisation,
-                out,
-                &mut tally,
-            )?;
-        }
-        out.flush()?;
-        let mut drafts = tally.drafts("");
-        let summary = drafts.pop().ok_or(StorageError::Malformed("audit"))?;
-        for d in drafts {
-            self.inner.trail.note_read(self.store(), d)?;
-        }
-        self.commit(crate::storage::Txn::new(), vec![summary])?;
-        Ok(tally.records)
+                read: BTreeSet::new(),
+                records: 0,
+                noted: false,
+            };
+            for (pseudonym, sref) in &subjects {
+                let state = self.state(sref)?;
+                if state.pending_erasure.is_some() {
+                    continue;
+                }
+                self.write_analysis_subject(
+                    pseudonym,
+                    sref,
+                    &state,
+                    &chosen,
+                    purpose,
+                    &anonymisation,
+                    out,
+                    &mut tally,
+                )?;
+            }
+            out.flush()?;
+            let mut drafts = tally.drafts("");
+            let summary = drafts.pop().ok_or(StorageError::Malformed("audit"))?;
+            for d in drafts {
+                self.inner.trail.note_read(self.store(), d)?;
+            }
+            self.commit(crate::storage::Txn::new(), vec![summary])?;
+            Ok(tally.records)
+        })
     }
 
     /// Writes one subject's lines of an analysis export.

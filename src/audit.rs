@@ -32,6 +32,7 @@ use crate::error::{Result, StorageError};
 use crate::ids::{RecordId, SubjectRef};
 use crate::model::Category;
 use crate::storage::{Store, Txn, codec, layout};
+use crate::telemetry::Meter;
 
 /// The operations the trail records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -265,6 +266,8 @@ pub(crate) struct Trail {
     pending: Mutex<Vec<Draft>>,
     /// Whether a read's entry is made durable before the read returns.
     durable_reads: std::sync::atomic::AtomicBool,
+    /// Counts what the trail records ([`Vault::metrics`](crate::Vault::metrics)).
+    meter: Meter,
 }
 
 /// Buffered reads are written once this many wait.
@@ -297,6 +300,7 @@ impl Trail {
             head: Mutex::new(head),
             pending: Mutex::new(Vec::new()),
             durable_reads: std::sync::atomic::AtomicBool::new(false),
+            meter: Meter::default(),
         })
     }
 
@@ -329,6 +333,7 @@ impl Trail {
             head: Mutex::new(ChainPoint::default()),
             pending: Mutex::new(Vec::new()),
             durable_reads: std::sync::atomic::AtomicBool::new(false),
+            meter: Meter::default(),
         };
         let mut txn = Txn::new();
         txn.put(layout::meta(layout::AUDIT_CHAINS), &chain);
@@ -377,17 +382,21 @@ impl Trail {
     /// Buffers a read for the next commit, writing nothing now: for a path that cannot report a
     /// second error (a scan unwinding, an export whose writer failed).
     pub(crate) fn defer_read(&self, draft: Draft) {
+        let notable = Meter::notable(std::slice::from_ref(&draft));
         lock(&self.pending).push(draft);
+        self.meter.count(notable);
     }
 
     /// Buffers a read's entry; writes the buffer when it is full, or at once (and syncs) when
     /// reads are to be durable.
     pub(crate) fn note_read(&self, store: &Store, draft: Draft) -> Result<()> {
+        let notable = Meter::notable(std::slice::from_ref(&draft));
         let full = {
             let mut p = lock(&self.pending);
             p.push(draft);
             p.len() >= PENDING_LIMIT
         };
+        self.meter.count(notable);
         let durable = self
             .durable_reads
             .load(std::sync::atomic::Ordering::Relaxed);
@@ -405,8 +414,23 @@ impl Trail {
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Commits `txn` with `drafts` (and every buffered read) chained onto the trail.
+    /// Commits `txn` with `drafts` (and every buffered read) chained onto the trail, and counts
+    /// the entries on this thread.
     pub(crate) fn commit(&self, store: &Store, txn: Txn, drafts: Vec<Draft>) -> Result<u64> {
+        let notable = Meter::notable(&drafts);
+        let seq = self.append(store, txn, drafts)?;
+        self.meter.count(notable);
+        Ok(seq)
+    }
+
+    /// What the trail counts.
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// [`Trail::commit`], for entries counted already, on the thread that made them (a group
+    /// commit writes other threads' entries).
+    pub(crate) fn append(&self, store: &Store, txn: Txn, drafts: Vec<Draft>) -> Result<u64> {
         let seq = store.commit_with(
             txn,
             |txn| {

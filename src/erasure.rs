@@ -38,7 +38,7 @@ use crate::vault::{StoredHold, Vault};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Erased {
     /// The category.
-    pub category: String,
+    pub category: Category,
     /// The record; `None` when every record of the category was destroyed at once.
     pub record: Option<RecordId>,
 }
@@ -66,7 +66,7 @@ pub struct Retained {
     /// The record.
     pub record: RecordId,
     /// Its category.
-    pub category: String,
+    pub category: Category,
     /// Why.
     pub reason: RetainReason,
 }
@@ -163,18 +163,20 @@ impl Vault {
     /// verified refuses the erasure, naming the request
     /// ([`RequestError::IdentityNotVerified`](crate::RequestError)), and nothing is erased.
     pub fn erase_subject(&self, subject: &SubjectId) -> Result<ErasureReport> {
-        let ident = self.find(subject)?.subject;
-        {
-            let kinds = [crate::policy::RequestKind::Erasure];
-            let _g = self.lock_subject(&ident)?;
-            self.check_answerable(&ident, &kinds)?;
-            let mut txn = Txn::new();
-            self.close_requests_in(&mut txn, &ident, &kinds)?;
-            if !txn.is_empty() {
-                self.commit(txn, Vec::new())?;
+        self.operation("erase_subject", || {
+            let ident = self.find(subject)?.subject;
+            {
+                let kinds = [crate::policy::RequestKind::Erasure];
+                let _g = self.lock_subject(&ident)?;
+                self.check_answerable(&ident, &kinds)?;
+                let mut txn = Txn::new();
+                self.close_requests_in(&mut txn, &ident, &kinds)?;
+                if !txn.is_empty() {
+                    self.commit(txn, Vec::new())?;
+                }
             }
-        }
-        self.destroy_now(ident, Scope::Subject)
+            self.destroy_now(ident, Scope::Subject)
+        })
     }
 
     /// Erases one category of a subject. The category must be known ([`Vault::known_category`])
@@ -184,35 +186,47 @@ impl Vault {
         subject: &SubjectId,
         category: &Category,
     ) -> Result<ErasureReport> {
-        let ident = self.find(subject)?.subject;
-        self.known_or_held_category(&ident, category)?;
-        self.destroy_now(ident, Scope::Category(category.clone()))
+        self.operation("erase_category", || {
+            let ident = self.find(subject)?.subject;
+            self.known_or_held_category(&ident, category)?;
+            self.destroy_now(ident, Scope::Category(category.clone()))
+        })
     }
 
-    /// Erases one record (the report says if it was retained instead).
+    /// Erases one record (the report says if it was retained instead, and why). This is the
+    /// answer to an erasure request for one record: a retained record is a result, not an
+    /// error. [`Vault::delete`] is the same erasure for a service removing its own record, where
+    /// a protected record is an error.
     pub fn erase_record(&self, subject: &SubjectId, record: RecordId) -> Result<ErasureReport> {
-        let ident = self.find(subject)?.subject;
-        self.destroy_now(ident, Scope::Records([record].into()))
+        self.operation("erase_record", || {
+            let ident = self.find(subject)?.subject;
+            self.destroy_now(ident, Scope::Records([record].into()))
+        })
     }
 
-    /// Deletes one record: an erasure of that record that fails, destroying nothing, when a hold
-    /// or minimum retention protects it.
+    /// Deletes one record: [`Vault::erase_record`], failing and destroying nothing when a hold
+    /// ([`ErasureError::Held`]) or minimum retention ([`ErasureError::Retained`]) protects it.
+    /// For a service's own removals (a user deleting a draft), where being kept is an error to
+    /// show; to answer an erasure request use [`Vault::erase_record`], whose report says what was
+    /// kept and why.
     pub fn delete(&self, subject: &SubjectId, record: RecordId) -> Result<()> {
-        let report = self.erase_record(subject, record)?;
-        match report.retained.into_iter().next() {
-            None => Ok(()),
-            Some(Retained {
-                reason: RetainReason::Held { holds },
-                ..
-            }) => Err(ErasureError::Held { holds }.into()),
-            Some(Retained {
-                reason: RetainReason::MinimumRetention { until },
-                ..
-            }) => Err(ErasureError::Retained {
-                until: until.unwrap_or(Timestamp::MAX),
+        self.operation("delete", || {
+            let report = self.erase_record(subject, record)?;
+            match report.retained.into_iter().next() {
+                None => Ok(()),
+                Some(Retained {
+                    reason: RetainReason::Held { holds },
+                    ..
+                }) => Err(ErasureError::Held { holds }.into()),
+                Some(Retained {
+                    reason: RetainReason::MinimumRetention { until },
+                    ..
+                }) => Err(ErasureError::Retained {
+                    until: until.unwrap_or(Timestamp::MAX),
+                }
+                .into()),
             }
-            .into()),
-        }
+        })
     }
 
     pub(crate) fn destroy_now(&self, ident: SubjectRef, scope: Scope) -> Result<ErasureReport> {
@@ -380,7 +394,7 @@ impl Vault {
             if !scan {
                 self.destroy_group(plan, &ident, &g, &mut ledger);
                 report.erased.push(Erased {
-                    category: g.category.clone(),
+                    category: category.clone(),
                     record: None,
                 });
                 continue;
@@ -428,7 +442,7 @@ impl Vault {
                         }
                         report.retained.push(Retained {
                             record: id,
-                            category: g.category.clone(),
+                            category: category.clone(),
                             reason,
                         });
                         keep.push((id, e));
@@ -442,7 +456,7 @@ impl Vault {
             if keep.is_empty() {
                 self.destroy_group(plan, &ident, &g, &mut ledger);
                 report.erased.push(Erased {
-                    category: g.category.clone(),
+                    category: category.clone(),
                     record: None,
                 });
                 continue;
@@ -484,7 +498,7 @@ impl Vault {
             ledger.categories.pop();
             ledger.records.extend(erase.iter().copied());
             report.erased.extend(erase.into_iter().map(|id| Erased {
-                category: g.category.clone(),
+                category: category.clone(),
                 record: Some(id),
             }));
         }
@@ -595,17 +609,11 @@ impl Vault {
             .erased
             .iter()
             .filter(|e| e.record.is_none())
-            .map(|e| e.category.as_str())
+            .map(|e| e.category.name())
             .collect();
         let single: HashSet<RecordId> = report.erased.iter().filter_map(|e| e.record).collect();
-        for r in self
-            .store()
-            .scan::<RecordEntry>(&layout::records_of(ident), "record")
-        {
-            let (k, e) = r?;
-            let Some((_, id)) = layout::parse_record(&k) else {
-                continue;
-            };
+        for r in self.stored_records(ident) {
+            let (id, e) = r?;
             let cat = e.meta.category.name();
             if destroyed.contains(&(cat.to_owned(), e.key_gen))
                 || whole.contains(cat)
@@ -714,10 +722,12 @@ impl Vault {
 
     /// The erasure ledger, oldest first.
     pub fn ledger(&self) -> Result<Vec<LedgerEntry>> {
-        self.store()
-            .scan::<LedgerEntry>(&layout::table(layout::Table::Ledger), "ledger entry")
-            .map(|r| r.map(|(_, e)| e).map_err(Into::into))
-            .collect()
+        self.operation("ledger", || {
+            self.store()
+                .scan::<LedgerEntry>(&layout::table(layout::Table::Ledger), "ledger entry")
+                .map(|r| r.map(|(_, e)| e).map_err(Into::into))
+                .collect()
+        })
     }
 }
 

@@ -114,9 +114,20 @@ pub enum StorageError {
     /// failed as a whole and nothing stored before is lost: free space, then reopen the vault.
     #[error("no space left on the device ({0}): the write was not made; free space and reopen")]
     NoSpace(std::io::Error),
-    /// The embedded store reported an error.
-    #[error("store error: {0}")]
-    Engine(String),
+    /// The store's engine (sled, PostgreSQL) reported an error. The message says what failed
+    /// and, after a colon, the engine's own message; [`source`](std::error::Error::source) is the
+    /// engine's error itself when there is one.
+    #[error(
+        "store error: {context}{}",
+        .source.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
+    )]
+    Engine {
+        /// What failed, in pdvault's words.
+        context: std::borrow::Cow<'static, str>,
+        /// The engine's error, if it gave one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
     /// The embedded store is damaged.
     #[error("store is damaged: {0}")]
     Corrupted(String),
@@ -593,7 +604,28 @@ pub enum Error {
     HoldNotFound(HoldId),
     /// The request does not exist.
     #[error("no such request: {0}")]
-    RequestNotFound(String),
+    RequestNotFound(RequestId),
+}
+
+impl StorageError {
+    /// An engine error with no engine error behind it.
+    pub(crate) fn engine(context: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        StorageError::Engine {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// An engine error: what failed, and the engine's error.
+    pub(crate) fn engine_error(
+        context: impl Into<std::borrow::Cow<'static, str>>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StorageError::Engine {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 impl From<std::io::Error> for Error {
@@ -610,12 +642,12 @@ impl Error {
         Error::Storage(match self {
             Error::Storage(StorageError::Io(e)) => StorageError::Io(io(e)),
             Error::Storage(StorageError::NoSpace(e)) => StorageError::NoSpace(io(e)),
-            Error::Storage(StorageError::Engine(s)) => StorageError::Engine(s.clone()),
+            Error::Storage(e @ StorageError::Engine { .. }) => StorageError::engine(e.to_string()),
             Error::Storage(StorageError::Corrupted(s)) => StorageError::Corrupted(s.clone()),
             Error::Storage(StorageError::Halted(s)) => StorageError::Halted(s.clone()),
             Error::Storage(StorageError::Closed) => StorageError::Closed,
             Error::Storage(StorageError::Malformed(s)) => StorageError::Malformed(s),
-            other => StorageError::Engine(other.to_string()),
+            other => StorageError::engine(other.to_string()),
         })
     }
 }
@@ -775,7 +807,7 @@ impl OpenError {
 impl StorageError {
     fn kind(&self) -> ErrorKind {
         match self {
-            StorageError::Io(_) | StorageError::Engine(_) => ErrorKind::Unavailable,
+            StorageError::Io(_) | StorageError::Engine { .. } => ErrorKind::Unavailable,
             StorageError::NoSpace(_) => ErrorKind::StorageFull,
             StorageError::Corrupted(_) | StorageError::Malformed(_) => ErrorKind::Integrity,
             StorageError::Halted(_) | StorageError::Closed => ErrorKind::Stopped,
@@ -957,7 +989,7 @@ mod tests {
             Error::SubjectNotFound = Error::SubjectNotFound => NotFound,
             Error::RecordNotFound(_) = Error::RecordNotFound(record) => NotFound,
             Error::HoldNotFound(_) = Error::HoldNotFound(HoldId::random()) => NotFound,
-            Error::RequestNotFound(_) = Error::RequestNotFound("r".into()) => NotFound,
+            Error::RequestNotFound(_) = Error::RequestNotFound("0000000000000001".parse().unwrap()) => NotFound,
         ));
         all.extend(samples!(OpenError:
             OpenError::WrongKey = OpenError::WrongKey => WrongSecret,
@@ -993,7 +1025,7 @@ mod tests {
             StorageError::NoSpace(_) = StorageError::from(std::io::Error::from(
                 std::io::ErrorKind::StorageFull,
             )) => StorageFull,
-            StorageError::Engine(_) = StorageError::Engine("connection refused".into())
+            StorageError::Engine { .. } = StorageError::engine("connection refused")
                 => Unavailable,
             StorageError::Corrupted(_) = StorageError::Corrupted("page".into()) => Integrity,
             StorageError::Halted(_) = StorageError::Halted("disk".into()) => Stopped,

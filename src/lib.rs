@@ -120,7 +120,17 @@ pub mod policy;
 pub mod rights;
 mod storage;
 mod sweep;
+pub mod telemetry;
 mod vault;
+
+/// The date and time crate of pdvault's public API ([`jiff::Timestamp`] in records, holds and
+/// requests; [`jiff::Span`] in policies and [`ManualClock::advance`]): use this
+/// re-export rather than a `jiff` dependency of your own, so the versions always match.
+pub use jiff;
+pub use jiff::{Span, Timestamp};
+/// The crate of [`Zeroizing`](zeroize::Zeroizing) and [`Zeroize`](zeroize::Zeroize), which
+/// pdvault's secrets use: wrap secrets you hand to pdvault in it.
+pub use zeroize;
 
 pub use anonymised::AnonymousStats;
 pub use audit::{AuditEntry, AuditOp, AuditReport};
@@ -135,12 +145,14 @@ pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, Subjec
 pub use keysource::{EpochId, ErasureGuarantee, KeySource, KeySourceError, SlotSource, SourceInfo};
 pub use ledger::{LedgerChoice, LedgerDocument};
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
-pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
+pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget, NewHold};
 pub use policy::{EventKind, Policy, RequestKind};
+pub use rights::{RequestFilter, Withdrawal};
 pub use storage::entries::{AgeStatus, ConsentState};
 pub use storage::private_fs::create_private_file;
 pub use storage::{DEFAULT_CACHE_BYTES, Durability};
-pub use sweep::{CategorySweep, SweepReport};
+pub use sweep::{CategorySweep, SweepOptions, SweepReport};
+pub use telemetry::{Metrics, OperationMetrics};
 pub use vault::{
     MAX_SECRET_LEN, MigrationReport, ScopedVault, Stats, Vault, VaultBuilder, VerifyReport,
 };

@@ -2,6 +2,7 @@
 //!
 //! This module owns names and validation only; it knows nothing of keys or storage.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -268,7 +269,7 @@ impl fmt::Display for LegalBasis {
 /// [`Purpose::LEGAL_CLAIMS`] and [`Purpose::SUBJECT_ACCESS`].
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Purpose(String);
+pub struct Purpose(Cow<'static, str>);
 
 /// Serialized as its name, borrowed (`serde(into)` would clone it per serialization).
 impl Serialize for Purpose {
@@ -279,11 +280,11 @@ impl Serialize for Purpose {
 
 impl Purpose {
     /// Keeping the data, nothing more; allowed under restriction.
-    pub const STORAGE: &'static str = "storage";
+    pub const STORAGE: Purpose = Purpose(Cow::Borrowed("storage"));
     /// Establishing, exercising or defending legal claims; allowed under restriction.
-    pub const LEGAL_CLAIMS: &'static str = "legal-claims";
+    pub const LEGAL_CLAIMS: Purpose = Purpose(Cow::Borrowed("legal-claims"));
     /// Answering the subject's own access request; allowed under restriction and without consent.
-    pub const SUBJECT_ACCESS: &'static str = "subject-access";
+    pub const SUBJECT_ACCESS: Purpose = Purpose(Cow::Borrowed("subject-access"));
 
     /// Validates a purpose name: 1 to 64 characters, no control characters.
     pub fn new(name: impl Into<String>) -> Result<Self, InputError> {
@@ -291,7 +292,7 @@ impl Purpose {
         if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
             return Err(InputError::Purpose(name.chars().take(80).collect()));
         }
-        Ok(Purpose(name))
+        Ok(Purpose(Cow::Owned(name)))
     }
 
     /// The name.
@@ -301,10 +302,7 @@ impl Purpose {
 
     /// Whether this purpose is allowed while processing is restricted.
     pub fn allowed_under_restriction(&self) -> bool {
-        matches!(
-            self.0.as_str(),
-            Self::STORAGE | Self::LEGAL_CLAIMS | Self::SUBJECT_ACCESS
-        )
+        [Self::STORAGE, Self::LEGAL_CLAIMS, Self::SUBJECT_ACCESS].contains(self)
     }
 }
 
@@ -317,7 +315,7 @@ impl TryFrom<String> for Purpose {
 
 impl From<Purpose> for String {
     fn from(p: Purpose) -> String {
-        p.0
+        p.0.into_owned()
     }
 }
 
@@ -399,8 +397,12 @@ impl PartialEq for RecordMeta {
 impl Eq for RecordMeta {}
 
 impl RecordMeta {
-    /// Metadata for a record of `category`, with no purposes, the default basis (contract), no
-    /// source, collected when the vault writes it (by the vault's clock).
+    /// Metadata for a record of `category`, with no purposes, no source, collected when the vault
+    /// writes it (by the vault's clock), and the legal basis [`LegalBasis::Contract`] unless
+    /// [`RecordMeta::basis`] states another. State the basis for anything not processed under a
+    /// contract: under a policy with `[bases]`, a record whose basis the policy does not allow
+    /// for its category is refused ([`InputError::BasisNotAllowed`]), so a forgotten basis is
+    /// caught at the write rather than recorded wrongly.
     pub fn new(category: Category) -> Self {
         RecordMeta {
             category,

@@ -99,7 +99,7 @@ impl SweepReport {
             .erased
             .iter()
             .filter(|e| e.record.is_none())
-            .map(|e| e.category.as_str())
+            .map(|e| e.category.name())
             .collect();
         for (id, category) in live {
             let destroyed = one_by_one.contains(id)
@@ -115,7 +115,10 @@ impl SweepReport {
             }
         }
         for k in &r.retained {
-            let c = self.by_category.entry(k.category.clone()).or_default();
+            let c = self
+                .by_category
+                .entry(k.category.name().to_owned())
+                .or_default();
             match k.reason {
                 RetainReason::Held { .. } => c.held += 1,
                 RetainReason::MinimumRetention { .. } => c.minimum_retention += 1,
@@ -124,25 +127,77 @@ impl SweepReport {
     }
 }
 
+/// How a sweep runs ([`Vault::sweep_with`]): destroying what is due now, or as a dry run (now or
+/// at a later time), and whom it tells its progress.
+pub struct SweepOptions<'a> {
+    dry_run: bool,
+    at: Option<Timestamp>,
+    progress: Option<&'a mut dyn FnMut(u64, u64)>,
+}
+
+impl std::fmt::Debug for SweepOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SweepOptions")
+            .field("dry_run", &self.dry_run)
+            .field("at", &self.at)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl<'a> SweepOptions<'a> {
+    /// Destroys what is due at the vault clock's now.
+    pub fn now() -> Self {
+        SweepOptions {
+            dry_run: false,
+            at: None,
+            progress: None,
+        }
+    }
+
+    /// Reports what a sweep now would destroy, and why, destroying nothing.
+    pub fn dry_run() -> Self {
+        SweepOptions {
+            dry_run: true,
+            ..Self::now()
+        }
+    }
+
+    /// Reports what a sweep at `at` (now or later) would destroy, destroying nothing
+    /// ([`Vault::sweep_dry_run_at`] says what such a report holds).
+    pub fn dry_run_at(at: Timestamp) -> Self {
+        SweepOptions {
+            at: Some(at),
+            ..Self::dry_run()
+        }
+    }
+
+    /// The operation's name in [`Vault::metrics`] and its span.
+    pub(crate) fn operation_name(&self) -> &'static str {
+        match (self.dry_run, self.at) {
+            (false, _) => "sweep",
+            (true, None) => "sweep_dry_run",
+            (true, Some(_)) => "sweep_dry_run_at",
+        }
+    }
+
+    /// Calls `progress(done, total)` as the sweep goes.
+    pub fn progress(mut self, progress: &'a mut dyn FnMut(u64, u64)) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+}
+
 impl Vault {
     /// Runs the sweep at the vault clock's current time.
     pub fn sweep(&self) -> Result<SweepReport> {
-        self.sweep_with(false, &mut |_, _| ())
+        self.sweep_with(SweepOptions::now())
     }
 
     /// Reports what the sweep would destroy now, and why, destroying nothing (at a later time:
     /// [`Vault::sweep_dry_run_at`]).
     pub fn sweep_dry_run(&self) -> Result<SweepReport> {
-        self.sweep_with(true, &mut |_, _| ())
-    }
-
-    /// Runs the sweep, calling `progress(done, total)` as it goes.
-    pub fn sweep_with(
-        &self,
-        dry_run: bool,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<SweepReport> {
-        self.sweep_at(self.now(), dry_run, progress)
+        self.sweep_with(SweepOptions::dry_run())
     }
 
     /// Reports what a sweep at `at` (now or later) would destroy, and why, destroying nothing
@@ -159,20 +214,22 @@ impl Vault {
     /// has changed since, and what a sweep then would have destroyed is not knowable from it
     /// now. At now, this is [`Vault::sweep_dry_run`].
     pub fn sweep_dry_run_at(&self, at: Timestamp) -> Result<SweepReport> {
-        self.sweep_dry_run_at_with(at, &mut |_, _| ())
+        self.sweep_with(SweepOptions::dry_run_at(at))
     }
 
-    /// [`Vault::sweep_dry_run_at`], calling `progress(done, total)` as it goes.
-    pub fn sweep_dry_run_at_with(
-        &self,
-        at: Timestamp,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<SweepReport> {
-        let now = self.now();
-        if at < now {
-            return Err(InputError::SweepInPast { at, now }.into());
-        }
-        self.sweep_at(at, true, progress)
+    /// Runs the sweep as `options` say: now or dry (now or at a later time), with progress.
+    pub fn sweep_with(&self, options: SweepOptions<'_>) -> Result<SweepReport> {
+        self.operation(options.operation_name(), || {
+            let now = self.now();
+            let at = match options.at {
+                Some(at) if at < now => return Err(InputError::SweepInPast { at, now }.into()),
+                Some(at) => at,
+                None => now,
+            };
+            let mut silent = |_, _| ();
+            let progress = options.progress.unwrap_or(&mut silent);
+            self.sweep_at(at, options.dry_run, progress)
+        })
     }
 
     /// The sweep as it runs (or, dry, would run) at `now`.

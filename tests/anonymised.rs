@@ -416,9 +416,9 @@ fn an_analysis_export_follows_the_read_rules_and_is_audited() {
     for (cats, p) in [
         (vec![], analytics()),
         (vec![Category::Credential], analytics()),
-        (vec![Category::Usage], purpose(Purpose::SUBJECT_ACCESS)),
-        (vec![Category::Usage], purpose(Purpose::STORAGE)),
-        (vec![Category::Usage], purpose(Purpose::LEGAL_CLAIMS)),
+        (vec![Category::Usage], Purpose::SUBJECT_ACCESS),
+        (vec![Category::Usage], Purpose::STORAGE),
+        (vec![Category::Usage], Purpose::LEGAL_CLAIMS),
         (vec![Category::custom("unknwon").unwrap()], analytics()),
     ] {
         assert!(
@@ -441,10 +441,7 @@ fn an_analysis_export_follows_the_read_rules_and_is_audited() {
     assert_eq!(export(v).1.len(), before.len() + 2);
     v.place_hold(
         &f.subjects[4],
-        HoldTarget::Subject,
-        HoldReason::Dispute,
-        None,
-        None,
+        NewHold::new(HoldTarget::Subject, HoldReason::Dispute),
     )
     .unwrap();
     let report = v.erase_subject(&f.subjects[4]).unwrap();

@@ -78,10 +78,7 @@ fn entry_points() -> Vec<(&'static str, Call)> {
         ("place_hold on a category", |v, s, _, c| {
             v.place_hold(
                 &sid(s),
-                HoldTarget::Category(c.clone()),
-                HoldReason::Dispute,
-                None,
-                None,
+                NewHold::new(HoldTarget::Category(c.clone()), HoldReason::Dispute),
             )
             .map(drop)
         }),

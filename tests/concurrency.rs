@@ -21,7 +21,7 @@ fn mixed_threads_lose_nothing_and_resurrect_nothing() {
         .policy(policy)
         .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
-    let sa = Purpose::new(Purpose::SUBJECT_ACCESS).unwrap();
+    let sa = Purpose::SUBJECT_ACCESS;
     // What each thread was told: live records with their last payload, and erased ones.
     let live: Arc<Mutex<Live>> = Arc::default();
     let erased: Arc<Mutex<Vec<(String, RecordId)>>> = Arc::default();

@@ -1174,7 +1174,7 @@ fn collection_time_defaults_to_the_vault_clock_and_survives_rectification() {
         .create(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
     let s = sid("dora@example.com");
-    let access = purpose(Purpose::SUBJECT_ACCESS);
+    let access = Purpose::SUBJECT_ACCESS;
     let id = v
         .put(&s, RecordMeta::new(Category::Contact), b"dora@example.com")
         .unwrap();

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use jiff::{Timestamp, ToSpan};
 use pdvault::{
     Category, ErasureReport, Error, HoldId, HoldReason, HoldScope, HoldTarget, KdfParams,
-    ManualClock, Policy, Purpose, RecordId, RecordMeta, RootSecret, SubjectId, Vault,
+    ManualClock, NewHold, Policy, Purpose, RecordId, RecordMeta, RootSecret, SubjectId, Vault,
 };
 
 /// Set (to the vault directory) in the child's environment.
@@ -123,7 +123,7 @@ fn cat_index(name: &str) -> Option<usize> {
 }
 
 fn sa() -> Purpose {
-    Purpose::new(Purpose::SUBJECT_ACCESS).unwrap()
+    Purpose::SUBJECT_ACCESS
 }
 
 fn service() -> Purpose {
@@ -723,7 +723,7 @@ fn listed(obs: &Observation, s: usize, rid: &RecordId) -> bool {
 fn erased_line(mode: &str, r: &ErasureReport) -> Result<String, String> {
     let mut cats = Vec::new();
     for e in r.erased.iter().filter(|e| e.record.is_none()) {
-        cats.push(cat_index(&e.category).ok_or(format!("unknown category {}", e.category))?);
+        cats.push(cat_index(e.category.name()).ok_or(format!("unknown category {}", e.category))?);
     }
     Ok(format!(
         "ERASED {mode} cats={} recs={} retained={} subject={}",
@@ -792,7 +792,7 @@ fn run(v: &Vault, log: &mut Log, b: Begin) -> Result<(), String> {
                 HScope::Rec(r) => HoldTarget::Record(*r),
             };
             let id = v
-                .place_hold(&subject_id(*s), target, HoldReason::Dispute, None, None)
+                .place_hold(&subject_id(*s), NewHold::new(target, HoldReason::Dispute))
                 .map_err(err)?;
             log.write(&format!("HOLD {id} {s} {}", scope.token()));
         }

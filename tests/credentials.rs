@@ -182,7 +182,12 @@ fn no_api_path_returns_the_secret_or_its_hash() {
     let before = v.stats().unwrap();
 
     // get: refused for every purpose, the subject's own access included; audited as refused.
-    for p in ["login", Purpose::SUBJECT_ACCESS, Purpose::STORAGE, "other"] {
+    for p in [
+        "login",
+        Purpose::SUBJECT_ACCESS.as_str(),
+        Purpose::STORAGE.as_str(),
+        "other",
+    ] {
         assert!(
             matches!(
                 v.get(&alice, id, &purpose(p)),
@@ -196,7 +201,7 @@ fn no_api_path_returns_the_secret_or_its_hash() {
             .is_err()
     );
     // Scans leave it out.
-    for p in ["login", Purpose::SUBJECT_ACCESS] {
+    for p in ["login", Purpose::SUBJECT_ACCESS.as_str()] {
         let all = v.read_all(&alice, &purpose(p)).unwrap();
         assert_eq!(
             all.iter().map(|r| r.info.record).collect::<Vec<_>>(),

@@ -60,8 +60,7 @@ fn record() -> Record {
     let id = v
         .put(&s, RecordMeta::new(Category::Contact), b"IBAN DE89 3704")
         .unwrap();
-    v.get(&s, id, &Purpose::new(Purpose::SUBJECT_ACCESS).unwrap())
-        .unwrap()
+    v.get(&s, id, &Purpose::SUBJECT_ACCESS).unwrap()
 }
 
 #[test]

@@ -19,8 +19,8 @@ use std::sync::Mutex;
 use jiff::{Timestamp, ToSpan};
 use pdvault::__failpoints;
 use pdvault::{
-    Category, Error, HoldReason, HoldTarget, KdfParams, ManualClock, Policy, Purpose, RecordId,
-    RecordMeta, RootSecret, SubjectId, Vault,
+    Category, Error, HoldReason, HoldTarget, KdfParams, ManualClock, NewHold, Policy, Purpose,
+    RecordId, RecordMeta, RootSecret, SubjectId, Vault,
 };
 
 /// Every failure point of sled 0.34.7 (`io_fail!` in its sources).
@@ -112,7 +112,7 @@ fn base(dir: &Path) -> BTreeMap<&'static str, RecordId> {
 type Contents = BTreeMap<usize, Option<(Vec<(String, Vec<u8>)>, Vec<String>)>>;
 
 fn contents(v: &Vault) -> Result<Contents, String> {
-    let access = Purpose::new(Purpose::SUBJECT_ACCESS).unwrap();
+    let access = Purpose::SUBJECT_ACCESS;
     let now = v.now();
     let mut out = Contents::new();
     for s in 0..SUBJECTS.len() {
@@ -186,10 +186,7 @@ fn run_op(v: &Vault, op: Op, ids: &BTreeMap<&'static str, RecordId>) -> Result<(
         Op::PlaceHold => v
             .place_hold(
                 &subject(1),
-                HoldTarget::Subject,
-                HoldReason::Dispute,
-                None,
-                None,
+                NewHold::new(HoldTarget::Subject, HoldReason::Dispute),
             )
             .map(drop),
     }

@@ -329,10 +329,8 @@ fn every_malformed_document_is_refused_and_changes_nothing() {
     v.restrict(&alice, Some(&Category::Usage)).unwrap();
     v.place_hold(
         &alice,
-        HoldTarget::Category(Category::Contact),
-        HoldReason::Dispute,
-        Some("CASE-1"),
-        None,
+        NewHold::new(HoldTarget::Category(Category::Contact), HoldReason::Dispute)
+            .reference("CASE-1"),
     )
     .unwrap();
     v.disclose(

@@ -63,10 +63,7 @@ fn subject_with_free_text(v: &Vault, s: &SubjectId, category: Category) {
     let hold = v
         .place_hold(
             s,
-            HoldTarget::Subject,
-            HoldReason::Dispute,
-            Some(MARKERS[1]),
-            None,
+            NewHold::new(HoldTarget::Subject, HoldReason::Dispute).reference(MARKERS[1]),
         )
         .unwrap();
     v.release_hold(hold).unwrap();

@@ -154,10 +154,7 @@ fn run(
         Op::HoldCategory => scoped
             .place_hold(
                 s,
-                HoldTarget::Category(category.clone()),
-                HoldReason::Dispute,
-                None,
-                None,
+                NewHold::new(HoldTarget::Category(category.clone()), HoldReason::Dispute),
             )
             .map(drop),
         Op::Restrict => scoped.restrict(s, Some(category)),
@@ -613,7 +610,7 @@ fn an_objection_stops_reads_of_legitimate_interest_records_for_that_purpose_unti
         .collect();
     assert_eq!(read, [consented]);
     // The objection answered the subject's open objection request.
-    let closed = v.requests(false).unwrap();
+    let closed = v.requests(RequestFilter::All).unwrap();
     assert!(
         closed
             .iter()
@@ -705,10 +702,10 @@ fn marking_a_minor_under_an_erase_policy_erases_the_subject_at_once_except_what_
     let (held, gone) = (put(Category::Communication), put(Category::Usage));
     v.place_hold(
         &s,
-        HoldTarget::Category(Category::Communication),
-        HoldReason::Dispute,
-        None,
-        None,
+        NewHold::new(
+            HoldTarget::Category(Category::Communication),
+            HoldReason::Dispute,
+        ),
     )
     .unwrap();
     let report = v.set_age_status(&s, AgeStatus::Minor).unwrap().unwrap();
@@ -787,7 +784,7 @@ fn every_call_of_a_scoped_handle_leaves_an_entry_queries_included() {
     let officer = admin.scoped("olga", "officer").unwrap();
     officer.stats().unwrap();
     officer.holds(None).unwrap();
-    officer.requests(false).unwrap();
+    officer.requests(RequestFilter::All).unwrap();
     officer.audit_verify().unwrap();
     let queries: Vec<_> = entries_of(&admin, "olga")
         .into_iter()

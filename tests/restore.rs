@@ -25,8 +25,7 @@ fn sid(s: &str) -> SubjectId {
 }
 
 fn readable(v: &Vault, s: &str, id: RecordId) -> bool {
-    v.get(&sid(s), id, &Purpose::new(Purpose::SUBJECT_ACCESS).unwrap())
-        .is_ok()
+    v.get(&sid(s), id, &Purpose::SUBJECT_ACCESS).is_ok()
 }
 
 fn export(v: &Vault) -> Vec<u8> {
@@ -174,11 +173,7 @@ fn restore_without_a_ledger_brings_erased_data_back_when_asked_by_name() {
     let r = f.restore_without_ledger("r");
     // Erased after the backup: readable again.
     let back = r
-        .get(
-            &sid("alice@example.com"),
-            f.alice,
-            &Purpose::new(Purpose::SUBJECT_ACCESS).unwrap(),
-        )
+        .get(&sid("alice@example.com"), f.alice, &Purpose::SUBJECT_ACCESS)
         .unwrap();
     assert_eq!(back.payload, b"IBAN DE89 3704");
     assert!(readable(&r, "bob@example.com", f.bob2));

@@ -33,8 +33,7 @@ fn p() -> Purpose {
 }
 
 fn readable(v: &Vault, s: &SubjectId, id: RecordId) -> bool {
-    v.get(s, id, &Purpose::new(Purpose::SUBJECT_ACCESS).unwrap())
-        .is_ok()
+    v.get(s, id, &Purpose::SUBJECT_ACCESS).is_ok()
 }
 
 /// A record collected at `t0` of `cat` survives a sweep one day before `t0 + span` and is gone
@@ -279,19 +278,17 @@ fn holds_block_every_path_and_release_lets_the_sweep_finish() {
     let h1 = v
         .place_hold(
             &s,
-            HoldTarget::Category(Category::Communication),
-            HoldReason::Dispute,
-            Some("CASE-1"),
-            None,
+            NewHold::new(
+                HoldTarget::Category(Category::Communication),
+                HoldReason::Dispute,
+            )
+            .reference("CASE-1"),
         )
         .unwrap();
     let h2 = v
         .place_hold(
             &s,
-            HoldTarget::Record(log),
-            HoldReason::SecurityInvestigation,
-            None,
-            None,
+            NewHold::new(HoldTarget::Record(log), HoldReason::SecurityInvestigation),
         )
         .unwrap();
 
@@ -349,10 +346,9 @@ fn a_hold_with_an_end_stops_holding() {
         .unwrap();
     v.place_hold(
         &s,
-        HoldTarget::Subject,
-        HoldReason::AuthorityRequest,
-        Some("REQ-9"),
-        Some(ts("2024-02-01T00:00:00Z")),
+        NewHold::new(HoldTarget::Subject, HoldReason::AuthorityRequest)
+            .reference("REQ-9")
+            .until(ts("2024-02-01T00:00:00Z")),
     )
     .unwrap();
     assert!(v.delete(&s, id).is_err());
@@ -384,10 +380,7 @@ fn backup_erase_restore_with_ledger_resurrects_nothing() {
     let hold = v
         .place_hold(
             &carol,
-            HoldTarget::Subject,
-            HoldReason::LegalObligation,
-            Some("LAW-1"),
-            None,
+            NewHold::new(HoldTarget::Subject, HoldReason::LegalObligation).reference("LAW-1"),
         )
         .unwrap();
     if common::store::on_postgres() {
@@ -553,7 +546,7 @@ fn a_hold_keeps_a_subject_without_records_until_it_is_released() {
         .unwrap();
     v.erase_record(&s, id).unwrap();
     let hold = v
-        .place_hold(&s, HoldTarget::Subject, HoldReason::Dispute, None, None)
+        .place_hold(&s, NewHold::new(HoldTarget::Subject, HoldReason::Dispute))
         .unwrap();
     let report = v.erase_subject(&s).unwrap();
     assert!(!report.subject_erased, "{report:?}");
@@ -664,10 +657,7 @@ fn a_dry_run_at_a_later_date_predicts_the_sweep_then_and_writes_nothing() {
     let held = put(&bob, Category::Usage, "2022-12-01T00:00:00Z");
     v.place_hold(
         &bob,
-        HoldTarget::Record(held),
-        HoldReason::Dispute,
-        None,
-        None,
+        NewHold::new(HoldTarget::Record(held), HoldReason::Dispute),
     )
     .unwrap();
     // carol: a transaction (7 years minimum) and dave: a contact (no rule), both erased under a
@@ -679,10 +669,8 @@ fn a_dry_run_at_a_later_date_predicts_the_sweep_then_and_writes_nothing() {
     for s in [&carol, &dave] {
         v.place_hold(
             s,
-            HoldTarget::Subject,
-            HoldReason::LegalObligation,
-            None,
-            Some(ts("2024-02-01T00:00:00Z")),
+            NewHold::new(HoldTarget::Subject, HoldReason::LegalObligation)
+                .until(ts("2024-02-01T00:00:00Z")),
         )
         .unwrap();
         assert_eq!(v.erase_subject(s).unwrap().retained.len(), 1);

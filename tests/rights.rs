@@ -87,10 +87,8 @@ fn export_then_import_reproduces_every_record_and_its_metadata() {
     .unwrap();
     v.place_hold(
         &s,
-        HoldTarget::Category(Category::Contact),
-        HoldReason::Dispute,
-        Some("CASE-7"),
-        None,
+        NewHold::new(HoldTarget::Category(Category::Contact), HoldReason::Dispute)
+            .reference("CASE-7"),
     )
     .unwrap();
     let mut doc = Vec::new();
@@ -134,7 +132,7 @@ fn export_then_import_reproduces_every_record_and_its_metadata() {
             .collect::<Vec<_>>()
     );
     for r in &a {
-        let sa = purpose(Purpose::SUBJECT_ACCESS);
+        let sa = Purpose::SUBJECT_ACCESS;
         assert_eq!(
             v.get(&s, r.record, &sa).unwrap().payload,
             w.get(&s, r.record, &sa).unwrap().payload
@@ -197,7 +195,7 @@ fn purpose_consent_and_restriction_matrix() {
     ));
     v.grant_consent(&s, &purpose("marketing"), None).unwrap();
     assert!(get(consent, "marketing").is_ok());
-    v.withdraw_consent(&s, &purpose("marketing"), false)
+    v.withdraw_consent(&s, &purpose("marketing"), Withdrawal::KeepRecords)
         .unwrap();
     assert!(matches!(
         get(consent, "marketing"),
@@ -217,9 +215,9 @@ fn purpose_consent_and_restriction_matrix() {
         Err(Error::Access(AccessError::Restricted { .. }))
     ));
     for allowed in [
-        Purpose::STORAGE,
-        Purpose::LEGAL_CLAIMS,
-        Purpose::SUBJECT_ACCESS,
+        Purpose::STORAGE.as_str(),
+        Purpose::LEGAL_CLAIMS.as_str(),
+        Purpose::SUBJECT_ACCESS.as_str(),
     ] {
         assert!(get(contract, allowed).is_ok(), "{allowed}");
         assert!(get(consent, allowed).is_ok(), "{allowed}");
@@ -236,11 +234,11 @@ fn purpose_consent_and_restriction_matrix() {
     assert!(get(consent, "marketing").is_ok());
     // withdrawal with erasure destroys what rests on that consent alone, through the guarded path
     let r = v
-        .withdraw_consent(&s, &purpose("marketing"), true)
+        .withdraw_consent(&s, &purpose("marketing"), Withdrawal::EraseRecords)
         .unwrap()
         .unwrap();
     assert_eq!(r.erased.len(), 1);
-    assert!(get(consent, Purpose::SUBJECT_ACCESS).is_err());
+    assert!(get(consent, Purpose::SUBJECT_ACCESS.as_str()).is_err());
     assert!(get(contract, "billing").is_ok());
 }
 
@@ -380,7 +378,7 @@ fn request_due_dates_follow_the_policy_and_overdue_lists_are_right() {
     assert_eq!(rect.due_at, Some(ts("2025-03-16T09:00:00Z")));
     assert_eq!(restr.due_at, Some(ts("2025-03-08T09:00:00Z")));
     let overdue_ids = |v: &Vault| {
-        v.requests(true)
+        v.requests(RequestFilter::Overdue)
             .unwrap()
             .into_iter()
             .map(|r| r.id)
@@ -504,7 +502,7 @@ fn an_export_cut_short_is_an_error_and_is_still_in_the_audit_trail() {
         "{notes:?}"
     );
     assert_eq!(
-        v.requests(false)
+        v.requests(RequestFilter::All)
             .unwrap()
             .iter()
             .filter(|r| r.closed_at.is_none())
@@ -529,7 +527,7 @@ fn a_48_hour_inquiry_is_overdue_after_49_hours_and_not_after_47() {
     assert_eq!(req.kind, inquiry);
     assert_eq!(req.due_at, Some(ts("2025-03-03T09:30:00Z")));
     let overdue = |v: &Vault| {
-        v.requests(true)
+        v.requests(RequestFilter::Overdue)
             .unwrap()
             .into_iter()
             .map(|r| r.id)
@@ -546,7 +544,7 @@ fn a_48_hour_inquiry_is_overdue_after_49_hours_and_not_after_47() {
         .clock(clock.clone())
         .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
-    let listed = v.requests(true).unwrap();
+    let listed = v.requests(RequestFilter::Overdue).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].kind.name(), "inquiry");
 }
@@ -580,7 +578,7 @@ fn an_undeclared_request_kind_is_refused() {
         }
         assert!(err.to_string().contains(name), "{err}");
     }
-    assert!(v.requests(false).unwrap().is_empty());
+    assert!(v.requests(RequestFilter::All).unwrap().is_empty());
     // Without a policy, only the built-in kinds are known.
     let w = vault(&tmp.path().join("b"), &clock, None);
     w.put(&s, RecordMeta::new(Category::Contact), b"x").unwrap();
@@ -648,7 +646,7 @@ fn with_verification_required_an_access_request_is_answered_only_once_verified()
     }
     assert!(out.is_empty());
     let still_open = |v: &Vault| {
-        v.requests(false)
+        v.requests(RequestFilter::All)
             .unwrap()
             .into_iter()
             .find(|r| r.id == req.id)
@@ -726,7 +724,7 @@ fn with_verification_required_an_access_request_is_answered_only_once_verified()
     assert!(v.audit_verify().unwrap().is_intact());
 
     v.erase_subject(&s).unwrap();
-    let gone = v.requests(false).unwrap().pop().unwrap();
+    let gone = v.requests(RequestFilter::All).unwrap().pop().unwrap();
     let kept = gone.identity_verified.unwrap();
     assert_eq!(kept.by, "Dana (privacy desk)");
     assert_eq!(kept.method, "(erased with the subject)");
@@ -746,7 +744,7 @@ fn with_verification_required_an_erasure_does_not_answer_an_unverified_request()
     let restr = v.open_request(&s, RequestKind::Restriction, None).unwrap();
     v.restrict(&s, None).unwrap();
     let open = |v: &Vault, id: RequestId| {
-        v.requests(false)
+        v.requests(RequestFilter::All)
             .unwrap()
             .into_iter()
             .find(|r| r.id == id)
@@ -785,6 +783,6 @@ fn with_verification_required_an_erasure_does_not_answer_an_unverified_request()
         .unwrap();
     let report = v.erase_subject(&s).unwrap();
     assert!(report.subject_erased, "{report:?}");
-    assert!(v.get(&s, rec, &purpose(Purpose::SUBJECT_ACCESS)).is_err());
+    assert!(v.get(&s, rec, &Purpose::SUBJECT_ACCESS).is_err());
     assert!(!open(&v, erase.id));
 }

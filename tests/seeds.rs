@@ -257,10 +257,8 @@ fn seed_001_m_exe() {
     let hold = v
         .place_hold(
             &s,
-            HoldTarget::Category(Category::Account),
-            HoldReason::Dispute,
-            Some("CASE-7"),
-            None,
+            NewHold::new(HoldTarget::Category(Category::Account), HoldReason::Dispute)
+                .reference("CASE-7"),
         )
         .unwrap();
     clock.set(ts("2027-03-05T09:00:00Z"));
@@ -325,10 +323,11 @@ fn seed_002_cmeo_max() {
     // ... and we cannot delete it at your request": a legal-obligation hold on the archive.
     v.place_hold(
         &s,
-        HoldTarget::Category(Category::Transaction),
-        HoldReason::LegalObligation,
-        Some("statute of limitations"),
-        None,
+        NewHold::new(
+            HoldTarget::Category(Category::Transaction),
+            HoldReason::LegalObligation,
+        )
+        .reference("statute of limitations"),
     )
     .unwrap();
     let report = v.erase_subject(&s).unwrap();

@@ -226,7 +226,7 @@ impl History {
                 (Op::Erase, Some(report)) if e.end >= put.start => {
                     let covers = report.subject_erased
                         || report.erased.iter().any(|x| {
-                            x.category == category && x.record.is_none_or(|r| r == record)
+                            x.category.name() == category && x.record.is_none_or(|r| r == record)
                         });
                     let left_pending = e.scope == Some(EraseScope::Subject)
                         && report.retained.iter().any(|r| r.record == record);
@@ -293,7 +293,7 @@ fn service() -> Purpose {
 
 /// The purpose a restriction never refuses.
 fn subject_access() -> Purpose {
-    Purpose::new(Purpose::SUBJECT_ACCESS).unwrap()
+    Purpose::SUBJECT_ACCESS
 }
 
 fn read(v: &Vault, put: &Entry) -> Result<Record> {
@@ -710,10 +710,7 @@ impl MixedWorker {
         let start = now_ns();
         let placed = self.v.place_hold(
             &subject(&s),
-            HoldTarget::Subject,
-            HoldReason::Dispute,
-            None,
-            None,
+            NewHold::new(HoldTarget::Subject, HoldReason::Dispute),
         );
         match placed {
             Ok(id) => {
@@ -1300,7 +1297,7 @@ fn a_hold_on_a_subject_without_records_keeps_it_from_erasure() {
         .unwrap();
     a.erase_record(&s, id).unwrap();
     let hold = a
-        .place_hold(&s, HoldTarget::Subject, HoldReason::Dispute, None, None)
+        .place_hold(&s, NewHold::new(HoldTarget::Subject, HoldReason::Dispute))
         .unwrap();
     let report = b.erase_subject(&s).unwrap();
     assert!(

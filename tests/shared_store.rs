@@ -96,10 +96,7 @@ fn migrate_copies_a_directory_vault_into_postgres_and_back() {
     let g = src.put(&gone, meta(), b"gone").unwrap();
     src.place_hold(
         &kept,
-        HoldTarget::Subject,
-        HoldReason::LegalObligation,
-        Some("CASE-7"),
-        None,
+        NewHold::new(HoldTarget::Subject, HoldReason::LegalObligation).reference("CASE-7"),
     )
     .unwrap();
     src.erase_subject(&gone).unwrap();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use pdvault::*;
 
 fn sa() -> Purpose {
-    Purpose::new(Purpose::SUBJECT_ACCESS).unwrap()
+    Purpose::SUBJECT_ACCESS
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -20,7 +20,7 @@ fn open(dir: &Path) -> Result<Vault> {
 }
 
 fn sa() -> Purpose {
-    Purpose::new(Purpose::SUBJECT_ACCESS).unwrap()
+    Purpose::SUBJECT_ACCESS
 }
 
 #[test]

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use pdvault::{
-    Category, EventKind, HoldReason, HoldTarget, KdfParams, LegalBasis, ManualClock, Policy,
-    Purpose, RecordMeta, RequestKind, RootSecret, SubjectId, Vault,
+    Category, EventKind, HoldReason, HoldTarget, KdfParams, LegalBasis, ManualClock, NewHold,
+    Policy, Purpose, RecordMeta, RequestKind, RootSecret, SubjectId, Vault,
 };
 use serde::Serialize;
 
@@ -166,10 +166,11 @@ fn main() {
     vault
         .place_hold(
             &alice,
-            HoldTarget::Category(Category::Transaction),
-            HoldReason::Dispute,
-            Some("case 7"),
-            None,
+            NewHold::new(
+                HoldTarget::Category(Category::Transaction),
+                HoldReason::Dispute,
+            )
+            .reference("case 7"),
         )
         .expect("hold");
     vault

@@ -17,7 +17,7 @@ use jiff::{Span, Timestamp};
 use libfuzzer_sys::fuzz_target;
 use pdvault::{
     Category, Durability, Error, EventKind, HoldId, HoldReason, HoldTarget, KdfParams, LegalBasis,
-    ManualClock, Policy, Purpose, RecordId, RecordMeta, RootSecret, SubjectId, Vault,
+    ManualClock, NewHold, Policy, Purpose, RecordId, RecordMeta, RootSecret, SubjectId, Vault,
 };
 
 const SUBJECTS: usize = 3;
@@ -84,8 +84,8 @@ impl Purp {
         let name = match self {
             Purp::Billing => "billing",
             Purp::Marketing => "marketing",
-            Purp::SubjectAccess => Purpose::SUBJECT_ACCESS,
-            Purp::Storage => Purpose::STORAGE,
+            Purp::SubjectAccess => return Purpose::SUBJECT_ACCESS,
+            Purp::Storage => return Purpose::STORAGE,
         };
         Purpose::new(name).expect("valid purpose")
     }
@@ -448,7 +448,11 @@ fn run(input: Input) {
                         .checked_add(Span::new().hours(24 * i64::from(d)))
                         .ok()
                 });
-                let res = vault.place_hold(s, target, HoldReason::Dispute, Some("case 1"), until);
+                let mut hold = NewHold::new(target, HoldReason::Dispute).reference("case 1");
+                if let Some(u) = until {
+                    hold = hold.until(u);
+                }
+                let res = vault.place_hold(s, hold);
                 check("place_hold", &res);
                 if let Ok(h) = res {
                     m.holds.push(h);

@@ -48,7 +48,11 @@ fuzz_target!(|data: &[u8]| {
                 "import: unexpected error {e:?}"
             );
             // A refused document stores nothing: no record, no subject.
-            assert_eq!(vault.stats().expect("stats"), before, "a refused import wrote");
+            assert_eq!(
+                vault.stats().expect("stats"),
+                before,
+                "a refused import wrote"
+            );
             return;
         }
     };
@@ -68,6 +72,9 @@ fuzz_target!(|data: &[u8]| {
     // The same document again is refused: its record ids now exist for the subject.
     if report.records > 0 {
         let mut again = data;
-        assert!(vault.import(&mut again).is_err(), "a document imported twice");
+        assert!(
+            vault.import(&mut again).is_err(),
+            "a document imported twice"
+        );
     }
 });

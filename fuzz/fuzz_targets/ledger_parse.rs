@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let again = Vault::parse_ledger(&mut text.as_slice()).expect("a serialized ledger parses");
     assert_eq!(again, ledger);
     let mut pretty = Vec::new();
-    ledger.write_json(&mut pretty).expect("a parsed ledger writes");
+    ledger
+        .write_json(&mut pretty)
+        .expect("a parsed ledger writes");
     let again = Vault::parse_ledger(&mut pretty.as_slice()).expect("a written ledger parses");
     assert_eq!(again, ledger);
 });

@@ -134,6 +134,52 @@ impl Hold {
     }
 }
 
+/// A hold to place ([`Vault::place_hold`](crate::Vault::place_hold)): what it covers and why,
+/// and optionally the case it is for and when it ends by itself.
+///
+/// ```
+/// use pdvault::{HoldReason, HoldTarget, NewHold};
+/// let hold = NewHold::new(HoldTarget::Subject, HoldReason::Dispute).reference("case 2026-17");
+/// # drop(hold);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewHold {
+    pub(crate) target: HoldTarget,
+    pub(crate) reason: HoldReason,
+    pub(crate) reference: Option<String>,
+    pub(crate) until: Option<Timestamp>,
+}
+
+impl NewHold {
+    /// A hold on `target` for `reason`, with no reference, standing until released.
+    pub fn new(target: HoldTarget, reason: HoldReason) -> Self {
+        NewHold {
+            target,
+            reason,
+            reference: None,
+            until: None,
+        }
+    }
+
+    /// The case, ticket or order the hold is for (no personal data: it is kept in the clear in
+    /// the audit trail's notes and hold listings).
+    pub fn reference(mut self, reference: impl Into<String>) -> Self {
+        self.reference = Some(reference.into());
+        self
+    }
+
+    /// Ends the hold by itself at `until` (it can still be released before).
+    pub fn until(mut self, until: Timestamp) -> Self {
+        self.until = Some(until);
+        self
+    }
+
+    /// What the hold covers.
+    pub fn target(&self) -> &HoldTarget {
+        &self.target
+    }
+}
+
 /// Where to place a hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HoldTarget {

@@ -8,21 +8,33 @@ use crate::ids::{RecordId, SubjectId};
 use crate::model::{Category, LegalBasis, Purpose};
 use crate::policy::MinorRule;
 use crate::policy::RequestKind;
-use crate::storage::entries::{AgeStatus, ConsentState, RecordEntry};
+use crate::storage::entries::{AgeStatus, ConsentState};
 use crate::storage::{Txn, layout};
 use crate::vault::Vault;
+
+/// What a consent withdrawal does to the records that rested on the consent
+/// ([`Vault::withdraw_consent`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// The records stay; reads for the purpose are refused from now on.
+    KeepRecords,
+    /// The records that rest on consent alone and have no consented purpose left are erased.
+    EraseRecords,
+}
 
 impl Vault {
     /// Restricts processing of a subject, or of one of its categories: reads for any purpose but
     /// storage, legal claims and the subject's own access are refused until lifted. The category
     /// must be known ([`Vault::known_category`]); the subject need not hold any of it yet.
     pub fn restrict(&self, subject: &SubjectId, category: Option<&Category>) -> Result<()> {
-        self.set_restriction(subject, category, true)
+        self.operation("restrict", || self.set_restriction(subject, category, true))
     }
 
     /// Lifts a restriction. The category must be known, or restricted or held by the subject.
     pub fn unrestrict(&self, subject: &SubjectId, category: Option<&Category>) -> Result<()> {
-        self.set_restriction(subject, category, false)
+        self.operation("unrestrict", || {
+            self.set_restriction(subject, category, false)
+        })
     }
 
     fn set_restriction(
@@ -75,9 +87,11 @@ impl Vault {
         purpose: &Purpose,
         policy_version: Option<&str>,
     ) -> Result<()> {
-        let _no_destruction = self.no_destruction()?;
-        let ident = self.find_or_create(subject)?;
-        self.set_consent(ident, purpose, true, policy_version, Giver::Subject)
+        self.operation("grant_consent", || {
+            let _no_destruction = self.no_destruction()?;
+            let ident = self.find_or_create(subject)?;
+            self.set_consent(ident, purpose, true, policy_version, Giver::Subject)
+        })
     }
 
     /// Grants a guardian's consent for a purpose, for a subject who is a minor, under a policy
@@ -90,16 +104,20 @@ impl Vault {
         purpose: &Purpose,
         policy_version: Option<&str>,
     ) -> Result<()> {
-        let _no_destruction = self.no_destruction()?;
-        let ident = self.find_or_create(subject)?;
-        self.set_consent(ident, purpose, true, policy_version, Giver::Guardian)
+        self.operation("grant_guardian_consent", || {
+            let _no_destruction = self.no_destruction()?;
+            let ident = self.find_or_create(subject)?;
+            self.set_consent(ident, purpose, true, policy_version, Giver::Guardian)
+        })
     }
 
     /// Withdraws a guardian's consent for a purpose.
     pub fn withdraw_guardian_consent(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
-        let _no_destruction = self.no_destruction()?;
-        let ident = self.find(subject)?.subject;
-        self.set_consent(ident, purpose, false, None, Giver::Guardian)
+        self.operation("withdraw_guardian_consent", || {
+            let _no_destruction = self.no_destruction()?;
+            let ident = self.find(subject)?.subject;
+            self.set_consent(ident, purpose, false, None, Giver::Guardian)
+        })
     }
 
     /// Records the subject's objection to processing for `purpose`: from now on, records resting
@@ -108,12 +126,14 @@ impl Vault {
     /// objection ([`Vault::lift_objection`], for compelling legitimate grounds). Answers the
     /// subject's open objection requests.
     pub fn object(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
-        self.set_objection(subject, purpose, true)
+        self.operation("object", || self.set_objection(subject, purpose, true))
     }
 
     /// Lifts an objection ([`Vault::object`]).
     pub fn lift_objection(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
-        self.set_objection(subject, purpose, false)
+        self.operation("lift_objection", || {
+            self.set_objection(subject, purpose, false)
+        })
     }
 
     fn set_objection(&self, subject: &SubjectId, purpose: &Purpose, on: bool) -> Result<()> {
@@ -150,78 +170,78 @@ impl Vault {
         subject: &SubjectId,
         status: AgeStatus,
     ) -> Result<Option<ErasureReport>> {
-        let ident = {
-            let _no_destruction = self.no_destruction()?;
-            let ident = self.find(subject)?.subject;
-            let _g = self.lock_subject(&ident)?;
-            let mut state = self.state_to_change(&ident)?;
-            state.age = status;
-            let mut txn = Txn::new();
-            txn.put(layout::subject(&ident), &state);
-            let d = self
-                .draft(AuditOp::AgeStatus)
-                .subject(ident)
-                .note(status.name());
-            self.commit_synced(txn, vec![d])?;
-            ident
-        };
-        let erase = status == AgeStatus::Minor
-            && self
-                .policy()
-                .is_some_and(|p| p.minors == Some(MinorRule::Erase));
-        if !erase {
-            return Ok(None);
-        }
-        self.destroy_now(ident, Scope::Subject).map(Some)
+        self.operation("set_age_status", || {
+            let ident = {
+                let _no_destruction = self.no_destruction()?;
+                let ident = self.find(subject)?.subject;
+                let _g = self.lock_subject(&ident)?;
+                let mut state = self.state_to_change(&ident)?;
+                state.age = status;
+                let mut txn = Txn::new();
+                txn.put(layout::subject(&ident), &state);
+                let d = self
+                    .draft(AuditOp::AgeStatus)
+                    .subject(ident)
+                    .note(status.name());
+                self.commit_synced(txn, vec![d])?;
+                ident
+            };
+            let erase = status == AgeStatus::Minor
+                && self
+                    .policy()
+                    .is_some_and(|p| p.minors == Some(MinorRule::Erase));
+            if !erase {
+                return Ok(None);
+            }
+            self.destroy_now(ident, Scope::Subject).map(Some)
+        })
     }
 
-    /// Withdraws consent for a purpose. With `erase`, the records that rest on consent alone and
-    /// have no consented purpose left are erased, through the guarded erasure path.
+    /// Withdraws consent for a purpose. With [`Withdrawal::EraseRecords`], the records that rest
+    /// on consent alone and have no consented purpose left are erased, through the guarded
+    /// erasure path, and the report says what was erased and retained; with
+    /// [`Withdrawal::KeepRecords`] (`None` is returned) they stay, unreadable for the purpose.
     pub fn withdraw_consent(
         &self,
         subject: &SubjectId,
         purpose: &Purpose,
-        erase: bool,
+        then: Withdrawal,
     ) -> Result<Option<ErasureReport>> {
-        let ident = {
-            let _no_destruction = self.no_destruction()?;
-            let ident = self.find(subject)?.subject;
-            self.set_consent(ident, purpose, false, None, Giver::Subject)?;
-            ident
-        };
-        if !erase {
-            return Ok(None);
-        }
-        let state = self.state(&ident)?;
-        let policy = self.policy();
-        let destroyed = self.destroyed_groups(&ident)?;
-        let mut victims = std::collections::BTreeSet::<RecordId>::new();
-        for r in self
-            .store()
-            .scan::<RecordEntry>(&layout::records_of(&ident), "record")
-        {
-            let (k, e) = r?;
-            let Some((_, id)) = layout::parse_record(&k) else {
-                continue;
+        self.operation("withdraw_consent", || {
+            let ident = {
+                let _no_destruction = self.no_destruction()?;
+                let ident = self.find(subject)?.subject;
+                self.set_consent(ident, purpose, false, None, Giver::Subject)?;
+                ident
             };
-            if destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen))
-                || e.meta.basis != LegalBasis::Consent
-            {
-                continue;
+            if then == Withdrawal::KeepRecords {
+                return Ok(None);
             }
-            let consented = e
-                .meta
-                .purposes
-                .iter()
-                .any(|p| crate::rights::access::has_consent(&state, p, policy.as_deref()));
-            if e.meta.purposes.contains(purpose) && !consented {
-                victims.insert(id);
+            let state = self.state(&ident)?;
+            let policy = self.policy();
+            let destroyed = self.destroyed_groups(&ident)?;
+            let mut victims = std::collections::BTreeSet::<RecordId>::new();
+            for r in self.stored_records(&ident) {
+                let (id, e) = r?;
+                if destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen))
+                    || e.meta.basis != LegalBasis::Consent
+                {
+                    continue;
+                }
+                let consented = e
+                    .meta
+                    .purposes
+                    .iter()
+                    .any(|p| crate::rights::access::has_consent(&state, p, policy.as_deref()));
+                if e.meta.purposes.contains(purpose) && !consented {
+                    victims.insert(id);
+                }
             }
-        }
-        if victims.is_empty() {
-            return Ok(Some(ErasureReport::default()));
-        }
-        self.destroy_now(ident, Scope::Records(victims)).map(Some)
+            if victims.is_empty() {
+                return Ok(Some(ErasureReport::default()));
+            }
+            self.destroy_now(ident, Scope::Records(victims)).map(Some)
+        })
     }
 
     /// Call with [`Vault::no_destruction`] held.

@@ -259,67 +259,69 @@ impl Vault {
     /// verified refuses the export before anything is written, naming the request
     /// ([`RequestError::IdentityNotVerified`](crate::RequestError)).
     pub fn export(&self, subject: &SubjectId, out: &mut dyn Write) -> Result<u64> {
-        // What was written out cannot be taken back: on a shared store, no destruction runs in
-        // any process until the export ends.
-        let _no_destruction = self.shared_lock(
-            crate::storage::engine::SharedLock::Destruction,
-            crate::storage::engine::LockMode::Shared,
-        )?;
-        let ident = self.find(subject)?.subject;
-        let answers = [RequestKind::Access, RequestKind::Portability];
-        self.check_answerable(&ident, &answers)?;
-        let state = self.state(&ident)?;
-        let policy = self.policy();
-        let head = ExportHead {
-            format: FORMAT,
-            version: VERSION,
-            exported_at: self.now(),
-            subject_id: subject_str(subject),
-            subject: ExportSubject {
-                created_at: state.created_at,
-                pending_erasure: state.pending_erasure,
-                events: state.events.clone(),
-                restricted: state.restricted,
-                restricted_categories: state.restricted_categories.iter().cloned().collect(),
-                consents: state.consents.clone(),
-                objections: state.objections.iter().cloned().collect(),
-                age: state.age,
-                guardian_consents: state.guardian_consents.clone(),
-            },
-            holds: self.holds(Some(subject))?,
-            disclosures: self.disclosures_of(&ident)?,
-        };
-        let head_json = serde_json::to_string(&head).map_err(json_err)?;
-        // Open the object, write the head's fields, then stream the records array.
-        out.write_all(&head_json.as_bytes()[..head_json.len() - 1])?;
-        out.write_all(b",\"records\":[")?;
-        let mut n = 0u64;
-        let written = self
-            .write_records(&ident, &state, policy.as_deref(), out, &mut n)
-            .and_then(|()| {
-                out.write_all(b"]}\n")?;
-                Ok(out.flush()?)
-            });
-        if let Err(e) = written {
-            // What was written (the head at least) has left the vault: the trail says so
-            // (buffered, for the next commit), and the requests stay open.
-            self.inner.trail.defer_read(
-                self.draft(AuditOp::Export)
-                    .subject(ident)
-                    .note(format!("{n} records; interrupted")),
-            );
-            return Err(e);
-        }
-        // A request opened meanwhile and not verified stays open: this export was no answer to it.
-        let _g = self.lock_subject(&ident)?;
-        let mut txn = Txn::new();
-        self.close_requests_in(&mut txn, &ident, &answers)?;
-        let d = self
-            .draft(AuditOp::Export)
-            .subject(ident)
-            .note(format!("{n} records"));
-        self.commit(txn, vec![d])?;
-        Ok(n)
+        self.operation("export", || {
+            // What was written out cannot be taken back: on a shared store, no destruction runs in
+            // any process until the export ends.
+            let _no_destruction = self.shared_lock(
+                crate::storage::engine::SharedLock::Destruction,
+                crate::storage::engine::LockMode::Shared,
+            )?;
+            let ident = self.find(subject)?.subject;
+            let answers = [RequestKind::Access, RequestKind::Portability];
+            self.check_answerable(&ident, &answers)?;
+            let state = self.state(&ident)?;
+            let policy = self.policy();
+            let head = ExportHead {
+                format: FORMAT,
+                version: VERSION,
+                exported_at: self.now(),
+                subject_id: subject_str(subject),
+                subject: ExportSubject {
+                    created_at: state.created_at,
+                    pending_erasure: state.pending_erasure,
+                    events: state.events.clone(),
+                    restricted: state.restricted,
+                    restricted_categories: state.restricted_categories.iter().cloned().collect(),
+                    consents: state.consents.clone(),
+                    objections: state.objections.iter().cloned().collect(),
+                    age: state.age,
+                    guardian_consents: state.guardian_consents.clone(),
+                },
+                holds: self.holds(Some(subject))?,
+                disclosures: self.disclosures_of(&ident)?,
+            };
+            let head_json = serde_json::to_string(&head).map_err(json_err)?;
+            // Open the object, write the head's fields, then stream the records array.
+            out.write_all(&head_json.as_bytes()[..head_json.len() - 1])?;
+            out.write_all(b",\"records\":[")?;
+            let mut n = 0u64;
+            let written = self
+                .write_records(&ident, &state, policy.as_deref(), out, &mut n)
+                .and_then(|()| {
+                    out.write_all(b"]}\n")?;
+                    Ok(out.flush()?)
+                });
+            if let Err(e) = written {
+                // What was written (the head at least) has left the vault: the trail says so
+                // (buffered, for the next commit), and the requests stay open.
+                self.inner.trail.defer_read(
+                    self.draft(AuditOp::Export)
+                        .subject(ident)
+                        .note(format!("{n} records; interrupted")),
+                );
+                return Err(e);
+            }
+            // A request opened meanwhile and not verified stays open: this export was no answer to it.
+            let _g = self.lock_subject(&ident)?;
+            let mut txn = Txn::new();
+            self.close_requests_in(&mut txn, &ident, &answers)?;
+            let d = self
+                .draft(AuditOp::Export)
+                .subject(ident)
+                .note(format!("{n} records"));
+            self.commit(txn, vec![d])?;
+            Ok(n)
+        })
     }
 
     /// Writes the records of an export, `n` counting those written.
@@ -401,57 +403,59 @@ impl Vault {
     /// ids must be unique in the document and new to the subject in this vault. Holds and
     /// disclosures are checked but not imported.
     pub fn import(&self, input: &mut dyn Read) -> Result<ImportReport> {
-        let doc: ExportDocument = serde_json::from_reader(input)
-            .map_err(|e| InputError::Document(crate::error::json_error(&e)))?;
-        let doc = check_document(doc, |c| self.known_category(c), self.now())?;
-        // Ids new to the subject in this vault (a read: nothing is written before this passes).
-        if let Some(existing) = self.keys().find_subject(self.store(), &doc.subject)? {
-            for (id, ..) in &doc.records {
-                if self
-                    .store()
-                    .contains(&layout::record(&existing.subject, id))?
-                {
-                    return Err(InputError::Document(format!(
-                        "record {id} already exists in this vault"
-                    ))
-                    .into());
+        self.operation("import", || {
+            let doc: ExportDocument = serde_json::from_reader(input)
+                .map_err(|e| InputError::Document(crate::error::json_error(&e)))?;
+            let doc = check_document(doc, |c| self.known_category(c), self.now())?;
+            // Ids new to the subject in this vault (a read: nothing is written before this passes).
+            if let Some(existing) = self.keys().find_subject(self.store(), &doc.subject)? {
+                for (id, ..) in &doc.records {
+                    if self
+                        .store()
+                        .contains(&layout::record(&existing.subject, id))?
+                    {
+                        return Err(InputError::Document(format!(
+                            "record {id} already exists in this vault"
+                        ))
+                        .into());
+                    }
                 }
             }
-        }
-        let batch: Vec<_> = doc
-            .records
-            .iter()
-            .map(|(id, v, m, p)| (&doc.subject, *id, *v, m.clone(), p.as_slice()))
-            .collect();
-        let n = batch.len();
-        let ident = self.find_or_create(&doc.subject)?;
-        self.insert_many(batch, AuditOp::Import)?;
-        {
-            let _g = self.lock_subject(&ident)?;
-            let mut state = self.state_to_change(&ident)?;
-            state.events.extend(doc.events);
-            state.consents.extend(doc.consents);
-            state.guardian_consents.extend(doc.guardian_consents);
-            state.objections.extend(doc.objections);
-            if doc.age != AgeStatus::Unknown {
-                state.age = doc.age;
+            let batch: Vec<_> = doc
+                .records
+                .iter()
+                .map(|(id, v, m, p)| (&doc.subject, *id, *v, m.clone(), p.as_slice()))
+                .collect();
+            let n = batch.len();
+            let ident = self.find_or_create(&doc.subject)?;
+            self.insert_many(batch, AuditOp::Import)?;
+            {
+                let _g = self.lock_subject(&ident)?;
+                let mut state = self.state_to_change(&ident)?;
+                state.events.extend(doc.events);
+                state.consents.extend(doc.consents);
+                state.guardian_consents.extend(doc.guardian_consents);
+                state.objections.extend(doc.objections);
+                if doc.age != AgeStatus::Unknown {
+                    state.age = doc.age;
+                }
+                state.restricted |= doc.restricted;
+                state
+                    .restricted_categories
+                    .extend(doc.restricted_categories);
+                let mut txn = Txn::new();
+                txn.put(layout::subject(&ident), &state);
+                self.commit(
+                    txn,
+                    vec![
+                        self.draft(AuditOp::Import)
+                            .subject(ident)
+                            .note(format!("{n} records")),
+                    ],
+                )?;
             }
-            state.restricted |= doc.restricted;
-            state
-                .restricted_categories
-                .extend(doc.restricted_categories);
-            let mut txn = Txn::new();
-            txn.put(layout::subject(&ident), &state);
-            self.commit(
-                txn,
-                vec![
-                    self.draft(AuditOp::Import)
-                        .subject(ident)
-                        .note(format!("{n} records")),
-                ],
-            )?;
-        }
-        Ok(ImportReport { records: n })
+            Ok(ImportReport { records: n })
+        })
     }
 }
 

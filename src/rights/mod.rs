@@ -7,4 +7,5 @@ mod consent;
 pub mod export;
 mod requests;
 
-pub use requests::{Disclosure, IdentityVerification, Request};
+pub use consent::Withdrawal;
+pub use requests::{Disclosure, IdentityVerification, Request, RequestFilter};

@@ -48,6 +48,17 @@ pub struct Request {
     pub identity_verified: Option<IdentityVerification>,
 }
 
+/// Which requests [`Vault::requests`] lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFilter {
+    /// Every request, answered or not.
+    All,
+    /// The requests not yet answered.
+    Open,
+    /// The open requests past their due date.
+    Overdue,
+}
+
 impl Request {
     /// Whether it is open and past its due date at `now`.
     pub fn is_overdue(&self, now: Timestamp) -> bool {
@@ -135,30 +146,32 @@ impl Vault {
         kind: RequestKind,
         received_at: Option<Timestamp>,
     ) -> Result<Request> {
-        let policy = self.policy();
-        check_request_kind(policy.as_deref(), &kind)?;
-        let _no_destruction = self.no_destruction()?;
-        let ident = self.find(subject)?.subject;
-        let received_at = received_at.unwrap_or_else(|| self.now());
-        let due_at = policy.and_then(|p| p.request_due(&kind, received_at));
-        let req = Request {
-            id: RequestId::random(),
-            subject: ident,
-            kind,
-            received_at,
-            due_at,
-            closed_at: None,
-            identity_verified: None,
-        };
-        let mut txn = Txn::new();
-        let row = layout::request(&req.id);
-        txn.put_new(row.clone(), &self.seal_request(req.clone(), &row)?);
-        let d = self
-            .draft(AuditOp::RequestOpen)
-            .subject(ident)
-            .note(format!("request {} ({})", req.id, req.kind));
-        self.commit_synced(txn, vec![d])?;
-        Ok(req)
+        self.operation("open_request", || {
+            let policy = self.policy();
+            check_request_kind(policy.as_deref(), &kind)?;
+            let _no_destruction = self.no_destruction()?;
+            let ident = self.find(subject)?.subject;
+            let received_at = received_at.unwrap_or_else(|| self.now());
+            let due_at = policy.and_then(|p| p.request_due(&kind, received_at));
+            let req = Request {
+                id: RequestId::random(),
+                subject: ident,
+                kind,
+                received_at,
+                due_at,
+                closed_at: None,
+                identity_verified: None,
+            };
+            let mut txn = Txn::new();
+            let row = layout::request(&req.id);
+            txn.put_new(row.clone(), &self.seal_request(req.clone(), &row)?);
+            let d = self
+                .draft(AuditOp::RequestOpen)
+                .subject(ident)
+                .note(format!("request {} ({})", req.id, req.kind));
+            self.commit_synced(txn, vec![d])?;
+            Ok(req)
+        })
     }
 
     /// Records that the identity of a request's requester was verified: `by` whom (as the host
@@ -177,46 +190,50 @@ impl Vault {
         by: &str,
         method: &str,
     ) -> Result<Request> {
-        check_text("verified by", by)?;
-        check_text("verification method", method)?;
-        // Ordered with destruction: the method is sealed under the subject's key.
-        let _no_destruction = self.no_destruction()?;
-        let row = layout::request(&id);
-        let subject = self.stored_request(&row, id)?.request.subject;
-        // Against a close (or another verification) between the read and the write.
-        let _g = self.lock_subject(&subject)?;
-        let stored = self.stored_request(&row, id)?;
-        if stored.request.closed_at.is_some() {
-            return Err(RequestError::Closed(id).into());
-        }
-        if stored.verification.is_some() {
-            return Err(RequestError::AlreadyVerified(id).into());
-        }
-        let mut req = stored.request;
-        req.identity_verified = Some(IdentityVerification {
-            by: by.to_owned(),
-            method: method.to_owned(),
-            at: self.now(),
-        });
-        let mut txn = Txn::new();
-        txn.put(row.clone(), &self.seal_request(req.clone(), &row)?);
-        let d = self
-            .draft(AuditOp::RequestVerify)
-            .subject(req.subject)
-            .note(format!(
-                "request {id} ({}): identity verified by {by}",
-                req.kind
-            ));
-        self.commit_synced(txn, vec![d])?;
-        Ok(req)
+        self.operation("verify_request_identity", || {
+            check_text("verified by", by)?;
+            check_text("verification method", method)?;
+            // Ordered with destruction: the method is sealed under the subject's key.
+            let _no_destruction = self.no_destruction()?;
+            let row = layout::request(&id);
+            let subject = self.stored_request(&row, id)?.request.subject;
+            // Against a close (or another verification) between the read and the write.
+            let _g = self.lock_subject(&subject)?;
+            let stored = self.stored_request(&row, id)?;
+            if stored.request.closed_at.is_some() {
+                return Err(RequestError::Closed(id).into());
+            }
+            if stored.verification.is_some() {
+                return Err(RequestError::AlreadyVerified(id).into());
+            }
+            let mut req = stored.request;
+            req.identity_verified = Some(IdentityVerification {
+                by: by.to_owned(),
+                method: method.to_owned(),
+                at: self.now(),
+            });
+            let mut txn = Txn::new();
+            txn.put(row.clone(), &self.seal_request(req.clone(), &row)?);
+            let d = self
+                .draft(AuditOp::RequestVerify)
+                .subject(req.subject)
+                .note(format!(
+                    "request {id} ({}): identity verified by {by}",
+                    req.kind
+                ));
+            self.commit_synced(txn, vec![d])?;
+            Ok(req)
+        })
     }
 
-    /// Requests, all or only the open ones past their due date.
-    pub fn requests(&self, overdue_only: bool) -> Result<Vec<Request>> {
-        self.checked_read(|| self.requests_unchecked(overdue_only))
+    /// The requests `filter` selects, oldest first.
+    pub fn requests(&self, filter: RequestFilter) -> Result<Vec<Request>> {
+        self.operation("requests", || {
+            self.checked_read(|| self.requests_unchecked(filter))
+        })
     }
 
-    fn requests_unchecked(&self, overdue_only: bool) -> Result<Vec<Request>> {
+    fn requests_unchecked(&self, filter: RequestFilter) -> Result<Vec<Request>> {
         let now = self.now();
         let mut out = Vec::new();
         for r in self
@@ -224,7 +241,12 @@ impl Vault {
             .scan::<StoredRequest>(&layout::table(layout::Table::Request), "request")
         {
             let (row, stored) = r?;
-            if !overdue_only || stored.request.is_overdue(now) {
+            let selected = match filter {
+                RequestFilter::All => true,
+                RequestFilter::Open => stored.request.closed_at.is_none(),
+                RequestFilter::Overdue => stored.request.is_overdue(now),
+            };
+            if selected {
                 out.push(self.unseal_request(stored, &row)?);
             }
         }
@@ -238,29 +260,31 @@ impl Vault {
     /// ([`RequestError::IdentityNotVerified`]) and stays open. Closing a closed request changes
     /// nothing.
     pub fn close_request(&self, id: RequestId) -> Result<Request> {
-        let row = layout::request(&id);
-        let subject = self.stored_request(&row, id)?.request.subject;
-        let _g = self.lock_subject(&subject)?;
-        let mut stored = self.stored_request(&row, id)?;
-        if stored.request.closed_at.is_none() {
-            self.may_answer(&stored)?;
-            stored.request.closed_at = Some(self.now());
-            let mut txn = Txn::new();
-            txn.put(row.clone(), &stored);
-            let d = self
-                .draft(AuditOp::RequestClose)
-                .subject(stored.request.subject)
-                .note(format!("request {id}"));
-            self.commit_synced(txn, vec![d])?;
-        }
-        self.unseal_request(stored, &row)
+        self.operation("close_request", || {
+            let row = layout::request(&id);
+            let subject = self.stored_request(&row, id)?.request.subject;
+            let _g = self.lock_subject(&subject)?;
+            let mut stored = self.stored_request(&row, id)?;
+            if stored.request.closed_at.is_none() {
+                self.may_answer(&stored)?;
+                stored.request.closed_at = Some(self.now());
+                let mut txn = Txn::new();
+                txn.put(row.clone(), &stored);
+                let d = self
+                    .draft(AuditOp::RequestClose)
+                    .subject(stored.request.subject)
+                    .note(format!("request {id}"));
+                self.commit_synced(txn, vec![d])?;
+            }
+            self.unseal_request(stored, &row)
+        })
     }
 
     /// A stored request, or `RequestNotFound`.
     fn stored_request(&self, row: &[u8], id: RequestId) -> Result<StoredRequest> {
         self.store()
             .get(row, "request")?
-            .ok_or_else(|| Error::RequestNotFound(id.to_string()))
+            .ok_or(Error::RequestNotFound(id))
     }
 
     /// Whether a request may be answered: refused when the policy requires its requester's
@@ -367,80 +391,82 @@ impl Vault {
         categories: &[Category],
         ground: Option<&str>,
     ) -> Result<()> {
-        check_text("recipient", recipient)?;
-        if let Some(g) = ground {
-            check_text("ground", g)?;
-        }
-        for c in categories {
-            self.known_category(c)?;
-        }
-        let _no_destruction = self.no_destruction()?;
-        let ident = self.find(subject)?.subject;
-        let retention = match self.policy() {
-            None => None,
-            Some(policy) => {
-                let checked = match policy.recipient(recipient) {
-                    None => Err(DisclosureRefusal::UndeclaredRecipient),
-                    Some(r) => match r.check(purpose, categories, ground) {
-                        Ok(Ground::Consent)
-                            if !crate::rights::access::has_consent(
-                                &*self.state(&ident)?,
-                                purpose,
-                                Some(&policy),
-                            ) =>
-                        {
-                            Err(DisclosureRefusal::NoConsent(purpose.as_str().to_owned()))
+        self.operation("disclose", || {
+            check_text("recipient", recipient)?;
+            if let Some(g) = ground {
+                check_text("ground", g)?;
+            }
+            for c in categories {
+                self.known_category(c)?;
+            }
+            let _no_destruction = self.no_destruction()?;
+            let ident = self.find(subject)?.subject;
+            let retention = match self.policy() {
+                None => None,
+                Some(policy) => {
+                    let checked = match policy.recipient(recipient) {
+                        None => Err(DisclosureRefusal::UndeclaredRecipient),
+                        Some(r) => match r.check(purpose, categories, ground) {
+                            Ok(Ground::Consent)
+                                if !crate::rights::access::has_consent(
+                                    &*self.state(&ident)?,
+                                    purpose,
+                                    Some(&policy),
+                                ) =>
+                            {
+                                Err(DisclosureRefusal::NoConsent(purpose.as_str().to_owned()))
+                            }
+                            Ok(_) => Ok(r.retention.clone()),
+                            Err(e) => Err(e),
+                        },
+                    };
+                    match checked {
+                        Ok(retention) => Some(retention),
+                        Err(reason) => {
+                            // The recipient's name may be free text: the trail has the reason only.
+                            self.note_refusal(
+                                Some(ident),
+                                None,
+                                None,
+                                format!(
+                                    "disclosure for purpose {} refused: {reason}",
+                                    purpose.as_str()
+                                ),
+                            )?;
+                            return Err(AccessError::DisclosureRefused {
+                                recipient: recipient.to_owned(),
+                                reason,
+                            }
+                            .into());
                         }
-                        Ok(_) => Ok(r.retention.clone()),
-                        Err(e) => Err(e),
-                    },
-                };
-                match checked {
-                    Ok(retention) => Some(retention),
-                    Err(reason) => {
-                        // The recipient's name may be free text: the trail has the reason only.
-                        self.note_refusal(
-                            Some(ident),
-                            None,
-                            None,
-                            format!(
-                                "disclosure for purpose {} refused: {reason}",
-                                purpose.as_str()
-                            ),
-                        )?;
-                        return Err(AccessError::DisclosureRefused {
-                            recipient: recipient.to_owned(),
-                            reason,
-                        }
-                        .into());
                     }
                 }
+            };
+            let now = self.now();
+            let disclosure = Disclosure {
+                recipient: recipient.to_owned(),
+                purpose: purpose.clone(),
+                categories: categories.to_vec(),
+                ground: ground.map(str::to_owned),
+                retention,
+                at: now,
+            };
+            let mut seq = crate::storage::layout::time_to_key(now);
+            while self.store().contains(&layout::disclosure(&ident, seq))? {
+                seq += 1;
             }
-        };
-        let now = self.now();
-        let disclosure = Disclosure {
-            recipient: recipient.to_owned(),
-            purpose: purpose.clone(),
-            categories: categories.to_vec(),
-            ground: ground.map(str::to_owned),
-            retention,
-            at: now,
-        };
-        let mut seq = crate::storage::layout::time_to_key(now);
-        while self.store().contains(&layout::disclosure(&ident, seq))? {
-            seq += 1;
-        }
-        let mut txn = Txn::new();
-        let row = layout::disclosure(&ident, seq);
-        txn.put(
-            row.clone(),
-            &self.seal_disclosure(&ident, &disclosure, &row)?,
-        );
-        let d = self
-            .draft(AuditOp::Disclosure)
-            .subject(ident)
-            .note(purpose.as_str());
-        self.commit_synced(txn, vec![d])
+            let mut txn = Txn::new();
+            let row = layout::disclosure(&ident, seq);
+            txn.put(
+                row.clone(),
+                &self.seal_disclosure(&ident, &disclosure, &row)?,
+            );
+            let d = self
+                .draft(AuditOp::Disclosure)
+                .subject(ident)
+                .note(purpose.as_str());
+            self.commit_synced(txn, vec![d])
+        })
     }
 
     /// A subject's disclosures, oldest first.
@@ -456,8 +482,10 @@ impl Vault {
 
     /// Checks the audit trail; names the first bad entry.
     pub fn audit_verify(&self) -> Result<crate::audit::AuditReport> {
-        self.flush()?;
-        self.inner.trail.verify(self.store())
+        self.operation("audit_verify", || {
+            self.flush()?;
+            self.inner.trail.verify(self.store())
+        })
     }
 
     /// Audit entries, oldest first: all, or one subject's (while it can still be found), since a time.
@@ -466,11 +494,13 @@ impl Vault {
         subject: Option<&SubjectId>,
         since: Option<Timestamp>,
     ) -> Result<Vec<crate::audit::AuditEntry>> {
-        self.flush()?;
-        let sref = subject
-            .map(|s| self.find(s))
-            .transpose()?
-            .map(|i| i.subject);
-        self.inner.trail.entries(self.store(), sref, since)
+        self.operation("audit_entries", || {
+            self.flush()?;
+            let sref = subject
+                .map(|s| self.find(s))
+                .transpose()?
+                .map(|i| i.subject);
+            self.inner.trail.entries(self.store(), sref, since)
+        })
     }
 }

@@ -294,16 +294,19 @@ impl Store {
         &'a self,
         prefix: &[u8],
         what: &'static str,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, T), StorageError>> + 'a {
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T), StorageError>> + use<'a, T> {
         self.scan_with(prefix, move |v| codec::decode(&v, what))
     }
 
     /// Every entry under a prefix, decoded with `decode` (which may keep the buffer).
-    pub(crate) fn scan_with<'a, T: 'a>(
+    pub(crate) fn scan_with<'a, T: 'a, D>(
         &'a self,
         prefix: &[u8],
-        decode: impl Fn(Vec<u8>) -> Result<T, StorageError> + 'a,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, T), StorageError>> + 'a {
+        decode: D,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T), StorageError>> + use<'a, T, D>
+    where
+        D: Fn(Vec<u8>) -> Result<T, StorageError> + 'a,
+    {
         self.engine_scan(prefix).map(move |r| {
             let (k, v) = r?;
             Ok((k, decode(v)?))
@@ -463,7 +466,7 @@ impl Store {
             } else {
                 st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
                 if let Some(e) = &st.error {
-                    return Err(StorageError::Engine(format!("shared flush failed: {e}")));
+                    return Err(StorageError::engine(format!("shared flush failed: {e}")));
                 }
             }
         }

@@ -247,19 +247,19 @@ impl PostgresEngine {
         if let Some(s) = schema
             && !valid_schema(s)
         {
-            return Err(StorageError::Engine(format!(
+            return Err(StorageError::engine(format!(
                 "invalid PostgreSQL schema name {s:?} (expected [a-z_][a-z0-9_]*)"
             )));
         }
-        let mut config: Config = url.parse().map_err(|e| {
-            StorageError::Engine(format!("invalid PostgreSQL connection string: {e}"))
-        })?;
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| StorageError::engine_error("invalid PostgreSQL connection string", e))?;
         config.connect_timeout(CONNECT_TIMEOUT);
         // One connection made here, so that an unreachable server or a refused login is reported
         // at once with PostgreSQL's own reason (the pool would only time out).
         let mut client = config
             .connect(NoTls)
-            .map_err(|e| StorageError::Engine(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| StorageError::engine_error("cannot connect to PostgreSQL", e))?;
         create_schema(&mut client, schema)?;
         drop(client);
         // A connection is checked when used, not when taken from the pool (a round trip saved
@@ -328,7 +328,7 @@ impl PostgresEngine {
     fn conn(&self) -> Result<PooledConnection<Manager>, StorageError> {
         self.pool
             .get()
-            .map_err(|e| StorageError::Engine(format!("no PostgreSQL connection available: {e}")))
+            .map_err(|e| StorageError::engine_error("no PostgreSQL connection available", e))
     }
 
     /// One attempt at a batch, as one transaction: in the session of this thread's locks if it
@@ -437,7 +437,7 @@ fn create_schema(client: &mut postgres::Client, schema: Option<&str>) -> Result<
         [row] => {
             let version: i32 = row.try_get(0).map_err(map_err)?;
             if version != SCHEMA_VERSION {
-                return Err(StorageError::Engine(format!(
+                return Err(StorageError::engine(format!(
                     "the PostgreSQL tables have layout version {version}, this build reads \
                      version {SCHEMA_VERSION}"
                 )));
@@ -454,10 +454,9 @@ fn create_schema(client: &mut postgres::Client, schema: Option<&str>) -> Result<
 }
 
 fn lost_session() -> StorageError {
-    StorageError::Engine(
+    StorageError::engine(
         "the PostgreSQL session holding this call's locks was lost (did the server restart?); \
-         nothing was written"
-            .into(),
+         nothing was written",
     )
 }
 
@@ -494,7 +493,7 @@ impl Coordination for PostgresEngine {
         let fresh = SESSIONS.with(|s| !s.borrow().contains_key(&id));
         if fresh {
             let conn = self.lock_pool.get().map_err(|e| {
-                StorageError::Engine(format!("no PostgreSQL connection for a lock: {e}"))
+                StorageError::engine_error("no PostgreSQL connection for a lock", e)
             })?;
             SESSIONS.with(|s| {
                 s.borrow_mut().insert(
@@ -557,7 +556,7 @@ fn hex(bytes: &[u8]) -> String {
 /// The `bytea` value of the last row of a simple query's answer, if any (its text form is
 /// `\x` and hex).
 fn read_value(messages: &[postgres::SimpleQueryMessage]) -> Result<Option<Vec<u8>>, StorageError> {
-    let malformed = || StorageError::Engine("PostgreSQL sent a bytea in an unknown form".into());
+    let malformed = || StorageError::engine("PostgreSQL sent a bytea in an unknown form");
     let mut value = None;
     for m in messages {
         if let postgres::SimpleQueryMessage::Row(row) = m
@@ -611,10 +610,8 @@ fn map_err(e: postgres::Error) -> StorageError {
         Some(c) if *c == SqlState::DATA_CORRUPTED || *c == SqlState::INDEX_CORRUPTED => {
             StorageError::Corrupted(format!("PostgreSQL: {e}"))
         }
-        _ if e.is_closed() => {
-            StorageError::Engine(format!("the PostgreSQL connection was closed: {e}"))
-        }
-        _ => StorageError::Engine(format!("PostgreSQL: {e}")),
+        _ if e.is_closed() => StorageError::engine_error("the PostgreSQL connection was closed", e),
+        _ => StorageError::engine_error("PostgreSQL", e),
     }
 }
 

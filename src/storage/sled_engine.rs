@@ -86,7 +86,7 @@ fn map_err(e: sled::Error) -> StorageError {
     match e {
         sled::Error::Io(io) => io.into(),
         sled::Error::Corruption { .. } => StorageError::Corrupted(e.to_string()),
-        other => StorageError::Engine(other.to_string()),
+        other => StorageError::engine_error("sled", other),
     }
 }
 

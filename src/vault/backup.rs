@@ -33,7 +33,9 @@ impl Vault {
     /// characters ([`rotate_root_with_min_len`](Self::rotate_root_with_min_len) sets another
     /// minimum).
     pub fn rotate_root(&self, new_secret: RootSecret, kdf: Option<KdfParams>) -> Result<()> {
-        self.rotate_root_with_min_len(new_secret, kdf, crate::DEFAULT_MIN_PASSPHRASE_LEN)
+        self.operation("rotate_root", || {
+            self.rotate_root_with_min_len(new_secret, kdf, crate::DEFAULT_MIN_PASSPHRASE_LEN)
+        })
     }
 
     /// [`rotate_root`](Self::rotate_root), refusing a new passphrase of fewer than `min_len`
@@ -45,27 +47,29 @@ impl Vault {
         kdf: Option<KdfParams>,
         min_len: usize,
     ) -> Result<()> {
-        new_secret.check_len(min_len)?;
-        let _d = self.exclusive_destruction()?;
-        let vault_id = *self.keys().ring().vault_id();
-        let (root, spec) = match &new_secret {
-            RootSecret::Passphrase(p) => {
-                let params = kdf.unwrap_or_else(|| self.current_kdf().unwrap_or_default());
-                let salt: [u8; 16] = crypto::random_array();
-                (
-                    derive_passphrase_key(p, &salt, &params)?,
-                    KdfSpec::Passphrase { salt, params },
-                )
-            }
-            RootSecret::RawKey(k) => (SecretKey::from_bytes(**k), KdfSpec::RawKey),
-        };
-        let store = self.store();
-        let trail = &self.inner.trail;
-        let drafts = vec![self.draft(AuditOp::KeyRotation)];
-        self.keys()
-            .rotate_root(store, RootKeys::derive(&root, &vault_id), spec, |t| {
-                trail.commit(store, t, drafts)
-            })
+        self.operation("rotate_root_with_min_len", || {
+            new_secret.check_len(min_len)?;
+            let _d = self.exclusive_destruction()?;
+            let vault_id = *self.keys().ring().vault_id();
+            let (root, spec) = match &new_secret {
+                RootSecret::Passphrase(p) => {
+                    let params = kdf.unwrap_or_else(|| self.current_kdf().unwrap_or_default());
+                    let salt: [u8; 16] = crypto::random_array();
+                    (
+                        derive_passphrase_key(p, &salt, &params)?,
+                        KdfSpec::Passphrase { salt, params },
+                    )
+                }
+                RootSecret::RawKey(k) => (SecretKey::from_bytes(**k), KdfSpec::RawKey),
+            };
+            let store = self.store();
+            let trail = &self.inner.trail;
+            let drafts = vec![self.draft(AuditOp::KeyRotation)];
+            self.keys()
+                .rotate_root(store, RootKeys::derive(&root, &vault_id), spec, |t| {
+                    trail.commit(store, t, drafts)
+                })
+        })
     }
 
     fn current_kdf(&self) -> Option<KdfParams> {
@@ -83,7 +87,7 @@ impl Vault {
     /// secret of its day for as long as it exists. With a host's source the key is in the
     /// source, and [`Vault::backup_expiring`] has the sweep destroy it.
     pub fn backup(&self, dest: &Path) -> Result<()> {
-        self.backup_until(dest, None)
+        self.operation("backup", || self.backup_until(dest, None))
     }
 
     /// A backup ([`Vault::backup`]) whose epoch key the sweep destroys once `expires_at` has
@@ -92,7 +96,9 @@ impl Vault {
     /// backup's files (a PKCS#11 token, a KMS): with the built-in slot source the backup's key
     /// travels with the backup, and this is refused ([`OpenError::NotSupported`]).
     pub fn backup_expiring(&self, dest: &Path, expires_at: jiff::Timestamp) -> Result<()> {
-        self.backup_until(dest, Some(expires_at))
+        self.operation("backup_expiring", || {
+            self.backup_until(dest, Some(expires_at))
+        })
     }
 
     fn backup_until(&self, dest: &Path, expires_at: Option<jiff::Timestamp>) -> Result<()> {
@@ -194,18 +200,20 @@ impl Vault {
     /// entries, the vault id, their count and an authentication code under a key of this vault
     /// (see [`crate::ledger`]). It holds no personal data.
     pub fn export_ledger(&self, out: &mut dyn Write) -> Result<()> {
-        self.ledger_document()?.write_json(out)
+        self.operation("export_ledger", || self.ledger_document()?.write_json(out))
     }
 
     /// The erasure ledger, authenticated as [`Vault::export_ledger`] writes it.
     pub fn ledger_document(&self) -> Result<LedgerDocument> {
-        let entries = self.ledger()?;
-        let ring = self.keys().ring();
-        Ok(LedgerDocument::seal(
-            *ring.vault_id(),
-            entries,
-            &ring.subkey(Job::Ledger),
-        ))
+        self.operation("ledger_document", || {
+            let entries = self.ledger()?;
+            let ring = self.keys().ring();
+            Ok(LedgerDocument::seal(
+                *ring.vault_id(),
+                entries,
+                &ring.subkey(Job::Ledger),
+            ))
+        })
     }
 
     /// Parses a ledger written by [`Vault::export_ledger`]. Refuses, each with its own
@@ -260,39 +268,41 @@ impl Vault {
     /// Re-applies the erasures of a ledger: what they destroyed is destroyed here too, whatever
     /// holds this copy still has (the erasures already passed the guard when they happened).
     pub fn apply_ledger(&self, ledger: &[LedgerEntry]) -> Result<usize> {
-        let _d = self.exclusive_destruction()?;
-        let now = self.now();
-        let mut applied = 0;
-        // One plan per step: a later step sees what an earlier one destroyed.
-        for e in ledger {
-            let mut scopes = Vec::new();
-            if e.subject_erased {
-                scopes.push(Scope::Subject);
-            } else {
-                if !e.categories.is_empty() {
-                    scopes.push(Scope::Groups(e.categories.clone()));
+        self.operation("apply_ledger", || {
+            let _d = self.exclusive_destruction()?;
+            let now = self.now();
+            let mut applied = 0;
+            // One plan per step: a later step sees what an earlier one destroyed.
+            for e in ledger {
+                let mut scopes = Vec::new();
+                if e.subject_erased {
+                    scopes.push(Scope::Subject);
+                } else {
+                    if !e.categories.is_empty() {
+                        scopes.push(Scope::Groups(e.categories.clone()));
+                    }
+                    if !e.records.is_empty() {
+                        scopes.push(Scope::Records(e.records.iter().copied().collect()));
+                    }
                 }
-                if !e.records.is_empty() {
-                    scopes.push(Scope::Records(e.records.iter().copied().collect()));
+                for scope in scopes {
+                    if !self.store().contains(&layout::subject(&e.subject))? {
+                        break;
+                    }
+                    let mut plan = Plan::default();
+                    plan.replay = true;
+                    self.plan_destruction(&mut plan, e.subject, scope, now)?;
+                    plan.add_draft(
+                        self.draft(AuditOp::LedgerApply)
+                            .subject(e.subject)
+                            .note(format!("ledger entry {}", e.seq)),
+                    );
+                    self.execute(plan)?;
                 }
+                applied += 1;
             }
-            for scope in scopes {
-                if !self.store().contains(&layout::subject(&e.subject))? {
-                    break;
-                }
-                let mut plan = Plan::default();
-                plan.replay = true;
-                self.plan_destruction(&mut plan, e.subject, scope, now)?;
-                plan.add_draft(
-                    self.draft(AuditOp::LedgerApply)
-                        .subject(e.subject)
-                        .note(format!("ledger entry {}", e.seq)),
-                );
-                self.execute(plan)?;
-            }
-            applied += 1;
-        }
-        Ok(applied)
+            Ok(applied)
+        })
     }
 }
 

@@ -76,24 +76,26 @@ impl Vault {
         meta: RecordMeta,
         secret: &[u8],
     ) -> Result<RecordId> {
-        if meta.category != Category::Credential {
-            return Err(InputError::Field {
-                field: "category",
-                why: "a credential's metadata must be of category credential",
+        self.operation("set_credential", || {
+            if meta.category != Category::Credential {
+                return Err(InputError::Field {
+                    field: "category",
+                    why: "a credential's metadata must be of category credential",
+                }
+                .into());
             }
-            .into());
-        }
-        check_secret(secret)?;
-        // Refuse bad metadata before the hashing's work (the write checks it again).
-        self.check_meta(&meta, self.now())?;
-        let phc = crate::crypto::hash_secret(secret)?;
-        let mut ids = self.insert_records(
-            vec![(subject, RecordId::random(), 1, meta, phc.as_bytes())],
-            AuditOp::Put,
-            true,
-        )?;
-        ids.pop()
-            .ok_or_else(|| StorageError::Malformed("empty batch").into())
+            check_secret(secret)?;
+            // Refuse bad metadata before the hashing's work (the write checks it again).
+            self.check_meta(&meta, self.now())?;
+            let phc = crate::crypto::hash_secret(secret)?;
+            let mut ids = self.insert_records(
+                vec![(subject, RecordId::random(), 1, meta, phc.as_bytes())],
+                AuditOp::Put,
+                true,
+            )?;
+            ids.pop()
+                .ok_or_else(|| StorageError::Malformed("empty batch").into())
+        })
     }
 
     /// Whether `candidate` is the secret of the subject's credential `record`, checked through
@@ -114,50 +116,52 @@ impl Vault {
         record: RecordId,
         candidate: &[u8],
     ) -> Result<bool> {
-        check_secret(candidate)?;
-        let (ident, meta, phc) = self.checked_read(|| {
-            let ident = self.find(subject)?.subject;
-            let (stored, key) = self.load(&ident, record)?;
-            if stored.entry.meta.category != Category::Credential {
-                return Err(InputError::NotACredential(record).into());
-            }
-            let state = self.state(&ident)?;
-            if state.restricted
-                || state
-                    .restricted_categories
-                    .contains(Category::Credential.name())
-            {
-                self.note_refusal(
+        self.operation("verify_credential", || {
+            check_secret(candidate)?;
+            let (ident, meta, phc) = self.checked_read(|| {
+                let ident = self.find(subject)?.subject;
+                let (stored, key) = self.load(&ident, record)?;
+                if stored.entry.meta.category != Category::Credential {
+                    return Err(InputError::NotACredential(record).into());
+                }
+                let state = self.state(&ident)?;
+                if state.restricted
+                    || state
+                        .restricted_categories
+                        .contains(Category::Credential.name())
+                {
+                    self.note_refusal(
+                        Some(ident),
+                        Some(&Category::Credential),
+                        Some(record),
+                        "verification of a credential refused: processing is restricted".to_owned(),
+                    )?;
+                    return Err(AccessError::Restricted { record }.into());
+                }
+                self.authorize(
+                    Operation::Read,
+                    Scope::Category(&Category::Credential, None),
                     Some(ident),
-                    Some(&Category::Credential),
                     Some(record),
-                    "verification of a credential refused: processing is restricted".to_owned(),
                 )?;
-                return Err(AccessError::Restricted { record }.into());
-            }
-            self.authorize(
-                Operation::Read,
-                Scope::Category(&Category::Credential, None),
-                Some(ident),
-                Some(record),
+                let phc = Zeroizing::new(self.open_record(&key, &ident, record, &stored)?);
+                Ok::<_, Error>((ident, stored.entry.meta, phc))
+            })?;
+            let phc = std::str::from_utf8(&phc).map_err(|_| crate::IntegrityError)?;
+            let matched = crate::crypto::verify_secret(candidate, phc)?;
+            self.inner.trail.note_read(
+                self.store(),
+                self.draft(AuditOp::Read)
+                    .subject(ident)
+                    .category_of(&meta.category)
+                    .record(record)
+                    .note(if matched {
+                        "credential verified: match"
+                    } else {
+                        "credential verified: no match"
+                    }),
             )?;
-            let phc = Zeroizing::new(self.open_record(&key, &ident, record, &stored)?);
-            Ok::<_, Error>((ident, stored.entry.meta, phc))
-        })?;
-        let phc = std::str::from_utf8(&phc).map_err(|_| crate::IntegrityError)?;
-        let matched = crate::crypto::verify_secret(candidate, phc)?;
-        self.inner.trail.note_read(
-            self.store(),
-            self.draft(AuditOp::Read)
-                .subject(ident)
-                .category_of(&meta.category)
-                .record(record)
-                .note(if matched {
-                    "credential verified: match"
-                } else {
-                    "credential verified: no match"
-                }),
-        )?;
-        Ok(matched)
+            Ok(matched)
+        })
     }
 }

@@ -207,10 +207,7 @@ struct Leader<'a, J> {
 impl<J> Drop for Leader<'_, J> {
     fn drop(&mut self) {
         let failure = self.failure.take().unwrap_or_else(|| {
-            Some(
-                StorageError::Engine("the thread writing this commit's group panicked".into())
-                    .into(),
-            )
+            Some(StorageError::engine("the thread writing this commit's group panicked").into())
         });
         let mut state = lock(&self.group.state);
         state.leading = false;
@@ -404,7 +401,7 @@ mod tests {
             } else {
                 assert!(matches!(
                     followed,
-                    Err(Error::Storage(StorageError::Engine(_)))
+                    Err(Error::Storage(StorageError::Engine { .. }))
                 ));
             }
         }

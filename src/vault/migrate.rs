@@ -88,32 +88,34 @@ impl Vault {
         to: VaultBuilder,
         secret: RootSecret,
     ) -> Result<(Vault, MigrationReport)> {
-        let _alone = self.exclusive_destruction()?;
-        let ring = self.keys().ring().duplicate();
-        let cleanup = match &to.postgres_target() {
-            Some(_) => None,
-            None => Some(Existing::note(&to.dir)?),
-        };
-        let copied = self.copy_into(&to, ring);
-        let (rows, audit_entries) = match copied {
-            Ok(n) => n,
-            Err(e) => {
-                if let Some(c) = cleanup {
-                    c.remove_the_rest();
+        self.operation("migrate", || {
+            let _alone = self.exclusive_destruction()?;
+            let ring = self.keys().ring().duplicate();
+            let cleanup = match &to.postgres_target() {
+                Some(_) => None,
+                None => Some(Existing::note(&to.dir)?),
+            };
+            let copied = self.copy_into(&to, ring);
+            let (rows, audit_entries) = match copied {
+                Ok(n) => n,
+                Err(e) => {
+                    if let Some(c) = cleanup {
+                        c.remove_the_rest();
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
-        let copy = to.open(secret)?;
-        let verify = copy.verify()?;
-        Ok((
-            copy,
-            MigrationReport {
-                rows,
-                audit_entries,
-                verify,
-            },
-        ))
+            };
+            let copy = to.open(secret)?;
+            let verify = copy.verify()?;
+            Ok((
+                copy,
+                MigrationReport {
+                    rows,
+                    audit_entries,
+                    verify,
+                },
+            ))
+        })
     }
 
     /// Destroys every epoch key of this vault in its source, then closes it: every copy of it

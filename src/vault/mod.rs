@@ -10,6 +10,7 @@ mod open;
 mod records;
 mod scoped;
 mod subject_text;
+mod typed;
 
 pub use credentials::MAX_SECRET_LEN;
 pub use migrate::MigrationReport;
@@ -184,15 +185,39 @@ impl Vault {
         self.inner.clock.now()
     }
 
+    /// Counters and timings of this vault's operations in this process since it was opened
+    /// (all handles and clones together): calls, errors and time per operation; refusals,
+    /// erasures, key destructions, sweeps and rotations recorded. With the `tracing` feature
+    /// the same facts are spans and events ([`telemetry`](crate::telemetry)).
+    ///
+    /// ```
+    /// # fn main() -> pdvault::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let vault = pdvault::Vault::builder(dir.path())
+    /// #     .kdf(pdvault::KdfParams::insecure_for_tests())
+    /// #     .create(pdvault::RootSecret::passphrase("correct horse battery staple"))?;
+    /// let alice = pdvault::SubjectId::new("alice@example.com")?;
+    /// vault.put(&alice, pdvault::RecordMeta::new(pdvault::Category::Profile), b"Alice")?;
+    /// let puts = vault.metrics().operation("put").map_or(0, |m| m.calls);
+    /// assert_eq!(puts, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn metrics(&self) -> crate::telemetry::Metrics {
+        self.inner.trail.meter().snapshot()
+    }
+
     /// Makes every write so far durable, including buffered audit entries of reads.
     pub fn flush(&self) -> Result<()> {
-        if self.inner.trail.has_pending() {
-            self.inner
-                .trail
-                .commit(&self.inner.store, Txn::new(), Vec::new())?;
-        }
-        self.inner.store.sync_all()?;
-        Ok(())
+        self.operation("flush", || {
+            if self.inner.trail.has_pending() {
+                self.inner
+                    .trail
+                    .commit(&self.inner.store, Txn::new(), Vec::new())?;
+            }
+            self.inner.store.sync_all()?;
+            Ok(())
+        })
     }
 
     /// Flushes and writes a checkpoint that the next open checks the store against, and closes
@@ -200,13 +225,15 @@ impl Vault {
     /// [`StorageError::Closed`](crate::StorageError::Closed). Dropping the last handle flushes
     /// and checkpoints too, but cannot report errors.
     pub fn close(self) -> Result<()> {
-        self.inner.store.close();
-        self.inner
-            .closed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.flush()?;
-        self.inner.keys.checkpoint(&self.inner.store)?;
-        Ok(())
+        self.operation("close", || {
+            self.inner.store.close();
+            self.inner
+                .closed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            self.flush()?;
+            self.inner.keys.checkpoint(&self.inner.store)?;
+            Ok(())
+        })
     }
 
     /// Starts what makes read audit entries durable: the per-read sync, or the background
@@ -256,7 +283,9 @@ impl Vault {
         Draft::new(self.now(), self.actor.clone(), op).role(self.role.clone())
     }
 
-    pub(crate) fn policy(&self) -> Option<Arc<Policy>> {
+    /// The policy in force, if any: the one given to the builder
+    /// ([`VaultBuilder::policy`]) or set later ([`Vault::set_policy`]), as stored in the vault.
+    pub fn policy(&self) -> Option<Arc<Policy>> {
         self.inner
             .policy
             .read()
@@ -302,6 +331,7 @@ impl Vault {
         drafts: Vec<Draft>,
     ) -> Result<()> {
         let ops = txn.len() + drafts.len();
+        let notable = crate::telemetry::Meter::notable(&drafts);
         self.inner
             .durable_commits
             .submit(announced, (txn, drafts), ops, |group| {
@@ -310,10 +340,22 @@ impl Vault {
                     txn.append(t);
                     drafts.extend(d);
                 }
-                let seq = self.inner.trail.commit(&self.inner.store, txn, drafts)?;
+                let seq = self.inner.trail.append(&self.inner.store, txn, drafts)?;
                 self.inner.store.sync_to(seq)?;
                 Ok(())
-            })
+            })?;
+        self.inner.trail.meter().count(notable);
+        Ok(())
+    }
+
+    /// Runs the public operation `name` (a method's name): measured for [`Vault::metrics`] and,
+    /// with the `tracing` feature, inside its span ([`telemetry`](crate::telemetry)).
+    pub(crate) fn operation<T>(
+        &self,
+        name: &'static str,
+        body: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        crate::telemetry::operation(self.inner.trail.meter(), name, body)
     }
 
     /// Shares the destruction lock: while the guard lives no destruction plans or commits, so
@@ -411,8 +453,8 @@ impl Vault {
     /// generation under it: brings the ring and caches up to date, or gives up after 16.
     pub(crate) fn read_again(&self, attempts: u32) -> Result<()> {
         if attempts >= 16 {
-            return Err(crate::error::StorageError::Engine(
-                "the vault kept changing under a read (16 destructions meanwhile)".into(),
+            return Err(crate::error::StorageError::engine(
+                "the vault kept changing under a read (16 destructions meanwhile)",
             )
             .into());
         }
@@ -436,9 +478,12 @@ impl Vault {
 
     /// Finds a subject by identifier.
     pub(crate) fn find(&self, id: &SubjectId) -> Result<Identity> {
-        self.keys()
+        let found = self
+            .keys()
             .find_subject(self.store(), id)?
-            .ok_or(Error::SubjectNotFound)
+            .ok_or(Error::SubjectNotFound)?;
+        crate::telemetry::subject_found(&found.subject);
+        Ok(found)
     }
 
     /// A subject's state, shared (cached by the store until a commit writes it).

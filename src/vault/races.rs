@@ -13,6 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use super::Vault;
+use crate::NewHold;
 use crate::audit::AuditOp;
 use crate::crypto::{KdfParams, RootSecret};
 use crate::ids::{RecordId, SubjectId, SubjectRef};
@@ -66,7 +67,10 @@ impl Race {
             Race::SubjectHoldSubjectErasure => HoldTarget::Subject,
             _ => HoldTarget::Category(Category::Contact),
         };
-        v.place_hold(s, target, HoldReason::Dispute, Some("CASE-1"), None)
+        v.place_hold(
+            s,
+            NewHold::new(target, HoldReason::Dispute).reference("CASE-1"),
+        )
     }
 
     fn erase(self, v: &Vault, s: &SubjectId) -> Result<ErasureReport> {
@@ -212,7 +216,13 @@ fn a_thousand_holds_racing_erasures_lose_no_acknowledged_hold() {
         violations.len(),
         &violations[..violations.len().min(5)]
     );
-    assert!(v.verify().unwrap().is_whole());
+    let report = v.verify().unwrap();
+    assert!(
+        report.is_whole(),
+        "{:?} {:?}",
+        report.problems,
+        report.audit
+    );
 }
 
 /// Which load a reader is paused after: the subject's identity (the first key a read loads) or

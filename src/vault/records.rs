@@ -5,7 +5,6 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::Vault;
 use crate::audit::{AuditOp, AuditReport, Draft};
@@ -133,9 +132,11 @@ impl Vault {
     /// # }
     /// ```
     pub fn put(&self, subject: &SubjectId, meta: RecordMeta, payload: &[u8]) -> Result<RecordId> {
-        let mut ids = self.put_many([(subject, meta, payload)])?;
-        ids.pop()
-            .ok_or_else(|| StorageError::Malformed("empty batch").into())
+        self.operation("put", || {
+            let mut ids = self.put_many([(subject, meta, payload)])?;
+            ids.pop()
+                .ok_or_else(|| StorageError::Malformed("empty batch").into())
+        })
     }
 
     /// Stores many records, for one or many subjects, with one commit and one sync. A batch with
@@ -144,11 +145,13 @@ impl Vault {
     where
         I: IntoIterator<Item = (&'a SubjectId, RecordMeta, &'a [u8])>,
     {
-        let items: Vec<_> = items
-            .into_iter()
-            .map(|(s, m, p)| (s, RecordId::random(), 1, m, p))
-            .collect();
-        self.insert_many(items, AuditOp::Put)
+        self.operation("put_many", || {
+            let items: Vec<_> = items
+                .into_iter()
+                .map(|(s, m, p)| (s, RecordId::random(), 1, m, p))
+                .collect();
+            self.insert_many(items, AuditOp::Put)
+        })
     }
 
     /// Inserts records with given ids and versions (put and import); a credential is refused
@@ -331,59 +334,39 @@ impl Vault {
             .contains(category.name()))
     }
 
-    /// Stores a typed value (serialized as JSON) as a record.
-    pub fn put_value<T: Serialize>(
-        &self,
-        subject: &SubjectId,
-        meta: RecordMeta,
-        value: &T,
-    ) -> Result<RecordId> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| InputError::Encoding(crate::error::json_error(&e)))?;
-        self.put(subject, meta, &bytes)
-    }
-
     /// Reads a record for a purpose (see [`rights::access`](crate::rights::access) for the rules).
     /// A credential is never read, whatever the purpose ([`AccessError::CredentialNotReadable`],
     /// audited as a refusal): check a secret against it with [`Vault::verify_credential`].
     pub fn get(&self, subject: &SubjectId, record: RecordId, purpose: &Purpose) -> Result<Record> {
-        let (ident, read) = if self.store().is_shared() {
-            self.get_from_shared(subject, record, purpose)?
-        } else {
-            let ident = self.find(subject)?.subject;
-            let (stored, key) = self.load(&ident, record)?;
-            let state = self.state(&ident)?;
-            self.admit_read(ident, record, &stored.entry.meta, &state, purpose)?;
-            (ident, self.open_into_record(&key, &ident, record, stored)?)
-        };
-        self.inner.trail.note_read(
-            self.store(),
-            self.draft(AuditOp::Read)
-                .subject(ident)
-                .category_of(&read.info.meta.category)
-                .record(record)
-                .note(purpose.as_str()),
-        )?;
-        Ok(read)
-    }
-
-    /// Reads a typed value stored with [`Vault::put_value`].
-    pub fn get_value<T: DeserializeOwned>(
-        &self,
-        subject: &SubjectId,
-        record: RecordId,
-        purpose: &Purpose,
-    ) -> Result<T> {
-        let r = self.get(subject, record, purpose)?;
-        serde_json::from_slice(&r.payload)
-            .map_err(|e| InputError::Encoding(crate::error::json_error(&e)).into())
+        self.operation("get", || {
+            let (ident, read) = if self.store().is_shared() {
+                self.get_from_shared(subject, record, purpose)?
+            } else {
+                let ident = self.find(subject)?.subject;
+                let (stored, key) = self.load(&ident, record)?;
+                let state = self.state(&ident)?;
+                self.admit_read(ident, record, &stored.entry.meta, &state, purpose)?;
+                (ident, self.open_into_record(&key, &ident, record, stored)?)
+            };
+            self.inner.trail.note_read(
+                self.store(),
+                self.draft(AuditOp::Read)
+                    .subject(ident)
+                    .category_of(&read.info.meta.category)
+                    .record(record)
+                    .note(purpose.as_str()),
+            )?;
+            Ok(read)
+        })
     }
 
     /// Replaces a record's payload; the id stays, the version goes up. Refused for a credential
     /// ([`InputError::CredentialWrite`]): set a new one with [`Vault::set_credential`] and erase
     /// the old record.
     pub fn update(&self, subject: &SubjectId, record: RecordId, payload: &[u8]) -> Result<()> {
-        self.rewrite(subject, record, None, Some(payload), AuditOp::Update, None)
+        self.operation("update", || {
+            self.rewrite(subject, record, None, Some(payload), AuditOp::Update, None)
+        })
     }
 
     /// Rectifies a record: a new payload and/or new metadata, with a reason (recorded in the
@@ -398,15 +381,17 @@ impl Vault {
         payload: Option<&[u8]>,
         reason: &str,
     ) -> Result<()> {
-        crate::model::check_text("reason", reason)?;
-        self.rewrite(
-            subject,
-            record,
-            meta,
-            payload,
-            AuditOp::Rectify,
-            Some(reason),
-        )
+        self.operation("rectify", || {
+            crate::model::check_text("reason", reason)?;
+            self.rewrite(
+                subject,
+                record,
+                meta,
+                payload,
+                AuditOp::Rectify,
+                Some(reason),
+            )
+        })
     }
 
     fn rewrite(
@@ -515,22 +500,24 @@ impl Vault {
     /// The listing is audited; on a scoped handle it leaves out the categories the role may
     /// not `list`, and audits that it did.
     pub fn list(&self, subject: &SubjectId) -> Result<Vec<RecordInfo>> {
-        let (ident, out, withheld) = self.checked_read(|| self.list_unchecked(subject))?;
-        self.inner.trail.note_read(
-            self.store(),
-            self.draft(AuditOp::List)
-                .subject(ident)
-                .note(format!("{} records", out.len())),
-        )?;
-        for (category, n) in withheld {
-            self.note_refusal(
-                Some(ident),
-                None,
-                None,
-                format!("list of {n} records of category {category} not granted to the role"),
+        self.operation("list", || {
+            let (ident, out, withheld) = self.checked_read(|| self.list_unchecked(subject))?;
+            self.inner.trail.note_read(
+                self.store(),
+                self.draft(AuditOp::List)
+                    .subject(ident)
+                    .note(format!("{} records", out.len())),
             )?;
-        }
-        Ok(out)
+            for (category, n) in withheld {
+                self.note_refusal(
+                    Some(ident),
+                    None,
+                    None,
+                    format!("list of {n} records of category {category} not granted to the role"),
+                )?;
+            }
+            Ok(out)
+        })
     }
 
     #[allow(clippy::type_complexity)]
@@ -586,12 +573,14 @@ impl Vault {
     /// # }
     /// ```
     pub fn read_all(&self, subject: &SubjectId, purpose: &Purpose) -> Result<Vec<Record>> {
-        let mut out = Vec::new();
-        self.read_each(subject, purpose, |r| {
-            out.push(r);
-            ControlFlow::Continue(())
-        })?;
-        Ok(out)
+        self.operation("read_all", || {
+            let mut out = Vec::new();
+            self.read_each(subject, purpose, |r| {
+                out.push(r);
+                ControlFlow::Continue(())
+            })?;
+            Ok(out)
+        })
     }
 
     /// Reads the records [`Vault::read_all`] reads, in the same order, handing each to `each` as
@@ -630,288 +619,300 @@ impl Vault {
         purpose: &Purpose,
         mut each: impl FnMut(Record) -> ControlFlow<()>,
     ) -> Result<u64> {
-        // What `each` was handed cannot be taken back: on a shared store, no destruction runs
-        // in any process until the scan ends.
-        let _no_destruction = self.shared_lock(
-            crate::storage::engine::SharedLock::Destruction,
-            crate::storage::engine::LockMode::Shared,
-        )?;
-        let ident = self.find(subject)?.subject;
-        let state = self.state(&ident)?;
-        let policy = self.policy();
-        let destroyed = self.destroyed_groups(&ident)?;
-        let keys = self.keys();
-        let mut tally = ReadTally {
-            vault: self,
-            subject: ident,
-            purpose,
-            read: BTreeMap::new(),
-            withheld: BTreeMap::new(),
-            noted: false,
-        };
-        // The records of a subject mostly share a few key groups: the last key used is kept.
-        let mut last_key: Option<(String, u32, Arc<DataKey>)> = None;
-        for r in self
-            .store()
-            .scan_with(&layout::records_of(&ident), StoredRecord::decode)
-        {
-            let (k, stored) = r?;
-            let entry = &stored.entry;
-            let (_, id) = layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
-            let category = entry.meta.category.name();
-            let erased =
-                !destroyed.is_empty() && destroyed.contains(&(category.to_owned(), entry.key_gen));
-            // A credential is never read: a scan leaves it out (`list` shows that it exists).
-            if erased || entry.meta.category == Category::Credential {
-                continue;
-            }
-            if let Err(e) = access::check(id, &entry.meta, &state, purpose, policy.as_deref()) {
-                tally.withhold(category, refusal_reason(&e));
-                continue;
-            }
-            if !self.allowed(
-                Operation::Read,
-                Scope::Category(&entry.meta.category, Some(purpose)),
-            )? {
-                tally.withhold(category, "not granted to the role");
-                continue;
-            }
-            let key = match &last_key {
-                Some((c, g, key)) if c == category && *g == entry.key_gen => key.clone(),
-                _ => {
-                    let key = keys
-                        .data_key_gen(self.store(), &ident, category, entry.key_gen)?
-                        .ok_or(crate::IntegrityError)?;
-                    last_key = Some((category.to_owned(), entry.key_gen, key.clone()));
-                    key
-                }
+        self.operation("read_each", || {
+            // What `each` was handed cannot be taken back: on a shared store, no destruction runs
+            // in any process until the scan ends.
+            let _no_destruction = self.shared_lock(
+                crate::storage::engine::SharedLock::Destruction,
+                crate::storage::engine::LockMode::Shared,
+            )?;
+            let ident = self.find(subject)?.subject;
+            let state = self.state(&ident)?;
+            let policy = self.policy();
+            let destroyed = self.destroyed_groups(&ident)?;
+            let keys = self.keys();
+            let mut tally = ReadTally {
+                vault: self,
+                subject: ident,
+                purpose,
+                read: BTreeMap::new(),
+                withheld: BTreeMap::new(),
+                noted: false,
             };
-            let record = self.open_into_record(&key, &ident, id, stored)?;
-            tally.count(record.info.meta.category.name());
-            if each(record).is_break() {
-                break;
+            // The records of a subject mostly share a few key groups: the last key used is kept.
+            let mut last_key: Option<(String, u32, Arc<DataKey>)> = None;
+            for r in self
+                .store()
+                .scan_with(&layout::records_of(&ident), StoredRecord::decode)
+            {
+                let (k, stored) = r?;
+                let entry = &stored.entry;
+                let (_, id) =
+                    layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
+                let category = entry.meta.category.name();
+                let erased = !destroyed.is_empty()
+                    && destroyed.contains(&(category.to_owned(), entry.key_gen));
+                // A credential is never read: a scan leaves it out (`list` shows that it exists).
+                if erased || entry.meta.category == Category::Credential {
+                    continue;
+                }
+                if let Err(e) = access::check(id, &entry.meta, &state, purpose, policy.as_deref()) {
+                    tally.withhold(category, refusal_reason(&e));
+                    continue;
+                }
+                if !self.allowed(
+                    Operation::Read,
+                    Scope::Category(&entry.meta.category, Some(purpose)),
+                )? {
+                    tally.withhold(category, "not granted to the role");
+                    continue;
+                }
+                let key = match &last_key {
+                    Some((c, g, key)) if c == category && *g == entry.key_gen => key.clone(),
+                    _ => {
+                        let key = keys
+                            .data_key_gen(self.store(), &ident, category, entry.key_gen)?
+                            .ok_or(crate::IntegrityError)?;
+                        last_key = Some((category.to_owned(), entry.key_gen, key.clone()));
+                        key
+                    }
+                };
+                let record = self.open_into_record(&key, &ident, id, stored)?;
+                tally.count(record.info.meta.category.name());
+                if each(record).is_break() {
+                    break;
+                }
             }
-        }
-        tally.note()
+            tally.note()
+        })
     }
 
     /// Counts of subjects and records, nothing decrypted.
     pub fn stats(&self) -> Result<Stats> {
-        let now = self.now();
-        let policy = self.policy();
-        let mut s = Stats::default();
-        let mut reclaim: HashSet<(SubjectRef, String, u32)> = HashSet::new();
-        for k in self
-            .store()
-            .scan_keys(&layout::table(layout::Table::Reclaim))
-        {
-            if let Some(x) = layout::parse_reclaim(&k?) {
-                reclaim.insert(x);
-            }
-        }
-        let mut states: BTreeMap<SubjectRef, SubjectState> = BTreeMap::new();
-        for r in self
-            .store()
-            .scan::<SubjectState>(&layout::table(layout::Table::Subject), "subject state")
-        {
-            let (k, st) = r?;
-            let sref =
-                SubjectRef::from_slice(&k[1..]).ok_or(StorageError::Malformed("subject key"))?;
-            s.subjects += 1;
-            if st.pending_erasure.is_some() {
-                s.subjects_pending_erasure += 1;
-            }
-            states.insert(sref, st);
-        }
-        let holds = self.active_holds_by_subject(now)?;
-        for r in self
-            .store()
-            .scan::<RecordEntry>(&layout::table(layout::Table::Record), "record")
-        {
-            let (k, e) = r?;
-            let (sref, id) =
-                layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
-            if reclaim.contains(&(sref, e.meta.category.name().to_owned(), e.key_gen)) {
-                s.awaiting_reclaim += 1;
-                continue;
-            }
-            s.records += 1;
-            *s.by_category
-                .entry(e.meta.category.name().to_owned())
-                .or_default() += 1;
-            *s.by_basis
-                .entry(e.meta.basis.name().to_owned())
-                .or_default() += 1;
-            for p in &e.meta.purposes {
-                *s.by_purpose.entry(p.to_string()).or_default() += 1;
-            }
-            let state = states.get(&sref).cloned().unwrap_or_default();
-            let held = holds
-                .get(&sref)
-                .is_some_and(|hs| hs.iter().any(|h| h.covers(&e.meta.category, &id)));
-            let retention = if held {
-                "held"
-            } else if state.pending_erasure.is_some() {
-                "pending-erasure"
-            } else if let Some(p) = &policy {
-                match (
-                    p.expires_at(&e.meta.category, e.meta.collected_at, &state.events),
-                    p.retained_until(&e.meta.category, e.meta.collected_at, &state.events),
-                ) {
-                    (Some(x), _) if x <= now => "expired",
-                    (_, Some(m)) if m > now => "within-minimum",
-                    (Some(_), _) => "scheduled",
-                    _ => "unscheduled",
+        self.operation("stats", || {
+            let now = self.now();
+            let policy = self.policy();
+            let mut s = Stats::default();
+            let mut reclaim: HashSet<(SubjectRef, String, u32)> = HashSet::new();
+            for k in self
+                .store()
+                .scan_keys(&layout::table(layout::Table::Reclaim))
+            {
+                if let Some(x) = layout::parse_reclaim(&k?) {
+                    reclaim.insert(x);
                 }
-            } else {
-                "unscheduled"
-            };
-            *s.by_retention.entry(retention.to_owned()).or_default() += 1;
-        }
-        Ok(s)
+            }
+            let mut states: BTreeMap<SubjectRef, SubjectState> = BTreeMap::new();
+            for r in self
+                .store()
+                .scan::<SubjectState>(&layout::table(layout::Table::Subject), "subject state")
+            {
+                let (k, st) = r?;
+                let sref = SubjectRef::from_slice(&k[1..])
+                    .ok_or(StorageError::Malformed("subject key"))?;
+                s.subjects += 1;
+                if st.pending_erasure.is_some() {
+                    s.subjects_pending_erasure += 1;
+                }
+                states.insert(sref, st);
+            }
+            let holds = self.active_holds_by_subject(now)?;
+            for r in self
+                .store()
+                .scan::<RecordEntry>(&layout::table(layout::Table::Record), "record")
+            {
+                let (k, e) = r?;
+                let (sref, id) =
+                    layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
+                if reclaim.contains(&(sref, e.meta.category.name().to_owned(), e.key_gen)) {
+                    s.awaiting_reclaim += 1;
+                    continue;
+                }
+                s.records += 1;
+                *s.by_category
+                    .entry(e.meta.category.name().to_owned())
+                    .or_default() += 1;
+                *s.by_basis
+                    .entry(e.meta.basis.name().to_owned())
+                    .or_default() += 1;
+                for p in &e.meta.purposes {
+                    *s.by_purpose.entry(p.to_string()).or_default() += 1;
+                }
+                let state = states.get(&sref).cloned().unwrap_or_default();
+                let held = holds
+                    .get(&sref)
+                    .is_some_and(|hs| hs.iter().any(|h| h.covers(&e.meta.category, &id)));
+                let retention = if held {
+                    "held"
+                } else if state.pending_erasure.is_some() {
+                    "pending-erasure"
+                } else if let Some(p) = &policy {
+                    match (
+                        p.expires_at(&e.meta.category, e.meta.collected_at, &state.events),
+                        p.retained_until(&e.meta.category, e.meta.collected_at, &state.events),
+                    ) {
+                        (Some(x), _) if x <= now => "expired",
+                        (_, Some(m)) if m > now => "within-minimum",
+                        (Some(_), _) => "scheduled",
+                        _ => "unscheduled",
+                    }
+                } else {
+                    "unscheduled"
+                };
+                *s.by_retention.entry(retention.to_owned()).or_default() += 1;
+            }
+            Ok(s)
+        })
     }
 
     /// Checks everything: the store's manifest, every entry's encoding, every key and record's
     /// integrity, and the audit chain. Damage is reported, never repaired silently.
     pub fn verify(&self) -> Result<VerifyReport> {
-        // On a shared store, no destruction in any process while the check reads (it compares
-        // rows read at different moments); writes go on.
-        let _no_destruction = self.shared_lock(
-            crate::storage::engine::SharedLock::Destruction,
-            crate::storage::engine::LockMode::Shared,
-        )?;
-        let store = self.store();
-        let mut problems = Vec::new();
-        if let Some(p) = store.verify_manifest()? {
-            problems.push(p);
-        }
-        let checkpoint = self.keys().ring().checkpoint();
-        if store.manifest().seq < checkpoint.seq {
-            problems.push(
-                "the store is older than the vault's last checkpoint: recent writes are lost"
-                    .into(),
-            );
-        }
-        let mut entries = 0u64;
-        let mut keys = 0u64;
-        let mut records = 0u64;
-        let (mut record_rows, mut member_rows) = (0u64, 0u64);
-        for r in store.scan_raw(&[]) {
-            let (k, v) = r?;
-            entries += 1;
-            let table = k.first().and_then(|b| layout::Table::from_byte(*b));
-            let ok = match table {
-                Some(layout::Table::Key) => match codec::decode::<WrappedKey>(&v, "wrapped key") {
-                    Ok(_) => {
-                        keys += 1;
+        self.operation("verify", || {
+            // On a shared store, no destruction in any process while the check reads (it compares
+            // rows read at different moments); writes go on.
+            let _no_destruction = self.shared_lock(
+                crate::storage::engine::SharedLock::Destruction,
+                crate::storage::engine::LockMode::Shared,
+            )?;
+            let store = self.store();
+            let mut problems = Vec::new();
+            if let Some(p) = store.verify_manifest()? {
+                problems.push(p);
+            }
+            let checkpoint = self.keys().ring().checkpoint();
+            if store.manifest().seq < checkpoint.seq {
+                problems.push(
+                    "the store is older than the vault's last checkpoint: recent writes are lost"
+                        .into(),
+                );
+            }
+            let mut entries = 0u64;
+            let mut keys = 0u64;
+            let mut records = 0u64;
+            let (mut record_rows, mut member_rows) = (0u64, 0u64);
+            for r in store.scan_raw(&[]) {
+                let (k, v) = r?;
+                entries += 1;
+                let table = k.first().and_then(|b| layout::Table::from_byte(*b));
+                let ok = match table {
+                    Some(layout::Table::Key) => {
+                        match codec::decode::<WrappedKey>(&v, "wrapped key") {
+                            Ok(_) => {
+                                keys += 1;
+                                true
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                    Some(layout::Table::Record) => {
+                        match (
+                            codec::decode::<RecordEntry>(&v, "record"),
+                            layout::parse_record(&k),
+                        ) {
+                            (Ok(e), Some((sref, id))) => {
+                                record_rows += 1;
+                                let member =
+                                    layout::member(&sref, e.meta.category.name(), e.key_gen, &id);
+                                if !store.contains(&member)? {
+                                    problems
+                                        .push(format!("record {id} is missing from its key group"));
+                                }
+                                true
+                            }
+                            _ => false,
+                        }
+                    }
+                    Some(layout::Table::Member) => {
+                        member_rows += 1;
                         true
                     }
-                    Err(_) => false,
-                },
-                Some(layout::Table::Record) => {
-                    match (
-                        codec::decode::<RecordEntry>(&v, "record"),
-                        layout::parse_record(&k),
-                    ) {
-                        (Ok(e), Some((sref, id))) => {
-                            record_rows += 1;
-                            let member =
-                                layout::member(&sref, e.meta.category.name(), e.key_gen, &id);
-                            if !store.contains(&member)? {
-                                problems.push(format!("record {id} is missing from its key group"));
-                            }
-                            true
-                        }
-                        _ => false,
+                    Some(layout::Table::Subject) => {
+                        codec::decode::<SubjectState>(&v, "subject state").is_ok()
                     }
+                    Some(layout::Table::Index) => {
+                        codec::decode::<crate::storage::entries::IndexEntry>(&v, "index").is_ok()
+                    }
+                    Some(layout::Table::Due) => {
+                        codec::decode::<DueKind>(&v, "due").is_ok()
+                            && layout::parse_due(&k).is_some()
+                    }
+                    Some(layout::Table::Hold) => {
+                        codec::decode::<super::StoredHold>(&v, "hold").is_ok()
+                    }
+                    Some(layout::Table::Ledger) => {
+                        codec::decode::<crate::erasure::LedgerEntry>(&v, "ledger").is_ok()
+                    }
+                    Some(_) => true,
+                    None => false,
+                };
+                if !ok {
+                    problems.push(format!(
+                        "a malformed entry in table {}",
+                        table
+                            .map(|t| format!("{t:?}"))
+                            .unwrap_or_else(|| "unknown".into())
+                    ));
                 }
-                Some(layout::Table::Member) => {
-                    member_rows += 1;
-                    true
-                }
-                Some(layout::Table::Subject) => {
-                    codec::decode::<SubjectState>(&v, "subject state").is_ok()
-                }
-                Some(layout::Table::Index) => {
-                    codec::decode::<crate::storage::entries::IndexEntry>(&v, "index").is_ok()
-                }
-                Some(layout::Table::Due) => {
-                    codec::decode::<DueKind>(&v, "due").is_ok() && layout::parse_due(&k).is_some()
-                }
-                Some(layout::Table::Hold) => codec::decode::<super::StoredHold>(&v, "hold").is_ok(),
-                Some(layout::Table::Ledger) => {
-                    codec::decode::<crate::erasure::LedgerEntry>(&v, "ledger").is_ok()
-                }
-                Some(_) => true,
-                None => false,
-            };
-            if !ok {
+            }
+            if member_rows != record_rows {
                 problems.push(format!(
-                    "a malformed entry in table {}",
-                    table
-                        .map(|t| format!("{t:?}"))
-                        .unwrap_or_else(|| "unknown".into())
+                    "{member_rows} key-group member rows for {record_rows} records"
                 ));
             }
-        }
-        if member_rows != record_rows {
-            problems.push(format!(
-                "{member_rows} key-group member rows for {record_rows} records"
-            ));
-        }
-        // Every readable record must open under its key.
-        let mut subjects: Vec<SubjectRef> = Vec::new();
-        for k in store.scan_keys(&layout::table(layout::Table::Subject)) {
-            if let Some(s) = SubjectRef::from_slice(&k?[1..]) {
-                subjects.push(s);
-            }
-        }
-        for sref in subjects {
-            let destroyed = self.destroyed_groups(&sref)?;
-            for r in store.scan_with(&layout::records_of(&sref), StoredRecord::decode) {
-                let Ok((k, stored)) = r else { continue };
-                let e = &stored.entry;
-                let Some((_, id)) = layout::parse_record(&k) else {
-                    continue;
-                };
-                if destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen)) {
-                    continue;
+            // Every readable record must open under its key.
+            let mut subjects: Vec<SubjectRef> = Vec::new();
+            for k in store.scan_keys(&layout::table(layout::Table::Subject)) {
+                if let Some(s) = SubjectRef::from_slice(&k?[1..]) {
+                    subjects.push(s);
                 }
-                records += 1;
-                match self
-                    .keys()
-                    .data_key_gen(store, &sref, e.meta.category.name(), e.key_gen)
-                {
-                    Ok(Some(key)) => {
-                        if self.open_record(&key, &sref, id, &stored).is_err() {
-                            problems.push(format!("record {id} fails its integrity check"));
+            }
+            for sref in subjects {
+                let destroyed = self.destroyed_groups(&sref)?;
+                for r in store.scan_with(&layout::records_of(&sref), StoredRecord::decode) {
+                    let Ok((k, stored)) = r else { continue };
+                    let e = &stored.entry;
+                    let Some((_, id)) = layout::parse_record(&k) else {
+                        continue;
+                    };
+                    if destroyed.contains(&(e.meta.category.name().to_owned(), e.key_gen)) {
+                        continue;
+                    }
+                    records += 1;
+                    match self
+                        .keys()
+                        .data_key_gen(store, &sref, e.meta.category.name(), e.key_gen)
+                    {
+                        Ok(Some(key)) => {
+                            if self.open_record(&key, &sref, id, &stored).is_err() {
+                                problems.push(format!("record {id} fails its integrity check"));
+                            }
                         }
-                    }
-                    Ok(None) => problems.push(format!("record {id} has no key")),
-                    Err(_) => {
-                        problems.push(format!("the key of record {id} fails its integrity check"))
+                        Ok(None) => problems.push(format!("record {id} has no key")),
+                        Err(_) => problems
+                            .push(format!("the key of record {id} fails its integrity check")),
                     }
                 }
             }
-        }
-        let audit = self.inner.trail.verify(store)?;
-        let (key_source, live_epochs) = {
-            let ring = self.keys().ring();
-            (ring.epochs().source().info(), ring.live_epochs()?)
-        };
-        if live_epochs != 1 {
-            problems.push(format!(
-                "{live_epochs} epoch keys of the vault are live in its key source, not one"
-            ));
-        }
-        Ok(VerifyReport {
-            entries,
-            records,
-            keys,
-            problems,
-            audit,
-            key_source,
-            live_epochs,
+            let audit = self.inner.trail.verify(store)?;
+            let (key_source, live_epochs) = {
+                let ring = self.keys().ring();
+                (ring.epochs().source().info(), ring.live_epochs()?)
+            };
+            if live_epochs != 1 {
+                problems.push(format!(
+                    "{live_epochs} epoch keys of the vault are live in its key source, not one"
+                ));
+            }
+            Ok(VerifyReport {
+                entries,
+                records,
+                keys,
+                problems,
+                audit,
+                key_source,
+                live_epochs,
+            })
         })
     }
 
@@ -1064,6 +1065,20 @@ impl Vault {
         })
     }
 
+    /// The subject's record rows with their ids, destroyed groups' included (callers skip the
+    /// groups they know destroyed); a row whose key does not parse is left out.
+    pub(crate) fn stored_records(
+        &self,
+        ident: &SubjectRef,
+    ) -> impl Iterator<Item = Result<(RecordId, RecordEntry)>> + '_ {
+        self.store()
+            .scan::<RecordEntry>(&layout::records_of(ident), "record")
+            .filter_map(|r| match r {
+                Ok((k, e)) => layout::parse_record(&k).map(|(_, id)| Ok((id, e))),
+                Err(e) => Some(Err(e.into())),
+            })
+    }
+
     /// Finds or creates a subject.
     pub(crate) fn find_or_create(&self, subject: &SubjectId) -> Result<SubjectRef> {
         let now = self.now();
@@ -1082,6 +1097,7 @@ impl Vault {
                 );
                 txn
             })?;
+        crate::telemetry::subject_found(&ident.subject);
         Ok(ident.subject)
     }
 

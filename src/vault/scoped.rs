@@ -19,11 +19,11 @@ use crate::erasure::ErasureReport;
 use crate::error::{AccessError, Result};
 use crate::ids::{HoldId, RecordId, RequestId, SubjectId, SubjectRef};
 use crate::model::{Category, Purpose, Record, RecordInfo, RecordMeta, check_text};
-use crate::policy::holds::{Hold, HoldReason, HoldScope, HoldTarget};
+use crate::policy::holds::{Hold, HoldScope, HoldTarget, NewHold};
 use crate::policy::roles::{Operation, Scope};
 use crate::policy::{EventKind, RequestKind};
-use crate::rights::Request;
-use crate::sweep::SweepReport;
+use crate::rights::{Request, RequestFilter, Withdrawal};
+use crate::sweep::{SweepOptions, SweepReport};
 
 impl Vault {
     /// A handle for `principal` (a member of staff the host has authenticated) acting in `role`
@@ -198,8 +198,10 @@ impl ScopedVault {
 
     /// [`Vault::put`], with `write` granted on the record's category for each of its purposes.
     pub fn put(&self, subject: &SubjectId, meta: RecordMeta, payload: &[u8]) -> Result<RecordId> {
-        self.check_write(&meta)?;
-        self.vault.put(subject, meta, payload)
+        self.vault.operation("put", || {
+            self.check_write(&meta)?;
+            self.vault.put(subject, meta, payload)
+        })
     }
 
     /// [`Vault::put_many`], with `write` granted for every item (nothing is written otherwise).
@@ -207,21 +209,25 @@ impl ScopedVault {
     where
         I: IntoIterator<Item = (&'a SubjectId, RecordMeta, &'a [u8])>,
     {
-        let items: Vec<_> = items.into_iter().collect();
-        for (_, meta, _) in &items {
-            self.check_write(meta)?;
-        }
-        self.vault.put_many(items)
+        self.vault.operation("put_many", || {
+            let items: Vec<_> = items.into_iter().collect();
+            for (_, meta, _) in &items {
+                self.check_write(meta)?;
+            }
+            self.vault.put_many(items)
+        })
     }
 
     /// [`Vault::get`], with `read` granted on the record's category for `purpose`.
     pub fn get(&self, subject: &SubjectId, record: RecordId, purpose: &Purpose) -> Result<Record> {
-        self.vault.get(subject, record, purpose)
+        self.vault
+            .operation("get", || self.vault.get(subject, record, purpose))
     }
 
     /// [`Vault::read_all`], leaving out the categories the role may not read for `purpose`.
     pub fn read_all(&self, subject: &SubjectId, purpose: &Purpose) -> Result<Vec<Record>> {
-        self.vault.read_all(subject, purpose)
+        self.vault
+            .operation("read_all", || self.vault.read_all(subject, purpose))
     }
 
     /// [`Vault::read_each`], leaving out the categories the role may not read for `purpose`.
@@ -231,18 +237,21 @@ impl ScopedVault {
         purpose: &Purpose,
         each: impl FnMut(Record) -> ControlFlow<()>,
     ) -> Result<u64> {
-        self.vault.read_each(subject, purpose, each)
+        self.vault
+            .operation("read_each", || self.vault.read_each(subject, purpose, each))
     }
 
     /// [`Vault::list`], leaving out the categories the role may not `list`.
     pub fn list(&self, subject: &SubjectId) -> Result<Vec<RecordInfo>> {
-        self.vault.list(subject)
+        self.vault.operation("list", || self.vault.list(subject))
     }
 
     /// [`Vault::update`], with `write` granted on the record's category.
     pub fn update(&self, subject: &SubjectId, record: RecordId, payload: &[u8]) -> Result<()> {
-        self.check_record(Operation::Write, subject, record)?;
-        self.vault.update(subject, record, payload)
+        self.vault.operation("update", || {
+            self.check_record(Operation::Write, subject, record)?;
+            self.vault.update(subject, record, payload)
+        })
     }
 
     /// [`Vault::rectify`], with `write` granted on the record's category and, for new metadata,
@@ -255,17 +264,21 @@ impl ScopedVault {
         payload: Option<&[u8]>,
         reason: &str,
     ) -> Result<()> {
-        self.check_record(Operation::Write, subject, record)?;
-        if let Some(m) = &meta {
-            self.check_write(m)?;
-        }
-        self.vault.rectify(subject, record, meta, payload, reason)
+        self.vault.operation("rectify", || {
+            self.check_record(Operation::Write, subject, record)?;
+            if let Some(m) = &meta {
+                self.check_write(m)?;
+            }
+            self.vault.rectify(subject, record, meta, payload, reason)
+        })
     }
 
     /// [`Vault::erase_subject`], with `erase` granted on every category.
     pub fn erase_subject(&self, subject: &SubjectId) -> Result<ErasureReport> {
-        self.check(Operation::Erase, Scope::Everything(None))?;
-        self.vault.erase_subject(subject)
+        self.vault.operation("erase_subject", || {
+            self.check(Operation::Erase, Scope::Everything(None))?;
+            self.vault.erase_subject(subject)
+        })
     }
 
     /// [`Vault::erase_category`], with `erase` granted on the category.
@@ -274,65 +287,71 @@ impl ScopedVault {
         subject: &SubjectId,
         category: &Category,
     ) -> Result<ErasureReport> {
-        self.check(Operation::Erase, Scope::Category(category, None))?;
-        self.vault.erase_category(subject, category)
+        self.vault.operation("erase_category", || {
+            self.check(Operation::Erase, Scope::Category(category, None))?;
+            self.vault.erase_category(subject, category)
+        })
     }
 
     /// [`Vault::erase_record`], with `erase` granted on the record's category.
     pub fn erase_record(&self, subject: &SubjectId, record: RecordId) -> Result<ErasureReport> {
-        self.check_record(Operation::Erase, subject, record)?;
-        self.vault.erase_record(subject, record)
+        self.vault.operation("erase_record", || {
+            self.check_record(Operation::Erase, subject, record)?;
+            self.vault.erase_record(subject, record)
+        })
     }
 
     /// [`Vault::place_hold`], with `hold` granted on what the hold covers (a whole subject:
     /// every category).
-    pub fn place_hold(
-        &self,
-        subject: &SubjectId,
-        target: HoldTarget,
-        reason: HoldReason,
-        reference: Option<&str>,
-        until: Option<Timestamp>,
-    ) -> Result<HoldId> {
-        match &target {
-            HoldTarget::Subject => self.check(Operation::Hold, Scope::Everything(None))?,
-            HoldTarget::Category(c) => self.check(Operation::Hold, Scope::Category(c, None))?,
-            HoldTarget::Record(r) => self.check_record(Operation::Hold, subject, *r)?,
-        }
-        self.vault
-            .place_hold(subject, target, reason, reference, until)
+    pub fn place_hold(&self, subject: &SubjectId, hold: NewHold) -> Result<HoldId> {
+        self.vault.operation("place_hold", || {
+            match hold.target() {
+                HoldTarget::Subject => self.check(Operation::Hold, Scope::Everything(None))?,
+                HoldTarget::Category(c) => self.check(Operation::Hold, Scope::Category(c, None))?,
+                HoldTarget::Record(r) => self.check_record(Operation::Hold, subject, *r)?,
+            }
+            self.vault.place_hold(subject, hold)
+        })
     }
 
     /// [`Vault::release_hold`], with `hold` granted on what the hold covers.
     pub fn release_hold(&self, id: HoldId) -> Result<Hold> {
-        let hold = self.vault.hold(id)?;
-        let scope = match &hold.scope {
-            HoldScope::Category(c) => Scope::Category(c, None),
-            HoldScope::Subject | HoldScope::Record(_) => Scope::Everything(None),
-        };
-        self.vault
-            .authorize(Operation::Hold, scope, Some(hold.subject), None)?;
-        self.vault.release_hold(id)
+        self.vault.operation("release_hold", || {
+            let hold = self.vault.hold(id)?;
+            let scope = match &hold.scope {
+                HoldScope::Category(c) => Scope::Category(c, None),
+                HoldScope::Subject | HoldScope::Record(_) => Scope::Everything(None),
+            };
+            self.vault
+                .authorize(Operation::Hold, scope, Some(hold.subject), None)?;
+            self.vault.release_hold(id)
+        })
     }
 
     /// [`Vault::holds`], with `hold` granted on every category.
     pub fn holds(&self, subject: Option<&SubjectId>) -> Result<Vec<Hold>> {
-        self.check(Operation::Hold, Scope::Everything(None))?;
-        let holds = self.vault.holds(subject)?;
-        self.queried("holds")?;
-        Ok(holds)
+        self.vault.operation("holds", || {
+            self.check(Operation::Hold, Scope::Everything(None))?;
+            let holds = self.vault.holds(subject)?;
+            self.queried("holds")?;
+            Ok(holds)
+        })
     }
 
     /// [`Vault::restrict`], with `restrict` granted on the category (none: every category).
     pub fn restrict(&self, subject: &SubjectId, category: Option<&Category>) -> Result<()> {
-        self.check(Operation::Restrict, restriction_scope(category))?;
-        self.vault.restrict(subject, category)
+        self.vault.operation("restrict", || {
+            self.check(Operation::Restrict, restriction_scope(category))?;
+            self.vault.restrict(subject, category)
+        })
     }
 
     /// [`Vault::unrestrict`], with `restrict` granted on the category (none: every category).
     pub fn unrestrict(&self, subject: &SubjectId, category: Option<&Category>) -> Result<()> {
-        self.check(Operation::Restrict, restriction_scope(category))?;
-        self.vault.unrestrict(subject, category)
+        self.vault.operation("unrestrict", || {
+            self.check(Operation::Restrict, restriction_scope(category))?;
+            self.vault.unrestrict(subject, category)
+        })
     }
 
     /// [`Vault::grant_consent`], with `consent` granted for the purpose.
@@ -342,23 +361,27 @@ impl ScopedVault {
         purpose: &Purpose,
         policy_version: Option<&str>,
     ) -> Result<()> {
-        self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
-        self.vault.grant_consent(subject, purpose, policy_version)
+        self.vault.operation("grant_consent", || {
+            self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
+            self.vault.grant_consent(subject, purpose, policy_version)
+        })
     }
 
     /// [`Vault::withdraw_consent`], with `consent` granted for the purpose (and `erase` on every
-    /// category when `erase` is set).
+    /// category when the records are to be erased).
     pub fn withdraw_consent(
         &self,
         subject: &SubjectId,
         purpose: &Purpose,
-        erase: bool,
+        then: Withdrawal,
     ) -> Result<Option<ErasureReport>> {
-        self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
-        if erase {
-            self.check(Operation::Erase, Scope::Everything(None))?;
-        }
-        self.vault.withdraw_consent(subject, purpose, erase)
+        self.vault.operation("withdraw_consent", || {
+            self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
+            if then == Withdrawal::EraseRecords {
+                self.check(Operation::Erase, Scope::Everything(None))?;
+            }
+            self.vault.withdraw_consent(subject, purpose, then)
+        })
     }
 
     /// [`Vault::grant_guardian_consent`], with `consent` granted for the purpose.
@@ -368,27 +391,35 @@ impl ScopedVault {
         purpose: &Purpose,
         policy_version: Option<&str>,
     ) -> Result<()> {
-        self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
-        self.vault
-            .grant_guardian_consent(subject, purpose, policy_version)
+        self.vault.operation("grant_guardian_consent", || {
+            self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
+            self.vault
+                .grant_guardian_consent(subject, purpose, policy_version)
+        })
     }
 
     /// [`Vault::withdraw_guardian_consent`], with `consent` granted for the purpose.
     pub fn withdraw_guardian_consent(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
-        self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
-        self.vault.withdraw_guardian_consent(subject, purpose)
+        self.vault.operation("withdraw_guardian_consent", || {
+            self.check(Operation::Consent, Scope::Everything(Some(purpose)))?;
+            self.vault.withdraw_guardian_consent(subject, purpose)
+        })
     }
 
     /// [`Vault::object`], with `restrict` granted on every category for the purpose.
     pub fn object(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
-        self.check(Operation::Restrict, Scope::Everything(Some(purpose)))?;
-        self.vault.object(subject, purpose)
+        self.vault.operation("object", || {
+            self.check(Operation::Restrict, Scope::Everything(Some(purpose)))?;
+            self.vault.object(subject, purpose)
+        })
     }
 
     /// [`Vault::lift_objection`], with `restrict` granted on every category for the purpose.
     pub fn lift_objection(&self, subject: &SubjectId, purpose: &Purpose) -> Result<()> {
-        self.check(Operation::Restrict, Scope::Everything(Some(purpose)))?;
-        self.vault.lift_objection(subject, purpose)
+        self.vault.operation("lift_objection", || {
+            self.check(Operation::Restrict, Scope::Everything(Some(purpose)))?;
+            self.vault.lift_objection(subject, purpose)
+        })
     }
 
     /// [`Vault::set_age_status`], with `event` granted (and `erase` on every category, where
@@ -398,16 +429,18 @@ impl ScopedVault {
         subject: &SubjectId,
         status: crate::AgeStatus,
     ) -> Result<Option<ErasureReport>> {
-        self.check(Operation::Event, Scope::Everything(None))?;
-        if status == crate::AgeStatus::Minor
-            && self
-                .vault
-                .policy()
-                .is_some_and(|p| p.minors == Some(crate::policy::MinorRule::Erase))
-        {
-            self.check(Operation::Erase, Scope::Everything(None))?;
-        }
-        self.vault.set_age_status(subject, status)
+        self.vault.operation("set_age_status", || {
+            self.check(Operation::Event, Scope::Everything(None))?;
+            if status == crate::AgeStatus::Minor
+                && self
+                    .vault
+                    .policy()
+                    .is_some_and(|p| p.minors == Some(crate::policy::MinorRule::Erase))
+            {
+                self.check(Operation::Erase, Scope::Everything(None))?;
+            }
+            self.vault.set_age_status(subject, status)
+        })
     }
 
     /// [`Vault::open_request`], with `request` granted.
@@ -417,8 +450,10 @@ impl ScopedVault {
         kind: RequestKind,
         received_at: Option<Timestamp>,
     ) -> Result<Request> {
-        self.check(Operation::Request, Scope::Everything(None))?;
-        self.vault.open_request(subject, kind, received_at)
+        self.vault.operation("open_request", || {
+            self.check(Operation::Request, Scope::Everything(None))?;
+            self.vault.open_request(subject, kind, received_at)
+        })
     }
 
     /// [`Vault::verify_request_identity`], with `request` granted.
@@ -428,22 +463,28 @@ impl ScopedVault {
         by: &str,
         method: &str,
     ) -> Result<Request> {
-        self.check(Operation::Request, Scope::Everything(None))?;
-        self.vault.verify_request_identity(id, by, method)
+        self.vault.operation("verify_request_identity", || {
+            self.check(Operation::Request, Scope::Everything(None))?;
+            self.vault.verify_request_identity(id, by, method)
+        })
     }
 
     /// [`Vault::close_request`], with `request` granted.
     pub fn close_request(&self, id: RequestId) -> Result<Request> {
-        self.check(Operation::Request, Scope::Everything(None))?;
-        self.vault.close_request(id)
+        self.vault.operation("close_request", || {
+            self.check(Operation::Request, Scope::Everything(None))?;
+            self.vault.close_request(id)
+        })
     }
 
     /// [`Vault::requests`], with `request` granted.
-    pub fn requests(&self, overdue_only: bool) -> Result<Vec<Request>> {
-        self.check(Operation::Request, Scope::Everything(None))?;
-        let requests = self.vault.requests(overdue_only)?;
-        self.queried("requests")?;
-        Ok(requests)
+    pub fn requests(&self, filter: RequestFilter) -> Result<Vec<Request>> {
+        self.vault.operation("requests", || {
+            self.check(Operation::Request, Scope::Everything(None))?;
+            let requests = self.vault.requests(filter)?;
+            self.queried("requests")?;
+            Ok(requests)
+        })
     }
 
     /// [`Vault::disclose`], with `disclose` granted on each category for the purpose.
@@ -455,32 +496,40 @@ impl ScopedVault {
         categories: &[Category],
         ground: Option<&str>,
     ) -> Result<()> {
-        if categories.is_empty() {
-            self.check(Operation::Disclose, Scope::Everything(Some(purpose)))?;
-        }
-        for c in categories {
-            self.check(Operation::Disclose, Scope::Category(c, Some(purpose)))?;
-        }
-        self.vault
-            .disclose(subject, recipient, purpose, categories, ground)
+        self.vault.operation("disclose", || {
+            if categories.is_empty() {
+                self.check(Operation::Disclose, Scope::Everything(Some(purpose)))?;
+            }
+            for c in categories {
+                self.check(Operation::Disclose, Scope::Category(c, Some(purpose)))?;
+            }
+            self.vault
+                .disclose(subject, recipient, purpose, categories, ground)
+        })
     }
 
     /// [`Vault::export`], with `export` granted on every category.
     pub fn export(&self, subject: &SubjectId, out: &mut dyn Write) -> Result<u64> {
-        self.check(Operation::Export, Scope::Everything(None))?;
-        self.vault.export(subject, out)
+        self.vault.operation("export", || {
+            self.check(Operation::Export, Scope::Everything(None))?;
+            self.vault.export(subject, out)
+        })
     }
 
     /// [`Vault::record_event`], with `event` granted.
     pub fn record_event(&self, subject: &SubjectId, kind: EventKind, at: Timestamp) -> Result<()> {
-        self.check(Operation::Event, Scope::Everything(None))?;
-        self.vault.record_event(subject, kind, at)
+        self.vault.operation("record_event", || {
+            self.check(Operation::Event, Scope::Everything(None))?;
+            self.vault.record_event(subject, kind, at)
+        })
     }
 
     /// [`Vault::delete`], with `erase` granted on the record's category.
     pub fn delete(&self, subject: &SubjectId, record: RecordId) -> Result<()> {
-        self.check_record(Operation::Erase, subject, record)?;
-        self.vault.delete(subject, record)
+        self.vault.operation("delete", || {
+            self.check_record(Operation::Erase, subject, record)?;
+            self.vault.delete(subject, record)
+        })
     }
 
     /// The vault clock's time ([`Vault::now`]).
@@ -489,57 +538,55 @@ impl ScopedVault {
     }
 
     /// [`Vault::sweep_with`], with `administer` granted.
-    pub fn sweep_with(
-        &self,
-        dry_run: bool,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<SweepReport> {
-        self.check(Operation::Administer, Scope::Everything(None))?;
-        self.vault.sweep_with(dry_run, progress)
-    }
-
-    /// [`Vault::sweep_dry_run_at_with`], with `administer` granted.
-    pub fn sweep_dry_run_at_with(
-        &self,
-        at: Timestamp,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<SweepReport> {
-        self.check(Operation::Administer, Scope::Everything(None))?;
-        self.vault.sweep_dry_run_at_with(at, progress)
+    pub fn sweep_with(&self, options: SweepOptions<'_>) -> Result<SweepReport> {
+        self.vault.operation(options.operation_name(), || {
+            self.check(Operation::Administer, Scope::Everything(None))?;
+            self.vault.sweep_with(options)
+        })
     }
 
     /// [`Vault::sweep`], with `administer` granted.
     pub fn sweep(&self) -> Result<SweepReport> {
-        self.check(Operation::Administer, Scope::Everything(None))?;
-        self.vault.sweep()
+        self.vault.operation("sweep", || {
+            self.check(Operation::Administer, Scope::Everything(None))?;
+            self.vault.sweep()
+        })
     }
 
     /// [`Vault::sweep_dry_run`], with `administer` granted.
     pub fn sweep_dry_run(&self) -> Result<SweepReport> {
-        self.check(Operation::Administer, Scope::Everything(None))?;
-        self.vault.sweep_dry_run()
+        self.vault.operation("sweep_dry_run", || {
+            self.check(Operation::Administer, Scope::Everything(None))?;
+            self.vault.sweep_dry_run()
+        })
     }
 
     /// [`Vault::stats`], with `administer` granted.
     pub fn stats(&self) -> Result<super::Stats> {
-        self.check(Operation::Administer, Scope::Everything(None))?;
-        let stats = self.vault.stats()?;
-        self.queried("stats")?;
-        Ok(stats)
+        self.vault.operation("stats", || {
+            self.check(Operation::Administer, Scope::Everything(None))?;
+            let stats = self.vault.stats()?;
+            self.queried("stats")?;
+            Ok(stats)
+        })
     }
 
     /// [`Vault::verify`], with `administer` granted.
     pub fn verify(&self) -> Result<super::VerifyReport> {
-        self.check(Operation::Administer, Scope::Everything(None))?;
-        self.queried("verify")?;
-        self.vault.verify()
+        self.vault.operation("verify", || {
+            self.check(Operation::Administer, Scope::Everything(None))?;
+            self.queried("verify")?;
+            self.vault.verify()
+        })
     }
 
     /// [`Vault::audit_verify`], with `administer` granted.
     pub fn audit_verify(&self) -> Result<AuditReport> {
-        self.check(Operation::Administer, Scope::Everything(None))?;
-        self.queried("audit verify")?;
-        self.vault.audit_verify()
+        self.vault.operation("audit_verify", || {
+            self.check(Operation::Administer, Scope::Everything(None))?;
+            self.queried("audit verify")?;
+            self.vault.audit_verify()
+        })
     }
 
     /// [`Vault::audit_entries`], with `administer` granted.
@@ -548,17 +595,21 @@ impl ScopedVault {
         subject: Option<&SubjectId>,
         since: Option<Timestamp>,
     ) -> Result<Vec<AuditEntry>> {
-        self.check(Operation::Administer, Scope::Everything(None))?;
-        self.queried("audit entries")?;
-        self.vault.audit_entries(subject, since)
+        self.vault.operation("audit_entries", || {
+            self.check(Operation::Administer, Scope::Everything(None))?;
+            self.queried("audit entries")?;
+            self.vault.audit_entries(subject, since)
+        })
     }
 
     /// [`Vault::anonymous_stats`], with `administer` granted.
     pub fn anonymous_stats(&self) -> Result<crate::anonymised::AnonymousStats> {
-        self.check(Operation::Administer, Scope::Everything(None))?;
-        let stats = self.vault.anonymous_stats()?;
-        self.queried("anonymous stats")?;
-        Ok(stats)
+        self.vault.operation("anonymous_stats", || {
+            self.check(Operation::Administer, Scope::Everything(None))?;
+            let stats = self.vault.anonymous_stats()?;
+            self.queried("anonymous stats")?;
+            Ok(stats)
+        })
     }
 
     /// [`Vault::export_for_analysis`], with `export` granted on each category for the purpose.
@@ -568,10 +619,12 @@ impl ScopedVault {
         purpose: &Purpose,
         out: &mut dyn Write,
     ) -> Result<u64> {
-        for c in categories {
-            self.check(Operation::Export, Scope::Category(c, Some(purpose)))?;
-        }
-        self.vault.export_for_analysis(categories, purpose, out)
+        self.vault.operation("export_for_analysis", || {
+            for c in categories {
+                self.check(Operation::Export, Scope::Category(c, Some(purpose)))?;
+            }
+            self.vault.export_for_analysis(categories, purpose, out)
+        })
     }
 
     /// [`Vault::set_credential`], with `write` granted on the credential category.
@@ -581,11 +634,13 @@ impl ScopedVault {
         meta: RecordMeta,
         secret: &[u8],
     ) -> Result<RecordId> {
-        self.check(
-            Operation::Write,
-            Scope::Category(&Category::Credential, None),
-        )?;
-        self.vault.set_credential(subject, meta, secret)
+        self.vault.operation("set_credential", || {
+            self.check(
+                Operation::Write,
+                Scope::Category(&Category::Credential, None),
+            )?;
+            self.vault.set_credential(subject, meta, secret)
+        })
     }
 
     /// [`Vault::verify_credential`], with `read` granted on the credential category.
@@ -595,11 +650,13 @@ impl ScopedVault {
         record: RecordId,
         candidate: &[u8],
     ) -> Result<bool> {
-        self.check(
-            Operation::Read,
-            Scope::Category(&Category::Credential, None),
-        )?;
-        self.vault.verify_credential(subject, record, candidate)
+        self.vault.operation("verify_credential", || {
+            self.check(
+                Operation::Read,
+                Scope::Category(&Category::Credential, None),
+            )?;
+            self.vault.verify_credential(subject, record, candidate)
+        })
     }
 
     /// Audits a read of what the vault holds about itself (the calls that do not audit
@@ -611,7 +668,7 @@ impl ScopedVault {
 
     /// Writes buffered audit entries ([`Vault::flush`]).
     pub fn flush(&self) -> Result<()> {
-        self.vault.flush()
+        self.vault.operation("flush", || self.vault.flush())
     }
 }
 

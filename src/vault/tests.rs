@@ -17,6 +17,7 @@ use proptest::sample::{Index, select};
 
 use super::subject_text::StoredVerification;
 use super::*;
+use crate::NewHold;
 use crate::audit::{Anchor, AuditEntry, AuditOp, ChainPoint};
 use crate::crypto::KdfParams;
 use crate::erasure::LedgerEntry;
@@ -402,10 +403,7 @@ fn busy_vault() -> (tempfile::TempDir, Vault) {
     let h = v
         .place_hold(
             &b,
-            HoldTarget::Subject,
-            HoldReason::Dispute,
-            Some("case-1"),
-            None,
+            NewHold::new(HoldTarget::Subject, HoldReason::Dispute).reference("case-1"),
         )
         .unwrap();
     v.release_hold(h).unwrap();
@@ -1231,7 +1229,7 @@ mod first_pass {
     }
 
     fn sa() -> Purpose {
-        Purpose::new(Purpose::SUBJECT_ACCESS).unwrap()
+        Purpose::SUBJECT_ACCESS
     }
 
     fn entry(v: &Vault, s: &SubjectRef, id: &RecordId) -> RecordEntry {

@@ -696,7 +696,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
         }
         Command::Policy(PolicyCmd::Show) => {
             let v = open(&cli)?;
-            let p = v.retention_policy();
+            let p = v.policy();
             v.close().map_err(err)?;
             match p {
                 Some(p) if cli.json => print_json(&json!({"policy": p.source()}))?,
@@ -731,17 +731,14 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             };
             let until = until.as_deref().map(time).transpose()?;
             let reason: HoldReason = reason.parse().map_err(err)?;
-            let id = call!(
-                v,
-                place_hold(
-                    &subject(&s.subject)?,
-                    target,
-                    reason,
-                    reference.as_deref(),
-                    until,
-                )
-            )
-            .map_err(err)?;
+            let mut hold = pdvault::NewHold::new(target, reason);
+            if let Some(r) = reference {
+                hold = hold.reference(r.as_str());
+            }
+            if let Some(u) = until {
+                hold = hold.until(u);
+            }
+            let id = call!(v, place_hold(&subject(&s.subject)?, hold)).map_err(err)?;
             v.close().map_err(err)?;
             ok_line(&cli, &id.to_string(), json!({"hold": id.to_string()}))
         }
@@ -814,10 +811,12 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                     b.set_position(done);
                 }
             };
-            let report = match at {
-                Some(at) => call!(v, sweep_dry_run_at_with(at, &mut progress)),
-                None => call!(v, sweep_with(*dry_run, &mut progress)),
+            let options = match (at, *dry_run) {
+                (Some(at), _) => pdvault::SweepOptions::dry_run_at(at),
+                (None, true) => pdvault::SweepOptions::dry_run(),
+                (None, false) => pdvault::SweepOptions::now(),
             };
+            let report = call!(v, sweep_with(options.progress(&mut progress)));
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
@@ -1137,7 +1136,12 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             let report = if *guardian {
                 call!(v, withdraw_guardian_consent(&s, &p2)).map(|()| None)
             } else {
-                call!(v, withdraw_consent(&s, &p2, *erase))
+                let then = if *erase {
+                    pdvault::Withdrawal::EraseRecords
+                } else {
+                    pdvault::Withdrawal::KeepRecords
+                };
+                call!(v, withdraw_consent(&s, &p2, then))
             }
             .map_err(err)?;
             v.close().map_err(err)?;
@@ -1240,7 +1244,12 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
         }
         Command::Request(RequestCmd::List { overdue }) => {
             let v = open_as(&cli)?;
-            let reqs = call!(v, requests(*overdue)).map_err(err)?;
+            let filter = if *overdue {
+                pdvault::RequestFilter::Overdue
+            } else {
+                pdvault::RequestFilter::All
+            };
+            let reqs = call!(v, requests(filter)).map_err(err)?;
             let now = call!(v, now());
             v.close().map_err(err)?;
             if cli.json {
