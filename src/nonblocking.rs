@@ -523,8 +523,8 @@ mod tests {
         vault.blocking().clone().close().unwrap();
     }
 
-    /// A writer that takes each write only after a pause, so that the export gets ahead of it
-    /// and the channel fills.
+    /// A writer that takes each write only after a pause, the first a long one: the export gets
+    /// ahead of it and the channel fills, even on a machine busy with other tests.
     struct SlowWriter {
         written: Vec<u8>,
         pause: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -538,9 +538,10 @@ mod tests {
             buf: &[u8],
         ) -> Poll<io::Result<usize>> {
             let this = self.get_mut();
+            let millis = if this.writes == 0 { 500 } else { 2 };
             let pause = this
                 .pause
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(5))));
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(millis))));
             ready!(pause.as_mut().poll(cx));
             this.pause = None;
             this.written.extend_from_slice(buf);
