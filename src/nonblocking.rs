@@ -116,6 +116,10 @@ pub const CHANNEL_CHUNKS: usize = 4;
 /// Cheap to clone (clones share one open vault, as [`Vault`]'s do) and `Send + Sync`: keep one
 /// in the service's state. A panic in a call, or a runtime that shut down before the call
 /// started, is returned as [`Error::Task`](crate::Error::Task), never re-raised in the caller.
+///
+/// End with [`AsyncVault::close`]: dropping the last handle of a vault that was not closed
+/// flushes and writes a checkpoint in the drop, on whatever thread drops it (a worker, if that
+/// is where the service's state goes).
 #[derive(Clone, Debug)]
 pub struct AsyncVault {
     vault: Vault,
