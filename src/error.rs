@@ -558,6 +558,30 @@ fn suggest_kind(suggestion: Option<&str>) -> String {
     }
 }
 
+/// An async call to the vault that the task running it did not carry to its end
+/// (`nonblocking::AsyncVault`, feature `tokio`). The vault itself did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The blocking task that ran the call panicked: the closure given to it, or a vault call
+    /// inside it. What the closure did before the panic stands: find out before repeating it.
+    /// The panic's message went to the panic hook (standard error by default), not into this
+    /// error: it may quote data.
+    #[error(
+        "the blocking task running the vault call panicked (its message went to the panic hook)"
+    )]
+    Panicked,
+    /// The runtime shut down before the blocking task started: the call was not made.
+    #[error("the runtime shut down before the vault call started: the call was not made")]
+    Cancelled,
+    /// The call was made outside a Tokio runtime, which has no blocking pool to run it on: the
+    /// call was not made.
+    #[error(
+        "no Tokio runtime to run the vault call on (call it from within one): the call was not made"
+    )]
+    NoRuntime,
+}
+
 /// Every error pdvault returns.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -605,6 +629,10 @@ pub enum Error {
     /// The request does not exist.
     #[error("no such request: {0}")]
     RequestNotFound(RequestId),
+    /// An async call was not carried to its end by the task that ran it
+    /// (`nonblocking::AsyncVault`, feature `tokio`).
+    #[error(transparent)]
+    Task(#[from] TaskError),
 }
 
 impl StorageError {
@@ -728,6 +756,12 @@ pub enum ErrorKind {
     /// the root key (open it with the new secret). Answer 503; drop the handle, open the vault
     /// again, then retry.
     Stopped,
+    /// The program around the vault failed, not the vault: a task that called the vault
+    /// panicked, or an async call was made where no runtime could run it
+    /// (`nonblocking::AsyncVault`, feature `tokio`). After a panic, what the task did before it
+    /// stands: find out before repeating the call. Answer 500; do not retry unchanged; fix the
+    /// program.
+    Internal,
 }
 
 impl fmt::Display for ErrorKind {
@@ -746,6 +780,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::StorageFull => "storage full",
             ErrorKind::Stopped => "stopped",
+            ErrorKind::Internal => "internal",
         })
     }
 }
@@ -771,6 +806,7 @@ impl Error {
             | Error::RecordNotFound(_)
             | Error::HoldNotFound(_)
             | Error::RequestNotFound(_) => ErrorKind::NotFound,
+            Error::Task(e) => e.kind(),
         }
     }
 
@@ -779,6 +815,17 @@ impl Error {
     /// [`ErrorKind::Stopped`] also succeeds again, but only after the vault is opened anew.
     pub fn is_retryable(&self) -> bool {
         self.kind() == ErrorKind::Unavailable
+    }
+}
+
+impl TaskError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            TaskError::Panicked | TaskError::NoRuntime => ErrorKind::Internal,
+            // Nothing was done, and the service is going down: another instance, or this one
+            // once restarted, serves the same call.
+            TaskError::Cancelled => ErrorKind::Unavailable,
+        }
     }
 }
 
@@ -990,6 +1037,12 @@ mod tests {
             Error::RecordNotFound(_) = Error::RecordNotFound(record) => NotFound,
             Error::HoldNotFound(_) = Error::HoldNotFound(HoldId::random()) => NotFound,
             Error::RequestNotFound(_) = Error::RequestNotFound("0000000000000001".parse().unwrap()) => NotFound,
+            Error::Task(_) = Error::Task(TaskError::Panicked) => Internal,
+        ));
+        all.extend(samples!(TaskError:
+            TaskError::Panicked = TaskError::Panicked => Internal,
+            TaskError::Cancelled = TaskError::Cancelled => Unavailable,
+            TaskError::NoRuntime = TaskError::NoRuntime => Internal,
         ));
         all.extend(samples!(OpenError:
             OpenError::WrongKey = OpenError::WrongKey => WrongSecret,

@@ -115,6 +115,8 @@ mod keys;
 pub mod keysource;
 pub mod ledger;
 mod model;
+#[cfg(feature = "tokio")]
+pub mod nonblocking;
 mod pause;
 pub mod policy;
 pub mod rights;
@@ -139,12 +141,14 @@ pub use crypto::{DEFAULT_MIN_PASSPHRASE_LEN, KdfParams, RootSecret};
 pub use erasure::{Erased, ErasureReport, LedgerEntry, RetainReason, Retained};
 pub use error::{
     AccessError, DisclosureRefusal, ErasureError, Error, ErrorKind, InputError, IntegrityError,
-    LedgerError, OpenError, PolicyError, RequestError, Result, StorageError,
+    LedgerError, OpenError, PolicyError, RequestError, Result, StorageError, TaskError,
 };
 pub use ids::{HoldId, MAX_SUBJECT_ID_LEN, RecordId, RequestId, SubjectId, SubjectRef};
 pub use keysource::{EpochId, ErasureGuarantee, KeySource, KeySourceError, SlotSource, SourceInfo};
 pub use ledger::{LedgerChoice, LedgerDocument};
 pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, RecordMeta};
+#[cfg(feature = "tokio")]
+pub use nonblocking::AsyncVault;
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget, NewHold};
 pub use policy::{EventKind, Policy, RequestKind};
 pub use rights::{RequestFilter, Withdrawal};
