@@ -172,7 +172,8 @@ impl Vault {
         if !erase {
             return Ok(None);
         }
-        self.destroy_now(ident, Scope::Subject).map(Some)
+        self.destroy_now(ident, Scope::Subject, crate::report::ErasureCause::Minor)
+            .map(Some)
     }
 
     /// Withdraws consent for a purpose. With `erase`, the records that rest on consent alone and
@@ -221,7 +222,12 @@ impl Vault {
         if victims.is_empty() {
             return Ok(Some(ErasureReport::default()));
         }
-        self.destroy_now(ident, Scope::Records(victims)).map(Some)
+        self.destroy_now(
+            ident,
+            Scope::Records(victims),
+            crate::report::ErasureCause::ConsentWithdrawal,
+        )
+        .map(Some)
     }
 
     /// Call with [`Vault::no_destruction`] held.
