@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use jiff::ToSpan;
 use pdvault::anonymised::Cell;
 use pdvault::report::ErasureCause;
 use pdvault::{
@@ -632,4 +633,108 @@ fn the_example_report_loads_in_chromium_fetches_nothing_and_shows_the_typed_figu
         total - background > total / 50,
         "less than 2% of the page is drawn"
     );
+}
+
+#[test]
+fn every_cause_of_erasure_is_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy::from_toml(
+        "[anonymisation]\nmin_cell = 2\n[minors]\non_marked = \"erase\"\n\
+         [retention.usage]\nmax = \"1 day\"\n[requests]\nerasure = \"30 days\"\n",
+    )
+    .unwrap();
+    let start: jiff::Timestamp = "2025-03-01T00:00:00Z".parse().unwrap();
+    let clock = pdvault::ManualClock::new(start);
+    let vault = Vault::builder(dir.path())
+        .kdf(KdfParams::insecure_for_tests())
+        .clock(clock.clone())
+        .policy(policy)
+        .create(RootSecret::passphrase("pw-passphrase"))
+        .unwrap();
+    let marketing = Purpose::new("marketing").unwrap();
+    let subjects: Vec<SubjectId> = (0..10)
+        .map(|i| SubjectId::new(format!("user-{i}")).unwrap())
+        .collect();
+    for s in &subjects {
+        vault
+            .put(
+                s,
+                RecordMeta::new(Category::Contact).basis(LegalBasis::Contract),
+                b"phone",
+            )
+            .unwrap();
+        vault.grant_consent(s, &marketing, None).unwrap();
+        vault
+            .put(
+                s,
+                RecordMeta::new(Category::Preference)
+                    .basis(LegalBasis::Consent)
+                    .purpose(marketing.clone()),
+                b"weekly",
+            )
+            .unwrap();
+    }
+    for s in &subjects[0..2] {
+        vault.open_request(s, RequestKind::Erasure, None).unwrap();
+        vault.erase_subject(s).unwrap();
+    }
+    for s in &subjects[2..4] {
+        vault
+            .set_age_status(s, pdvault::AgeStatus::Minor)
+            .unwrap()
+            .expect("erased");
+    }
+    for s in &subjects[4..6] {
+        vault.withdraw_consent(s, &marketing, true).unwrap();
+    }
+    for s in &subjects[6..8] {
+        vault.erase_category(s, &Category::Contact).unwrap();
+    }
+    for s in &subjects[8..10] {
+        vault
+            .put(s, RecordMeta::new(Category::Usage), b"clicks")
+            .unwrap();
+    }
+    clock.advance(2.days());
+    let swept = vault.sweep().unwrap();
+    assert_eq!(swept.categories_erased + swept.erased, 2, "{swept:?}");
+    let r = vault.report(&ReportOptions::new()).unwrap();
+    let by = |c| r.erasures.by_cause.get(&c).copied();
+    assert_eq!(by(ErasureCause::Request), Some(Cell::Count(2)));
+    assert_eq!(by(ErasureCause::Minor), Some(Cell::Count(2)));
+    assert_eq!(by(ErasureCause::ConsentWithdrawal), Some(Cell::Count(2)));
+    assert_eq!(by(ErasureCause::ErasureCall), Some(Cell::Count(2)));
+    assert_eq!(by(ErasureCause::RetentionSweep), Some(Cell::Count(2)));
+    assert_eq!(by(ErasureCause::LedgerReapplied), None);
+    assert_eq!(r.erasures.by_month.len(), 1);
+    assert_eq!(r.erasures.by_month[0].month, "2025-03");
+    let erasure = r
+        .requests
+        .by_kind
+        .iter()
+        .find(|k| k.kind == "erasure")
+        .unwrap();
+    assert_eq!(erasure.answered_on_time, Cell::Count(2));
+    // An erasure at this very instant, the first of a month, is in the period and its month.
+    clock.set("2025-04-01T00:00:00Z".parse().unwrap());
+    vault
+        .erase_category(&subjects[9], &Category::Contact)
+        .unwrap();
+    let r = vault.report(&ReportOptions::new()).unwrap();
+    let months: Vec<&str> = r
+        .erasures
+        .by_month
+        .iter()
+        .map(|m| m.month.as_str())
+        .collect();
+    assert_eq!(months, ["2025-03", "2025-04"]);
+    assert_eq!(
+        r.erasures.by_month[1].by_cause[&ErasureCause::ErasureCall],
+        Cell::Suppressed
+    );
+    assert_eq!(
+        r.erasures.by_cause[&ErasureCause::ErasureCall],
+        Cell::Count(3)
+    );
+    vault.close().unwrap();
 }

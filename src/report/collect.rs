@@ -95,8 +95,11 @@ impl Vault {
             });
         let holdings = self.report_holdings(policy.as_deref(), now, k)?;
         let trail = self.inner.trail.entries(self.store(), None, None)?;
-        let in_period = |at: Timestamp| period.since.is_none_or(|s| at >= s) && at < period.until;
-        let erasures = erasures(&trail, &period, &in_period, k);
+        // Without an end, everything up to now, now included.
+        let in_period = |at: Timestamp| {
+            period.since.is_none_or(|s| at >= s) && options.until.is_none_or(|u| at < u)
+        };
+        let erasures = erasures(&trail, &period, options.until.is_none(), &in_period, k);
         let requests = self.report_requests(policy.as_deref(), now, &in_period, k)?;
         let holds = self
             .holds(None)?
@@ -469,6 +472,7 @@ fn erasures_of(trail: &[AuditEntry]) -> Vec<Erasure> {
 fn erasures(
     trail: &[AuditEntry],
     period: &Period,
+    up_to_now: bool,
     in_period: &dyn Fn(Timestamp) -> bool,
     k: u64,
 ) -> Erasures {
@@ -522,7 +526,16 @@ fn erasures(
         .since
         .or_else(|| trail.iter().map(|e| e.at).min())
         .unwrap_or(period.until);
-    let by_month = months_between(first, period.until)
+    // Up to now, now's month included.
+    let end = if up_to_now {
+        period
+            .until
+            .checked_add(jiff::SignedDuration::from_nanos(1))
+            .unwrap_or(period.until)
+    } else {
+        period.until
+    };
+    let by_month = months_between(first, end)
         .into_iter()
         .map(|m| ErasureMonth {
             by_cause: per_month

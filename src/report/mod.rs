@@ -65,7 +65,7 @@ use crate::erasure::{ErasureReport, RetainReason};
 pub struct ReportOptions {
     /// The start of the period (inclusive).
     pub since: Option<Timestamp>,
-    /// The end of the period (exclusive); default: now by the vault clock.
+    /// The end of the period (exclusive); default: now by the vault clock (included).
     pub until: Option<Timestamp>,
 }
 

@@ -33,7 +33,7 @@ pub struct Cli {
     /// Act as --actor in this role of the vault's policy: every command is checked against the
     /// role's grants (and refused, audited, outside them). Administrative commands (init, policy
     /// show and set, rotate-key, migrate, backup, ledger, restore, import, stats --anonymous,
-    /// export-analysis) are not available in a role.
+    /// export-analysis, report) are not available in a role.
     /// Without it, the CLI is the host's administrative access.
     #[arg(long, env = "PDVAULT_ROLE", global = true)]
     pub role: Option<String>,
