@@ -716,6 +716,10 @@ mod tests {
         );
         assert_eq!(s.request_deadlines["inquiry"], "48 hours");
         assert_eq!(s.request_deadlines["access"], "1 month");
+        let e = Policy::from_toml("[retention.usage]\nmax = \"1 year\"\nwording = \"\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("usage") && e.contains("wording"), "{e}");
     }
 
     #[test]
