@@ -34,7 +34,8 @@
 //! # What it never shows
 //!
 //! No subject identifier, no subject reference, no record id, no payload. A hold is a row of its
-//! table by its hold id (an internal reference, random). A disclosure's ground is shown by its
+//! table by its hold id (an internal reference, random), with its reference as the host gave it
+//! (a case number: the host must keep names out of it, as out of every reference). A disclosure's ground is shown by its
 //! kind only (the reference after `:` may name a case); a recipient by its name in the policy's
 //! register, or as "not in the register". Every count of subjects' data (records, erasures,
 //! requests, disclosures) is an [`anonymised::Cell`](crate::anonymised::Cell): below the
