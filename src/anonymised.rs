@@ -62,7 +62,7 @@ use zeroize::Zeroizing;
 use crate::audit::{AuditOp, Draft};
 use crate::crypto::{SecretKey, keyed_hash};
 use crate::error::{InputError, Result, StorageError};
-use crate::ids::{SubjectRef, to_hex};
+use crate::ids::{RecordId, SubjectRef, to_hex};
 use crate::model::{Category, LegalBasis, Purpose};
 use crate::policy::anonymisation::Anonymisation;
 use crate::policy::roles::{Operation, Scope};
@@ -131,7 +131,7 @@ pub struct AnonymousStats {
 }
 
 /// A single count, withheld below `k`.
-fn cell(n: u64, k: u64) -> Cell {
+pub(crate) fn cell(n: u64, k: u64) -> Cell {
     if n < k {
         Cell::Suppressed
     } else {
@@ -166,7 +166,7 @@ pub(crate) fn suppress(counts: BTreeMap<String, u64>, k: u64) -> BTreeMap<String
 }
 
 /// The month of a time, `YYYY-MM` in UTC.
-fn month(at: jiff::Timestamp) -> String {
+pub(crate) fn month(at: jiff::Timestamp) -> String {
     at.strftime("%Y-%m").to_string()
 }
 
@@ -260,6 +260,35 @@ impl Drop for AnalysisTally<'_> {
 }
 
 impl Vault {
+    /// Calls `f` with the metadata of every readable record (metadata only, nothing decrypted):
+    /// the rows of groups destroyed and not yet reclaimed are no records.
+    pub(crate) fn each_readable_record(
+        &self,
+        mut f: impl FnMut(SubjectRef, RecordId, &RecordEntry),
+    ) -> Result<()> {
+        let mut reclaim = std::collections::HashSet::new();
+        for key in self
+            .store()
+            .scan_keys(&layout::table(layout::Table::Reclaim))
+        {
+            if let Some(x) = layout::parse_reclaim(&key?) {
+                reclaim.insert(x);
+            }
+        }
+        for r in self
+            .store()
+            .scan::<RecordEntry>(&layout::table(layout::Table::Record), "record")
+        {
+            let (key, e) = r?;
+            let (sref, id) =
+                layout::parse_record(&key).ok_or(StorageError::Malformed("record key"))?;
+            if !reclaim.contains(&(sref, e.meta.category.name().to_owned(), e.key_gen)) {
+                f(sref, id, &e);
+            }
+        }
+        Ok(())
+    }
+
     /// Counts over record metadata (nothing decrypted) with small cells withheld: subjects,
     /// records, and records per category, legal basis, purpose and month of collection. A count
     /// below the policy's `[anonymisation] min_cell` (default 5) is [`Cell::Suppressed`], and so
@@ -290,15 +319,6 @@ impl Vault {
                 .policy()
                 .map_or_else(Anonymisation::default, |p| p.anonymisation.clone())
                 .min_cell;
-            let mut reclaim = std::collections::HashSet::new();
-            for key in self
-                .store()
-                .scan_keys(&layout::table(layout::Table::Reclaim))
-            {
-                if let Some(x) = layout::parse_reclaim(&key?) {
-                    reclaim.insert(x);
-                }
-            }
             let mut subjects = 0u64;
             for key in self
                 .store()
@@ -314,16 +334,7 @@ impl Vault {
                 BTreeMap::<String, u64>::new(),
                 BTreeMap::<String, u64>::new(),
             );
-            for r in self
-                .store()
-                .scan::<RecordEntry>(&layout::table(layout::Table::Record), "record")
-            {
-                let (key, e) = r?;
-                let (sref, _) =
-                    layout::parse_record(&key).ok_or(StorageError::Malformed("record key"))?;
-                if reclaim.contains(&(sref, e.meta.category.name().to_owned(), e.key_gen)) {
-                    continue;
-                }
+            self.each_readable_record(|_, _, e| {
                 records += 1;
                 *by_category
                     .entry(e.meta.category.name().to_owned())
@@ -333,7 +344,7 @@ impl Vault {
                     *by_purpose.entry(p.as_str().to_owned()).or_default() += 1;
                 }
                 *by_month.entry(month(e.meta.collected_at)).or_default() += 1;
-            }
+            })?;
             Ok(AnonymousStats {
                 min_cell: k,
                 subjects: cell(subjects, k),

@@ -30,6 +30,7 @@ use crate::ids::{BlindIndex, HoldId, RecordId, SubjectId, SubjectRef};
 use crate::keys::{Purge, SUBJECT_GROUP};
 use crate::model::Category;
 use crate::policy::holds::Hold;
+use crate::report::{ErasureCause, erase_note};
 use crate::storage::entries::{DueKind, RecordEntry, StoredRecord, SubjectState};
 use crate::storage::{Txn, layout};
 use crate::vault::{StoredHold, Vault};
@@ -165,6 +166,7 @@ impl Vault {
     pub fn erase_subject(&self, subject: &SubjectId) -> Result<ErasureReport> {
         self.operation("erase_subject", || {
             let ident = self.find(subject)?.subject;
+            let mut answered = false;
             {
                 let kinds = [crate::policy::RequestKind::Erasure];
                 let _g = self.lock_subject(&ident)?;
@@ -173,9 +175,15 @@ impl Vault {
                 self.close_requests_in(&mut txn, &ident, &kinds)?;
                 if !txn.is_empty() {
                     self.commit(txn, Vec::new())?;
+                    answered = true;
                 }
             }
-            self.destroy_now(ident, Scope::Subject)
+            let cause = if answered {
+                ErasureCause::Request
+            } else {
+                ErasureCause::ErasureCall
+            };
+            self.destroy_now(ident, Scope::Subject, cause)
         })
     }
 
@@ -189,7 +197,11 @@ impl Vault {
         self.operation("erase_category", || {
             let ident = self.find(subject)?.subject;
             self.known_or_held_category(&ident, category)?;
-            self.destroy_now(ident, Scope::Category(category.clone()))
+            self.destroy_now(
+                ident,
+                Scope::Category(category.clone()),
+                ErasureCause::ErasureCall,
+            )
         })
     }
 
@@ -200,7 +212,11 @@ impl Vault {
     pub fn erase_record(&self, subject: &SubjectId, record: RecordId) -> Result<ErasureReport> {
         self.operation("erase_record", || {
             let ident = self.find(subject)?.subject;
-            self.destroy_now(ident, Scope::Records([record].into()))
+            self.destroy_now(
+                ident,
+                Scope::Records([record].into()),
+                ErasureCause::ErasureCall,
+            )
         })
     }
 
@@ -229,7 +245,14 @@ impl Vault {
         })
     }
 
-    pub(crate) fn destroy_now(&self, ident: SubjectRef, scope: Scope) -> Result<ErasureReport> {
+    /// Destroys what `scope` covers and nothing protects, now; the audit entry records `cause`
+    /// and what was retained, and why ([`erase_note`]).
+    pub(crate) fn destroy_now(
+        &self,
+        ident: SubjectRef,
+        scope: Scope,
+        cause: ErasureCause,
+    ) -> Result<ErasureReport> {
         let _d = self.exclusive_destruction()?;
         // Looked up before the lock: another erasure (of this process or another) may have
         // destroyed the subject meanwhile.
@@ -240,12 +263,8 @@ impl Vault {
         let erase = self.draft(AuditOp::Erase).subject(ident);
         let mut plan = Plan::default();
         let report = self.plan_destruction(&mut plan, ident, scope, now)?;
-        let note = format!(
-            "erased {}, retained {}",
-            report.erased.len(),
-            report.retained.len()
-        );
-        plan.drafts.insert(0, erase.note(note));
+        plan.drafts
+            .insert(0, erase.note(erase_note(cause, &report)));
         crate::pause::point(crate::pause::DESTRUCTION_PLANNED);
         self.execute(plan)?;
         Ok(report)

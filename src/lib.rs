@@ -119,6 +119,7 @@ mod model;
 pub mod nonblocking;
 mod pause;
 pub mod policy;
+pub mod report;
 pub mod rights;
 mod storage;
 mod sweep;
@@ -151,6 +152,7 @@ pub use model::{Category, LegalBasis, MAX_PAYLOAD_LEN, Purpose, Record, RecordIn
 pub use nonblocking::AsyncVault;
 pub use policy::holds::{Hold, HoldReason, HoldScope, HoldTarget, NewHold};
 pub use policy::{EventKind, Policy, RequestKind};
+pub use report::{Report, ReportOptions};
 pub use rights::{RequestFilter, Withdrawal};
 pub use storage::entries::{AgeStatus, ConsentState};
 pub use storage::private_fs::create_private_file;

@@ -903,12 +903,7 @@ fn migrate_into_postgres_then_use_it_with_store() {
 fn put_collected_at_keeps_the_collection_time_and_refuses_the_future() {
     use jiff::ToSpan;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("v");
-    let policy = format!(
-        "{}/policies/seed-001-m-exe.toml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    ok(&dir, &["init", "--policy", &policy], None);
+    let dir = init_seed_001(tmp.path());
     let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
     let ago = |months: i64| now.checked_sub(months.months()).unwrap();
     let s = ["--subject", "migrated@example.com"];
@@ -1302,4 +1297,126 @@ fn policy_check_accepts_every_shipped_policy_and_names_a_malformed_entry() {
         let e = fails(&dir, &["policy", "check", bad.to_str().unwrap()]);
         assert!(e.contains(entry), "{text}: {e}");
     }
+}
+
+/// A vault in `tmp` made by `init` under seed policy 001.
+fn init_seed_001(tmp: &Path) -> std::path::PathBuf {
+    let dir = tmp.join("v");
+    let policy = format!(
+        "{}/policies/seed-001-m-exe.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    ok(&dir, &["init", "--policy", &policy], None);
+    dir
+}
+
+#[test]
+fn report_json_and_html_match_stats_request_list_hold_list_and_audit_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init_seed_001(tmp.path());
+    for i in 0..7 {
+        let s = format!("report-subject-{i}@example.com");
+        ok(
+            &dir,
+            &["put", "--subject", &s, "--category", "transaction"],
+            Some(b"REPORT-PAYLOAD order"),
+        );
+        if i < 6 {
+            ok(
+                &dir,
+                &["request", "open", "--subject", &s, "--kind", "access"],
+                None,
+            );
+        }
+    }
+    ok(
+        &dir,
+        &[
+            "hold",
+            "place",
+            "--subject",
+            "report-subject-0@example.com",
+            "--reason",
+            "dispute",
+            "--reference",
+            "CASE-9",
+        ],
+        None,
+    );
+    ok(
+        &dir,
+        &["erase", "--subject", "report-subject-6@example.com"],
+        None,
+    );
+
+    let report = json(&ok(&dir, &["--json", "report"], None));
+    let audit = json(&ok(&dir, &["--json", "audit", "verify"], None));
+    let stats = json(&ok(&dir, &["--json", "stats"], None));
+    let requests = json(&ok(&dir, &["--json", "request", "list"], None));
+    let overdue = json(&ok(&dir, &["--json", "request", "list", "--overdue"], None));
+    let holds = json(&ok(&dir, &["--json", "hold", "list"], None));
+
+    assert_eq!(report["holdings"]["records"], stats["records"]);
+    assert_eq!(
+        report["holdings"]["by_category"]["transaction"],
+        stats["by_category"]["transaction"]
+    );
+    let access = report["requests"]["by_kind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "access")
+        .unwrap();
+    assert_eq!(
+        access["opened"].as_u64().unwrap(),
+        requests.as_array().unwrap().len() as u64
+    );
+    assert_eq!(access["open"], 6);
+    assert_eq!(access["deadline"], "30 days");
+    assert_eq!(
+        access["overdue"].as_u64().unwrap(),
+        overdue.as_array().unwrap().len() as u64
+    );
+    let holds = holds.as_array().unwrap();
+    assert_eq!(report["holds"].as_array().unwrap().len(), holds.len());
+    assert_eq!(report["holds"][0]["hold"], holds[0]["id"]);
+    assert_eq!(report["holds"][0]["reference"], "CASE-9");
+    assert_eq!(report["integrity"]["audit_entries"], audit["entries"]);
+    assert_eq!(report["integrity"]["vault_whole"], true);
+    // The erase call erased what no minimum protected: transactions stay 7 years.
+    assert_eq!(report["erasures"]["by_cause"]["erasure-call"], "suppressed");
+
+    let page = tmp.path().join("report.html");
+    let out = ok(&dir, &["report", "--out", page.to_str().unwrap()], None);
+    assert!(out.contains("report written to"), "{out}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    for id in [
+        "policy",
+        "holdings",
+        "erasures",
+        "requests",
+        "holds",
+        "integrity",
+    ] {
+        assert!(html.contains(&format!("<section id=\"{id}\"")), "{id}");
+    }
+    let text = format!("{report}{html}");
+    assert!(!text.contains("report-subject") && !text.contains("REPORT-PAYLOAD"));
+
+    assert!(fails(&dir, &["report"]).contains("--out"));
+    assert!(
+        fails(
+            &dir,
+            &[
+                "--json",
+                "report",
+                "--since",
+                "2030-01-01",
+                "--until",
+                "2020-01-01"
+            ]
+        )
+        .contains("report period")
+    );
+    assert!(fails(&dir, &["--json", "report", "--since", "yesterday"]).contains("yesterday"));
 }

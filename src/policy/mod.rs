@@ -18,6 +18,7 @@
 //! [retention.account]
 //! max = "2 years"
 //! anchor = "account-closed" # counted from a subject event instead of the collection time
+//! wording = "while the account is open, then 2 years" # the policy's words (optional)
 //!
 //! [requests]                # due dates of data-subject requests, per kind
 //! access = "30 days"
@@ -255,6 +256,9 @@ pub struct Rule {
     pub max: Option<Span>,
     /// What both spans count from.
     pub anchor: Anchor,
+    /// The policy's own words for this rule, for people (`wording = "..."`, optional): what the
+    /// privacy policy promises, quoted in the auditor's report ([`Vault::report`](crate::Vault::report)).
+    pub wording: Option<String>,
 }
 
 /// A validated policy.
@@ -368,6 +372,7 @@ struct RawRule {
     min: Option<String>,
     max: Option<String>,
     anchor: Option<String>,
+    wording: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -716,7 +721,19 @@ impl Policy {
                     )
                 })?),
             };
-            retention.insert(cat, Rule { min, max, anchor });
+            if let Some(w) = &rule.wording {
+                crate::model::check_text("wording", w)
+                    .map_err(|e| entry_err(&cat, e.to_string()))?;
+            }
+            retention.insert(
+                cat,
+                Rule {
+                    min,
+                    max,
+                    anchor,
+                    wording: rule.wording,
+                },
+            );
         }
         for k in &raw.custom_requests {
             if !is_kebab(k) {

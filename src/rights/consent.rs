@@ -193,7 +193,8 @@ impl Vault {
             if !erase {
                 return Ok(None);
             }
-            self.destroy_now(ident, Scope::Subject).map(Some)
+            self.destroy_now(ident, Scope::Subject, crate::report::ErasureCause::Minor)
+                .map(Some)
         })
     }
 
@@ -240,7 +241,12 @@ impl Vault {
             if victims.is_empty() {
                 return Ok(Some(ErasureReport::default()));
             }
-            self.destroy_now(ident, Scope::Records(victims)).map(Some)
+            self.destroy_now(
+                ident,
+                Scope::Records(victims),
+                crate::report::ErasureCause::ConsentWithdrawal,
+            )
+            .map(Some)
         })
     }
 

@@ -33,7 +33,7 @@ pub struct Cli {
     /// Act as --actor in this role of the vault's policy: every command is checked against the
     /// role's grants (and refused, audited, outside them). Administrative commands (init, policy
     /// show and set, rotate-key, migrate, backup, ledger, restore, import, stats --anonymous,
-    /// export-analysis) are not available in a role.
+    /// export-analysis, report) are not available in a role.
     /// Without it, the CLI is the host's administrative access.
     #[arg(long, env = "PDVAULT_ROLE", global = true)]
     pub role: Option<String>,
@@ -182,6 +182,23 @@ pub enum Command {
     },
     /// Check the whole vault; exit 0 only when it is whole.
     Verify,
+    /// The auditor's report: the policy in words, what the vault holds and when it falls due,
+    /// erasures by cause, requests against their deadlines, holds, disclosures and the
+    /// verification, with no personal data (counts below the policy's `[anonymisation]
+    /// min_cell` withheld). Written as one self-contained HTML page (--out), or printed as
+    /// JSON (--json). Runs a full verify.
+    Report {
+        /// Write the HTML page here (replaced if it exists).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The start of the period: RFC 3339 or YYYY-MM-DD (midnight UTC). Default: as far back
+        /// as the audit trail goes.
+        #[arg(long)]
+        since: Option<String>,
+        /// The end of the period (exclusive), as --since. Default: now.
+        #[arg(long)]
+        until: Option<String>,
+    },
     /// Erase a subject, one of its categories, or one record, by destroying keys.
     Erase {
         #[command(flatten)]

@@ -7,6 +7,7 @@
 mod analysis;
 mod args;
 mod credential;
+mod progress;
 mod run;
 
 use std::process::ExitCode;

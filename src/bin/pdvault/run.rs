@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::args::{
     AuditCmd, Cli, Command, ConsentCmd, CredentialCmd, HoldCmd, LedgerCmd, PolicyCmd, RequestCmd,
 };
+use crate::progress::spinning;
 
 type Res<T> = Result<T, String>;
 
@@ -551,9 +552,37 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report { out, since, until } => {
+            if out.is_none() && !cli.json {
+                return Err("report needs --out FILE.html (the page) or --json (stdout)".into());
+            }
+            let options = pdvault::ReportOptions {
+                since: since.as_deref().map(time).transpose()?,
+                until: until.as_deref().map(time).transpose()?,
+            };
+            let v = open(&cli)?;
+            let report = spinning("gathering the report and verifying the vault", || {
+                v.report(&options)
+            })
+            .map_err(err)?;
+            v.close().map_err(err)?;
+            if let Some(path) = out {
+                fs::write(path, report.to_html())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            if cli.json {
+                print_json(&report)?;
+            } else if let Some(path) = out {
+                println!("report written to {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify => {
             let v = open_as(&cli)?;
-            let rep = call!(v, verify()).map_err(err)?;
+            let rep = spinning("verifying every entry, key and record", || {
+                call!(v, verify())
+            })
+            .map_err(err)?;
             v.close().map_err(err)?;
             if cli.json {
                 print_json(&rep)?;
@@ -797,14 +826,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
         Command::Sweep { dry_run, at } => {
             let at = at.as_deref().map(time).transpose()?;
             let v = open_as(&cli)?;
-            let bar = std::io::stderr().is_terminal().then(|| {
-                let b = indicatif::ProgressBar::new(0);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} due")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                b
-            });
+            let bar = crate::progress::bar("{bar:40} {pos}/{len} due");
             let mut progress = |done, total| {
                 if let Some(b) = &bar {
                     b.set_length(total);
@@ -864,8 +886,10 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 "New passphrase: ",
                 Prompt::Confirmed,
             )?;
-            v.rotate_root_with_min_len(new, None, *min_passphrase_len)
-                .map_err(err)?;
+            spinning("re-sealing the vault under the new root key", || {
+                v.rotate_root_with_min_len(new, None, *min_passphrase_len)
+            })
+            .map_err(err)?;
             v.close().map_err(err)?;
             ok_line(
                 &cli,
@@ -893,16 +917,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             };
             let to = with_key_source(&cli, to)?;
             let secret = vault_secret(&cli, "Vault passphrase (again, to open the copy): ")?;
-            let spinner = std::io::stderr().is_terminal().then(|| {
-                let s = indicatif::ProgressBar::new_spinner();
-                s.set_message("copying the vault");
-                s.enable_steady_tick(std::time::Duration::from_millis(120));
-                s
-            });
-            let migrated = v.migrate(to, secret);
-            if let Some(s) = &spinner {
-                s.finish_and_clear();
-            }
+            let migrated = spinning("copying the vault", || v.migrate(to, secret));
             let (copy, report) = migrated.map_err(err)?;
             copy.close().map_err(err)?;
             if !report.verify.is_whole() {
@@ -946,9 +961,9 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                         .checked_add(span)
                         .map_err(|e| format!("--expires: {e}"))?
                         .timestamp();
-                    v.backup_expiring(out, at).map_err(err)?;
+                    spinning("writing the backup", || v.backup_expiring(out, at)).map_err(err)?;
                 }
-                None => v.backup(out).map_err(err)?,
+                None => spinning("writing the backup", || v.backup(out)).map_err(err)?,
             }
             v.close().map_err(err)?;
             ok_line(
@@ -1002,9 +1017,11 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                 Some(doc) => LedgerChoice::Apply(doc),
                 None => LedgerChoice::BringErasedDataBack,
             };
-            let v = with_key_source(&cli, Vault::builder(to))?
-                .restore(from, secret, choice)
-                .map_err(err)?;
+            let builder = with_key_source(&cli, Vault::builder(to))?;
+            let v = spinning("restoring the backup", || {
+                builder.restore(from, secret, choice)
+            })
+            .map_err(err)?;
             v.close().map_err(err)?;
             if ledger.is_none() {
                 eprintln!(
@@ -1040,7 +1057,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                         }
                     })?;
                     let mut f = std::io::BufWriter::new(f);
-                    let written = call!(v, export(&sid, &mut f))
+                    let written = spinning("exporting", || call!(v, export(&sid, &mut f)))
                         .map_err(err)
                         .and_then(|n| f.flush().map(|()| n).map_err(err));
                     let n = match written {
@@ -1056,7 +1073,10 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
                     eprintln!("{n} records exported to {}", p.display());
                     n
                 }
-                None => call!(v, export(&sid, &mut std::io::stdout().lock())).map_err(err)?,
+                None => spinning("exporting", || {
+                    call!(v, export(&sid, &mut std::io::stdout().lock()))
+                })
+                .map_err(err)?,
             };
             v.close().map_err(err)?;
             let _ = n;
@@ -1067,7 +1087,7 @@ pub fn run(cli: Cli) -> Res<ExitCode> {
             let mut f = std::io::BufReader::new(
                 fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?,
             );
-            let r = v.import(&mut f).map_err(err)?;
+            let r = spinning("importing", || v.import(&mut f)).map_err(err)?;
             v.close().map_err(err)?;
             ok_line(
                 &cli,
