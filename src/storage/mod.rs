@@ -484,7 +484,10 @@ impl Store {
         if self.shared {
             return Ok(None);
         }
-        let stored = self.manifest();
+        // No commit while the check scans: it compares the entries with the manifest of the
+        // same moment (the background audit writer commits whenever it likes).
+        let committed = lock(&self.committed);
+        let stored = *committed;
         let manifest_key = layout::meta(layout::MANIFEST);
         let mut acc = [0u8; 32];
         let mut entries = 0u64;
@@ -570,6 +573,39 @@ mod tests {
         assert_eq!(s.manifest().entries, 1);
         assert_eq!(s.manifest().seq, 2);
         assert_eq!(s.verify_manifest().unwrap(), None);
+    }
+
+    /// Commits made while the check scans (the background audit writer's, another thread's)
+    /// are not damage: the check compares the store with its manifest at one moment.
+    #[test]
+    fn verify_while_another_thread_commits_finds_the_store_whole() {
+        let (_, s) = store();
+        let s = std::sync::Arc::new(s);
+        let mut t = Txn::new();
+        for i in 0..2_000 {
+            t.put(layout::meta(&format!("seed-{i}")), &1u32);
+        }
+        s.commit(t).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut t = Txn::new();
+                    t.put_new(layout::meta(&format!("new-{i}")), &i);
+                    t.put(layout::meta("head"), &i);
+                    s.commit(t).unwrap();
+                    i += 1;
+                }
+                i
+            })
+        };
+        for _ in 0..50 {
+            assert_eq!(s.verify_manifest().unwrap(), None);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(writer.join().unwrap() > 0, "the writer committed meanwhile");
     }
 
     #[test]
