@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use crate::audit::{AuditOp, Draft};
 use crate::error::Result;
-#[cfg(feature = "tracing")]
 use crate::ids::SubjectRef;
 
 /// Counters and timings of a vault since it was opened in this process
@@ -235,4 +234,4 @@ pub(crate) fn subject_found(subject: &SubjectRef) {
 
 /// Without `tracing`, nothing to name the subject to.
 #[cfg(not(feature = "tracing"))]
-pub(crate) fn subject_found(_: &crate::ids::SubjectRef) {}
+pub(crate) fn subject_found(_: &SubjectRef) {}

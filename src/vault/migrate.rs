@@ -75,7 +75,7 @@ struct Destination {
 
 impl Vault {
     /// Copies this vault into the store `to` names (a new directory, or a PostgreSQL database
-    /// without a vault: [`Vault::builder_postgres`]), with `to`'s key source, then opens the copy
+    /// without a vault: `Vault::builder_postgres`, feature `postgres`), with `to`'s key source, then opens the copy
     /// with `secret` (this vault's root secret) and verifies it. No destruction and no write runs
     /// in any process while it copies; reads go on.
     ///
