@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use pdvault::{
     Category, EventKind, HoldReason, HoldTarget, KdfParams, LegalBasis, ManualClock, NewHold,
-    Policy, Purpose, RecordMeta, RequestKind, RootSecret, SubjectId, Vault,
+    Policy, Purpose, RecordMeta, RequestFilter, RequestKind, RootSecret, SubjectId, Vault,
 };
 use serde::Serialize;
 
@@ -275,7 +275,12 @@ fn main() {
     for (i, h) in vault.holds(None).expect("holds").iter().enumerate() {
         seeds.put("subject_state", &format!("hold-{i}"), &encode(h));
     }
-    for (i, r) in vault.requests(false).expect("requests").iter().enumerate() {
+    for (i, r) in vault
+        .requests(RequestFilter::All)
+        .expect("requests")
+        .iter()
+        .enumerate()
+    {
         seeds.put("subject_state", &format!("request-{i}"), &encode(r));
     }
     seeds.put(

@@ -18,6 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use pdvault::{
     Category, Durability, Error, EventKind, HoldId, HoldReason, HoldTarget, KdfParams, LegalBasis,
     ManualClock, NewHold, Policy, Purpose, RecordId, RecordMeta, RootSecret, SubjectId, Vault,
+    Withdrawal,
 };
 
 const SUBJECTS: usize = 3;
@@ -487,7 +488,12 @@ fn run(input: Input) {
                 erase,
             } => {
                 let (si, s) = m.subject(subject);
-                let res = vault.withdraw_consent(s, &purpose.purpose(), erase);
+                let then = if erase {
+                    Withdrawal::EraseRecords
+                } else {
+                    Withdrawal::KeepRecords
+                };
+                let res = vault.withdraw_consent(s, &purpose.purpose(), then);
                 check("withdraw_consent", &res);
                 if let Ok(Some(report)) = res {
                     let erased: BTreeSet<RecordId> =
