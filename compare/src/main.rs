@@ -280,6 +280,10 @@ fn ops_mode(engines: &[(&str, &str, Make)], args: &[String]) {
         eprintln!("{usage}");
         std::process::exit(2);
     };
+    if !["put", "get", "scan"].contains(&op.as_str()) {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    }
     let setup = env_usize("PDVAULT_OPS_RECORDS", 20_000).max(PER_SUBJECT);
     let subjects = setup / PER_SUBJECT;
     let dir = tempfile::tempdir().expect("a temporary directory");
