@@ -1,5 +1,7 @@
-//! The four stores under comparison, behind one small interface. Subjects are numbered; record
-//! `i` of subject `s` is the `i`-th record inserted for it.
+//! The four stores under comparison, behind one small interface, and the two ways the workloads
+//! lay records out in them ([`Workload`]). The driver names every record with a [`Rec`]: its
+//! subject's number, its ordinal in the store and a 16-byte record id; each engine turns that into
+//! its own key.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -15,13 +17,54 @@ use rand::Rng;
 
 use crate::PER_SUBJECT;
 
+/// How the records of a workload are named and laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Each batch holds one subject's records, numbered 0, 1, 2, …; sled keys are subject (8 B)
+    /// ‖ record number (8 B); SQLCipher has an integer primary key and an index on the subject.
+    PerSubject,
+    /// Each batch holds the records of many subjects, interleaved, with random 16-byte record ids;
+    /// sled keys are subject (16 B) ‖ record (16 B); SQLCipher's table has the primary key
+    /// (subject, record), `WITHOUT ROWID` (or with a rowid: `PDVAULT_COMPARE_SQL_ROWID=1`).
+    Interleaved,
+}
+
+/// One record as the driver names it.
+#[derive(Clone, Copy, Debug)]
+pub struct Rec {
+    /// The subject's number.
+    pub subject: usize,
+    /// The record's ordinal in the store (insertion order): where pdvault keeps the id it chose.
+    pub n: usize,
+    /// The record's id: its number, big-endian, in [`Workload::PerSubject`]; random bytes in
+    /// [`Workload::Interleaved`].
+    pub id: [u8; 16],
+}
+
+/// The 16-byte id of subject `s` in [`Workload::Interleaved`]: well spread (splitmix64), as a
+/// random UUID would be, and the same in every engine.
+pub fn subject_bytes(s: usize) -> [u8; 16] {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let a = mix((s as u64).wrapping_add(0x9e37_79b9_7f4a_7c15));
+    let b = mix(a ^ 0x5851_f42d_4c95_7f2d);
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&a.to_be_bytes());
+    out[8..].copy_from_slice(&b.to_be_bytes());
+    out
+}
+
 /// One store under comparison.
 pub trait Engine: Sync {
-    /// Inserts `n` records for subject `s`, made durable together (one sync).
-    fn insert_subject(&mut self, s: usize, n: usize, payload: &[u8]);
-    /// Reads record `i` of subject `s`.
-    fn get(&self, s: usize, i: usize) -> Vec<u8>;
-    /// Reads (and decrypts) every record of subject `s`; the bytes read.
+    /// Inserts the records of `batch`, each with `payload`, made durable together (one sync).
+    fn insert_batch(&mut self, batch: &[Rec], payload: &[u8]);
+    /// Reads one record.
+    fn get(&self, r: &Rec) -> Vec<u8>;
+    /// Reads (and decrypts) every record of subject `s`, collecting them as pdvault's `read_all`
+    /// does; the bytes read.
     fn scan(&self, s: usize) -> usize;
     /// Deletes (erases) every record of subject `s`, durably.
     fn delete_subject(&mut self, s: usize);
@@ -29,12 +72,44 @@ pub trait Engine: Sync {
     fn durable_put(&self, s: usize, payload: &[u8]);
 }
 
-/// Keys of the sled engines: subject (8 bytes, big-endian) then record number (8 bytes).
-fn sled_key(s: usize, i: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&(s as u64).to_be_bytes());
-    k[8..].copy_from_slice(&i.to_be_bytes());
+/// A sled key: at most 32 bytes, on the stack.
+struct SledKey {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl AsRef<[u8]> for SledKey {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The key of record `id` of subject `s` in the sled engines, and the prefix of the subject's
+/// keys.
+fn sled_key(w: Workload, s: usize, id: &[u8; 16]) -> SledKey {
+    let mut k = sled_prefix(w, s);
+    let rest: &[u8] = match w {
+        Workload::PerSubject => &id[8..],
+        Workload::Interleaved => id,
+    };
+    k.bytes[k.len..k.len + rest.len()].copy_from_slice(rest);
+    k.len += rest.len();
     k
+}
+
+fn sled_prefix(w: Workload, s: usize) -> SledKey {
+    let mut bytes = [0u8; 32];
+    let len = match w {
+        Workload::PerSubject => {
+            bytes[..8].copy_from_slice(&(s as u64).to_be_bytes());
+            8
+        }
+        Workload::Interleaved => {
+            bytes[..16].copy_from_slice(&subject_bytes(s));
+            16
+        }
+    };
+    SledKey { bytes, len }
 }
 
 /// The page cache every engine may use: `PDVAULT_COMPARE_CACHE_MB` (default 1024 MiB, sled's
@@ -58,54 +133,65 @@ fn open_sled(dir: &Path) -> sled::Db {
 /// Record numbers of durable single puts start here, clear of the batches.
 const SINGLE_BASE: u64 = 1 << 40;
 
-/// sled with plaintext values: the floor.
+/// The id of the next durable single put.
+fn single_id(next: &AtomicU64) -> [u8; 16] {
+    u128::from(next.fetch_add(1, Ordering::Relaxed)).to_be_bytes()
+}
+
+/// sled with plaintext values.
 pub struct RawSled {
     db: sled::Db,
+    workload: Workload,
     next: AtomicU64,
 }
 
 impl RawSled {
-    pub fn new(dir: &Path) -> Self {
+    pub fn new(dir: &Path, workload: Workload) -> Self {
         RawSled {
             db: open_sled(dir),
+            workload,
             next: AtomicU64::new(SINGLE_BASE),
         }
     }
 }
 
 impl Engine for RawSled {
-    fn insert_subject(&mut self, s: usize, n: usize, payload: &[u8]) {
-        for i in 0..n as u64 {
-            self.db.insert(sled_key(s, i), payload).expect("insert");
+    fn insert_batch(&mut self, batch: &[Rec], payload: &[u8]) {
+        for r in batch {
+            self.db
+                .insert(sled_key(self.workload, r.subject, &r.id), payload)
+                .expect("insert");
         }
         self.db.flush().expect("flush");
     }
-    fn get(&self, s: usize, i: usize) -> Vec<u8> {
+    fn get(&self, r: &Rec) -> Vec<u8> {
         self.db
-            .get(sled_key(s, i as u64))
+            .get(sled_key(self.workload, r.subject, &r.id))
             .expect("get")
             .expect("present")
             .to_vec()
     }
     fn scan(&self, s: usize) -> usize {
-        self.db
-            .scan_prefix((s as u64).to_be_bytes())
-            .map(|r| r.expect("scan").1.to_vec().len())
-            .sum()
+        let all: Vec<Vec<u8>> = self
+            .db
+            .scan_prefix(sled_prefix(self.workload, s))
+            .map(|r| r.expect("scan").1.to_vec())
+            .collect();
+        all.iter().map(Vec::len).sum()
     }
     fn delete_subject(&mut self, s: usize) {
-        delete_prefix(&self.db, s);
+        delete_prefix(&self.db, sled_prefix(self.workload, s));
     }
     fn durable_put(&self, s: usize, payload: &[u8]) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.db.insert(sled_key(s, i), payload).expect("insert");
+        let k = sled_key(self.workload, s, &single_id(&self.next));
+        self.db.insert(k, payload).expect("insert");
         self.db.flush().expect("flush");
     }
 }
 
-fn delete_prefix(db: &sled::Db, s: usize) {
+fn delete_prefix(db: &sled::Db, prefix: SledKey) {
     let mut batch = sled::Batch::default();
-    for k in db.scan_prefix((s as u64).to_be_bytes()).keys() {
+    for k in db.scan_prefix(prefix).keys() {
         batch.remove(k.expect("scan"));
     }
     db.apply_batch(batch).expect("apply");
@@ -113,19 +199,21 @@ fn delete_prefix(db: &sled::Db, s: usize) {
 }
 
 /// sled with one XChaCha20-Poly1305 seal per value under one key, a random nonce each: the cost
-/// of encryption at rest with nothing else (no per-subject keys, no erasure, no audit).
+/// of encryption at rest with nothing else (no per-subject keys, no erasure, no audit). The floor.
 pub struct AeadSled {
     db: sled::Db,
+    workload: Workload,
     cipher: XChaCha20Poly1305,
     next: AtomicU64,
 }
 
 impl AeadSled {
-    pub fn new(dir: &Path) -> Self {
+    pub fn new(dir: &Path, workload: Workload) -> Self {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
         AeadSled {
             db: open_sled(dir),
+            workload,
             cipher: XChaCha20Poly1305::new(&Key::from(key)),
             next: AtomicU64::new(SINGLE_BASE),
         }
@@ -162,37 +250,37 @@ fn open(cipher: &XChaCha20Poly1305, ad: &[u8], sealed: &[u8]) -> Vec<u8> {
 }
 
 impl Engine for AeadSled {
-    fn insert_subject(&mut self, s: usize, n: usize, payload: &[u8]) {
-        for i in 0..n as u64 {
-            let k = sled_key(s, i);
-            self.db
-                .insert(k, seal(&self.cipher, &k, payload))
-                .expect("insert");
+    fn insert_batch(&mut self, batch: &[Rec], payload: &[u8]) {
+        for r in batch {
+            let k = sled_key(self.workload, r.subject, &r.id);
+            let v = seal(&self.cipher, k.as_ref(), payload);
+            self.db.insert(k, v).expect("insert");
         }
         self.db.flush().expect("flush");
     }
-    fn get(&self, s: usize, i: usize) -> Vec<u8> {
-        let k = sled_key(s, i as u64);
-        let v = self.db.get(k).expect("get").expect("present");
-        open(&self.cipher, &k, &v)
+    fn get(&self, r: &Rec) -> Vec<u8> {
+        let k = sled_key(self.workload, r.subject, &r.id);
+        let v = self.db.get(k.as_ref()).expect("get").expect("present");
+        open(&self.cipher, k.as_ref(), &v)
     }
     fn scan(&self, s: usize) -> usize {
-        self.db
-            .scan_prefix((s as u64).to_be_bytes())
+        let all: Vec<Vec<u8>> = self
+            .db
+            .scan_prefix(sled_prefix(self.workload, s))
             .map(|r| {
                 let (k, v) = r.expect("scan");
-                open(&self.cipher, &k, &v).len()
+                open(&self.cipher, &k, &v)
             })
-            .sum()
+            .collect();
+        all.iter().map(Vec::len).sum()
     }
     fn delete_subject(&mut self, s: usize) {
-        delete_prefix(&self.db, s);
+        delete_prefix(&self.db, sled_prefix(self.workload, s));
     }
     fn durable_put(&self, s: usize, payload: &[u8]) {
-        let k = sled_key(s, self.next.fetch_add(1, Ordering::Relaxed));
-        self.db
-            .insert(k, seal(&self.cipher, &k, payload))
-            .expect("insert");
+        let k = sled_key(self.workload, s, &single_id(&self.next));
+        let v = seal(&self.cipher, k.as_ref(), payload);
+        self.db.insert(k, v).expect("insert");
         self.db.flush().expect("flush");
     }
 }
@@ -200,11 +288,34 @@ impl Engine for AeadSled {
 /// SQLite with SQLCipher: WAL, synchronous=FULL (a commit is durable), a transaction per batch.
 pub struct SqlCipher {
     conn: Mutex<rusqlite::Connection>,
+    workload: Workload,
     next: AtomicU64,
 }
 
+/// The statements of each layout: insert, get, scan, delete.
+struct Sql {
+    insert: &'static str,
+    get: &'static str,
+    scan: &'static str,
+    delete: &'static str,
+}
+
+const PER_SUBJECT_SQL: Sql = Sql {
+    insert: "INSERT INTO records (id, subject, payload) VALUES (?1, ?2, ?3)",
+    get: "SELECT payload FROM records WHERE id = ?1",
+    scan: "SELECT payload FROM records WHERE subject = ?1",
+    delete: "DELETE FROM records WHERE subject = ?1",
+};
+
+const INTERLEAVED_SQL: Sql = Sql {
+    insert: "INSERT INTO records (subject, record, payload) VALUES (?1, ?2, ?3)",
+    get: "SELECT payload FROM records WHERE subject = ?1 AND record = ?2",
+    scan: "SELECT payload FROM records WHERE subject = ?1",
+    delete: "DELETE FROM records WHERE subject = ?1",
+};
+
 impl SqlCipher {
-    pub fn new(dir: &Path) -> Self {
+    pub fn new(dir: &Path, workload: Workload) -> Self {
         let conn = rusqlite::Connection::open(dir.join("records.db")).expect("open sqlite");
         conn.pragma_update(None, "key", "compare passphrase")
             .expect("key");
@@ -215,13 +326,28 @@ impl SqlCipher {
         // A negative cache size is in KiB.
         conn.pragma_update(None, "cache_size", -((cache_bytes() >> 10) as i64))
             .expect("cache size");
-        conn.execute_batch(
-            "CREATE TABLE records (id INTEGER PRIMARY KEY, subject INTEGER NOT NULL, payload BLOB NOT NULL);
-             CREATE INDEX records_subject ON records(subject);",
-        )
-        .expect("schema");
+        let schema = match workload {
+            Workload::PerSubject => {
+                "CREATE TABLE records (id INTEGER PRIMARY KEY, subject INTEGER NOT NULL, payload BLOB NOT NULL);
+                 CREATE INDEX records_subject ON records(subject);"
+            }
+            // The table a service would write: the rows are found by (subject, record), so that
+            // is the primary key. Without a rowid the rows live in that key's B-tree: one tree
+            // written per insert, a get and a subject's scan in one tree. With a rowid, SQLite
+            // keeps the rows in the rowid tree and (subject, record) in a second index.
+            Workload::Interleaved if rowid_table() => {
+                "CREATE TABLE records (subject BLOB NOT NULL, record BLOB NOT NULL, payload BLOB NOT NULL,
+                 PRIMARY KEY (subject, record));"
+            }
+            Workload::Interleaved => {
+                "CREATE TABLE records (subject BLOB NOT NULL, record BLOB NOT NULL, payload BLOB NOT NULL,
+                 PRIMARY KEY (subject, record)) WITHOUT ROWID;"
+            }
+        };
+        conn.execute_batch(schema).expect("schema");
         SqlCipher {
             conn: Mutex::new(conn),
+            workload,
             next: AtomicU64::new(SINGLE_BASE),
         }
     }
@@ -229,65 +355,110 @@ impl SqlCipher {
     fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn sql(&self) -> &'static Sql {
+        match self.workload {
+            Workload::PerSubject => &PER_SUBJECT_SQL,
+            Workload::Interleaved => &INTERLEAVED_SQL,
+        }
+    }
+
+    /// Inserts one record with a prepared statement.
+    fn insert_one(&self, st: &mut rusqlite::CachedStatement<'_>, r: &Rec, payload: &[u8]) {
+        match self.workload {
+            Workload::PerSubject => st.execute(rusqlite::params![
+                row_id(r.subject, &r.id),
+                r.subject as i64,
+                payload
+            ]),
+            Workload::Interleaved => st.execute(rusqlite::params![
+                &subject_bytes(r.subject)[..],
+                &r.id[..],
+                payload
+            ]),
+        }
+        .expect("insert");
+    }
 }
 
-fn row_id(s: usize, i: u64) -> i64 {
-    (s as u64 * PER_SUBJECT as u64 * 10 + i) as i64
+/// The payload of a selected row.
+fn payload_column(row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<u8>> {
+    row.get(0)
+}
+
+/// `PDVAULT_COMPARE_SQL_ROWID=1`: SQLCipher's interleaved table keeps its rowid.
+pub fn rowid_table() -> bool {
+    std::env::var("PDVAULT_COMPARE_SQL_ROWID").as_deref() == Ok("1")
+}
+
+/// The integer key of a record in [`Workload::PerSubject`].
+fn row_id(s: usize, id: &[u8; 16]) -> i64 {
+    let i = u128::from_be_bytes(*id) as u64;
+    (s as u64 * PER_SUBJECT as u64 * 10).wrapping_add(i) as i64
 }
 
 impl Engine for SqlCipher {
-    fn insert_subject(&mut self, s: usize, n: usize, payload: &[u8]) {
+    fn insert_batch(&mut self, batch: &[Rec], payload: &[u8]) {
+        let sql = self.sql();
         let mut conn = self.conn();
         let tx = conn.transaction().expect("begin");
         {
-            let mut st = tx
-                .prepare_cached("INSERT INTO records (id, subject, payload) VALUES (?1, ?2, ?3)")
-                .expect("prepare");
-            for i in 0..n as u64 {
-                st.execute(rusqlite::params![row_id(s, i), s as i64, payload])
-                    .expect("insert");
+            let mut st = tx.prepare_cached(sql.insert).expect("prepare");
+            for r in batch {
+                self.insert_one(&mut st, r, payload);
             }
         }
         tx.commit().expect("commit");
     }
-    fn get(&self, s: usize, i: usize) -> Vec<u8> {
+    fn get(&self, r: &Rec) -> Vec<u8> {
         let conn = self.conn();
-        let mut st = conn
-            .prepare_cached("SELECT payload FROM records WHERE id = ?1")
-            .expect("prepare");
-        st.query_row([row_id(s, i as u64)], |r| r.get::<_, Vec<u8>>(0))
-            .expect("get")
+        let mut st = conn.prepare_cached(self.sql().get).expect("prepare");
+        match self.workload {
+            Workload::PerSubject => st.query_row([row_id(r.subject, &r.id)], |r| r.get(0)),
+            Workload::Interleaved => st.query_row(
+                rusqlite::params![&subject_bytes(r.subject)[..], &r.id[..]],
+                |r| r.get(0),
+            ),
+        }
+        .expect("get")
     }
     fn scan(&self, s: usize) -> usize {
         let conn = self.conn();
-        let mut st = conn
-            .prepare_cached("SELECT payload FROM records WHERE subject = ?1")
-            .expect("prepare");
-        st.query_map([s as i64], |r| r.get::<_, Vec<u8>>(0))
-            .expect("scan")
-            .map(|v| v.expect("row").len())
-            .sum()
+        let mut st = conn.prepare_cached(self.sql().scan).expect("prepare");
+        let rows = match self.workload {
+            Workload::PerSubject => st.query_map([s as i64], payload_column),
+            Workload::Interleaved => st.query_map([&subject_bytes(s)[..]], payload_column),
+        }
+        .expect("scan");
+        let all: Vec<Vec<u8>> = rows.map(|v| v.expect("row")).collect();
+        all.iter().map(Vec::len).sum()
     }
     fn delete_subject(&mut self, s: usize) {
-        self.conn()
-            .execute("DELETE FROM records WHERE subject = ?1", [s as i64])
-            .expect("delete");
+        let conn = self.conn();
+        match self.workload {
+            Workload::PerSubject => conn.execute(self.sql().delete, [s as i64]),
+            Workload::Interleaved => conn.execute(self.sql().delete, [&subject_bytes(s)[..]]),
+        }
+        .expect("delete");
     }
     fn durable_put(&self, s: usize, payload: &[u8]) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.conn()
-            .prepare_cached("INSERT INTO records (id, subject, payload) VALUES (?1, ?2, ?3)")
-            .expect("prepare")
-            .execute(rusqlite::params![i as i64, s as i64, payload])
-            .expect("insert");
+        let r = Rec {
+            subject: s,
+            n: usize::MAX,
+            id: single_id(&self.next),
+        };
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(self.sql().insert).expect("prepare");
+        self.insert_one(&mut st, &r, payload);
     }
 }
 
-/// pdvault with its default (immediate) durability: every call returns after its sync.
+/// pdvault with its default (immediate) durability: every call returns after its sync. Its
+/// record ids are its own (random, chosen by `put_many`); it keeps them by the driver's ordinal.
 pub struct PdVault {
     vault: Vault,
     subjects: Vec<SubjectId>,
-    records: Vec<Vec<RecordId>>,
+    records: Vec<Option<RecordId>>,
     purpose: Purpose,
 }
 
@@ -313,37 +484,42 @@ impl PdVault {
 }
 
 impl Engine for PdVault {
-    fn insert_subject(&mut self, s: usize, n: usize, payload: &[u8]) {
-        while self.subjects.len() <= s {
+    fn insert_batch(&mut self, batch: &[Rec], payload: &[u8]) {
+        let top = batch.iter().map(|r| r.subject).max().unwrap_or(0);
+        while self.subjects.len() <= top {
             let i = self.subjects.len();
             self.subjects
                 .push(SubjectId::new(format!("subject-{i}@example.com")).expect("an id"));
-            self.records.push(Vec::new());
         }
-        let subject = &self.subjects[s];
         let ids = self
             .vault
-            .put_many((0..n).map(|_| (subject, self.meta(), payload)))
+            .put_many(
+                batch
+                    .iter()
+                    .map(|r| (&self.subjects[r.subject], self.meta(), payload)),
+            )
             .expect("put_many");
-        self.records[s].extend(ids);
+        for (r, id) in batch.iter().zip(ids) {
+            if self.records.len() <= r.n {
+                self.records.resize(r.n + 1, None);
+            }
+            self.records[r.n] = Some(id);
+        }
     }
-    fn get(&self, s: usize, i: usize) -> Vec<u8> {
+    fn get(&self, r: &Rec) -> Vec<u8> {
+        let id = self.records[r.n].expect("a record the driver inserted");
         self.vault
-            .get(&self.subjects[s], self.records[s][i], &self.purpose)
+            .get(&self.subjects[r.subject], id, &self.purpose)
             .expect("get")
             .payload
     }
     fn scan(&self, s: usize) -> usize {
-        // Streamed, as the other engines' scans are: each record is decrypted, handed over and
-        // dropped (`read_all` collects them into a Vec).
-        let mut bytes = 0;
         self.vault
-            .read_each(&self.subjects[s], &self.purpose, |r| {
-                bytes += r.payload.len();
-                std::ops::ControlFlow::Continue(())
-            })
-            .expect("read_each");
-        bytes
+            .read_all(&self.subjects[s], &self.purpose)
+            .expect("read_all")
+            .iter()
+            .map(|r| r.payload.len())
+            .sum()
     }
     fn delete_subject(&mut self, s: usize) {
         self.vault.erase_subject(&self.subjects[s]).expect("erase");

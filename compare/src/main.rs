@@ -1,27 +1,35 @@
 //! The side-by-side comparison: the same workloads, in one process, on pdvault, raw sled with
-//! plaintext values, sled with a naive XChaCha20-Poly1305 seal per value, and SQLite with
-//! SQLCipher (rusqlite, bundled, OpenSSL vendored). Every figure is printed per operation and as
-//! a ratio to raw sled and to SQLCipher, then checked against the performance targets.
+//! plaintext values, sled with a naive XChaCha20-Poly1305 seal per value (the floor), and SQLite
+//! with SQLCipher (rusqlite, bundled, OpenSSL vendored). Two workloads: per subject (each batch
+//! one subject's records, numbered in order) and interleaved (each batch of 1,000 records spread
+//! over all the subjects, random 16-byte record ids, rows found by (subject, record)). Every figure
+//! is printed per operation and as a ratio to raw sled, to the floor and to SQLCipher, one table
+//! per workload, then checked against the performance targets.
 //!
 //! `cargo run --release --manifest-path compare/Cargo.toml`
 //!
-//! Environment: `PDVAULT_COMPARE_RECORDS` (default 100000, the 256 B data set),
-//! `PDVAULT_COMPARE_RECORDS_4K` (default 25000), `PDVAULT_COMPARE_ROUNDS` (default 5; every
-//! figure is the median of the rounds, and each round measures every engine in turn, so that a
-//! machine slowing down for a while slows all of them), `PDVAULT_COMPARE_CACHE_MB` (default 1024,
-//! sled's default: the page cache of every engine, sled's, pdvault's and SQLite's alike),
-//! `PDVAULT_COMPARE_STRICT=1` (exit non-zero
-//! on a missed target), `PDVAULT_COMPARE_ONLY=<engine>` (one engine, for a profiler; with
-//! `PDVAULT_COMPARE_DURABLE=1` only its durable writers).
+//! `pdvault-compare --ops OP ENGINE N` (OP: put, get, scan; ENGINE: pdvault, floor, raw,
+//! sqlcipher) sets up an interleaved store of `PDVAULT_OPS_RECORDS` records (default 20,000), then
+//! performs N of the operation inside `measured_loop`, the one function `compare/instructions.sh`
+//! has callgrind count.
+//!
+//! Environment: `PDVAULT_COMPARE_RECORDS` (default 100000, the 256 B data set of each workload),
+//! `PDVAULT_COMPARE_RECORDS_4K` (default 25000, per subject only), `PDVAULT_COMPARE_ROUNDS`
+//! (default 5; every figure is the median of the rounds, and each round measures every engine in
+//! turn, so that a machine slowing down for a while slows all of them), `PDVAULT_COMPARE_CACHE_MB`
+//! (default 1024, sled's default: the page cache of every engine, sled's, pdvault's and SQLite's
+//! alike), `PDVAULT_COMPARE_SQL_ROWID=1` (SQLCipher's interleaved table with a rowid),
+//! `PDVAULT_COMPARE_STRICT=1` (exit non-zero on a missed target), `PDVAULT_COMPARE_ONLY=<engine>`
+//! (one engine, for a profiler; with `PDVAULT_COMPARE_DURABLE=1` only its durable writers).
 
 mod engines;
 
 use std::time::{Duration, Instant};
 
-use engines::{AeadSled, Engine, PdVault, RawSled, SqlCipher};
+use engines::{AeadSled, Engine, PdVault, RawSled, Rec, SqlCipher, Workload};
 
-/// Makes an engine over a fresh directory.
-type MakeEngine = dyn Fn(&std::path::Path) -> Box<dyn Engine>;
+/// Makes an engine over a fresh directory, laid out for a workload.
+type MakeEngine = dyn Fn(&std::path::Path, Workload) -> Box<dyn Engine>;
 
 /// Records per subject; also the batch of every insert (one durable commit each).
 const PER_SUBJECT: usize = 1000;
@@ -38,15 +46,51 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// A cheap deterministic generator (xorshift) for the random reads.
+/// A cheap deterministic generator (xorshift) for the random reads, ids and shuffles.
 struct Rng(u64);
 impl Rng {
-    fn below(&mut self, n: usize) -> usize {
+    fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
+        self.0
     }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn id(&mut self) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&self.next().to_be_bytes());
+        id[8..].copy_from_slice(&self.next().to_be_bytes());
+        id
+    }
+}
+
+/// `per_subject` records for each of `subjects` subjects, in the order they are inserted, their
+/// ordinals from `first` on. Per subject: subject by subject, numbered from 0 (from `first` for
+/// the later ones). Interleaved: random ids, the whole set shuffled, so that each batch of
+/// [`PER_SUBJECT`] holds records of every subject.
+fn records(w: Workload, subjects: usize, per_subject: usize, first: usize, seed: u64) -> Vec<Rec> {
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::with_capacity(subjects * per_subject);
+    for subject in 0..subjects {
+        for i in 0..per_subject {
+            let id = match w {
+                Workload::PerSubject => ((first + i) as u128).to_be_bytes(),
+                Workload::Interleaved => rng.id(),
+            };
+            out.push(Rec { subject, n: 0, id });
+        }
+    }
+    if w == Workload::Interleaved {
+        for i in (1..out.len()).rev() {
+            out.swap(i, rng.below(i + 1));
+        }
+    }
+    for (n, r) in out.iter_mut().enumerate() {
+        r.n = first + n;
+    }
+    out
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -54,7 +98,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Per-operation medians of one engine.
+/// Per-operation medians of one engine on one workload (4 KiB: per subject only).
 #[derive(Default, Clone, Debug)]
 struct Figures {
     insert_256: Duration,
@@ -69,39 +113,40 @@ fn per_op(d: Duration, ops: usize) -> Duration {
     d / ops.max(1) as u32
 }
 
-/// Inserts `subjects` subjects of `PER_SUBJECT` records of `len` bytes, then makes `GETS` random
-/// gets; returns the time per insert and per get.
+/// Inserts `recs` in batches of [`PER_SUBJECT`] with payloads of `len` bytes, then makes `GETS`
+/// random gets; returns the time per insert and per get.
 fn insert_then_get(
     e: &mut dyn Engine,
-    subjects: usize,
+    recs: &[Rec],
     len: usize,
     fill: u8,
     seed: u64,
 ) -> (Duration, Duration) {
     let payload = vec![fill; len];
     let t = Instant::now();
-    for s in 0..subjects {
-        e.insert_subject(s, PER_SUBJECT, &payload);
+    for batch in recs.chunks(PER_SUBJECT) {
+        e.insert_batch(batch, &payload);
     }
-    let insert = per_op(t.elapsed(), subjects * PER_SUBJECT);
+    let insert = per_op(t.elapsed(), recs.len());
     let mut rng = Rng(seed);
     let t = Instant::now();
     for _ in 0..GETS {
-        let v = e.get(rng.below(subjects), rng.below(PER_SUBJECT));
+        let v = e.get(&recs[rng.below(recs.len())]);
         assert_eq!(v.len(), len);
     }
     (insert, per_op(t.elapsed(), GETS))
 }
 
-/// Runs the record workloads once on one engine, over fresh stores (`round` seeds the gets).
-fn measure_round(make: &MakeEngine, n: usize, n4k: usize, round: usize) -> Figures {
+/// Runs a workload once on one engine, over fresh stores (`round` seeds the ids and the gets).
+fn measure_round(make: &MakeEngine, w: Workload, n: usize, n4k: usize, round: usize) -> Figures {
     let mut f = Figures::default();
     {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut e = make(dir.path());
+        let mut e = make(dir.path(), w);
         let subjects = n / PER_SUBJECT;
         let seed = 0x9e37_79b9_7f4a_7c15 ^ round as u64;
-        (f.insert_256, f.get_256) = insert_then_get(&mut *e, subjects, 256, 0xa5, seed);
+        let recs = records(w, subjects, PER_SUBJECT, 0, seed);
+        (f.insert_256, f.get_256) = insert_then_get(&mut *e, &recs, 256, 0xa5, seed);
         let scans = subjects.min(20);
         let t = Instant::now();
         for s in 0..scans {
@@ -115,12 +160,13 @@ fn measure_round(make: &MakeEngine, n: usize, n4k: usize, round: usize) -> Figur
         }
         f.delete_subject = per_op(t.elapsed(), deletes);
     }
-    {
+    if w == Workload::PerSubject {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut e = make(dir.path());
+        let mut e = make(dir.path(), w);
         let subjects = (n4k / PER_SUBJECT).max(1);
         let seed = 0x2545_f491_4f6c_dd1d ^ round as u64;
-        (f.insert_4k, f.get_4k) = insert_then_get(&mut *e, subjects, 4096, 0x5a, seed);
+        let recs = records(w, subjects, PER_SUBJECT, 0, seed);
+        (f.insert_4k, f.get_4k) = insert_then_get(&mut *e, &recs, 4096, 0x5a, seed);
     }
     f
 }
@@ -142,10 +188,11 @@ fn medians(runs: &[Figures]) -> Figures {
 /// durable one at a time, on a fresh store.
 fn durable_throughput(make: &MakeEngine, writers: usize) -> f64 {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut e = make(dir.path());
-    for s in 0..writers {
-        e.insert_subject(s, 10, &[1u8; 256]);
-    }
+    let mut e = make(dir.path(), Workload::PerSubject);
+    e.insert_batch(
+        &records(Workload::PerSubject, writers, 10, 0, 1),
+        &[1u8; 256],
+    );
     let e: &dyn Engine = &*e;
     let t = Instant::now();
     std::thread::scope(|scope| {
@@ -181,6 +228,102 @@ fn durable_rates(makes: &[&MakeEngine], rounds: usize) -> Vec<(f64, f64)> {
         .map(|(one, many)| (median_rate(one), median_rate(many)))
         .collect()
 }
+
+/// What `--ops` measures.
+enum Work {
+    /// Inserts these records in batches of [`PER_SUBJECT`].
+    Put(Vec<Rec>),
+    /// Reads these records.
+    Get(Vec<Rec>),
+    /// Reads these subjects.
+    Scan(Vec<usize>),
+}
+
+impl Work {
+    fn ops(&self) -> usize {
+        match self {
+            Work::Put(r) | Work::Get(r) => r.len(),
+            Work::Scan(s) => s.len(),
+        }
+    }
+}
+
+/// The measured region of `--ops`: `compare/instructions.sh` has callgrind collect inside this
+/// function only (`--toggle-collect=*measured_loop*`), so it must stay a function of its own.
+#[inline(never)]
+fn measured_loop(e: &mut dyn Engine, work: &Work, payload: &[u8]) -> usize {
+    match work {
+        Work::Put(recs) => {
+            for batch in recs.chunks(PER_SUBJECT) {
+                e.insert_batch(batch, payload);
+            }
+            recs.len() * payload.len()
+        }
+        Work::Get(recs) => recs.iter().map(|r| e.get(r).len()).sum(),
+        Work::Scan(subjects) => subjects.iter().map(|&s| e.scan(s)).sum(),
+    }
+}
+
+/// `--ops OP ENGINE N`: an interleaved store of `PDVAULT_OPS_RECORDS` records of 256 B (1,000 per
+/// subject), then N operations in [`measured_loop`].
+fn ops_mode(engines: &[(&str, &str, Make)], args: &[String]) {
+    let usage = "usage: pdvault-compare --ops put|get|scan pdvault|floor|raw|sqlcipher N";
+    let [op, engine, n] = args else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
+    let n: usize = n.parse().unwrap_or_else(|_| {
+        eprintln!("{usage}");
+        std::process::exit(2)
+    });
+    let Some((_, _, make)) = engines.iter().find(|(_, short, _)| short == engine) else {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    };
+    if !["put", "get", "scan"].contains(&op.as_str()) {
+        eprintln!("{usage}");
+        std::process::exit(2);
+    }
+    let setup = env_usize("PDVAULT_OPS_RECORDS", 20_000).max(PER_SUBJECT);
+    let subjects = setup / PER_SUBJECT;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut e = make(dir.path(), Workload::Interleaved);
+    let payload = vec![0xa5u8; 256];
+    let recs = records(Workload::Interleaved, subjects, PER_SUBJECT, 0, 0x0dd_ba11);
+    for batch in recs.chunks(PER_SUBJECT) {
+        e.insert_batch(batch, &payload);
+    }
+    let mut rng = Rng(0x5eed_f00d);
+    let work = match op.as_str() {
+        "put" => {
+            let mut more = records(
+                Workload::Interleaved,
+                subjects,
+                n.div_ceil(subjects),
+                recs.len(),
+                0xfeed,
+            );
+            more.truncate(n);
+            Work::Put(more)
+        }
+        "get" => Work::Get((0..n).map(|_| recs[rng.below(recs.len())]).collect()),
+        "scan" => Work::Scan((0..n).map(|i| i % subjects).collect()),
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    };
+    let t = Instant::now();
+    let bytes = std::hint::black_box(measured_loop(&mut *e, &work, &payload));
+    let took = t.elapsed();
+    println!(
+        "{op} {engine}: {} ops ({bytes} bytes) on {setup} records, {} per op",
+        work.ops(),
+        us(per_op(took, work.ops()))
+    );
+}
+
+type Make = fn(&std::path::Path, Workload) -> Box<dyn Engine>;
 
 fn us(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
@@ -223,39 +366,94 @@ impl Verdicts {
     }
 }
 
+/// One table: a row per operation, a column per engine and the ratios of pdvault to each.
+fn table(rows: &[Row], [raw, aead, sqlc, pdv]: &[Figures; 4]) {
+    println!(
+        "| workload (per op) | raw sled | sled + AEAD (floor) | SQLCipher | pdvault | pdvault / raw sled | pdvault / floor | pdvault / SQLCipher |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (what, g) in rows {
+        println!(
+            "| {what} | {} | {} | {} | {} | {:.2}x | {:.2}x | {:.2}x |",
+            us(g(raw)),
+            us(g(aead)),
+            us(g(sqlc)),
+            us(g(pdv)),
+            ratio(g(pdv), g(raw)),
+            ratio(g(pdv), g(aead)),
+            ratio(g(pdv), g(sqlc)),
+        );
+    }
+}
+
+type Row = (&'static str, fn(&Figures) -> Duration);
+const ROWS_256: [Row; 4] = [
+    ("insert 256 B (batched, durable)", |f| f.insert_256),
+    ("random get 256 B", |f| f.get_256),
+    (
+        "scan one subject, 1000 x 256 B, decrypted (read_all)",
+        |f| f.scan_1000,
+    ),
+    ("delete a 1000-record subject, durable", |f| {
+        f.delete_subject
+    }),
+];
+const ROWS_4K: [Row; 2] = [
+    ("insert 4 KiB (batched, durable)", |f| f.insert_4k),
+    ("random get 4 KiB", |f| f.get_4k),
+];
+
 fn main() {
+    let engines: [(&str, &str, Make); 4] = [
+        ("raw sled", "raw", |p, w| Box::new(RawSled::new(p, w))),
+        ("sled + AEAD", "floor", |p, w| Box::new(AeadSled::new(p, w))),
+        ("SQLCipher", "sqlcipher", |p, w| {
+            Box::new(SqlCipher::new(p, w))
+        }),
+        ("pdvault", "pdvault", |p, _| Box::new(PdVault::new(p))),
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--ops") {
+        ops_mode(&engines, &args[1..]);
+        return;
+    }
     let n = env_usize("PDVAULT_COMPARE_RECORDS", 100_000).max(PER_SUBJECT * 10);
     let n4k = env_usize("PDVAULT_COMPARE_RECORDS_4K", 25_000).max(PER_SUBJECT);
     let rounds = env_usize("PDVAULT_COMPARE_ROUNDS", 5).max(1);
+    let workloads = [Workload::PerSubject, Workload::Interleaved];
     println!(
-        "pdvault side-by-side: {n} records of 256 B and {n4k} of 4 KiB, {PER_SUBJECT} per subject, \
-         inserted in durable batches of {PER_SUBJECT}; median of {rounds} rounds; {} CPUs",
+        "pdvault side-by-side: {n} records of 256 B ({} subjects of {PER_SUBJECT}) per workload, \
+         and {n4k} of 4 KiB per subject, inserted in durable batches of {PER_SUBJECT}; \
+         median of {rounds} rounds; {} CPUs",
+        n / PER_SUBJECT,
         std::thread::available_parallelism().map_or(1, |p| p.get())
     );
     println!(
-        "SQLite {} (SQLCipher {}), WAL, synchronous=FULL, a transaction per batch",
+        "SQLite {} (SQLCipher {}), WAL, synchronous=FULL, a transaction per batch; interleaved \
+         table: PRIMARY KEY (subject, record){}",
         rusqlite::version(),
-        engines::sqlcipher_version()
+        engines::sqlcipher_version(),
+        if engines::rowid_table() {
+            ", with a rowid"
+        } else {
+            " WITHOUT ROWID"
+        }
     );
     println!(
         "page cache of every engine: {} MiB (PDVAULT_COMPARE_CACHE_MB)",
         engines::cache_bytes() >> 20
     );
 
-    type Make = fn(&std::path::Path) -> Box<dyn Engine>;
-    let engines: [(&str, Make); 4] = [
-        ("raw sled", |p| Box::new(RawSled::new(p))),
-        ("sled + AEAD", |p| Box::new(AeadSled::new(p))),
-        ("SQLCipher", |p| Box::new(SqlCipher::new(p))),
-        ("pdvault", |p| Box::new(PdVault::new(p))),
-    ];
     // `PDVAULT_COMPARE_ONLY=pdvault` (for a profiler) measures one engine, prints its figures
     // and stops.
     if let Ok(only) = std::env::var("PDVAULT_COMPARE_ONLY") {
-        let (_, make) = engines
+        let (_, _, make) = engines
             .iter()
-            .find(|(name, _)| name.replace(' ', "") == only.replace(' ', ""))
+            .find(|(name, short, _)| {
+                name.replace(' ', "") == only.replace(' ', "") || *short == only
+            })
             .expect("PDVAULT_COMPARE_ONLY names an engine");
+        let make: &MakeEngine = make;
         // With `PDVAULT_COMPARE_DURABLE=1`, only its durable writers.
         if std::env::var("PDVAULT_COMPARE_DURABLE").as_deref() == Ok("1") {
             let (one, many) = durable_rates(&[make], rounds)[0];
@@ -264,52 +462,37 @@ fn main() {
                 many / one
             );
         } else {
-            let runs: Vec<Figures> = (0..rounds)
-                .map(|round| measure_round(make, n, n4k, round))
-                .collect();
-            println!("{only}: {:#?}", medians(&runs));
+            for w in workloads {
+                let runs: Vec<Figures> = (0..rounds)
+                    .map(|round| measure_round(make, w, n, n4k, round))
+                    .collect();
+                println!("{only}, {w:?}: {:#?}", medians(&runs));
+            }
         }
         return;
     }
-    // Round by round, each engine in turn: a machine that slows down for a while slows every
-    // engine, not one.
-    let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); engines.len()];
+    // Round by round, each workload and each engine in turn: a machine that slows down for a
+    // while slows every engine, not one.
+    let mut runs: Vec<Vec<Vec<Figures>>> = vec![vec![Vec::new(); engines.len()]; workloads.len()];
     for round in 0..rounds {
-        for ((name, make), runs) in engines.iter().zip(&mut runs) {
-            eprintln!("round {}/{rounds}: measuring {name}…", round + 1);
-            runs.push(measure_round(make, n, n4k, round));
+        for (w, runs) in workloads.iter().zip(&mut runs) {
+            for ((name, _, make), runs) in engines.iter().zip(runs.iter_mut()) {
+                eprintln!("round {}/{rounds}: measuring {name}, {w:?}…", round + 1);
+                runs.push(measure_round(make, *w, n, n4k, round));
+            }
         }
     }
-    let [raw, aead, sqlc, pdv] = [0, 1, 2, 3].map(|i| medians(&runs[i]));
+    let figures: Vec<[Figures; 4]> = runs
+        .iter()
+        .map(|runs| [0, 1, 2, 3].map(|i| medians(&runs[i])))
+        .collect();
+    let (per, inter) = (&figures[0], &figures[1]);
 
-    type Row = (&'static str, fn(&Figures) -> Duration);
-    let rows: [Row; 6] = [
-        ("insert 256 B (batched, durable)", |f| f.insert_256),
-        ("random get 256 B", |f| f.get_256),
-        ("scan one subject, 1000 x 256 B, decrypted", |f| f.scan_1000),
-        ("delete a 1000-record subject, durable", |f| {
-            f.delete_subject
-        }),
-        ("insert 4 KiB (batched, durable)", |f| f.insert_4k),
-        ("random get 4 KiB", |f| f.get_4k),
-    ];
     println!();
-    println!(
-        "| workload (per op) | raw sled | sled + AEAD | SQLCipher | pdvault | pdvault / raw sled | pdvault / sled + AEAD | pdvault / SQLCipher |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (what, g) in rows {
-        println!(
-            "| {what} | {} | {} | {} | {} | {:.2}x | {:.2}x | {:.2}x |",
-            us(g(&raw)),
-            us(g(&aead)),
-            us(g(&sqlc)),
-            us(g(&pdv)),
-            ratio(g(&pdv), g(&raw)),
-            ratio(g(&pdv), g(&aead)),
-            ratio(g(&pdv), g(&sqlc)),
-        );
-    }
+    println!("Per subject (each batch one subject's 1,000 records, numbered in order):");
+    println!();
+    let rows: Vec<Row> = ROWS_256.iter().chain(&ROWS_4K).copied().collect();
+    table(&rows, per);
 
     eprintln!("measuring the cipher, the KDF and concurrent durable writers…");
     let seal_open = engines::seal_open_256();
@@ -325,9 +508,9 @@ fn main() {
         us(open_default),
         ratio(open_default, kdf)
     );
-    let makes: Vec<&MakeEngine> = engines.iter().map(|(_, make)| make as _).collect();
+    let makes: Vec<&MakeEngine> = engines.iter().map(|(_, _, make)| make as _).collect();
     let writers = durable_rates(&makes, rounds);
-    for ((name, _), (one, many)) in engines.iter().zip(&writers) {
+    for ((name, _, _), (one, many)) in engines.iter().zip(&writers) {
         println!(
             "| durable single puts/s, 1 vs {WRITERS} threads ({name}) | {one:.0} | {many:.0} | {:.2}x |",
             many / one
@@ -335,35 +518,56 @@ fn main() {
     }
 
     println!();
-    println!("Targets (from this run):");
+    println!(
+        "Interleaved (each batch of 1,000 records spread over the {} subjects, random 16-byte \
+         record ids, rows found by (subject, record)):",
+        n / PER_SUBJECT
+    );
+    println!();
+    table(&ROWS_256, inter);
+
+    println!();
+    println!("Targets (from this run; instructions: compare/instructions.sh):");
     let mut v = Verdicts { missed: 0 };
+    let [_, aead, _, pdv] = per;
     v.at_most(
-        "batched insert 256 B vs sled + AEAD",
+        "per subject: batched insert 256 B vs the floor",
         ratio(pdv.insert_256, aead.insert_256),
-        1.3,
+        1.5,
     );
     v.at_most(
-        "random get 256 B vs sled + AEAD",
+        "per subject: random get 256 B vs the floor",
         ratio(pdv.get_256, aead.get_256),
+        1.5,
+    );
+    v.at_most(
+        "per subject: subject scan with decryption vs the floor",
+        ratio(pdv.scan_1000, aead.scan_1000),
+        1.3,
+    );
+    let [_, aead, sqlc, pdv] = inter;
+    v.at_most(
+        "interleaved: batched insert 256 B vs the floor",
+        ratio(pdv.insert_256, aead.insert_256),
+        1.5,
+    );
+    v.at_least(
+        "interleaved: SQLCipher insert 256 B / pdvault (speed-up)",
+        ratio(sqlc.insert_256, pdv.insert_256),
+        1.0,
+    );
+    v.at_most(
+        "interleaved: random get 256 B vs the floor",
+        ratio(pdv.get_256, aead.get_256),
+        1.5,
+    );
+    v.at_most(
+        "interleaved: subject scan with decryption vs the floor",
+        ratio(pdv.scan_1000, aead.scan_1000),
         1.3,
     );
     v.at_least(
-        "SQLCipher insert 256 B / pdvault (speed-up)",
-        ratio(sqlc.insert_256, pdv.insert_256),
-        1.5,
-    );
-    v.at_least(
-        "SQLCipher get 256 B / pdvault (speed-up)",
-        ratio(sqlc.get_256, pdv.get_256),
-        1.2,
-    );
-    v.at_most(
-        "subject scan with decryption vs sled + AEAD",
-        ratio(pdv.scan_1000, aead.scan_1000),
-        1.5,
-    );
-    v.at_least(
-        "SQLCipher delete 1000-record subject / pdvault erase",
+        "interleaved: SQLCipher delete 1000-record subject / pdvault erase",
         ratio(sqlc.delete_subject, pdv.delete_subject),
         20.0,
     );
