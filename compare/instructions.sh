@@ -19,7 +19,7 @@ trap 'rm -rf "$out"' EXIT
 
 count() { # op engine n -> instructions in measured_loop
     local file="$out/callgrind.$1.$2"
-    valgrind --tool=callgrind --toggle-collect='*measured_loop*' \
+    valgrind --tool=callgrind --fair-sched=yes --toggle-collect='*measured_loop*' \
         --callgrind-out-file="$file" "$bin" --ops "$1" "$2" "$3" >&2 2>"$out/log.$1.$2" \
         || { cat "$out/log.$1.$2" >&2; exit 1; }
     awk '/^(summary|totals):/ { print $2; exit }' "$file"

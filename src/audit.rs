@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{SecretKey, keyed_hash};
+use crate::crypto::{SecretKey, keyed_hash, keyed_hash_pieces};
 use crate::error::{Result, StorageError};
 use crate::ids::{RecordId, SubjectRef};
 use crate::model::Category;
@@ -277,6 +277,9 @@ const PENDING_LIMIT: usize = 512;
 /// stays an ordinary row of the store).
 pub(crate) const BLOCK_ENTRIES: usize = 64;
 
+// A block's entries are chained into a short sequence.
+const _: () = assert!(BLOCK_ENTRIES <= codec::SHORT_SEQ_MAX);
+
 /// Decodes a stored block of entries.
 pub(crate) fn decode_block(raw: &[u8]) -> std::result::Result<Vec<AuditEntry>, StorageError> {
     codec::decode::<Vec<AuditEntry>>(raw, "audit block")
@@ -367,6 +370,33 @@ impl Trail {
         codec::with_encoded(unchained, |e| keyed_hash(&self.key, &[prev, e]))
     }
 
+    /// Appends `unchained` (its chain value zeroed) to `block`, chained after `prev`: the chain
+    /// value is [`Trail::mac`]'s, computed over the bytes the entry is stored as (encoded once),
+    /// and written into them. Returns it.
+    fn chain_into(
+        &self,
+        prev: &[u8; 32],
+        block: &mut codec::ShortSeq,
+        unchained: &EntryView,
+    ) -> [u8; 32] {
+        // A block never holds more than BLOCK_ENTRIES, far below what a short sequence takes,
+        // and an entry view always encodes.
+        let Some(bytes) = block.push(unchained) else {
+            return [0; 32];
+        };
+        // The chain value is the entry's last field: a byte string of 32 bytes, its bytes last.
+        let (body, mac_bytes) = bytes.split_at_mut(bytes.len() - 32);
+        let mac = keyed_hash_pieces(
+            &self.key,
+            [
+                &[&prev[..]][..],
+                &[&[codec::ENTRY_FORMAT][..], &*body, &*mac_bytes][..],
+            ],
+        );
+        mac_bytes.copy_from_slice(&mac);
+        mac
+    }
+
     /// Whether `entry` carries the chain value it should after `prev`.
     fn chains_from(&self, prev: &[u8; 32], entry: &mut AuditEntry) -> bool {
         let claimed = std::mem::take(&mut entry.mac);
@@ -437,20 +467,20 @@ impl Trail {
                 let pending = lock(&self.pending);
                 let taken = pending.len();
                 let mut head = *lock(&self.head);
-                let mut block = Vec::with_capacity(BLOCK_ENTRIES);
+                let mut block = (head.seq + 1, codec::ShortSeq::new());
                 for d in pending.iter().chain(&drafts) {
-                    let mut e = EntryView::unchained(head.seq + 1, d);
-                    e.mac = self.mac(&head.mac, &e);
-                    head = ChainPoint {
-                        seq: e.seq,
-                        mac: e.mac,
-                    };
-                    block.push(e);
-                    if block.len() == BLOCK_ENTRIES {
-                        put_block(txn, self.chain, &mut block);
+                    let seq = head.seq + 1;
+                    let mac =
+                        self.chain_into(&head.mac, &mut block.1, &EntryView::unchained(seq, d));
+                    head = ChainPoint { seq, mac };
+                    if block.1.len() == BLOCK_ENTRIES {
+                        let full = std::mem::replace(&mut block, (seq + 1, codec::ShortSeq::new()));
+                        txn.put_raw_new(layout::audit_in(self.chain, full.0), full.1.into_bytes());
                     }
                 }
-                put_block(txn, self.chain, &mut block);
+                if block.1.len() > 0 {
+                    txn.put_raw_new(layout::audit_in(self.chain, block.0), block.1.into_bytes());
+                }
                 txn.put(layout::audit_head(self.chain), &head);
                 (taken, head)
             },
@@ -692,28 +722,10 @@ impl Trail {
     }
 }
 
-/// Adds `block` (if it holds any entry) to `txn` under its first entry's position, and empties it.
-/// An entry as stored in a block: an [`AuditEntry`] or a view of one.
-trait Positioned: Serialize {
-    fn seq(&self) -> u64;
-}
-
-impl Positioned for AuditEntry {
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
-impl Positioned for EntryView<'_> {
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
 /// Stores a block under its first entry's position and empties it.
-fn put_block(txn: &mut Txn, chain: Option<u64>, block: &mut Vec<impl Positioned>) {
+fn put_block(txn: &mut Txn, chain: Option<u64>, block: &mut Vec<AuditEntry>) {
     if let Some(first) = block.first() {
-        txn.put_new(layout::audit_in(chain, first.seq()), block);
+        txn.put_new(layout::audit_in(chain, first.seq), block);
         block.clear();
     }
 }
@@ -754,5 +766,40 @@ mod tests {
                 [entry.clone(), entry]
             );
         }
+    }
+
+    /// An entry chained into a block gets the chain value `Trail::mac` gives it, and the block
+    /// is the encoding of the chained entries: what verification recomputes.
+    #[test]
+    fn chaining_into_a_block_matches_the_chain_value_and_the_block_encoding() {
+        let trail = Trail {
+            key: SecretKey::from_bytes([5; 32]),
+            chain: None,
+            head: Mutex::new(ChainPoint::default()),
+            pending: Mutex::new(Vec::new()),
+            durable_reads: std::sync::atomic::AtomicBool::new(false),
+            meter: Meter::default(),
+        };
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        let drafts = [
+            Draft::new(at, "operator".into(), AuditOp::Read)
+                .subject(SubjectRef([7; 16]))
+                .category("contact")
+                .record(RecordId([9; 16]))
+                .note("billing"),
+            Draft::new(at, "".into(), AuditOp::Prune),
+        ];
+        let mut block = codec::ShortSeq::new();
+        let mut expected = Vec::new();
+        let mut prev = [1u8; 32];
+        for (i, d) in drafts.iter().enumerate() {
+            let mut view = EntryView::unchained(10 + i as u64, d);
+            let mac = trail.chain_into(&prev, &mut block, &view);
+            assert_eq!(mac, trail.mac(&prev, &view));
+            view.mac = mac;
+            expected.push(view);
+            prev = mac;
+        }
+        assert_eq!(block.into_bytes(), codec::encode(&expected));
     }
 }

@@ -66,6 +66,49 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     with_encoded(value, <[u8]>::to_vec)
 }
 
+/// The most items a [`ShortSeq`] holds: its length is then one byte (bincode's varint).
+pub(crate) const SHORT_SEQ_MAX: usize = 250;
+
+/// Builds the encoding of a sequence of up to [`SHORT_SEQ_MAX`] items (the bytes `encode` gives
+/// for a `Vec` of them) item by item, each item's bytes open to the caller as they are appended:
+/// a block of audit entries is chained over, and patched in, the bytes it is stored as.
+pub(crate) struct ShortSeq {
+    buf: Vec<u8>,
+}
+
+impl ShortSeq {
+    pub(crate) fn new() -> Self {
+        ShortSeq {
+            buf: vec![ENTRY_FORMAT, 0],
+        }
+    }
+
+    /// How many items it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.buf[1] as usize
+    }
+
+    /// Appends `item` and returns its bytes: those of `encode(item)` after the version byte.
+    /// Refused (`None`, nothing appended) once the sequence holds [`SHORT_SEQ_MAX`] items.
+    pub(crate) fn push<T: Serialize + ?Sized>(&mut self, item: &T) -> Option<&mut [u8]> {
+        if self.len() >= SHORT_SEQ_MAX {
+            return None;
+        }
+        let start = self.buf.len();
+        if bincode::serde::encode_into_std_write(item, &mut self.buf, config()).is_err() {
+            self.buf.truncate(start);
+            return None;
+        }
+        self.buf[1] += 1;
+        Some(&mut self.buf[start..])
+    }
+
+    /// The encoded sequence.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
 /// Counts what is written to it.
 struct Counter(usize);
 
@@ -192,6 +235,23 @@ mod tests {
         let mut other = bytes;
         other[0] = ENTRY_FORMAT + 1;
         assert!(decode_split::<(u32, String), (u64, Vec<u8>)>(&other, "test").is_err());
+    }
+
+    /// A sequence built item by item encodes as the `Vec` of its items, at every length it
+    /// accepts, and refuses the item after the last.
+    #[test]
+    fn a_short_sequence_encodes_as_a_vec() {
+        let items: Vec<(u64, String)> = (0..SHORT_SEQ_MAX as u64)
+            .map(|i| (i * 1_000_003, "x".repeat(i as usize % 7)))
+            .collect();
+        let mut seq = ShortSeq::new();
+        for (n, item) in items.iter().enumerate() {
+            assert_eq!(seq.push(item).unwrap(), &encode(item)[1..]);
+            assert_eq!(seq.len(), n + 1);
+        }
+        assert!(seq.push(&items[0]).is_none());
+        assert_eq!(seq.into_bytes(), encode(&items));
+        assert_eq!(ShortSeq::new().into_bytes(), encode(&Vec::<u8>::new()));
     }
 
     #[derive(Serialize, Deserialize)]
