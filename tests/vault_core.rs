@@ -63,6 +63,49 @@ fn every_builtin_category_and_a_custom_one_roundtrip() {
     }
 }
 
+/// One batch interleaving subjects (two of them new) and categories: every record reads back
+/// under its own subject and category, and erasing one subject's category takes exactly that
+/// group's records (each record was sealed under its own group's key).
+#[test]
+fn a_batch_interleaving_subjects_and_categories_keeps_each_group_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = create(tmp.path());
+    let subjects: Vec<SubjectId> = ["old@example.com", "new-a@example.com", "new-b@example.com"]
+        .iter()
+        .map(|s| SubjectId::new(*s).unwrap())
+        .collect();
+    v.put(&subjects[0], RecordMeta::new(Category::Contact), b"before")
+        .unwrap();
+    let categories = [Category::Contact, Category::Usage, Category::Account];
+    let items: Vec<(usize, Category, Vec<u8>)> = (0..30)
+        .map(|i| {
+            let c = categories[(i / 3) % 3].clone();
+            (i % 3, c.clone(), format!("record {i} of {c}").into_bytes())
+        })
+        .collect();
+    let ids = v
+        .put_many(
+            items
+                .iter()
+                .map(|(s, c, p)| (&subjects[*s], RecordMeta::new(c.clone()), &p[..])),
+        )
+        .unwrap();
+    for (id, (s, c, p)) in ids.iter().zip(&items) {
+        let r = v.get(&subjects[*s], *id, &sa()).unwrap();
+        assert_eq!((&r.payload, &r.info.meta.category), (p, c));
+    }
+    v.erase_category(&subjects[1], &Category::Usage).unwrap();
+    for (id, (s, c, p)) in ids.iter().zip(&items) {
+        let r = v.get(&subjects[*s], *id, &sa());
+        if *s == 1 && *c == Category::Usage {
+            assert!(r.is_err(), "an erased record read back");
+        } else {
+            assert_eq!(&r.unwrap().payload, p);
+        }
+    }
+    assert_eq!(v.list(&subjects[0]).unwrap().len(), 11);
+}
+
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 struct Address {
     street: String,

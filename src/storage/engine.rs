@@ -13,6 +13,10 @@ pub(crate) type KvIter<'a> =
 pub(crate) enum EngineOp {
     /// Insert or overwrite.
     Put(Vec<u8>, Vec<u8>),
+    /// Insert at a key the writer knows to be absent (a fresh random id). An engine may write it
+    /// without looking for an old row first, but the result is [`Put`](EngineOp::Put)'s whatever
+    /// is there: a key that was present after all is overwritten, never an error.
+    Insert(Vec<u8>, Vec<u8>),
     /// Remove (absent keys are fine).
     Delete(Vec<u8>),
 }

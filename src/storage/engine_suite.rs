@@ -16,8 +16,19 @@ fn put(k: &[u8], v: &[u8]) -> EngineOp {
     EngineOp::Put(k.to_vec(), v.to_vec())
 }
 
+fn insert(k: &[u8], v: &[u8]) -> EngineOp {
+    EngineOp::Insert(k.to_vec(), v.to_vec())
+}
+
 fn del(k: &[u8]) -> EngineOp {
     EngineOp::Delete(k.to_vec())
+}
+
+/// Text pairs as the engine's byte pairs.
+fn pairs(p: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    p.iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect()
 }
 
 fn collect(it: super::engine::KvIter<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -43,6 +54,52 @@ pub(super) fn put_get_delete(e: &dyn Engine) {
     e.apply(vec![]).unwrap();
     e.flush().unwrap();
     assert_eq!(e.get(b"b").unwrap().as_deref(), Some(&[0xff; 3][..]));
+}
+
+/// A batch and the whole map after it.
+type Batch<'a> = (Vec<EngineOp>, &'a [(&'a str, &'a str)]);
+
+/// Inserts at fresh keys land beside puts and deletes of the same batch; an insert at a key that
+/// was there after all overwrites it, as a put would, in the same batch as everything else, and
+/// the last op on a key counts whatever its kind.
+pub(super) fn inserts_at_present_keys_overwrite(e: &dyn Engine) {
+    let steps: [Batch<'_>; 4] = [
+        (
+            vec![put(b"old", b"0"), put(b"gone", b"0")],
+            &[("gone", "0"), ("old", "0")],
+        ),
+        (
+            vec![
+                insert(b"new-1", b"1"),
+                insert(b"new-2", b"2"),
+                put(b"old", b"1"),
+                del(b"gone"),
+            ],
+            &[("new-1", "1"), ("new-2", "2"), ("old", "1")],
+        ),
+        // `new-1` and `old` are present: the whole batch still lands, overwriting them.
+        (
+            vec![
+                insert(b"new-1", b"again"),
+                insert(b"old", b"again"),
+                del(b"new-2"),
+            ],
+            &[("new-1", "again"), ("old", "again")],
+        ),
+        (
+            vec![
+                insert(b"n-4", b"4"),
+                del(b"n-4"),
+                del(b"old"),
+                insert(b"old", b"last"),
+            ],
+            &[("new-1", "again"), ("old", "last")],
+        ),
+    ];
+    for (i, (ops, want)) in steps.into_iter().enumerate() {
+        e.apply(ops).unwrap();
+        assert_eq!(collect(e.scan_prefix(b"")), pairs(want), "after batch {i}");
+    }
 }
 
 /// Scans return exactly the keys in their bounds, in unsigned byte order (shorter first on a
@@ -240,6 +297,13 @@ macro_rules! engine_tests {
             fn put_get_delete() {
                 if let Some(e) = $make {
                     super::put_get_delete(&*e);
+                }
+            }
+
+            #[test]
+            fn inserts_at_present_keys_overwrite() {
+                if let Some(e) = $make {
+                    super::inserts_at_present_keys_overwrite(&*e);
                 }
             }
 

@@ -103,7 +103,7 @@ impl Engine for MemEngine {
         let mut s = self.lock();
         for op in ops {
             match op {
-                EngineOp::Put(k, v) => {
+                EngineOp::Put(k, v) | EngineOp::Insert(k, v) => {
                     s.live.insert(k, v);
                 }
                 EngineOp::Delete(k) => {

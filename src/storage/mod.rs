@@ -73,6 +73,15 @@ pub enum Durability {
     },
 }
 
+/// The engine's op for one write of a [`Txn`]: `fresh` marks a key the writer knows is absent.
+fn engine_op(key: Vec<u8>, value: Option<Vec<u8>>, fresh: bool) -> EngineOp {
+    match value {
+        Some(v) if fresh => EngineOp::Insert(key, v),
+        Some(v) => EngineOp::Put(key, v),
+        None => EngineOp::Delete(key),
+    }
+}
+
 /// A set of writes applied atomically.
 #[derive(Default)]
 pub(crate) struct Txn {
@@ -360,10 +369,7 @@ impl Store {
             let ops = txn
                 .ops
                 .into_iter()
-                .map(|(key, value, _)| match value {
-                    Some(v) => EngineOp::Put(key, v),
-                    None => EngineOp::Delete(key),
-                })
+                .map(|(key, value, fresh)| engine_op(key, value, fresh))
                 .collect();
             self.engine.apply(ops)?;
             committed.seq += 1;
@@ -397,10 +403,7 @@ impl Store {
                 // Fresh keys are random ids, written once per batch.
                 pending.insert(key.clone(), value.clone());
             }
-            ops.push(match value {
-                Some(v) => EngineOp::Put(key, v),
-                None => EngineOp::Delete(key),
-            });
+            ops.push(engine_op(key, value, fresh));
         }
         next.seq += 1;
         ops.push(EngineOp::Put(

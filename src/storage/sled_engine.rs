@@ -217,7 +217,7 @@ impl Engine for SledEngine {
             let mut batch = sled::Batch::default();
             for op in ops {
                 match op {
-                    EngineOp::Put(k, v) => batch.insert(k, v),
+                    EngineOp::Put(k, v) | EngineOp::Insert(k, v) => batch.insert(k, v),
                     EngineOp::Delete(k) => batch.remove(k),
                 }
             }

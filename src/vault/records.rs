@@ -1,6 +1,6 @@
 //! Records: put, get, update, list, counts and the full verification.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -191,10 +191,31 @@ impl Vault {
         let mut drafts = Vec::new();
         let mut ids = Vec::new();
         let mut states: BTreeMap<SubjectRef, Arc<SubjectState>> = BTreeMap::new();
+        // A batch often holds many records of one subject and category: each subject is looked
+        // up, and each group's key found, once per batch (no destruction can come between: the
+        // batch holds it off).
+        let mut subjects: HashMap<&SubjectId, SubjectRef> = HashMap::new();
+        let mut groups: HashMap<SubjectRef, Vec<(String, u32, Arc<DataKey>)>> = HashMap::new();
         for (subject, id, version, meta, payload) in items {
             let meta = meta.collected_by_default(now);
-            let ident = self.find_or_create(subject)?;
-            let (generation, key) = self.group_key(&ident, meta.category.name())?;
+            let ident = match subjects.get(subject) {
+                Some(ident) => *ident,
+                None => {
+                    let ident = self.find_or_create(subject)?;
+                    subjects.insert(subject, ident);
+                    ident
+                }
+            };
+            let category = meta.category.name();
+            let of_subject = groups.entry(ident).or_default();
+            let (generation, key) = match of_subject.iter().find(|(c, _, _)| c == category) {
+                Some((_, generation, key)) => (*generation, Arc::clone(key)),
+                None => {
+                    let (generation, key) = self.group_key(&ident, category)?;
+                    of_subject.push((category.to_owned(), generation, Arc::clone(&key)));
+                    (generation, key)
+                }
+            };
             let entry = seal_record(
                 &key, &vault_id, &ident, id, version, generation, meta, payload, now,
             );
