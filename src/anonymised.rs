@@ -492,12 +492,10 @@ impl Vault {
         let policy = self.policy();
         for category in categories {
             let prefix = layout::members_of_group(sref, category.name());
-            // Member keys, then a point read per record (as `export`: a long scan's pages stay
+            // Member chunks, then a point read per record (as `export`: a long scan's pages stay
             // resident in sled 0.34).
-            for m in self.store().scan_keys(&prefix) {
-                let m = m?;
-                let (generation, id) = layout::parse_member(&prefix, &m)
-                    .ok_or(StorageError::Malformed("member key"))?;
+            for m in self.store().members(&prefix) {
+                let (_, generation, id) = m?;
                 if destroyed.contains(&(category.name().to_owned(), generation)) {
                     continue;
                 }

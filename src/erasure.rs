@@ -32,7 +32,7 @@ use crate::model::Category;
 use crate::policy::holds::Hold;
 use crate::report::{ErasureCause, erase_note};
 use crate::storage::entries::{DueKind, RecordEntry, StoredRecord, SubjectState};
-use crate::storage::{Txn, layout};
+use crate::storage::{Txn, layout, members};
 use crate::vault::{StoredHold, Vault};
 
 /// A record, or a whole category of a subject, that was destroyed.
@@ -154,6 +154,9 @@ struct Group {
     category: String,
     generation: u32,
 }
+
+/// The member chunks' keys of a key generation, and the records they list.
+type GroupRecords = (Vec<Vec<u8>>, Vec<(RecordId, RecordEntry)>);
 
 impl Vault {
     /// Erases everything held about a subject that no hold or minimum retention protects, at once
@@ -420,7 +423,8 @@ impl Vault {
             }
             let mut erase: Vec<RecordId> = Vec::new();
             let mut keep: Vec<(RecordId, RecordEntry)> = Vec::new();
-            for (id, e) in self.group_records(&ident, &g.category, g.generation)? {
+            let (chunks, records) = self.group_records(&ident, &g.category, g.generation)?;
+            for (id, e) in records {
                 if wanted.is_some_and(|w| !w.contains(&id)) {
                     keep.push((id, e));
                     continue;
@@ -491,6 +495,13 @@ impl Vault {
             state_changed = true;
             let (addr, secret) = self.keys().fresh_key(&ident, &g.category, new_gen);
             let new_key = crypto::DataKey::new(&secret);
+            // The old generation's chunks keep only what reclamation is to delete.
+            for chunk in chunks {
+                plan.txn.delete(chunk);
+            }
+            members::add(&mut plan.txn, &ident, &g.category, g.generation, &erase);
+            let kept: Vec<RecordId> = keep.iter().map(|(id, _)| *id).collect();
+            members::add(&mut plan.txn, &ident, &g.category, new_gen, &kept);
             for (id, e) in keep {
                 let e = StoredRecord::from_entry(e);
                 let payload = zeroize::Zeroizing::new(self.open_record(&old_key, &ident, id, &e)?);
@@ -507,10 +518,6 @@ impl Vault {
                     e.updated_at,
                 );
                 plan.txn.put(layout::record(&ident, &id), &resealed);
-                plan.txn
-                    .delete(layout::member(&ident, &g.category, g.generation, &id));
-                plan.txn
-                    .put_new(layout::member(&ident, &g.category, new_gen, &id), &());
             }
             plan.create.push((addr, secret));
             self.destroy_group(plan, &ident, &g, &mut ledger);
@@ -592,33 +599,34 @@ impl Vault {
         Ok(report)
     }
 
-    /// The records of one key generation of a group, through the group's member rows: the cost
-    /// is what the group holds, whatever else the subject holds.
+    /// The records of one key generation of a group, through the group's member chunks (the
+    /// cost is what the group holds, whatever else the subject holds), and the chunks' keys.
     fn group_records(
         &self,
         ident: &SubjectRef,
         category: &str,
         generation: u32,
-    ) -> Result<Vec<(RecordId, RecordEntry)>> {
-        let prefix = layout::members_of_group(ident, category);
+    ) -> Result<GroupRecords> {
+        let mut chunks = Vec::new();
         let mut out = Vec::new();
-        for k in self
+        for chunk in self
             .store()
-            .scan_keys(&layout::members_of_generation(ident, category, generation))
+            .member_chunks(&layout::members_of_generation(ident, category, generation))
         {
-            let k = k?;
-            let (_, id) =
-                layout::parse_member(&prefix, &k).ok_or(StorageError::Malformed("member key"))?;
-            let e = self
-                .store()
-                .get::<RecordEntry>(&layout::record(ident, &id), "record")?
-                .ok_or(StorageError::Malformed("member without its record"))?;
-            if e.meta.category.name() != category || e.key_gen != generation {
-                return Err(StorageError::Malformed("member of another group").into());
+            let chunk = chunk?;
+            for id in chunk.records {
+                let e = self
+                    .store()
+                    .get::<RecordEntry>(&layout::record(ident, &id), "record")?
+                    .ok_or(StorageError::Malformed("member without its record"))?;
+                if e.meta.category.name() != category || e.key_gen != generation {
+                    return Err(StorageError::Malformed("member of another group").into());
+                }
+                out.push((id, e));
             }
-            out.push((id, e));
+            chunks.push(chunk.key);
         }
-        Ok(out)
+        Ok((chunks, out))
     }
 
     /// Whether a subject keeps a readable record once `report`'s destructions are done.

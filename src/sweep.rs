@@ -409,17 +409,19 @@ impl Vault {
             let Some((sref, cat, generation)) = layout::parse_reclaim(&k) else {
                 continue;
             };
-            let prefix = layout::members_of_group(&sref, &cat);
-            for m in self.store().scan_keys(&prefix) {
-                let m = m?;
-                let (member_gen, id) = layout::parse_member(&prefix, &m)
-                    .ok_or(StorageError::Malformed("member key"))?;
-                if member_gen > generation {
+            for chunk in self
+                .store()
+                .member_chunks(&layout::members_of_group(&sref, &cat))
+            {
+                let chunk = chunk?;
+                if chunk.generation > generation {
                     break;
                 }
-                txn.delete(layout::record(&sref, &id));
-                txn.delete(m);
-                n += 1;
+                for id in &chunk.records {
+                    txn.delete(layout::record(&sref, id));
+                }
+                n += chunk.records.len() as u64;
+                txn.delete(chunk.key);
             }
             txn.delete(k);
             if txn.len() >= RECLAIM_BATCH {

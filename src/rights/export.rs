@@ -37,7 +37,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditOp;
-use crate::error::{InputError, Result, StorageError};
+use crate::error::{InputError, Result};
 use crate::ids::{RecordId, SubjectId, SubjectRef};
 use crate::model::{Category, LegalBasis, Purpose, RecordMeta, Redacted, check_text};
 use crate::policy::holds::{Hold, HoldScope};
@@ -334,13 +334,11 @@ impl Vault {
         n: &mut u64,
     ) -> Result<()> {
         let destroyed = self.destroyed_groups(ident)?;
-        // Through the member rows (keys only) and a point read per record: sled 0.34 keeps the
-        // pages a long scan reads resident, whatever its cache bound, while point reads stay
-        // within it; so the export's memory does not grow with the subject.
-        for m in self.store().scan_keys(&layout::members_of_subject(ident)) {
-            let m = m?;
-            let (category, generation, id) =
-                layout::parse_member_key(&m).ok_or(StorageError::Malformed("member key"))?;
+        // Through the member chunks and a point read per record: sled 0.34 keeps the pages a
+        // long scan reads resident, whatever its cache bound, while point reads stay within it;
+        // so the export's memory does not grow with the subject.
+        for m in self.store().members(&layout::members_of_subject(ident)) {
+            let (category, generation, id) = m?;
             if destroyed.contains(&(category, generation)) {
                 continue;
             }

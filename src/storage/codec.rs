@@ -161,6 +161,14 @@ pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     what: &'static str,
 ) -> Result<T, StorageError> {
+    decode_borrowed(bytes, what)
+}
+
+/// Decodes a value that may borrow from `bytes`, refusing anything malformed.
+pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    what: &'static str,
+) -> Result<T, StorageError> {
     let body = body(bytes, what)?;
     let (v, used) = decode_part(body, what)?;
     if used != body.len() {

@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 
 use crate::ids::{HoldId, RecordId, RequestId, SubjectRef};
+use crate::storage::members::ChunkId;
 
 /// The tables of the key space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,9 +36,8 @@ pub(crate) enum Table {
     Request = 11,
     /// Subject reference ‖ sequence → disclosure.
     Disclosure = 12,
-    /// Subject reference ‖ category ‖ key generation ‖ record id → () (the records of a key
-    /// group, so that destroying or re-keying a group costs what the group holds, not what the
-    /// subject holds).
+    /// Subject reference ‖ category ‖ key generation ‖ chunk id → record ids (the records of
+    /// a key group, in chunks: [`members`](super::members)).
     Member = 13,
 }
 
@@ -404,10 +404,15 @@ pub(crate) fn disclosures_of(r: &SubjectRef) -> Vec<u8> {
     KeyBuf::new(Table::Disclosure).bytes(r.as_bytes()).done()
 }
 
-/// The prefix of a whole table.
-pub(crate) fn member(r: &SubjectRef, category: &str, generation: u32, id: &RecordId) -> Vec<u8> {
+/// A member chunk of a key group.
+pub(crate) fn member_chunk(
+    r: &SubjectRef,
+    category: &str,
+    generation: u32,
+    chunk: &ChunkId,
+) -> Vec<u8> {
     let mut k = members_of_generation(r, category, generation);
-    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(chunk.as_bytes());
     k
 }
 /// The members of one key generation of a group.
@@ -427,8 +432,8 @@ pub(crate) fn members_of_group(r: &SubjectRef, category: &str) -> Vec<u8> {
 pub(crate) fn members_of_subject(r: &SubjectRef) -> Vec<u8> {
     KeyBuf::new(Table::Member).bytes(r.as_bytes()).done()
 }
-/// The category, key generation and record id of a member key.
-pub(crate) fn parse_member_key(key: &[u8]) -> Option<(String, u32, RecordId)> {
+/// The category, key generation and chunk id of a member key.
+pub(crate) fn parse_member_key(key: &[u8]) -> Option<(String, u32, ChunkId)> {
     if key.first() != Some(&(Table::Member as u8)) || key.len() < 18 {
         return None;
     }
@@ -437,18 +442,19 @@ pub(crate) fn parse_member_key(key: &[u8]) -> Option<(String, u32, RecordId)> {
     let (generation, id) = parse_member(key.get(..18 + n)?, key)?;
     Some((category, generation, id))
 }
-/// The key generation and record id of a member key under `members_of_group`'s `prefix`.
-pub(crate) fn parse_member(prefix: &[u8], key: &[u8]) -> Option<(u32, RecordId)> {
+/// The key generation and chunk id of a member key under `members_of_group`'s `prefix`.
+pub(crate) fn parse_member(prefix: &[u8], key: &[u8]) -> Option<(u32, ChunkId)> {
     let rest = key.strip_prefix(prefix)?;
     if rest.len() != 4 + 16 {
         return None;
     }
     Some((
         u32::from_be_bytes(rest[..4].try_into().ok()?),
-        RecordId::from_slice(&rest[4..])?,
+        ChunkId::from_slice(&rest[4..])?,
     ))
 }
 
+/// The prefix of a whole table.
 pub(crate) fn table(t: Table) -> Vec<u8> {
     vec![t as u8]
 }
@@ -467,8 +473,8 @@ mod tests {
 
         #[test]
         fn member_key_roundtrip(r in any::<[u8; 16]>(), cat in "[a-z][a-z-]{0,40}", generation in any::<u32>(), id in any::<[u8; 16]>()) {
-            let (r, id) = (SubjectRef(r), RecordId(id));
-            let k = member(&r, &cat, generation, &id);
+            let (r, id) = (SubjectRef(r), ChunkId(id));
+            let k = member_chunk(&r, &cat, generation, &id);
             prop_assert!(k.starts_with(&members_of_generation(&r, &cat, generation)));
             prop_assert_eq!(parse_member(&members_of_group(&r, &cat), &k), Some((generation, id)));
             prop_assert!(k.starts_with(&members_of_subject(&r)));

@@ -7,6 +7,7 @@
 //! - [`layout`]: the key space (one table tag byte, then fixed-width big-endian fields).
 //! - [`codec`]: value encoding (a format byte, then bincode 2), with limits.
 //! - [`entries`]: the stored entries that belong to no other module.
+//! - [`members`]: the member lists of key groups, in chunks of record ids.
 //! - [`vault_file`]: the small vault file holding the header and the sealed key ring.
 //! - [`row_cache`]: decoded subject states, kept coherent with commits.
 //! - [`private_fs`]: private directories (`0700`) and files (`0600`), for every file the vault
@@ -30,6 +31,7 @@ pub(crate) mod entries;
 pub(crate) mod layout;
 #[cfg(test)]
 pub(crate) mod mem_engine;
+pub(crate) mod members;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres_engine;
 pub(crate) mod private_fs;

@@ -9,7 +9,7 @@
 //!   transaction and one round trip: the batch is first reduced to the last op per key (sorted,
 //!   so concurrent batches lock rows in one order), then the puts are one `INSERT ... SELECT FROM
 //!   UNNEST($1::bytea[], $2::bytea[]) ON CONFLICT (key) DO UPDATE`, the rows at fresh keys
-//!   ([`EngineOp::Insert`]: records, audit blocks) a plain `INSERT ... SELECT FROM UNNEST` and the
+//!   ([`EngineOp::Insert`]: records, key-group member chunks, audit blocks) a plain `INSERT ... SELECT FROM UNNEST` and the
 //!   deletes a `DELETE ... WHERE key = ANY(...)`, the last two in `WITH` clauses of the same
 //!   statement. A serialization failure or deadlock (SQLSTATE 40001, 40P01), after which
 //!   PostgreSQL has rolled the transaction back, is retried a few times; a fresh key that was

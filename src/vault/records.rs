@@ -18,7 +18,7 @@ use crate::rights::access;
 use crate::storage::entries::{
     DueKind, RecordEntry, StoredRecord, SubjectState, WrappedKey, meta_digest,
 };
-use crate::storage::{Txn, codec, layout};
+use crate::storage::{Txn, codec, layout, members};
 
 /// Counts without personal data.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -112,6 +112,15 @@ fn check_payload(payload: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A key group that a batched put writes to: its key, found once per batch, and the records it
+/// gains.
+struct BatchGroup {
+    category: String,
+    generation: u32,
+    key: Arc<DataKey>,
+    records: Vec<RecordId>,
+}
+
 impl Vault {
     /// Stores a record for a subject (created on first write); returns its id. A record of
     /// category [`Category::Credential`] is refused ([`InputError::CredentialWrite`]): write it
@@ -195,7 +204,8 @@ impl Vault {
         // up, and each group's key found, once per batch (no destruction can come between: the
         // batch holds it off).
         let mut subjects: HashMap<&SubjectId, SubjectRef> = HashMap::new();
-        let mut groups: HashMap<SubjectRef, Vec<(String, u32, Arc<DataKey>)>> = HashMap::new();
+        // The records of each group, listed in one member chunk per group at the end.
+        let mut groups: HashMap<SubjectRef, Vec<BatchGroup>> = HashMap::new();
         for (subject, id, version, meta, payload) in items {
             let meta = meta.collected_by_default(now);
             let ident = match subjects.get(subject) {
@@ -208,14 +218,21 @@ impl Vault {
             };
             let category = meta.category.name();
             let of_subject = groups.entry(ident).or_default();
-            let (generation, key) = match of_subject.iter().find(|(c, _, _)| c == category) {
-                Some((_, generation, key)) => (*generation, Arc::clone(key)),
+            let group = match of_subject.iter().position(|g| g.category == category) {
+                Some(at) => &mut of_subject[at],
                 None => {
                     let (generation, key) = self.group_key(&ident, category)?;
-                    of_subject.push((category.to_owned(), generation, Arc::clone(&key)));
-                    (generation, key)
+                    of_subject.push(BatchGroup {
+                        category: category.to_owned(),
+                        generation,
+                        key,
+                        records: Vec::new(),
+                    });
+                    of_subject.last_mut().expect("just pushed")
                 }
             };
+            group.records.push(id);
+            let (generation, key) = (group.generation, Arc::clone(&group.key));
             let entry = seal_record(
                 &key, &vault_id, &ident, id, version, generation, meta, payload, now,
             );
@@ -239,12 +256,13 @@ impl Vault {
                     .category_of(&entry.meta.category)
                     .record(id),
             );
-            txn.put_new(
-                layout::member(&ident, entry.meta.category.name(), generation, &id),
-                &(),
-            );
             txn.put_new(layout::record(&ident, &id), &entry);
             ids.push(id);
+        }
+        for (ident, of_subject) in &groups {
+            for g in of_subject {
+                members::add(&mut txn, ident, &g.category, g.generation, &g.records);
+            }
         }
         write.commit(txn, drafts)?;
         Ok(ids)
@@ -473,15 +491,22 @@ impl Vault {
         if (new_entry.meta.category.name(), generation)
             != (entry.meta.category.name(), entry.key_gen)
         {
-            txn.delete(layout::member(
+            let listed = self.store().remove_member(
+                &mut txn,
                 &ident,
                 entry.meta.category.name(),
                 entry.key_gen,
                 &record,
-            ));
-            txn.put_new(
-                layout::member(&ident, new_entry.meta.category.name(), generation, &record),
-                &(),
+            )?;
+            if !listed {
+                return Err(StorageError::Malformed("record missing from its key group").into());
+            }
+            members::add(
+                &mut txn,
+                &ident,
+                new_entry.meta.category.name(),
+                generation,
+                &[record],
             );
         }
         txn.put(layout::record(&ident, &record), &new_entry);
@@ -811,7 +836,7 @@ impl Vault {
             let mut entries = 0u64;
             let mut keys = 0u64;
             let mut records = 0u64;
-            let (mut record_rows, mut member_rows) = (0u64, 0u64);
+            let (mut record_rows, mut listed) = (0u64, 0u64);
             for r in store.scan_raw(&[]) {
                 let (k, v) = r?;
                 entries += 1;
@@ -831,23 +856,20 @@ impl Vault {
                             codec::decode::<RecordEntry>(&v, "record"),
                             layout::parse_record(&k),
                         ) {
-                            (Ok(e), Some((sref, id))) => {
+                            (Ok(_), Some(_)) => {
                                 record_rows += 1;
-                                let member =
-                                    layout::member(&sref, e.meta.category.name(), e.key_gen, &id);
-                                if !store.contains(&member)? {
-                                    problems
-                                        .push(format!("record {id} is missing from its key group"));
-                                }
                                 true
                             }
                             _ => false,
                         }
                     }
-                    Some(layout::Table::Member) => {
-                        member_rows += 1;
-                        true
-                    }
+                    Some(layout::Table::Member) => match members::decode(&v) {
+                        Ok(ids) => {
+                            listed += ids.len() as u64;
+                            true
+                        }
+                        Err(_) => false,
+                    },
                     Some(layout::Table::Subject) => {
                         codec::decode::<SubjectState>(&v, "subject state").is_ok()
                     }
@@ -876,11 +898,12 @@ impl Vault {
                     ));
                 }
             }
-            if member_rows != record_rows {
+            if listed != record_rows {
                 problems.push(format!(
-                    "{member_rows} key-group member rows for {record_rows} records"
+                    "key groups list {listed} records, the store holds {record_rows}"
                 ));
             }
+            problems.extend(store.check_membership()?);
             // Every readable record must open under its key.
             let mut subjects: Vec<SubjectRef> = Vec::new();
             for k in store.scan_keys(&layout::table(layout::Table::Subject)) {
