@@ -517,7 +517,8 @@ impl Vault {
                     &payload,
                     e.updated_at,
                 );
-                plan.txn.put(layout::record(&ident, &id), &resealed);
+                plan.txn
+                    .put_raw(layout::record(&ident, &id), resealed.bytes);
             }
             plan.create.push((addr, secret));
             self.destroy_group(plan, &ident, &g, &mut ledger);

@@ -7,6 +7,15 @@ use pdvault::*;
 const MARKER_SUBJECT: &str = "marker-subject-7f3a9c@example.com";
 const MARKER_PAYLOAD: &str = "MARKER-PAYLOAD-91b2e4";
 
+/// The tests of this file run one at a time: tracing caches, per call site, whether any
+/// subscriber wants its events, and a call site first reached by one test while another
+/// installs its thread's subscriber can be cached as unwanted for both (its events then go
+/// missing at random).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn vault() -> (tempfile::TempDir, Vault) {
     let dir = tempfile::tempdir().unwrap();
     let vault = Vault::builder(dir.path())
@@ -58,6 +67,7 @@ fn run_script(vault: &Vault) {
 
 #[test]
 fn metrics_count_every_operation_its_errors_and_what_was_audited() {
+    let _serial = one_at_a_time();
     let (_dir, vault) = vault();
     run_script(&vault);
     let m = vault.metrics();
@@ -87,6 +97,7 @@ fn metrics_count_every_operation_its_errors_and_what_was_audited() {
 
 #[test]
 fn a_scoped_call_is_one_operation() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let policy = Policy::from_toml(
         r#"
@@ -234,6 +245,7 @@ mod spans {
 
     #[test]
     fn one_span_per_operation_and_never_an_identifier_or_a_payload() {
+        let _serial = super::one_at_a_time();
         let (_dir, vault) = vault();
         let capture = Capture::default();
         tracing::subscriber::with_default(capture.clone(), || run_script(&vault));
@@ -300,6 +312,7 @@ mod spans {
 
     #[test]
     fn with_no_subscriber_nothing_is_spanned_and_metrics_still_count() {
+        let _serial = super::one_at_a_time();
         let (_dir, vault) = vault();
         run_script(&vault);
         assert_eq!(vault.metrics().operation("put").unwrap().calls, 1);

@@ -39,6 +39,23 @@ fn encode_onto<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     }
 }
 
+/// Encodes a value into a buffer of `capacity` bytes (for an encoding that more fields are
+/// appended to with [`encode_fields_onto`]).
+pub(crate) fn encode_with_capacity<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    encode_onto(value, &mut out);
+    out
+}
+
+/// Appends the fields of `value` to an encoding begun by [`encode`] (no format byte): a value
+/// encoded as `encode(&a)` then `encode_fields_onto(&b)` decodes as [`decode_split`]'s `(a, b)`.
+pub(crate) fn encode_fields_onto<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    let start = out.len();
+    if bincode::serde::encode_into_std_write(value, &mut *out, config()).is_err() {
+        out.truncate(start);
+    }
+}
+
 /// Calls `f` with the encoding of `value`, made in this thread's scratch buffer: no allocation
 /// for a value only hashed, one of the exact size for a value kept.
 pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(value: &T, f: impl FnOnce(&[u8]) -> R) -> R {

@@ -16,7 +16,7 @@ use crate::model::{Category, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, Recor
 use crate::policy::roles::{Operation, Scope};
 use crate::rights::access;
 use crate::storage::entries::{
-    DueKind, RecordEntry, StoredRecord, SubjectState, WrappedKey, meta_digest,
+    DueKind, EncodedRecord, RecordEntry, StoredRecord, SubjectState, WrappedKey, encode_record,
 };
 use crate::storage::{Txn, codec, layout, members};
 
@@ -256,7 +256,7 @@ impl Vault {
                     .category_of(&entry.meta.category)
                     .record(id),
             );
-            txn.put_new(layout::record(&ident, &id), &entry);
+            txn.put_raw_new(layout::record(&ident, &id), entry.bytes);
             ids.push(id);
         }
         for (ident, of_subject) in &groups {
@@ -509,7 +509,7 @@ impl Vault {
                 &[record],
             );
         }
-        txn.put(layout::record(&ident, &record), &new_entry);
+        txn.put_raw(layout::record(&ident, &record), new_entry.bytes);
         let mut d = self
             .draft(op)
             .subject(ident)
@@ -1229,6 +1229,8 @@ impl Vault {
     }
 }
 
+/// Seals and encodes a record: its payload sealed under `key`, with associated data binding the
+/// vault, subject, record, version, key generation and metadata ([`record_ad`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn seal_record(
     key: &DataKey,
@@ -1240,16 +1242,12 @@ pub(crate) fn seal_record(
     meta: RecordMeta,
     payload: &[u8],
     now: jiff::Timestamp,
-) -> RecordEntry {
-    let ad = record_ad(vault_id, ident, &id, version, key_gen, &meta_digest(&meta));
-    let sealed = crypto::seal(key, &ad, payload);
-    RecordEntry {
-        meta,
-        version,
-        key_gen,
-        updated_at: now,
-        sealed,
-    }
+) -> EncodedRecord {
+    let sealed_len = payload.len() + crypto::SEAL_OVERHEAD;
+    encode_record(meta, version, key_gen, now, sealed_len, |meta_digest| {
+        let ad = record_ad(vault_id, ident, &id, version, key_gen, meta_digest);
+        crypto::seal(key, &ad, payload)
+    })
 }
 
 /// Refuses a write of a credential by any path but [`Vault::set_credential`].
