@@ -494,8 +494,7 @@ impl Vault {
             let prefix = layout::members_of_group(sref, category.name());
             // Member chunks, then a point read per record (as `export`: a long scan's pages stay
             // resident in sled 0.34).
-            for m in self.store().members(&prefix) {
-                let (_, generation, id) = m?;
+            for (_, generation, id) in self.store().members(&prefix)? {
                 if destroyed.contains(&(category.name().to_owned(), generation)) {
                     continue;
                 }

@@ -115,20 +115,52 @@ impl Store {
         })
     }
 
-    /// The records listed under `prefix`, each with its group's category and key generation,
-    /// chunk by chunk (memory: one chunk).
-    pub(crate) fn members<'a>(
-        &'a self,
+    /// The records listed under `prefix`, each with its group's category and key generation:
+    /// group by group in key order, each group's records in record-id order, which is the order
+    /// of their rows, so that reading them one by one walks the record table forwards once. sled
+    /// 0.34 holds far more memory for point reads that come back over the tree: an export of a
+    /// 100,000-record subject read in the chunks' order peaked at 44 MB, in sorted runs of 8,192
+    /// ids at 44 MB, in one sorted pass at 26 MB. The chunks are read first; memory: 16 bytes
+    /// per record listed.
+    pub(crate) fn members(
+        &self,
         prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(String, u32, RecordId), StorageError>> + 'a {
-        self.member_chunks(prefix).flat_map(|chunk| match chunk {
-            Ok(c) => c
-                .records
-                .into_iter()
-                .map(|id| Ok((c.category.clone(), c.generation, id)))
-                .collect::<Vec<_>>(),
-            Err(e) => vec![Err(e)],
-        })
+    ) -> Result<impl Iterator<Item = (String, u32, RecordId)> + use<>, StorageError> {
+        // Two passes over the chunks, so that each group's ids take exactly their size (a
+        // growing vector would hold up to twice that).
+        let mut sizes: Vec<usize> = Vec::new();
+        let mut last: Option<(String, u32)> = None;
+        for chunk in self.member_chunks(prefix) {
+            let chunk = chunk?;
+            let group = Some((chunk.category, chunk.generation));
+            match sizes.last_mut() {
+                Some(n) if group == last => *n += chunk.records.len(),
+                _ => sizes.push(chunk.records.len()),
+            }
+            last = group;
+        }
+        let mut groups: Vec<(String, u32, Vec<RecordId>)> = Vec::with_capacity(sizes.len());
+        for chunk in self.member_chunks(prefix) {
+            let chunk = chunk?;
+            match groups.last_mut() {
+                Some((c, g, ids)) if *c == chunk.category && *g == chunk.generation => {
+                    ids.extend(chunk.records)
+                }
+                _ => {
+                    let size = sizes.get(groups.len()).copied().unwrap_or(0);
+                    let mut ids = Vec::with_capacity(size);
+                    ids.extend(chunk.records);
+                    groups.push((chunk.category, chunk.generation, ids));
+                }
+            }
+        }
+        Ok(groups
+            .into_iter()
+            .flat_map(|(category, generation, mut ids)| {
+                ids.sort_unstable();
+                ids.into_iter()
+                    .map(move |id| (category.clone(), generation, id))
+            }))
     }
 
     /// Checks that every record is listed exactly once, in its own group, and that every listed
@@ -158,8 +190,9 @@ impl Store {
             if subject != Some(sref) {
                 unlisted(&mut listed, &mut problems);
                 subject = Some(sref);
-                for m in self.members(&layout::members_of_subject(&sref)) {
-                    let (category, generation, listed_id) = m?;
+                for (category, generation, listed_id) in
+                    self.members(&layout::members_of_subject(&sref))?
+                {
                     if listed.insert(listed_id, (category, generation)).is_some() {
                         problems.push(format!("record {listed_id} is listed twice"));
                     }
