@@ -863,7 +863,9 @@ fn check_holds(v: &Vault, history: &History) {
 }
 
 /// Restrictions: a kept record of a subject restricted, and not erased whole since (it would be
-/// a new subject then), is refused for an ordinary purpose.
+/// a new subject then), is refused for an ordinary purpose. A subject is erased whole by an
+/// erasure of it that ends after the restriction starts, or by a sweep finishing an earlier one
+/// that left it pending (held then, released since: the restriction goes with the subject).
 fn check_restrictions(v: &Vault, history: &History) {
     let mut checked = 0;
     for restrict in history.with(Op::Restrict) {
@@ -872,7 +874,13 @@ fn check_restrictions(v: &Vault, history: &History) {
                 && e.scope == Some(EraseScope::Subject)
                 && e.end > restrict.start
         });
-        if erased_since {
+        let sweep_may_finish = history.of_subject(&restrict.subject).any(|e| {
+            e.op == Op::Erase
+                && e.scope == Some(EraseScope::Subject)
+                && e.report.as_ref().is_some_and(|r| !r.subject_erased)
+                && !history.held_ever_after(e)
+        });
+        if erased_since || sweep_may_finish {
             continue;
         }
         for put in history
