@@ -292,6 +292,17 @@ pub struct SqlCipher {
     next: AtomicU64,
 }
 
+/// How SQLCipher's interleaved table keeps its rows (the per-subject table has an integer key,
+/// which is its rowid, either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlTable {
+    /// `PRIMARY KEY (subject, record)`, as a service would declare it: SQLite keeps the rows in
+    /// rowid order and (subject, record) in a second index.
+    Rowid,
+    /// The same key, `WITHOUT ROWID`: the rows live in the key's B-tree.
+    WithoutRowid,
+}
+
 /// The statements of each layout: insert, get, scan, delete.
 struct Sql {
     insert: &'static str,
@@ -315,7 +326,7 @@ const INTERLEAVED_SQL: Sql = Sql {
 };
 
 impl SqlCipher {
-    pub fn new(dir: &Path, workload: Workload) -> Self {
+    pub fn new(dir: &Path, workload: Workload, table: SqlTable) -> Self {
         let conn = rusqlite::Connection::open(dir.join("records.db")).expect("open sqlite");
         conn.pragma_update(None, "key", "compare passphrase")
             .expect("key");
@@ -332,10 +343,11 @@ impl SqlCipher {
                  CREATE INDEX records_subject ON records(subject);"
             }
             // The table a service would write: the rows are found by (subject, record), so that
-            // is the primary key. Without a rowid the rows live in that key's B-tree: one tree
-            // written per insert, a get and a subject's scan in one tree. With a rowid, SQLite
-            // keeps the rows in the rowid tree and (subject, record) in a second index.
-            Workload::Interleaved if rowid_table() => {
+            // is the primary key. With a rowid (SQLite's default), SQLite keeps the rows in the
+            // rowid tree and (subject, record) in a second index. Without a rowid the rows live
+            // in that key's B-tree: one tree written per insert, a get and a subject's scan in
+            // one tree.
+            Workload::Interleaved if table == SqlTable::Rowid => {
                 "CREATE TABLE records (subject BLOB NOT NULL, record BLOB NOT NULL, payload BLOB NOT NULL,
                  PRIMARY KEY (subject, record));"
             }
@@ -384,11 +396,6 @@ impl SqlCipher {
 /// The payload of a selected row.
 fn payload_column(row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<u8>> {
     row.get(0)
-}
-
-/// `PDVAULT_COMPARE_SQL_ROWID=1`: SQLCipher's interleaved table keeps its rowid.
-pub fn rowid_table() -> bool {
-    std::env::var("PDVAULT_COMPARE_SQL_ROWID").as_deref() == Ok("1")
 }
 
 /// The integer key of a record in [`Workload::PerSubject`].

@@ -9,7 +9,7 @@
 //! `cargo run --release --manifest-path compare/Cargo.toml`
 //!
 //! `pdvault-compare --ops OP ENGINE N` (OP: put, get, scan; ENGINE: pdvault, floor, raw,
-//! sqlcipher) sets up an interleaved store of `PDVAULT_OPS_RECORDS` records (default 20,000), then
+//! sqlcipher, sqlcipher-without-rowid) sets up an interleaved store of `PDVAULT_OPS_RECORDS` records (default 20,000), then
 //! performs N of the operation inside `measured_loop`, the one function `compare/instructions.sh`
 //! has callgrind count.
 //!
@@ -18,15 +18,14 @@
 //! (default 5; every figure is the median of the rounds, and each round measures every engine in
 //! turn, so that a machine slowing down for a while slows all of them), `PDVAULT_COMPARE_CACHE_MB`
 //! (default 1024, sled's default: the page cache of every engine, sled's, pdvault's and SQLite's
-//! alike), `PDVAULT_COMPARE_SQL_ROWID=1` (SQLCipher's interleaved table with a rowid),
-//! `PDVAULT_COMPARE_STRICT=1` (exit non-zero on a missed target), `PDVAULT_COMPARE_ONLY=<engine>`
+//! alike), `PDVAULT_COMPARE_STRICT=1` (exit non-zero on a missed target), `PDVAULT_COMPARE_ONLY=<engine>`
 //! (one engine, for a profiler; with `PDVAULT_COMPARE_DURABLE=1` only its durable writers).
 
 mod engines;
 
 use std::time::{Duration, Instant};
 
-use engines::{AeadSled, Engine, PdVault, RawSled, Rec, SqlCipher, Workload};
+use engines::{AeadSled, Engine, PdVault, RawSled, Rec, SqlCipher, SqlTable, Workload};
 
 /// Makes an engine over a fresh directory, laid out for a workload.
 type MakeEngine = dyn Fn(&std::path::Path, Workload) -> Box<dyn Engine>;
@@ -267,7 +266,7 @@ fn measured_loop(e: &mut dyn Engine, work: &Work, payload: &[u8]) -> usize {
 /// `--ops OP ENGINE N`: an interleaved store of `PDVAULT_OPS_RECORDS` records of 256 B (1,000 per
 /// subject), then N operations in [`measured_loop`].
 fn ops_mode(engines: &[(&str, &str, Make)], args: &[String]) {
-    let usage = "usage: pdvault-compare --ops put|get|scan pdvault|floor|raw|sqlcipher N";
+    let usage = "usage: pdvault-compare --ops put|get|scan pdvault|floor|raw|sqlcipher|sqlcipher-without-rowid N";
     let [op, engine, n] = args else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -364,24 +363,39 @@ impl Verdicts {
     fn at_least(&mut self, what: &str, value: f64, limit: f64) {
         self.check(what, value, value >= limit, &format!(">= {limit}x"));
     }
+
+    /// A ratio printed beside a target it is not judged by.
+    fn inform(&self, what: &str, value: f64) {
+        println!("  {what:<66} {value:>8.2}x  (for information)");
+    }
 }
 
-/// One table: a row per operation, a column per engine and the ratios of pdvault to each.
-fn table(rows: &[Row], [raw, aead, sqlc, pdv]: &[Figures; 4]) {
+/// One table of a workload: every engine measured on it (`names` and `figures` in the order of
+/// [`ENGINES`], pdvault last), and pdvault's ratio to each of the others.
+fn table(rows: &[Row], names: &[&str], figures: &[Figures]) {
+    let (pdv, others) = figures.split_last().expect("pdvault's figures");
+    let (_, other_names) = names.split_last().expect("pdvault's name");
+    let head: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let vs: Vec<String> = other_names
+        .iter()
+        .map(|n| format!("pdvault / {n}"))
+        .collect();
     println!(
-        "| workload (per op) | raw sled | sled + AEAD (floor) | SQLCipher | pdvault | pdvault / raw sled | pdvault / floor | pdvault / SQLCipher |"
+        "| workload (per op) | {} | {} |",
+        head.join(" | "),
+        vs.join(" | ")
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---{}|", "|---".repeat(head.len() + vs.len()));
     for (what, g) in rows {
+        let cells: Vec<String> = figures.iter().map(|f| us(g(f))).collect();
+        let ratios: Vec<String> = others
+            .iter()
+            .map(|f| format!("{:.2}x", ratio(g(pdv), g(f))))
+            .collect();
         println!(
-            "| {what} | {} | {} | {} | {} | {:.2}x | {:.2}x | {:.2}x |",
-            us(g(raw)),
-            us(g(aead)),
-            us(g(sqlc)),
-            us(g(pdv)),
-            ratio(g(pdv), g(raw)),
-            ratio(g(pdv), g(aead)),
-            ratio(g(pdv), g(sqlc)),
+            "| {what} | {} | {} |",
+            cells.join(" | "),
+            ratios.join(" | ")
         );
     }
 }
@@ -403,15 +417,38 @@ const ROWS_4K: [Row; 2] = [
     ("random get 4 KiB", |f| f.get_4k),
 ];
 
+/// Every engine, by name and short name. SQLCipher's interleaved table is measured both ways: a
+/// rowid table (SQLite's default for the declared key) and `WITHOUT ROWID`; the per-subject
+/// table has an integer key, its rowid, so the second is measured on the interleaved workload
+/// only.
+const ENGINES: [(&str, &str, Make); 5] = [
+    ("raw sled", "raw", |p, w| Box::new(RawSled::new(p, w))),
+    ("sled + AEAD (floor)", "floor", |p, w| {
+        Box::new(AeadSled::new(p, w))
+    }),
+    ("SQLCipher", "sqlcipher", |p, w| {
+        Box::new(SqlCipher::new(p, w, SqlTable::Rowid))
+    }),
+    (
+        "SQLCipher WITHOUT ROWID",
+        "sqlcipher-without-rowid",
+        |p, w| Box::new(SqlCipher::new(p, w, SqlTable::WithoutRowid)),
+    ),
+    ("pdvault", "pdvault", |p, _| Box::new(PdVault::new(p))),
+];
+/// Where the engines the targets name are in [`ENGINES`] (raw sled is first).
+const FLOOR: usize = 1;
+const SQLCIPHER: usize = 2;
+const SQLCIPHER_WITHOUT_ROWID: usize = 3;
+const PDVAULT: usize = 4;
+
+/// Whether an engine is measured on a workload.
+fn measured(engine: usize, w: Workload) -> bool {
+    engine != SQLCIPHER_WITHOUT_ROWID || w == Workload::Interleaved
+}
+
 fn main() {
-    let engines: [(&str, &str, Make); 4] = [
-        ("raw sled", "raw", |p, w| Box::new(RawSled::new(p, w))),
-        ("sled + AEAD", "floor", |p, w| Box::new(AeadSled::new(p, w))),
-        ("SQLCipher", "sqlcipher", |p, w| {
-            Box::new(SqlCipher::new(p, w))
-        }),
-        ("pdvault", "pdvault", |p, _| Box::new(PdVault::new(p))),
-    ];
+    let engines = ENGINES;
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--ops") {
         ops_mode(&engines, &args[1..]);
@@ -430,14 +467,9 @@ fn main() {
     );
     println!(
         "SQLite {} (SQLCipher {}), WAL, synchronous=FULL, a transaction per batch; interleaved \
-         table: PRIMARY KEY (subject, record){}",
+         table: PRIMARY KEY (subject, record), with a rowid (SQLite's default) and WITHOUT ROWID",
         rusqlite::version(),
         engines::sqlcipher_version(),
-        if engines::rowid_table() {
-            ", with a rowid"
-        } else {
-            " WITHOUT ROWID"
-        }
     );
     println!(
         "page cache of every engine: {} MiB (PDVAULT_COMPARE_CACHE_MB)",
@@ -476,23 +508,34 @@ fn main() {
     let mut runs: Vec<Vec<Vec<Figures>>> = vec![vec![Vec::new(); engines.len()]; workloads.len()];
     for round in 0..rounds {
         for (w, runs) in workloads.iter().zip(&mut runs) {
-            for ((name, _, make), runs) in engines.iter().zip(runs.iter_mut()) {
+            for (i, ((name, _, make), runs)) in engines.iter().zip(runs.iter_mut()).enumerate() {
+                if !measured(i, *w) {
+                    continue;
+                }
                 eprintln!("round {}/{rounds}: measuring {name}, {w:?}…", round + 1);
                 runs.push(measure_round(make, *w, n, n4k, round));
             }
         }
     }
-    let figures: Vec<[Figures; 4]> = runs
+    // Per workload, the medians of each engine measured on it, and their names.
+    let tables: Vec<(Vec<&str>, Vec<Figures>)> = workloads
         .iter()
-        .map(|runs| [0, 1, 2, 3].map(|i| medians(&runs[i])))
+        .zip(&runs)
+        .map(|(w, runs)| {
+            (0..engines.len())
+                .filter(|&i| measured(i, *w))
+                .map(|i| (engines[i].0, medians(&runs[i])))
+                .unzip()
+        })
         .collect();
-    let (per, inter) = (&figures[0], &figures[1]);
+    let (per, inter) = (&runs[0], &runs[1]);
+    let median_of = |runs: &[Vec<Figures>], i: usize| medians(&runs[i]);
 
     println!();
     println!("Per subject (each batch one subject's 1,000 records, numbered in order):");
     println!();
     let rows: Vec<Row> = ROWS_256.iter().chain(&ROWS_4K).copied().collect();
-    table(&rows, per);
+    table(&rows, &tables[0].0, &tables[0].1);
 
     eprintln!("measuring the cipher, the KDF and concurrent durable writers…");
     let seal_open = engines::seal_open_256();
@@ -508,9 +551,15 @@ fn main() {
         us(open_default),
         ratio(open_default, kdf)
     );
-    let makes: Vec<&MakeEngine> = engines.iter().map(|(_, _, make)| make as _).collect();
+    // Durable single puts on the per-subject layout (every engine but the second SQLCipher
+    // table, which is the first one there).
+    let writing: Vec<usize> = (0..engines.len())
+        .filter(|&i| measured(i, Workload::PerSubject))
+        .collect();
+    let makes: Vec<&MakeEngine> = writing.iter().map(|&i| &engines[i].2 as _).collect();
     let writers = durable_rates(&makes, rounds);
-    for ((name, _, _), (one, many)) in engines.iter().zip(&writers) {
+    for (&i, (one, many)) in writing.iter().zip(&writers) {
+        let name = engines[i].0;
         println!(
             "| durable single puts/s, 1 vs {WRITERS} threads ({name}) | {one:.0} | {many:.0} | {:.2}x |",
             many / one
@@ -524,12 +573,12 @@ fn main() {
         n / PER_SUBJECT
     );
     println!();
-    table(&ROWS_256, inter);
+    table(&ROWS_256, &tables[1].0, &tables[1].1);
 
     println!();
     println!("Targets (from this run; instructions: compare/instructions.sh):");
     let mut v = Verdicts { missed: 0 };
-    let [_, aead, _, pdv] = per;
+    let (aead, pdv) = (&median_of(per, FLOOR), &median_of(per, PDVAULT));
     v.at_most(
         "per subject: batched insert 256 B vs the floor",
         ratio(pdv.insert_256, aead.insert_256),
@@ -545,7 +594,11 @@ fn main() {
         ratio(pdv.scan_1000, aead.scan_1000),
         1.3,
     );
-    let [_, aead, sqlc, pdv] = inter;
+    let (aead, pdv) = (&median_of(inter, FLOOR), &median_of(inter, PDVAULT));
+    let (sqlc, sqlc_tree) = (
+        &median_of(inter, SQLCIPHER),
+        &median_of(inter, SQLCIPHER_WITHOUT_ROWID),
+    );
     v.at_most(
         "interleaved: batched insert 256 B vs the floor",
         ratio(pdv.insert_256, aead.insert_256),
@@ -554,6 +607,11 @@ fn main() {
     v.at_least(
         "interleaved: SQLCipher insert 256 B / pdvault (speed-up)",
         ratio(sqlc.insert_256, pdv.insert_256),
+        1.0,
+    );
+    v.at_least(
+        "interleaved: SQLCipher WITHOUT ROWID insert 256 B / pdvault",
+        ratio(sqlc_tree.insert_256, pdv.insert_256),
         1.0,
     );
     v.at_most(
@@ -571,7 +629,11 @@ fn main() {
         ratio(sqlc.delete_subject, pdv.delete_subject),
         20.0,
     );
-    let (one, many) = writers[3];
+    v.inform(
+        "interleaved: SQLCipher WITHOUT ROWID delete / pdvault erase",
+        ratio(sqlc_tree.delete_subject, pdv.delete_subject),
+    );
+    let (one, many) = *writers.last().expect("pdvault's writers");
     v.at_least(
         "pdvault 8 durable writers vs 1 (throughput)",
         many / one,
