@@ -1,9 +1,10 @@
 //! Erasure against the disk itself: the attacker holds a raw image of the block device the vault
 //! lived on, and the passphrase.
 //!
-//! Replacing `vault.pdv` (temporary file, fsync, rename) frees the old file's blocks on ext4
-//! without overwriting them, and sled keeps removed and overwritten values in stale pages. So
-//! the device holds every earlier key ring, each sealed under a key derived from the root key,
+//! Earlier versions of `vault.pdv` survive: the file keeps the version before the current one in
+//! its other copy, a file replaced by rename (the first write of a file of the earlier layout)
+//! leaves its blocks on ext4 without overwriting them, and sled keeps removed and overwritten
+//! values in stale pages. So the device holds earlier key rings, each sealed under a key derived from the root key,
 //! and the wrapped keys and records they open. [`attack`] carves all of that out of the raw bytes
 //! with the crate's own decoders; the tests run it on an ext4 image (1 KiB and 4 KiB blocks)
 //! after a workload with erasures and check the promise: nothing erased comes back.

@@ -5,7 +5,7 @@
 //! ```text
 //! root secret ──Argon2id / raw──▶ root key ─┬─▶ ring key (seals the key ring in vault.pdv)
 //!                                           └─▶ key-check value (tells a wrong key from damage)
-//! key ring (vault.pdv, replaced atomically):
+//! key ring (vault.pdv, each version written over the copy before the current one):
 //!   master secret ─┬─▶ blind-index key ─▶ subject index (keyed hash of the identifier)
 //!                  ├─▶ audit key ─▶ audit chain
 //!                  ├─▶ manifest key ─▶ store manifest hash

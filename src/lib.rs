@@ -172,6 +172,7 @@ pub mod __fuzz {
     /// The vault file (header and sealed ring envelope).
     pub fn vault_header(data: &[u8]) {
         let _ = vault_file::decode(data);
+        let _ = vault_file::decode_file(data);
         let _ = vault_file::decode_ring(data);
     }
     /// A stored record, decoded whole and as the vault reads it (metadata, then the rest).

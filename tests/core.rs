@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use pdvault::*;
 
+mod common;
+
 const PW: &str = "pw-core-tests";
 
 fn create(dir: &Path) -> Vault {
@@ -406,14 +408,70 @@ fn a_truncated_vault_file_is_reported_truncated_never_a_panic() {
     open(dir.path()).unwrap();
 }
 
+/// The byte ranges of the vault file's two copies, from its header block (`PDVAULT2`, the copy
+/// length at bytes 8..12, the copies after the first 4 KiB).
+fn copies(file: &[u8]) -> [std::ops::Range<usize>; 2] {
+    assert_eq!(&file[..8], b"PDVAULT2");
+    let len = u32::from_le_bytes(file[8..12].try_into().unwrap()) as usize;
+    [4096..4096 + len, 4096 + len..4096 + 2 * len]
+}
+
+/// The length of the record at the start of a copy (its body length at bytes 10..14).
+fn record_len(copy: &[u8]) -> usize {
+    14 + u32::from_le_bytes(copy[10..14].try_into().unwrap()) as usize + 32
+}
+
+/// Which copy of the closed vault's file holds the current version: a copy of the vault opens
+/// with the other one blanked (and a copy, because opening and closing writes a new version).
+fn current_copy(dir: &Path) -> usize {
+    let probe = tempfile::tempdir().unwrap();
+    common::copy_tree(dir, probe.path());
+    let mut file = std::fs::read(vault_file(probe.path())).unwrap();
+    let [_, second] = copies(&file);
+    file[second].fill(0);
+    std::fs::write(vault_file(probe.path()), &file).unwrap();
+    match open(probe.path()) {
+        Ok(v) => {
+            v.close().unwrap();
+            0
+        }
+        Err(_) => 1,
+    }
+}
+
 #[test]
 fn a_garbled_vault_file_is_reported_damaged() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path()).close().unwrap();
     let good = std::fs::read(vault_file(dir.path())).unwrap();
     let n = good.len();
-    // Magic, version, body (start, middle, end) and checksum: each fails the checksum or magic.
-    for at in [0, 7, 8, 9, 14, 20, n / 2, n - 33, n - 32, n - 1] {
+    let current = copies(&good)[current_copy(dir.path())].clone();
+    let stale = copies(&good)[1 - current_copy(dir.path())].clone();
+    let r = record_len(&good[current.clone()]);
+    // The header block (magic, copy length, its checksum) and the current copy's record (magic,
+    // version, length, body at its start, middle and end, checksum) and padding: each fails a
+    // checksum, a magic or a length, and the copy before, sealed under an epoch key destroyed
+    // since, is not served instead.
+    let mut at: Vec<usize> = vec![0, 7, 8, 9, 11, 12, 43, 44, 4095];
+    at.extend(
+        [
+            0,
+            7,
+            8,
+            9,
+            10,
+            14,
+            20,
+            r / 2,
+            r - 33,
+            r - 32,
+            r - 1,
+            r,
+            current.len() - 1,
+        ]
+        .map(|i| current.start + i),
+    );
+    for at in at {
         for mask in [0x01u8, 0x80, 0xff] {
             let mut bad = good.clone();
             bad[at] ^= mask;
@@ -440,16 +498,25 @@ fn a_garbled_vault_file_is_reported_damaged() {
         matches!(r, Err(Error::Open(OpenError::HeaderDamaged(_)))),
         "{r:?}"
     );
-    std::fs::write(vault_file(dir.path()), &good).unwrap();
-    open(dir.path()).unwrap();
+    // The copy before the current one is not read: damage to it changes nothing (the next
+    // write goes over it).
+    let mut bad = good.clone();
+    bad[stale.start + 20] ^= 0xff;
+    std::fs::write(vault_file(dir.path()), &bad).unwrap();
+    open(dir.path()).unwrap().close().unwrap();
+    let after = std::fs::read(vault_file(dir.path())).unwrap();
+    assert_ne!(after[stale.start + 20], bad[stale.start + 20], "rewritten");
 }
 
-/// Rewrites the format version (bytes 8..10, LE) and recomputes the trailing BLAKE3 checksum.
-fn with_version(good: &[u8], version: u16) -> Vec<u8> {
-    let mut out = good[..good.len() - 32].to_vec();
-    out[8..10].copy_from_slice(&version.to_le_bytes());
-    let sum = blake3::hash(&out);
-    out.extend_from_slice(sum.as_bytes());
+/// Rewrites the format version (bytes 8..10, LE) of the current copy's record and recomputes the
+/// record's trailing BLAKE3 checksum.
+fn with_version(good: &[u8], current: &std::ops::Range<usize>, version: u16) -> Vec<u8> {
+    let mut out = good.to_vec();
+    let record = current.start..current.start + record_len(&good[current.clone()]);
+    let body_end = record.end - 32;
+    out[record.start + 8..record.start + 10].copy_from_slice(&version.to_le_bytes());
+    let sum = blake3::hash(&out[record.start..body_end]);
+    out[body_end..record.end].copy_from_slice(sum.as_bytes());
     out
 }
 
@@ -458,12 +525,13 @@ fn a_vault_file_of_a_newer_format_is_reported_newer() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path()).close().unwrap();
     let good = std::fs::read(vault_file(dir.path())).unwrap();
-    assert_eq!(&good[..8], b"PDVAULT1");
-    let current = u16::from_le_bytes([good[8], good[9]]);
+    let at = copies(&good)[current_copy(dir.path())].clone();
+    assert_eq!(&good[at.start..at.start + 8], b"PDVAULT1");
+    let current = u16::from_le_bytes([good[at.start + 8], good[at.start + 9]]);
     // Sanity: re-encoding the current version gives the same file.
-    assert_eq!(with_version(&good, current), good);
+    assert_eq!(with_version(&good, &at, current), good);
     for newer in [current + 1, current + 7, u16::MAX] {
-        std::fs::write(vault_file(dir.path()), with_version(&good, newer)).unwrap();
+        std::fs::write(vault_file(dir.path()), with_version(&good, &at, newer)).unwrap();
         let r = open_no_panic(dir.path(), "a newer format");
         match r {
             Err(Error::Open(OpenError::NewerFormat { found, supported })) => {
@@ -473,7 +541,7 @@ fn a_vault_file_of_a_newer_format_is_reported_newer() {
         }
     }
     // Version 1 was a pre-release encoding: refused by name, never misread.
-    std::fs::write(vault_file(dir.path()), with_version(&good, 1)).unwrap();
+    std::fs::write(vault_file(dir.path()), with_version(&good, &at, 1)).unwrap();
     let r = open_no_panic(dir.path(), "version 1");
     assert!(
         matches!(
@@ -483,7 +551,7 @@ fn a_vault_file_of_a_newer_format_is_reported_newer() {
         "{r:?}"
     );
     // Version 0 never existed: damaged, not newer.
-    std::fs::write(vault_file(dir.path()), with_version(&good, 0)).unwrap();
+    std::fs::write(vault_file(dir.path()), with_version(&good, &at, 0)).unwrap();
     let r = open_no_panic(dir.path(), "version 0");
     assert!(
         matches!(r, Err(Error::Open(OpenError::HeaderDamaged(_)))),

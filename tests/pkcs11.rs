@@ -481,18 +481,6 @@ fn service() -> pdvault::Purpose {
     pdvault::Purpose::new("service").unwrap()
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        } else if e.file_name() != "LOCK" {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 // Guards erasure against someone with every copy of the files, the root secret and the token's
 // PIN: a copy of the vault from before an erasure is sealed under an epoch key the token has
 // destroyed, so it opens nothing.
@@ -525,7 +513,7 @@ fn a_copy_from_before_an_erasure_opens_nothing_even_with_the_pin() {
         .unwrap();
     v.flush().unwrap();
     let before = tmp.path().join("before");
-    copy_tree(&dir, &before);
+    common::copy_tree(&dir, &before);
     assert!(v.erase_subject(&erased).unwrap().subject_erased);
     let report = v.verify().unwrap();
     assert!(report.is_whole(), "{report:?}");

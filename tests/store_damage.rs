@@ -6,20 +6,10 @@ use std::path::{Path, PathBuf};
 
 use pdvault::*;
 
+mod common;
+
 fn sa() -> Purpose {
     Purpose::SUBJECT_ACCESS
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 fn largest_file(dir: &Path) -> PathBuf {
@@ -117,7 +107,7 @@ fn truncated_garbled_and_zeroed_store_files_are_never_served_whole() {
     ];
     for (i, (what, damage)) in damages.iter().enumerate() {
         let copy = tmp.path().join(format!("copy-{i}"));
-        copy_dir(&base, &copy);
+        common::copy_tree(&base, &copy);
         let victim = largest_file(&copy.join("store"));
         let mut bytes = std::fs::read(&victim).unwrap();
         damage(&mut bytes);
@@ -140,7 +130,7 @@ fn a_store_older_than_the_vault_file_is_data_loss() {
         .unwrap();
     v.close().unwrap();
     let old_store = tmp.path().join("old-store");
-    copy_dir(&dir.join("store"), &old_store);
+    common::copy_tree(&dir.join("store"), &old_store);
     let v = Vault::builder(&dir)
         .open(RootSecret::passphrase("pw-passphrase"))
         .unwrap();
@@ -149,7 +139,7 @@ fn a_store_older_than_the_vault_file_is_data_loss() {
     v.close().unwrap();
     // The newest writes are gone: the store is the old copy, the vault file the new one.
     std::fs::remove_dir_all(dir.join("store")).unwrap();
-    copy_dir(&old_store, &dir.join("store"));
+    common::copy_tree(&old_store, &dir.join("store"));
     match Vault::builder(&dir).open(RootSecret::passphrase("pw-passphrase")) {
         Err(Error::Open(OpenError::DataLoss(msg))) => {
             assert!(msg.contains("newest writes"), "{msg}")

@@ -298,12 +298,17 @@ fn a_damaged_vault_file_is_reported_never_served() {
         open(tmp.path()),
         Err(Error::Open(OpenError::HeaderDamaged(_)))
     ));
-    // A newer format version, with a valid checksum.
-    let body_end = good.len() - 32;
-    let mut newer = good[..body_end].to_vec();
-    newer[8..10].copy_from_slice(&u16::MAX.to_le_bytes());
-    let sum = blake3_of(&newer);
-    newer.extend_from_slice(&sum);
+    // A newer format version, with a valid checksum, in both of the file's copies (each a record
+    // padded with zeros, after a 4 KiB header block that gives their length at bytes 8..12).
+    let copy_len = u32::from_le_bytes(good[8..12].try_into().unwrap()) as usize;
+    let mut newer = good.clone();
+    for start in [4096, 4096 + copy_len] {
+        let body_len = u32::from_le_bytes(good[start + 10..start + 14].try_into().unwrap());
+        let body_end = start + 14 + body_len as usize;
+        newer[start + 8..start + 10].copy_from_slice(&u16::MAX.to_le_bytes());
+        let sum = blake3_of(&newer[start..body_end]);
+        newer[body_end..body_end + 32].copy_from_slice(&sum);
+    }
     std::fs::write(&file, &newer).unwrap();
     assert!(matches!(
         open(tmp.path()),

@@ -391,7 +391,10 @@ impl VaultBuilder {
         let lock = take_lock(&dir, self.lock_wait)?;
         // Vaults made before their directories were private become private at open.
         private_fs::restrict_dir(&dir)?;
-        let header = vault_file::read(&dir)?;
+        let vault_file::FileRead {
+            body: header,
+            damaged_copy,
+        } = vault_file::read_file(&dir)?;
         let root = root_key(&header.kdf, &secret)?;
         let root_keys = RootKeys::derive(&root, &header.vault_id);
         if !constant_time_eq(&root_keys.key_check, &header.key_check) {
@@ -410,7 +413,14 @@ impl VaultBuilder {
         {
             return Err(OpenError::IsBackup(dir).into());
         }
-        let ring = Ring::unseal(root_keys, header, epochs)?;
+        // The current copy unreadable, the one before it sealed under an epoch key destroyed
+        // since: what is wrong with the current copy is the answer (a crash in a write leaves
+        // the copy before with its epoch key).
+        let ring =
+            Ring::unseal(root_keys, header, epochs).map_err(|e| match (e, damaged_copy) {
+                (crate::Error::Open(OpenError::EpochDestroyed(_)), Some(copy)) => copy.into(),
+                (e, _) => e,
+            })?;
         let engine = SledEngine::open(
             &dir.join(STORE_DIR),
             flush_period(self.durability),
