@@ -25,7 +25,7 @@ pub enum Workload {
     PerSubject,
     /// Each batch holds the records of many subjects, interleaved, with random 16-byte record ids;
     /// sled keys are subject (16 B) ‖ record (16 B); SQLCipher's table has the primary key
-    /// (subject, record), `WITHOUT ROWID` (or with a rowid: `PDVAULT_COMPARE_SQL_ROWID=1`).
+    /// (subject, record), as a rowid table or `WITHOUT ROWID` ([`SqlTable`]).
     Interleaved,
 }
 
