@@ -107,6 +107,7 @@ pub(crate) fn unseal_ring(
         root_keys,
         header,
         EpochKeys::Host(std::sync::Arc::new(epochs)),
+        None,
     )
     .ok()
 }

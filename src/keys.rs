@@ -20,6 +20,13 @@
 //! a copy of the store files taken before (sled keeps removed values until its garbage
 //! collection) holds the destroyed key wrapped under a shard key that is gone.
 //!
+//! A shared store keeps the ring in two levels, so that a ratchet writes a few KiB instead of
+//! the whole ring: the vault file row holds the master secret and 64 chunk keys, and each of
+//! 64 chunk rows holds 64 shard keys sealed under its chunk key. A ratchet gives every chunk it
+//! touches a new chunk key; the old chunk key was only ever in ring rows sealed under epoch keys
+//! the ratchet destroys, so the old versions of the chunk row (dead tuples, WAL, backups) open
+//! nowhere.
+//!
 //! This module may not read records or decide what to destroy; it only does what it is told.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -45,6 +52,10 @@ const CTX_AUDIT: &str = "pdvault 2026-11 audit chain";
 const CTX_MANIFEST: &str = "pdvault 2026-11 store manifest";
 const CTX_INDEX_ADDRESS: &str = "pdvault 2026-12 index address";
 const CTX_LEDGER: &str = "pdvault 2026-11 ledger document";
+
+/// How many shard keys a chunk of a shared store's ring holds, and how many chunks there are.
+const CHUNK_SHARDS: usize = 64;
+const CHUNKS: usize = SHARDS as usize / CHUNK_SHARDS;
 
 /// The key group of a subject's own key (not a category: categories are kebab-case).
 pub(crate) const SUBJECT_GROUP: &str = "$subject";
@@ -99,6 +110,21 @@ impl EpochKeys {
         }
     }
 
+    /// The source whose epoch keys are rows of the store the ring lives in: a ratchet writes
+    /// the new epoch key, the ring and the old epoch key's removal in one transaction.
+    #[cfg(feature = "postgres")]
+    fn in_the_store(&self) -> Option<&crate::keysource::table::TableSource> {
+        match self {
+            EpochKeys::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn in_the_store(&self) -> Option<&Never> {
+        None
+    }
+
     /// Follows a new root key (the built-in sources seal their epoch keys under it).
     fn set_slot_key(&self, slot_key: &SecretKey) {
         match self {
@@ -117,6 +143,23 @@ pub(crate) enum RingHome {
     Dir(PathBuf),
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Store,
+}
+
+/// Stands for the store's own epoch-key rows in a build without a shared store.
+#[cfg(not(feature = "postgres"))]
+enum Never {}
+
+#[cfg(not(feature = "postgres"))]
+impl Never {
+    fn stage_epoch(&self, _: EpochId) -> (Vec<u8>, Vec<u8>) {
+        match *self {}
+    }
+    fn end_staging(&self) {
+        match *self {}
+    }
+    fn epochs(&self) -> Result<Vec<EpochId>, KeySourceError> {
+        match *self {}
+    }
 }
 
 /// Epochs of backups have the top bit of their sequence set: the vault's own cleanup of epochs
@@ -169,10 +212,59 @@ impl Shard {
     }
 }
 
+/// The key of a chunk of a shared store's ring.
+struct ChunkKey {
+    generation: u64,
+    secret: SecretKey,
+}
+
+impl ChunkKey {
+    fn fresh(generation: u64) -> Self {
+        ChunkKey {
+            generation,
+            secret: SecretKey::random(),
+        }
+    }
+}
+
+/// A chunk a chunked write gives a new key: the chunk, its new key, its row sealed under it.
+struct NewChunk {
+    chunk: u16,
+    key: ChunkKey,
+    row: Vec<u8>,
+}
+
+/// How a ring is written: whole (the vault file of a directory), or in chunks (a shared store),
+/// `changed` naming the chunks whose shard keys changed since the stored version (`None`: all).
+pub(crate) enum RingLayout {
+    Whole,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Chunked {
+        changed: Option<BTreeSet<u16>>,
+    },
+}
+
+/// A sealed ring: the vault file's contents, and the rows to write in the same transaction (a
+/// shared store's changed chunks, and its epoch-key rows when the store holds them).
+pub(crate) struct SealedRing {
+    pub(crate) header: VaultFileBody,
+    /// `(key, Some(value))` to put, `(key, None)` to delete.
+    pub(crate) rows: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// The chunk rows of a shared store's ring, by chunk, as read with the vault file row.
+#[derive(Default)]
+pub(crate) struct StoredChunks(HashMap<u16, Vec<u8>>);
+
 /// The unsealed key ring.
 pub(crate) struct Ring {
     master: SecretKey,
     shards: Vec<Shard>,
+    /// The chunk keys of a shared store's ring (unused for a directory's).
+    chunks: Vec<ChunkKey>,
+    /// Whether the store holds every chunk under the keys in `chunks` (false for a new ring, a
+    /// copy, or one read whole): if not, the next chunked write writes them all.
+    chunks_stored: bool,
     root: RootKeys,
     epochs: EpochKeys,
     header: VaultFileBody,
@@ -191,6 +283,14 @@ fn ring_key_ad(vault_id: &[u8; 16], generation: u64, epoch: &EpochId) -> Vec<u8>
     ad.extend_from_slice(vault_id);
     ad.extend_from_slice(&generation.to_be_bytes());
     ad.extend_from_slice(&epoch.to_bytes());
+    ad
+}
+
+fn chunk_ad(vault_id: &[u8; 16], chunk: u16, generation: u64) -> Vec<u8> {
+    let mut ad = b"pdvault/ring-chunk/".to_vec();
+    ad.extend_from_slice(vault_id);
+    ad.extend_from_slice(&chunk.to_be_bytes());
+    ad.extend_from_slice(&generation.to_be_bytes());
     ad
 }
 
@@ -228,6 +328,8 @@ impl Ring {
         Ring {
             master: SecretKey::random(),
             shards,
+            chunks: fresh_chunks(),
+            chunks_stored: false,
             root,
             epochs,
             header,
@@ -237,8 +339,15 @@ impl Ring {
     /// Unseals the ring of an existing vault: its ring key from the key source, under the epoch
     /// the vault file names; then the ring. The caller has checked the key-check value. An epoch
     /// key that is gone is [`OpenError::EpochDestroyed`]; a source that cannot answer is
-    /// [`crate::Error::KeySource`]: neither reads as anything erased.
-    pub(crate) fn unseal(root: RootKeys, header: VaultFileBody, epochs: EpochKeys) -> Result<Self> {
+    /// [`crate::Error::KeySource`]: neither reads as anything erased. `chunks`: a shared
+    /// store's chunk rows (a ring of chunk keys opens only with them; one read whole, as a
+    /// directory's and the first shared stores' were, needs none).
+    pub(crate) fn unseal(
+        root: RootKeys,
+        header: VaultFileBody,
+        epochs: EpochKeys,
+        chunks: Option<&StoredChunks>,
+    ) -> Result<Self> {
         let epoch = EpochId::from_bytes(header.epoch);
         let ring_key = epochs
             .source()
@@ -261,19 +370,42 @@ impl Ring {
         let plain = zeroize::Zeroizing::new(plain);
         let ring = vault_file::decode_ring(&plain)
             .map_err(|_| OpenError::HeaderDamaged("the key ring does not decode"))?;
-        if ring.shards.len() != SHARDS as usize {
-            return Err(
-                OpenError::HeaderDamaged("the key ring has the wrong number of shards").into(),
-            );
-        }
-        let shards = ring
-            .shards
-            .iter()
-            .map(|(g, k)| Shard::new(*g, SecretKey::from_bytes(*k)))
-            .collect();
+        let (shards, chunks, chunks_stored) = match (ring.shards.len(), chunks) {
+            (n, _) if n == SHARDS as usize => (
+                ring.shards
+                    .iter()
+                    .map(|(g, k)| Shard::new(*g, SecretKey::from_bytes(*k)))
+                    .collect(),
+                fresh_chunks(),
+                false,
+            ),
+            (CHUNKS, Some(stored)) => {
+                let chunks: Vec<ChunkKey> = ring
+                    .shards
+                    .iter()
+                    .map(|(g, k)| ChunkKey {
+                        generation: *g,
+                        secret: SecretKey::from_bytes(*k),
+                    })
+                    .collect();
+                let mut shards = Vec::with_capacity(SHARDS as usize);
+                for (c, key) in chunks.iter().enumerate() {
+                    shards.extend(open_chunk(&header.vault_id, c as u16, key, stored)?);
+                }
+                (shards, chunks, true)
+            }
+            _ => {
+                return Err(OpenError::HeaderDamaged(
+                    "the key ring has the wrong number of shards",
+                )
+                .into());
+            }
+        };
         Ok(Ring {
             master: SecretKey::from_bytes(ring.master),
             shards,
+            chunks,
+            chunks_stored,
             root,
             epochs,
             header,
@@ -306,6 +438,8 @@ impl Ring {
                 .iter()
                 .map(|s| Shard::new(s.generation, copy(&s.secret)))
                 .collect(),
+            chunks: fresh_chunks(),
+            chunks_stored: false,
             root: self.root.clone(),
             epochs: self.epochs.clone(),
             header: self.header.clone(),
@@ -406,20 +540,55 @@ impl Ring {
     }
 
     /// The vault file's contents with this ring sealed under a fresh ring key, itself sealed by
-    /// `source` under `epoch` (which exists there).
+    /// `source` under `epoch` (which exists there, or is staged), laid out as `layout` says;
+    /// with the chunked layout, the new keys of the changed chunks and their rows.
     fn sealed_header(
         &self,
         checkpoint: crate::storage::entries::Manifest,
         source: &dyn KeySource,
         epoch: EpochId,
-    ) -> Result<VaultFileBody> {
-        let plain = RingPlain {
-            master: *self.master.expose(),
-            shards: self
-                .shards
-                .iter()
-                .map(|s| (s.generation, *s.secret.expose()))
-                .collect(),
+        layout: &RingLayout,
+    ) -> Result<(VaultFileBody, Vec<NewChunk>)> {
+        let key_of = |s: &Shard| (s.generation, *s.secret.expose());
+        let mut new_chunks = Vec::new();
+        let plain = match layout {
+            RingLayout::Whole => RingPlain {
+                master: *self.master.expose(),
+                shards: self.shards.iter().map(key_of).collect(),
+            },
+            RingLayout::Chunked { changed } => {
+                let mut keys = Vec::with_capacity(CHUNKS);
+                for (c, key) in self.chunks.iter().enumerate() {
+                    let c = c as u16;
+                    let rewrite = !self.chunks_stored
+                        || changed.as_ref().is_none_or(|changed| changed.contains(&c));
+                    if !rewrite {
+                        keys.push((key.generation, *key.secret.expose()));
+                        continue;
+                    }
+                    let next = ChunkKey::fresh(key.generation + 1);
+                    let shards: Vec<(u64, [u8; 32])> = self.shards
+                        [c as usize * CHUNK_SHARDS..(c as usize + 1) * CHUNK_SHARDS]
+                        .iter()
+                        .map(key_of)
+                        .collect();
+                    let row = crypto::seal(
+                        &DataKey::new(&next.secret),
+                        &chunk_ad(self.vault_id(), c, next.generation),
+                        &crate::storage::codec::encode_secret(&shards),
+                    );
+                    keys.push((next.generation, *next.secret.expose()));
+                    new_chunks.push(NewChunk {
+                        chunk: c,
+                        key: next,
+                        row,
+                    });
+                }
+                RingPlain {
+                    master: *self.master.expose(),
+                    shards: keys,
+                }
+            }
         };
         let encoded = vault_file::encode_ring(&plain);
         let mut header = self.header.clone();
@@ -441,7 +610,7 @@ impl Ring {
             &ring_ad(&header.vault_id, header.generation),
             &encoded,
         );
-        Ok(header)
+        Ok((header, new_chunks))
     }
 
     /// Writes a backup's vault file into `dest`: this ring, sealed under an epoch key of the
@@ -462,11 +631,13 @@ impl Ring {
             EpochKeys::Slot(_) => {
                 let slot = SlotSource::create(dest, vault_id, &self.root.slot_key)?;
                 slot.create_epoch(epoch).map_err(key_source_error)?;
-                self.sealed_header(checkpoint, &slot, epoch)?
+                self.sealed_header(checkpoint, &slot, epoch, &RingLayout::Whole)?
+                    .0
             }
             EpochKeys::Host(host) => {
                 host.create_epoch(epoch).map_err(key_source_error)?;
-                self.sealed_header(checkpoint, host.as_ref(), epoch)?
+                self.sealed_header(checkpoint, host.as_ref(), epoch, &RingLayout::Whole)?
+                    .0
             }
             #[cfg(feature = "postgres")]
             EpochKeys::Table(_) => {
@@ -487,29 +658,71 @@ impl Ring {
         dir: &std::path::Path,
         checkpoint: crate::storage::entries::Manifest,
     ) -> Result<()> {
-        self.reseal(checkpoint, |header| Ok(vault_file::write(dir, header)?))
+        self.reseal(checkpoint, RingLayout::Whole, |sealed| {
+            Ok(vault_file::write(dir, &sealed.header)?)
+        })
     }
 
     /// Seals this ring afresh under a new epoch key and has `write` store it (the vault file, or
-    /// a shared store's row); then destroys every older epoch key of the vault.
+    /// a shared store's rows); then destroys every older epoch key of the vault. When the
+    /// store holds the epoch keys too, the new key's row and the old keys' removal are among the
+    /// rows `write` stores: one transaction instead of three.
     pub(crate) fn reseal(
         &mut self,
         checkpoint: crate::storage::entries::Manifest,
-        write: impl FnOnce(&VaultFileBody) -> Result<()>,
+        layout: RingLayout,
+        write: impl FnOnce(&SealedRing) -> Result<()>,
     ) -> Result<()> {
-        // A new epoch key, durable in its source before anything is sealed under it.
         let old = self.epoch();
         let epoch = EpochId {
             seq: (old.seq & !BACKUP_EPOCH) + 1,
             nonce: crypto::random_array(),
         };
-        let source = self.epochs.source();
-        source.create_epoch(epoch).map_err(key_source_error)?;
+        let in_store = self.epochs.in_the_store();
+        let mut rows = Vec::new();
+        match in_store {
+            Some(table) => {
+                let (key, value) = table.stage_epoch(epoch);
+                rows.push((key, Some(value)));
+            }
+            // A new epoch key, durable in its source before anything is sealed under it.
+            None => self
+                .epochs
+                .source()
+                .create_epoch(epoch)
+                .map_err(key_source_error)?,
+        }
         crate::pause::point(crate::pause::EPOCH_CREATED);
-        let header = self.sealed_header(checkpoint, source, epoch)?;
-        write(&header)?;
+        let staged: Result<_> = (|| {
+            let (header, chunks) =
+                self.sealed_header(checkpoint, self.epochs.source(), epoch, &layout)?;
+            if let Some(table) = in_store {
+                for e in table.epochs().map_err(key_source_error)? {
+                    rows.push((layout::epoch_key(&e.to_bytes()), None));
+                }
+            }
+            for new in &chunks {
+                rows.push((layout::ring_chunk(new.chunk), Some(new.row.clone())));
+            }
+            let sealed = SealedRing { header, rows };
+            write(&sealed)?;
+            Ok((sealed.header, chunks))
+        })();
+        if let Some(table) = in_store {
+            table.end_staging();
+        }
+        let (header, chunks) = staged?;
         self.header = header;
+        if let RingLayout::Chunked { .. } = layout {
+            for new in chunks {
+                self.chunks[new.chunk as usize] = new.key;
+            }
+            self.chunks_stored = true;
+        }
         crate::pause::point(crate::pause::EPOCH_SWITCHED);
+        if in_store.is_some() {
+            return Ok(());
+        }
         // Every copy of the vault file written before now is sealed under an older epoch: destroy
         // them all (the one before this, and any a crash left behind).
         let source = self.epochs.source();
@@ -523,7 +736,7 @@ impl Ring {
     }
 
     /// The ring a newer vault file of the same vault holds (another process ratcheted it).
-    pub(crate) fn reloaded(&self, header: VaultFileBody) -> Result<Ring> {
+    pub(crate) fn reloaded(&self, header: VaultFileBody, chunks: &StoredChunks) -> Result<Ring> {
         if header.vault_id != self.header.vault_id {
             return Err(OpenError::HeaderDamaged("the stored key ring is another vault's").into());
         }
@@ -531,7 +744,7 @@ impl Ring {
             // Going on with the old root would seal the next ring under it.
             return Err(OpenError::RootRotated.into());
         }
-        Ring::unseal(self.root.clone(), header, self.epochs.clone())
+        Ring::unseal(self.root.clone(), header, self.epochs.clone(), Some(chunks))
     }
 
     /// The generation of the vault file this ring was read from or written as.
@@ -982,13 +1195,18 @@ impl Keys {
         commit: impl FnOnce(Txn) -> Result<u64>,
     ) -> Result<()> {
         let mut old_shards = Vec::with_capacity(next.len());
+        let mut changed = BTreeSet::new();
         for (s, shard) in next {
+            changed.insert(s / CHUNK_SHARDS as u16);
             old_shards.push((s, std::mem::replace(&mut ring.shards[s as usize], shard)));
         }
         let old_root = new_root.map(|(root, kdf)| ring.install_root(root, kdf));
         let mut generation = 0;
-        let written = ring.reseal(Default::default(), |header| {
-            generation = stage_ring(store, &mut txn, header)?;
+        let layout = RingLayout::Chunked {
+            changed: Some(changed),
+        };
+        let written = ring.reseal(Default::default(), layout, |sealed| {
+            generation = stage_ring(store, &mut txn, sealed)?;
             commit(txn).map(|_| ())
         });
         match written {
@@ -1015,9 +1233,10 @@ impl Keys {
     pub(crate) fn write_ring_to_store(&self, store: &Store) -> Result<()> {
         let mut ring = self.ring_mut();
         let mut generation = 0;
-        ring.reseal(Default::default(), |header| {
+        let layout = RingLayout::Chunked { changed: None };
+        ring.reseal(Default::default(), layout, |sealed| {
             let mut txn = Txn::new();
-            generation = stage_ring(store, &mut txn, header)?;
+            generation = stage_ring(store, &mut txn, sealed)?;
             store.commit(txn)?;
             Ok(())
         })?;
@@ -1061,12 +1280,12 @@ impl Keys {
         }
         let mut attempt = 0;
         loop {
-            let header = stored_ring(store)?;
+            let (header, chunks) = stored_ring(store)?;
             let mut ring = self.ring_mut();
             if header.generation == ring.file_generation() {
                 break;
             }
-            match ring.reloaded(header) {
+            match ring.reloaded(header, &chunks) {
                 Ok(new) => {
                     *ring = new;
                     break;
@@ -1194,25 +1413,84 @@ pub(crate) fn stored_generation(store: &Store) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// The vault file's contents as a shared store holds them (`None`: no vault there).
-pub(crate) fn stored_vault_file(store: &Store) -> Result<Option<VaultFileBody>> {
-    match store.get_with(&layout::meta(layout::VAULT_FILE), Ok)? {
-        Some(bytes) => Ok(Some(vault_file::decode(&bytes)?)),
-        None => Ok(None),
+/// The vault file's contents and the ring's chunks as a shared store holds them, from rows of
+/// one scan of `meta(VAULT_FILE)` (one statement: the row and its chunks as one snapshot had
+/// them). `None`: no vault there.
+pub(crate) fn read_stored_ring(
+    rows: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StorageError>>,
+) -> Result<Option<(VaultFileBody, StoredChunks)>> {
+    let file_key = layout::meta(layout::VAULT_FILE);
+    let chunk_prefix = &layout::ring_chunk(0)[..file_key.len() + b"/chunk/".len()];
+    let mut header = None;
+    let mut chunks = StoredChunks::default();
+    for r in rows {
+        let (key, value) = r?;
+        if key == file_key {
+            header = Some(vault_file::decode(&value)?);
+        } else if key.len() == chunk_prefix.len() + 2 && key.starts_with(chunk_prefix) {
+            let c = u16::from_be_bytes([key[key.len() - 2], key[key.len() - 1]]);
+            chunks.0.insert(c, value);
+        }
     }
+    Ok(header.map(|h| (h, chunks)))
 }
 
-fn stored_ring(store: &Store) -> Result<VaultFileBody> {
-    stored_vault_file(store)?
+fn stored_ring(store: &Store) -> Result<(VaultFileBody, StoredChunks)> {
+    read_stored_ring(store.scan_raw(&layout::meta(layout::VAULT_FILE)))?
         .ok_or_else(|| StorageError::Malformed("the shared store lost its vault file row").into())
 }
 
-/// Adds the sealed ring and the next generation to `txn`; returns that generation.
-pub(crate) fn stage_ring(store: &Store, txn: &mut Txn, header: &VaultFileBody) -> Result<u64> {
+/// Adds the sealed ring, the rows that go with it and the next generation to `txn`; returns
+/// that generation.
+pub(crate) fn stage_ring(store: &Store, txn: &mut Txn, sealed: &SealedRing) -> Result<u64> {
     let generation = stored_generation(store)? + 1;
-    txn.put_raw(layout::meta(layout::VAULT_FILE), vault_file::encode(header));
+    txn.put_raw(
+        layout::meta(layout::VAULT_FILE),
+        vault_file::encode(&sealed.header),
+    );
+    for (key, value) in &sealed.rows {
+        match value {
+            Some(v) => txn.put_raw(key.clone(), v.clone()),
+            None => txn.delete(key.clone()),
+        }
+    }
     txn.put(layout::meta(layout::GENERATION), &generation);
     Ok(generation)
+}
+
+fn fresh_chunks() -> Vec<ChunkKey> {
+    (0..CHUNKS).map(|_| ChunkKey::fresh(0)).collect()
+}
+
+/// The shard keys of chunk `c` of a shared store's ring, opened with its key.
+fn open_chunk(
+    vault_id: &[u8; 16],
+    c: u16,
+    key: &ChunkKey,
+    stored: &StoredChunks,
+) -> Result<Vec<Shard>> {
+    let row = stored.0.get(&c).ok_or(OpenError::HeaderDamaged(
+        "a chunk of the key ring is missing",
+    ))?;
+    let plain = zeroize::Zeroizing::new(
+        crypto::open(
+            &DataKey::new(&key.secret),
+            &chunk_ad(vault_id, c, key.generation),
+            row,
+        )
+        .map_err(|_| {
+            OpenError::HeaderDamaged("a chunk of the key ring fails its integrity check")
+        })?,
+    );
+    let shards: Vec<(u64, [u8; 32])> = crate::storage::codec::decode(&plain, "key ring chunk")
+        .map_err(|_| OpenError::HeaderDamaged("a chunk of the key ring does not decode"))?;
+    if shards.len() != CHUNK_SHARDS {
+        return Err(OpenError::HeaderDamaged("a chunk of the key ring has the wrong size").into());
+    }
+    Ok(shards
+        .iter()
+        .map(|(g, k)| Shard::new(*g, SecretKey::from_bytes(*k)))
+        .collect())
 }
 
 /// What to forget from the caches after a ratchet.
@@ -1236,4 +1514,132 @@ fn journal_ad(vault_id: &[u8; 16], shard: u16, generation: u64) -> Vec<u8> {
     ad.extend_from_slice(&shard.to_be_bytes());
     ad.extend_from_slice(&generation.to_be_bytes());
     ad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new ring on the built-in slot source in `dir`, and a copy of its root keys.
+    fn ring_in(dir: &std::path::Path) -> (Ring, RootKeys, EpochKeys) {
+        let vault_id = crypto::random_array();
+        let root = RootKeys::derive(&SecretKey::random(), &vault_id);
+        let slot = SlotSource::create(dir, vault_id, &root.slot_key).unwrap();
+        let epochs = EpochKeys::Slot(Arc::new(slot));
+        let ring = Ring::create(root.clone(), vault_id, KdfSpec::RawKey, epochs.clone());
+        (ring, root, epochs)
+    }
+
+    /// Reseals `ring` as `layout` says; the vault file's contents and the rows written with it.
+    type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn reseal(ring: &mut Ring, layout: RingLayout) -> (VaultFileBody, Rows) {
+        let mut out = None;
+        ring.reseal(Default::default(), layout, |sealed| {
+            let rows = sealed
+                .rows
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.clone().expect("no deletes without store epochs"),
+                    )
+                })
+                .collect();
+            out = Some((sealed.header.clone(), rows));
+            Ok(())
+        })
+        .unwrap();
+        out.unwrap()
+    }
+
+    fn chunks_of(rows: &[(Vec<u8>, Vec<u8>)]) -> StoredChunks {
+        StoredChunks(
+            rows.iter()
+                .map(|(k, v)| {
+                    (
+                        u16::from_be_bytes([k[k.len() - 2], k[k.len() - 1]]),
+                        v.clone(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn shard_keys(ring: &Ring) -> Vec<(u64, [u8; 32])> {
+        ring.shards
+            .iter()
+            .map(|s| (s.generation, *s.secret.expose()))
+            .collect()
+    }
+
+    fn chunk_of(c: u16) -> Vec<u8> {
+        layout::ring_chunk(c)
+    }
+
+    #[test]
+    fn a_chunked_ring_writes_the_chunks_that_changed_and_refuses_a_stale_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut ring, root, epochs) = ring_in(tmp.path());
+
+        // Whole, as a directory's vault file (and a shared store before chunks) holds it.
+        let (whole, rows) = reseal(&mut ring, RingLayout::Whole);
+        assert!(rows.is_empty());
+        assert!(whole.sealed_ring.len() > SHARDS as usize * 32);
+        let read = Ring::unseal(root.clone(), whole, epochs.clone(), None).unwrap();
+        assert_eq!(shard_keys(&read), shard_keys(&ring));
+
+        // A ring read whole writes every chunk at its first chunked write, whatever changed.
+        let mut ring = read;
+        let changed = Some(BTreeSet::from([3]));
+        let (first, rows) = reseal(&mut ring, RingLayout::Chunked { changed });
+        assert_eq!(rows.len(), CHUNKS);
+        assert!(
+            first.sealed_ring.len() < 4096,
+            "{}",
+            first.sealed_ring.len()
+        );
+        let mut stored = chunks_of(&rows);
+        let read =
+            Ring::unseal(root.clone(), first.clone(), epochs.clone(), Some(&stored)).unwrap();
+        assert_eq!(shard_keys(&read), shard_keys(&ring));
+
+        // A new key for shard 70 (chunk 1): only chunk 1 is written, under a new chunk key.
+        let mut ring = read;
+        ring.shards[70] = Shard::new(ring.shards[70].generation + 1, SecretKey::random());
+        let changed = Some(BTreeSet::from([1]));
+        let (second, rows) = reseal(&mut ring, RingLayout::Chunked { changed });
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0, chunk_of(1));
+        let stale = stored.0.insert(1, rows[0].1.clone()).unwrap();
+        assert_ne!(stale, rows[0].1);
+        let read =
+            Ring::unseal(root.clone(), second.clone(), epochs.clone(), Some(&stored)).unwrap();
+        assert_eq!(shard_keys(&read), shard_keys(&ring));
+
+        // The chunk as it was before (a dead tuple, the WAL, a backup) beside the current ring
+        // row opens nothing; nor does a chunk missing, or one moved to another chunk's place.
+        let mut with_stale = StoredChunks(stored.0.clone());
+        with_stale.0.insert(1, stale);
+        let damaged = |chunks: &StoredChunks| match Ring::unseal(
+            root.clone(),
+            second.clone(),
+            epochs.clone(),
+            Some(chunks),
+        ) {
+            Err(crate::Error::Open(OpenError::HeaderDamaged(why))) => why,
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("the ring opened"),
+        };
+        assert!(damaged(&with_stale).contains("integrity"));
+        let mut missing = StoredChunks(stored.0.clone());
+        missing.0.remove(&5);
+        assert!(damaged(&missing).contains("missing"));
+        let mut moved = StoredChunks(stored.0.clone());
+        let two = moved.0[&2].clone();
+        moved.0.insert(5, two);
+        assert!(damaged(&moved).contains("integrity"));
+        // A ring of chunk keys does not open as a directory's, without its chunks.
+        assert!(Ring::unseal(root, second, epochs, None).is_err());
+    }
 }

@@ -805,21 +805,57 @@ fn on_postgres_the_database_s_history_opens_nothing_after_an_erasure() {
     });
     v.close().unwrap();
 
-    // Every row as it was, in a schema of its own, opened with the passphrase, token and PIN.
-    let copy = common::postgres::schema_with_rows(&pg.url, &before, |s| {
-        drop(
-            on_token(&s.name)
-                .create(RootSecret::passphrase("a vault to make the tables"))
-                .unwrap(),
-        )
-    });
-    let e = on_token(&copy.name)
-        .open(RootSecret::passphrase(VAULT_PASSPHRASE))
-        .unwrap_err();
+    // `rows` in a schema of their own, opened with the passphrase, token and PIN: the error.
+    let open_copy = |rows: &[(Vec<u8>, Vec<u8>)]| {
+        let copy = common::postgres::schema_with_rows(&pg.url, rows, |s| {
+            drop(
+                on_token(&s.name)
+                    .create(RootSecret::passphrase("a vault to make the tables"))
+                    .unwrap(),
+            )
+        });
+        on_token(&copy.name)
+            .open(RootSecret::passphrase(VAULT_PASSPHRASE))
+            .unwrap_err()
+    };
+
+    // Every row as it was.
+    let e = open_copy(&before);
     assert!(
         matches!(
             e,
             pdvault::Error::Open(pdvault::OpenError::EpochDestroyed(_))
+        ),
+        "{e:?}"
+    );
+
+    // The current ring row (its epoch key is on the token) beside the ring's chunks from
+    // before: the chunk of the erased subject's shards was sealed under a chunk key that only
+    // rows under destroyed epochs held, so the ring does not open.
+    let file_key = b"\0vault-file".to_vec();
+    let current: Vec<u8> = postgres::Client::connect(&pg.url, postgres::NoTls)
+        .unwrap()
+        .query_one(
+            &format!(
+                "SELECT value FROM \"{}\".pdvault_kv WHERE key = $1",
+                pg.name
+            ),
+            &[&file_key],
+        )
+        .unwrap()
+        .get(0);
+    let mixed: Vec<(Vec<u8>, Vec<u8>)> = before
+        .iter()
+        .map(|(k, v)| match *k == file_key {
+            true => (k.clone(), current.clone()),
+            false => (k.clone(), v.clone()),
+        })
+        .collect();
+    let e = open_copy(&mixed);
+    assert!(
+        matches!(
+            e,
+            pdvault::Error::Open(pdvault::OpenError::HeaderDamaged(_))
         ),
         "{e:?}"
     );

@@ -259,3 +259,82 @@ fn two_sweeps_at_once_do_the_work_once() {
     );
     assert!(a.audit_verify().unwrap().is_intact());
 }
+
+/// The rows of the vault's key ring and epoch keys (`meta` rows named `vault-file…` and
+/// `epoch-key…`), by key.
+fn ring_rows(pg: &common::postgres::Schema) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut c = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    let sql = format!(
+        "SELECT key, value FROM \"{}\".pdvault_kv WHERE key >= $1 AND key < $2 ORDER BY key",
+        pg.name
+    );
+    let mut out = std::collections::BTreeMap::new();
+    for (from, to) in [
+        (&b"\0vault-file"[..], &b"\0vault-filf"[..]),
+        (b"\0\x09epoch-key", b"\0\x09epoch-kez"),
+    ] {
+        for r in c.query(&sql, &[&from, &to]).unwrap() {
+            out.insert(r.get(0), r.get(1));
+        }
+    }
+    out
+}
+
+/// An erasure on PostgreSQL writes the key ring's row (master secret and chunk keys, a few KiB)
+/// and the chunks of the shards it re-keyed, not the whole ring (4,096 shard keys, 160 KiB, that
+/// the database then keeps a copy of per erasure); the epoch key it seals under replaces the
+/// old one in the same transaction, so exactly one epoch-key row is left, a new one.
+#[test]
+fn an_erasure_writes_the_ring_chunks_it_touched_and_one_epoch_key() {
+    let Some(pg) = common::postgres::Schema::new() else {
+        return;
+    };
+    let v = pg.create();
+    let alice = SubjectId::new("alice@example.com").unwrap();
+    let meta = || RecordMeta::new(Category::Contact).purpose(Purpose::new("contract").unwrap());
+    let id = v.put(&alice, meta(), b"555-0100").unwrap();
+    let epoch_rows = |rows: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<Vec<u8>> {
+        rows.keys()
+            .filter(|k| k.starts_with(b"\0\x09epoch-key"))
+            .cloned()
+            .collect()
+    };
+    let before = ring_rows(&pg);
+    let file = b"\0vault-file".to_vec();
+    assert!(
+        before[&file].len() < 8192,
+        "ring row {} bytes",
+        before[&file].len()
+    );
+    assert_eq!(
+        before.len(),
+        1 + 64 + 1,
+        "{:?}",
+        before.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(epoch_rows(&before).len(), 1);
+
+    assert!(v.erase_subject(&alice).unwrap().subject_erased);
+    let after = ring_rows(&pg);
+    assert_eq!(after.len(), before.len());
+    let changed: Vec<&Vec<u8>> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(v) && k.starts_with(b"\0vault-file/chunk/"))
+        .map(|(k, _)| k)
+        .collect();
+    // The subject's own key, its identity key and its category's key: at most three shards.
+    assert!((1..=3).contains(&changed.len()), "{changed:?}");
+    assert_ne!(before[&file], after[&file]);
+    let (old, new) = (epoch_rows(&before), epoch_rows(&after));
+    assert_eq!(new.len(), 1);
+    assert_ne!(old, new);
+
+    // Another opener reads the ring from its rows.
+    v.close().unwrap();
+    let v = pg.open();
+    assert!(
+        v.get(&alice, id, &Purpose::new("contract").unwrap())
+            .is_err()
+    );
+    assert!(v.verify().unwrap().is_whole());
+}

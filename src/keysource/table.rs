@@ -21,6 +21,9 @@ pub(crate) struct TableSource {
     engine: Arc<dyn Engine>,
     vault_id: [u8; 16],
     key: Mutex<DataKey>,
+    /// An epoch key whose row is staged in a ratchet's transaction, not yet committed: what
+    /// [`KeySource::seal`] uses for that epoch until [`TableSource::end_staging`].
+    staged: Mutex<Option<(EpochId, SecretKey)>>,
 }
 
 impl std::fmt::Debug for TableSource {
@@ -46,7 +49,31 @@ impl TableSource {
             engine,
             vault_id,
             key: Mutex::new(DataKey::new(slot_key)),
+            staged: Mutex::new(None),
         }
+    }
+
+    /// A new epoch key as the row to write in the same transaction as the ring sealed under it
+    /// (key, sealed value): the key and the ring are durable together, or neither is. Sealing
+    /// under `epoch` works from now on, without the row.
+    pub(crate) fn stage_epoch(&self, epoch: EpochId) -> (Vec<u8>, Vec<u8>) {
+        let secret = SecretKey::random();
+        let row = self.sealed_row(&epoch, &secret);
+        *self.staged_slot() = Some((epoch, secret));
+        (layout::epoch_key(&epoch.to_bytes()), row)
+    }
+
+    /// Forgets the staged epoch key (its transaction committed, or failed).
+    pub(crate) fn end_staging(&self) {
+        *self.staged_slot() = None;
+    }
+
+    fn staged_slot(&self) -> MutexGuard<'_, Option<(EpochId, SecretKey)>> {
+        self.staged.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sealed_row(&self, epoch: &EpochId, secret: &SecretKey) -> Vec<u8> {
+        crypto::seal(&self.key(), &row_ad(&self.vault_id, epoch), secret.expose())
     }
 
     fn key(&self) -> MutexGuard<'_, DataKey> {
@@ -60,6 +87,11 @@ impl TableSource {
     }
 
     fn epoch_key(&self, epoch: &EpochId) -> Result<DataKey, KeySourceError> {
+        if let Some((staged, secret)) = self.staged_slot().as_ref()
+            && staged == epoch
+        {
+            return Ok(DataKey::new(secret));
+        }
         let sealed = self
             .engine
             .get(&layout::epoch_key(&epoch.to_bytes()))
@@ -79,12 +111,7 @@ impl KeySource for TableSource {
     }
 
     fn create_epoch(&self, epoch: EpochId) -> Result<(), KeySourceError> {
-        let secret = SecretKey::random();
-        let sealed = crypto::seal(
-            &self.key(),
-            &row_ad(&self.vault_id, &epoch),
-            secret.expose(),
-        );
+        let sealed = self.sealed_row(&epoch, &SecretKey::random());
         self.engine
             .apply(vec![EngineOp::Put(
                 layout::epoch_key(&epoch.to_bytes()),

@@ -123,6 +123,17 @@ pub(crate) const VAULT_FILE: &str = "vault-file";
 /// A shared store's generation: advanced by every destruction and every policy change.
 pub(crate) const GENERATION: &str = "generation";
 
+/// Chunk `c` of a shared store's key ring (its shard keys, sealed under the chunk's key, which
+/// the vault file row holds). Under the vault file row's name, so that one scan of
+/// `meta(VAULT_FILE)` reads the row and its chunks as one statement saw them.
+pub(crate) fn ring_chunk(c: u16) -> Vec<u8> {
+    KeyBuf::new(Table::Meta)
+        .bytes(VAULT_FILE.as_bytes())
+        .bytes(b"/chunk/")
+        .u16(c)
+        .done()
+}
+
 /// The row of a shared store's epoch key (`keysource::table`).
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn epoch_key(id: &[u8; 16]) -> Vec<u8> {

@@ -250,7 +250,7 @@ impl Vault {
         let (header, root_keys) = checked_backup(from, to, &secret)?;
         if let LedgerChoice::Apply(doc) = ledger {
             let epochs = super::open::epoch_keys(from, &header, &root_keys, None)?;
-            let ring = Ring::unseal(root_keys, header, epochs)?;
+            let ring = Ring::unseal(root_keys, header, epochs, None)?;
             doc.verify(ring.vault_id(), &ring.subkey(Job::Ledger))?;
         }
         let existed = to.exists();
@@ -353,7 +353,7 @@ pub(super) fn restore_through_source(
     let backup_epoch = crate::keysource::EpochId::from_bytes(header.epoch);
     let live = make(header.key_namespace)?;
     let epochs = super::open::epoch_keys(from, &header, &root_keys, Some(live))?;
-    let mut ring = Ring::unseal(root_keys, header, epochs).map_err(|e| match e {
+    let mut ring = Ring::unseal(root_keys, header, epochs, None).map_err(|e| match e {
         crate::Error::Open(OpenError::EpochDestroyed(_))
             if backup_epoch.seq & crate::keys::BACKUP_EPOCH != 0 =>
         {

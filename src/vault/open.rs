@@ -417,7 +417,7 @@ impl VaultBuilder {
         // since: what is wrong with the current copy is the answer (a crash in a write leaves
         // the copy before with its epoch key).
         let ring =
-            Ring::unseal(root_keys, header, epochs).map_err(|e| match (e, damaged_copy) {
+            Ring::unseal(root_keys, header, epochs, None).map_err(|e| match (e, damaged_copy) {
                 (crate::Error::Open(OpenError::EpochDestroyed(_)), Some(copy)) => copy.into(),
                 (e, _) => e,
             })?;
@@ -549,10 +549,11 @@ pub(super) mod shared {
         let engine = connect(&b)?;
         // Alone while it destroys the epochs a crash left behind (no ratchet is half way).
         let _alone = engine.lock(SharedLock::Destruction, LockMode::Exclusive)?;
-        let Some(bytes) = engine.get(&layout::meta(layout::VAULT_FILE))? else {
+        let Some((header, chunks)) =
+            crate::keys::read_stored_ring(engine.scan_prefix(&layout::meta(layout::VAULT_FILE)))?
+        else {
             return Err(OpenError::NotFound(name(&b)).into());
         };
-        let header = vault_file::decode(&bytes)?;
         let root = root_key(&header.kdf, &secret)?;
         let root_keys = RootKeys::derive(&root, &header.vault_id);
         if !constant_time_eq(&root_keys.key_check, &header.key_check) {
@@ -573,7 +574,7 @@ pub(super) mod shared {
             }
             .into());
         }
-        let ring = Ring::unseal(root_keys, header, epochs)?;
+        let ring = Ring::unseal(root_keys, header, epochs, Some(&chunks))?;
         let store = Store::new(Box::new(engine), ring.subkey(Job::Manifest), b.durability)?;
         let generation = crate::keys::stored_generation(&store)?;
         let trail = Trail::load(&store, ring.subkey(Job::Audit))?;
