@@ -5,6 +5,10 @@
 //! database's history and the passphrase. A PKCS#11 token ([`Pkcs11Source`](crate::keysource))
 //! is what makes it real there.
 //!
+//! A ratchet does not go through [`KeySource::create_epoch`] and [`KeySource::destroy_epoch`]
+//! here (each its own commit): it stages the new epoch key's row ([`TableSource::stage_epoch`])
+//! and the old rows' deletion in the transaction that writes the ring sealed under it.
+//!
 //! This module knows the rows it owns (`layout::epoch_key`) and nothing else of the store.
 
 use std::sync::{Arc, Mutex, MutexGuard};
