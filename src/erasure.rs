@@ -173,9 +173,8 @@ impl Vault {
             {
                 let kinds = [crate::policy::RequestKind::Erasure];
                 let _g = self.lock_subject(&ident)?;
-                self.check_answerable(&ident, &kinds)?;
                 let mut txn = Txn::new();
-                self.close_requests_in(&mut txn, &ident, &kinds)?;
+                self.answer_requests_in(&mut txn, &ident, &kinds)?;
                 if !txn.is_empty() {
                     self.commit(txn, Vec::new())?;
                     answered = true;

@@ -339,8 +339,29 @@ impl Vault {
         subject: &SubjectRef,
         kinds: &[RequestKind],
     ) -> Result<()> {
+        self.close_answered_in(txn, subject, kinds, Unverified::LeaveOpen)
+    }
+
+    /// [`Vault::check_answerable`] and [`Vault::close_requests_in`] in one read of the
+    /// requests: refused as the first does, or every open request of `kinds` closed in `txn`.
+    pub(crate) fn answer_requests_in(
+        &self,
+        txn: &mut Txn,
+        subject: &SubjectRef,
+        kinds: &[RequestKind],
+    ) -> Result<()> {
+        self.close_answered_in(txn, subject, kinds, Unverified::Refuse)
+    }
+
+    fn close_answered_in(
+        &self,
+        txn: &mut Txn,
+        subject: &SubjectRef,
+        kinds: &[RequestKind],
+        unverified: Unverified,
+    ) -> Result<()> {
         let now = self.now();
-        for (row, mut stored) in self.requests_answered(subject, kinds, Unverified::LeaveOpen)? {
+        for (row, mut stored) in self.requests_answered(subject, kinds, unverified)? {
             stored.request.closed_at = Some(now);
             txn.put(row, &stored);
         }
