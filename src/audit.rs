@@ -2,7 +2,8 @@
 //!
 //! Every operation appends an entry: time, actor, operation, the subject's internal reference,
 //! category, record id. Never a payload, never a subject identifier. Entry `n` carries
-//! `mac_n = BLAKE3-keyed(audit key, mac_{n-1} ‖ entry_n)`, so that without the audit key nobody
+//! `mac_n = BLAKE3-keyed(audit key, mac_{n-1} ‖ entry_n)` (`entry_n` encoded up to its chain
+//! value, the last field), so that without the audit key nobody
 //! can rebuild the chain; `Trail::verify` finds any altered, removed, inserted or
 //! reordered entry and names the first bad one. Pruning old entries moves a keyed anchor forward,
 //! so that what remains still verifies.
@@ -364,10 +365,22 @@ impl Trail {
         )
     }
 
-    /// The chain value of an entry after `prev`: a keyed hash over `prev` and the entry with its
-    /// own chain value zeroed (`unchained` must have it zeroed).
-    fn mac<E: Serialize>(&self, prev: &[u8; 32], unchained: &E) -> [u8; 32] {
-        codec::with_encoded(unchained, |e| keyed_hash(&self.key, &[prev, e]))
+    /// The chain value of an entry after `prev`: a keyed hash over `prev` and the entry as it
+    /// is encoded, up to its own chain value (the last field: 32 bytes, its bytes last), so that
+    /// the chain value is computed over what is stored without hashing 32 bytes of zeros.
+    fn mac<E: Serialize>(&self, prev: &[u8; 32], entry: &E) -> [u8; 32] {
+        codec::with_encoded(entry, |e| {
+            // `e` is the version byte and the entry's fields.
+            let (format, fields) = e.split_first().unwrap_or((&0, &[]));
+            self.mac_over(prev, *format, fields)
+        })
+    }
+
+    /// [`Trail::mac`] over an entry's encoded fields (its chain value's bytes included, not
+    /// hashed). A short entry (as a read's is) keeps the input within two BLAKE3 blocks.
+    fn mac_over(&self, prev: &[u8; 32], format: u8, fields: &[u8]) -> [u8; 32] {
+        let body = &fields[..fields.len().saturating_sub(32)];
+        keyed_hash_pieces(&self.key, [&[&prev[..], &[format][..], body][..]])
     }
 
     /// Appends `unchained` (its chain value zeroed) to `block`, chained after `prev`: the chain
@@ -384,25 +397,16 @@ impl Trail {
         let Some(bytes) = block.push(unchained) else {
             return [0; 32];
         };
+        let mac = self.mac_over(prev, codec::ENTRY_FORMAT, bytes);
         // The chain value is the entry's last field: a byte string of 32 bytes, its bytes last.
-        let (body, mac_bytes) = bytes.split_at_mut(bytes.len() - 32);
-        let mac = keyed_hash_pieces(
-            &self.key,
-            [
-                &[&prev[..]][..],
-                &[&[codec::ENTRY_FORMAT][..], &*body, &*mac_bytes][..],
-            ],
-        );
-        mac_bytes.copy_from_slice(&mac);
+        let at = bytes.len().saturating_sub(32);
+        bytes[at..].copy_from_slice(&mac);
         mac
     }
 
     /// Whether `entry` carries the chain value it should after `prev`.
-    fn chains_from(&self, prev: &[u8; 32], entry: &mut AuditEntry) -> bool {
-        let claimed = std::mem::take(&mut entry.mac);
-        let expected = self.mac(prev, &*entry);
-        entry.mac = claimed;
-        claimed == expected
+    fn chains_from(&self, prev: &[u8; 32], entry: &AuditEntry) -> bool {
+        self.mac(prev, entry) == entry.mac
     }
 
     fn anchor_tag(&self, p: &ChainPoint) -> [u8; 32] {
@@ -601,7 +605,7 @@ impl Trail {
                 Ok(b) if !b.is_empty() => b,
                 _ => return bad(n + 1, first, "does not decode"),
             };
-            for (position, mut e) in (first..).zip(block) {
+            for (position, e) in (first..).zip(block) {
                 n += 1;
                 if e.seq != position {
                     return bad(
@@ -613,7 +617,7 @@ impl Trail {
                 if e.seq != prev.seq + 1 {
                     return bad(n, prev.seq + 1, "missing (removed)");
                 }
-                if !self.chains_from(&prev.mac, &mut e) {
+                if !self.chains_from(&prev.mac, &e) {
                     return bad(
                         n,
                         position,
@@ -734,6 +738,18 @@ fn put_block(txn: &mut Txn, chain: Option<u64>, block: &mut Vec<AuditEntry>) {
 mod tests {
     use super::*;
 
+    /// A trail under a fixed key, with nothing appended.
+    fn a_trail() -> Trail {
+        Trail {
+            key: SecretKey::from_bytes([5; 32]),
+            chain: None,
+            head: Mutex::new(ChainPoint::default()),
+            pending: Mutex::new(Vec::new()),
+            durable_reads: std::sync::atomic::AtomicBool::new(false),
+            meter: Meter::default(),
+        }
+    }
+
     /// A view encodes to the bytes of the entry it stands for, alone and in a block: the chain
     /// values and blocks written from views read back as entries.
     #[test]
@@ -768,18 +784,36 @@ mod tests {
         }
     }
 
+    /// An entry's chain value is computed over its fields before the chain value only: the same
+    /// whatever its own chain value bytes hold (verification hashes a stored entry as it is),
+    /// and for a read as the vault writes it (the default actor, a built-in category, a purpose
+    /// as its note) the keyed hash's input (a length, the previous chain value, the version
+    /// byte, those fields) fits two BLAKE3 blocks.
+    #[test]
+    fn a_chain_value_covers_the_fields_before_it_in_two_blocks_for_a_read() {
+        let trail = a_trail();
+        let read = Draft::new(Timestamp::now(), "pdvault".into(), AuditOp::Read)
+            .subject(SubjectRef([7; 16]))
+            .category_of(&Category::Contact)
+            .record(RecordId([9; 16]))
+            .note("billing");
+        let mut view = EntryView::unchained(u64::from(u32::MAX), &read);
+        let prev = [1u8; 32];
+        let zeroed = trail.mac(&prev, &view);
+        view.mac = [0xa5; 32];
+        assert_eq!(trail.mac(&prev, &view), zeroed);
+        view.note = Some("billinh");
+        assert_ne!(trail.mac(&prev, &view), zeroed);
+        let fields = codec::encode(&view).len() - 1 - 32;
+        let hashed = 8 + 32 + 1 + fields;
+        assert!(hashed <= 128, "a read's chain value hashes {hashed} bytes");
+    }
+
     /// An entry chained into a block gets the chain value `Trail::mac` gives it, and the block
     /// is the encoding of the chained entries: what verification recomputes.
     #[test]
     fn chaining_into_a_block_matches_the_chain_value_and_the_block_encoding() {
-        let trail = Trail {
-            key: SecretKey::from_bytes([5; 32]),
-            chain: None,
-            head: Mutex::new(ChainPoint::default()),
-            pending: Mutex::new(Vec::new()),
-            durable_reads: std::sync::atomic::AtomicBool::new(false),
-            meter: Meter::default(),
-        };
+        let trail = a_trail();
         let at = Timestamp::from_second(1_700_000_000).unwrap();
         let drafts = [
             Draft::new(at, "operator".into(), AuditOp::Read)

@@ -36,7 +36,7 @@ use crate::error::{OpenError, StorageError};
 
 const MAGIC: &[u8; 8] = b"PDVAULT1";
 /// The vault format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: u16 = 7;
+pub(crate) const FORMAT_VERSION: u16 = 8;
 const PREFIX_LEN: usize = 8 + 2 + 4;
 const CHECKSUM_LEN: usize = 32;
 const MAX_BODY: usize = 4 * 1024 * 1024;
