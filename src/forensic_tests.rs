@@ -127,6 +127,7 @@ pub(crate) fn open_record(
         id,
         entry.version,
         entry.key_gen,
+        entry.updated_at,
         &crate::storage::entries::meta_digest(&entry.meta),
     );
     crypto::open(key, &ad, &entry.sealed).ok()

@@ -11,7 +11,8 @@ use super::SecretKey;
 use crate::error::IntegrityError;
 
 const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
+/// The length of a seal's tag, its last bytes.
+pub(crate) const TAG_LEN: usize = 16;
 /// Bytes a seal adds to its plaintext.
 pub(crate) const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 

@@ -9,7 +9,7 @@ mod kdf;
 mod password;
 mod secret;
 
-pub(crate) use aead::{DataKey, SEAL_OVERHEAD, open, open_in_place, seal};
+pub(crate) use aead::{DataKey, SEAL_OVERHEAD, TAG_LEN, open, open_in_place, seal};
 pub use kdf::KdfParams;
 pub(crate) use kdf::{derive_passphrase_key, derive_subkey, keyed_hash, keyed_hash_pieces};
 pub(crate) use password::{hash_secret, verify_secret};

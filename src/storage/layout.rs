@@ -198,6 +198,25 @@ pub(crate) fn is_cached(key: &[u8]) -> bool {
     key.first() == Some(&(Table::Subject as u8))
 }
 
+/// The bytes of the value at `key` that the store's manifest hashes with the key: the whole
+/// value, or, for a row whose last bytes authenticate all of it under a key of the vault, those
+/// bytes only. A record ends in its payload's tag, whose associated data binds every other field
+/// ([`record_ad`](crate::vault::record_ad)); an audit block ends in its last entry's chain
+/// value, which the chain binds every entry of the block to. A change to the rest of such a row is
+/// found where `verify` opens the record or checks the chain; the manifest still finds a row
+/// removed, added, replaced by another version or moved.
+pub(crate) fn manifest_part<'v>(key: &[u8], value: &'v [u8]) -> &'v [u8] {
+    let authenticating = match key.first().and_then(|b| Table::from_byte(*b)) {
+        Some(Table::Record) => crate::crypto::TAG_LEN,
+        Some(Table::Audit) => 32,
+        _ => return value,
+    };
+    value
+        .len()
+        .checked_sub(authenticating)
+        .map_or(value, |at| &value[at..])
+}
+
 pub(crate) fn record(r: &SubjectRef, id: &RecordId) -> Vec<u8> {
     KeyBuf::new(Table::Record)
         .bytes(r.as_bytes())

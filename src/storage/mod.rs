@@ -219,7 +219,10 @@ impl Store {
     }
 
     fn entry_hash(&self, key: &[u8], value: &[u8]) -> [u8; 32] {
-        keyed_hash(&self.manifest_key, &[key, value])
+        keyed_hash(
+            &self.manifest_key,
+            &[key, layout::manifest_part(key, value)],
+        )
     }
 
     /// Reads and decodes one entry.

@@ -70,26 +70,32 @@ impl VerifyReport {
 }
 
 /// The length of a record's associated data.
-const RECORD_AD_LEN: usize = 15 + 16 + 16 + 16 + 4 + 4 + 32;
+const RECORD_AD_LEN: usize = 15 + 16 + 16 + 16 + 4 + 4 + 12 + 32;
 
 /// The associated data of a record's payload: vault, subject, record id, version, key
-/// generation and the digest of the metadata ([`meta_digest`], which covers the category).
+/// generation, time of the last write and the digest of the metadata ([`meta_digest`], which
+/// covers the category): every field of a stored record but its format byte is bound by the
+/// payload's tag, which is what the store's manifest hashes of a record
+/// ([`layout::manifest_part`](crate::storage::layout::manifest_part)).
 pub(crate) fn record_ad(
     vault_id: &[u8; 16],
     subject: &SubjectRef,
     id: &RecordId,
     version: u32,
     key_gen: u32,
+    updated_at: jiff::Timestamp,
     meta_digest: &[u8; 32],
 ) -> [u8; RECORD_AD_LEN] {
     let mut ad = [0u8; RECORD_AD_LEN];
-    let parts: [&[u8]; 7] = [
+    let parts: [&[u8]; 9] = [
         b"pdvault/record/",
         vault_id,
         subject.as_bytes(),
         id.as_bytes(),
         &version.to_be_bytes(),
         &key_gen.to_be_bytes(),
+        &updated_at.as_second().to_be_bytes(),
+        &updated_at.subsec_nanosecond().to_be_bytes(),
         meta_digest,
     ];
     let mut at = 0;
@@ -1076,6 +1082,7 @@ impl Vault {
             &record,
             stored.entry.version,
             stored.entry.key_gen,
+            stored.entry.updated_at,
             &stored.meta_digest,
         )
     }
@@ -1245,7 +1252,7 @@ pub(crate) fn seal_record(
 ) -> EncodedRecord {
     let sealed_len = payload.len() + crypto::SEAL_OVERHEAD;
     encode_record(meta, version, key_gen, now, sealed_len, |meta_digest| {
-        let ad = record_ad(vault_id, ident, &id, version, key_gen, meta_digest);
+        let ad = record_ad(vault_id, ident, &id, version, key_gen, now, meta_digest);
         crypto::seal(key, &ad, payload)
     })
 }

@@ -1284,12 +1284,21 @@ mod first_pass {
         swapped.sealed = original.sealed.clone();
         write(&v, &sb_ref, &b1, &swapped);
         assert!(matches!(v.get(&bob, b1, &sa()), Err(Error::Integrity(_))));
-        // Metadata altered: purposes, basis, category, version.
-        let alterations: [fn(&mut RecordEntry); 4] = [
+        // Metadata altered: purposes, basis, category, version, key generation, time of the
+        // last write (every field is bound by the payload's tag, all the store's manifest
+        // hashes of a record).
+        let alterations: [fn(&mut RecordEntry); 6] = [
             |e| e.meta.purposes.push(Purpose::new("marketing").unwrap()),
             |e| e.meta.basis = LegalBasis::VitalInterests,
             |e| e.meta.category = Category::Usage,
             |e| e.version += 1,
+            |e| e.key_gen += 1,
+            |e| {
+                e.updated_at = e
+                    .updated_at
+                    .checked_add(jiff::Span::new().nanoseconds(1))
+                    .unwrap()
+            },
         ];
         for alter in alterations {
             let mut e = original.clone();
