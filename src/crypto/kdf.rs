@@ -86,23 +86,24 @@ pub(crate) fn keyed_hash_pieces<'p, 'b: 'p>(
     key: &SecretKey,
     parts: impl IntoIterator<Item = &'p [&'b [u8]]>,
 ) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_keyed(key.expose());
-    // Short inputs (a chain value, an index, a small row) are gathered and handed over in one
-    // update: each update has a fixed cost that exceeds hashing a few dozen bytes.
+    // Short inputs (a chain value, an index, a small row) are gathered and hashed in one call:
+    // each update of a hasher has a fixed cost that exceeds hashing a few dozen bytes, and an
+    // input that fits the buffer is hashed at once, without a hasher's state.
     let mut gathered = Gather {
+        key,
+        hasher: None,
         buf: [0; GATHER_LEN],
         len: 0,
         filled: 0,
     };
     for pieces in parts {
         let len: usize = pieces.iter().map(|p| p.len()).sum();
-        gathered.add(&mut h, &(len as u64).to_le_bytes());
+        gathered.add(&(len as u64).to_le_bytes());
         for p in pieces {
-            gathered.add(&mut h, p);
+            gathered.add(p);
         }
     }
-    h.update(&gathered.buf[..gathered.len]);
-    *h.finalize().as_bytes()
+    gathered.finish()
 }
 
 /// How many bytes [`keyed_hash_pieces`] gathers before updating the hash.
@@ -110,16 +111,22 @@ const GATHER_LEN: usize = 256;
 
 /// Bytes on their way into a hash (the same hash as updating with each piece in turn). Holds
 /// inputs that may be key material: what was filled is wiped on drop.
-struct Gather {
+struct Gather<'k> {
+    key: &'k SecretKey,
+    /// Made once the input outgrows `buf`.
+    hasher: Option<blake3::Hasher>,
     buf: [u8; GATHER_LEN],
     len: usize,
     /// The most of `buf` ever filled.
     filled: usize,
 }
 
-impl Gather {
-    fn add(&mut self, h: &mut blake3::Hasher, bytes: &[u8]) {
+impl Gather<'_> {
+    fn add(&mut self, bytes: &[u8]) {
         if self.len + bytes.len() > GATHER_LEN {
+            let h = self
+                .hasher
+                .get_or_insert_with(|| blake3::Hasher::new_keyed(self.key.expose()));
             h.update(&self.buf[..self.len]);
             self.len = 0;
             if bytes.len() > GATHER_LEN {
@@ -131,9 +138,18 @@ impl Gather {
         self.len += bytes.len();
         self.filled = self.filled.max(self.len);
     }
+
+    fn finish(mut self) -> [u8; 32] {
+        let rest = &self.buf[..self.len];
+        let hash = match self.hasher.as_mut() {
+            Some(h) => h.update(rest).finalize(),
+            None => blake3::keyed_hash(self.key.expose(), rest),
+        };
+        *hash.as_bytes()
+    }
 }
 
-impl Drop for Gather {
+impl Drop for Gather<'_> {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.buf[..self.filled]);
     }

@@ -48,7 +48,8 @@ pub(crate) fn encode_with_capacity<T: Serialize + ?Sized>(value: &T, capacity: u
 }
 
 /// Appends the fields of `value` to an encoding begun by [`encode`] (no format byte): a value
-/// encoded as `encode(&a)` then `encode_fields_onto(&b)` decodes as [`decode_split`]'s `(a, b)`.
+/// encoded as `encode(&a)` then `encode_fields_onto(&b)` decodes as a struct with the fields of
+/// `a`, then those of `b`.
 pub(crate) fn encode_fields_onto<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     let start = out.len();
     if bincode::serde::encode_into_std_write(value, &mut *out, config()).is_err() {
@@ -105,17 +106,14 @@ impl ShortSeq {
         self.buf[1] as usize
     }
 
-    /// Appends `item` and returns its bytes: those of `encode(item)` after the version byte.
-    /// Refused (`None`, nothing appended) once the sequence holds [`SHORT_SEQ_MAX`] items.
-    pub(crate) fn push<T: Serialize + ?Sized>(&mut self, item: &T) -> Option<&mut [u8]> {
+    /// Appends the item `write` encodes ([`FieldWriter`]) and returns its bytes. Refused
+    /// (`None`, nothing appended) once the sequence holds [`SHORT_SEQ_MAX`] items.
+    pub(crate) fn push_with(&mut self, write: impl FnOnce(&mut FieldWriter)) -> Option<&mut [u8]> {
         if self.len() >= SHORT_SEQ_MAX {
             return None;
         }
         let start = self.buf.len();
-        if bincode::serde::encode_into_std_write(item, &mut self.buf, config()).is_err() {
-            self.buf.truncate(start);
-            return None;
-        }
+        write(&mut FieldWriter::new(&mut self.buf));
         self.buf[1] += 1;
         Some(&mut self.buf[start..])
     }
@@ -208,20 +206,180 @@ pub(crate) fn decode_prefix<T: DeserializeOwned>(
     Ok((v, 1 + used))
 }
 
-/// Decodes a value encoded as a pair `(A, B)` (or a struct whose fields are those of `A`, then
-/// those of `B`), refusing anything malformed. Also returns the bytes that encode `A` alone:
-/// the same bytes as `encode(&a)` for a value this code encoded.
-pub(crate) fn decode_split<'a, A: DeserializeOwned, B: Deserialize<'a>>(
-    bytes: &'a [u8],
-    what: &'static str,
-) -> Result<(A, &'a [u8], B), StorageError> {
-    let body = body(bytes, what)?;
-    let (a, used_a) = decode_part(body, what)?;
-    let (b, used_b) = decode_part(&body[used_a..], what)?;
-    if used_a + used_b != body.len() {
-        return Err(StorageError::Malformed(what));
+/// Reads a value encoded by [`encode`] field by field, for a hot path that decodes a fixed
+/// layout by hand (a stored record) instead of through serde: each method reads one field as
+/// bincode's standard configuration lays it out (little-endian varints, zigzag for signed
+/// integers, a varint length before bytes and text, a byte before an option) and accepts
+/// exactly what bincode accepts there. `None` is malformed input.
+pub(crate) struct FieldReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> FieldReader<'a> {
+    /// A reader of the fields of `bytes`, after checking its version byte and size.
+    pub(crate) fn new(bytes: &'a [u8], what: &'static str) -> Result<Self, StorageError> {
+        Ok(FieldReader {
+            rest: body(bytes, what)?,
+        })
     }
-    Ok((a, &bytes[..1 + used_a], b))
+
+    /// How many bytes are left.
+    pub(crate) fn remaining(&self) -> usize {
+        self.rest.len()
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (taken, rest) = self.rest.split_at_checked(n)?;
+        self.rest = rest;
+        Some(taken)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.rest.split_first()?;
+        self.rest = rest;
+        Some(b)
+    }
+
+    /// An unsigned varint of at most `max_tag`'s width (252: 32 bits, 253: 64 bits).
+    fn varint(&mut self, max_tag: u8) -> Option<u64> {
+        let tag = self.byte()?;
+        if tag > max_tag {
+            return None;
+        }
+        Some(match tag {
+            0..=250 => u64::from(tag),
+            251 => u64::from(u16::from_le_bytes(self.array()?)),
+            252 => u64::from(u32::from_le_bytes(self.array()?)),
+            _ => u64::from_le_bytes(self.array()?),
+        })
+    }
+
+    /// A `u64` (also a length).
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        self.varint(253)
+    }
+
+    /// A `u32` (also an enum's variant index).
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        self.varint(252).map(|v| v as u32)
+    }
+
+    /// An `i64`.
+    pub(crate) fn i64(&mut self) -> Option<i64> {
+        let n = self.u64()?;
+        Some(((n >> 1) as i64) ^ -((n & 1) as i64))
+    }
+
+    /// An `i32`.
+    pub(crate) fn i32(&mut self) -> Option<i32> {
+        let n = self.u32()?;
+        Some(((n >> 1) as i32) ^ -((n & 1) as i32))
+    }
+
+    /// A byte string, borrowed.
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.u64()?).ok()?;
+        self.take(len)
+    }
+
+    /// A string, borrowed.
+    pub(crate) fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+
+    /// Whether an option is `Some` (its value follows).
+    pub(crate) fn option(&mut self) -> Option<bool> {
+        match self.byte()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    /// A timestamp laid out as [`crate::storage::timestamp`] lays it out.
+    pub(crate) fn timestamp(&mut self) -> Option<jiff::Timestamp> {
+        let (seconds, nanos) = (self.i64()?, self.i32()?);
+        jiff::Timestamp::new(seconds, nanos).ok()
+    }
+}
+
+/// Appends fields to an encoding as bincode's standard configuration lays them out: the
+/// writing side of [`FieldReader`], for a hot path that encodes a fixed layout by hand (an audit
+/// entry). Each method writes the bytes serde would for a field of that type.
+pub(crate) struct FieldWriter<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl<'a> FieldWriter<'a> {
+    /// A writer appending to `out`.
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        FieldWriter { out }
+    }
+
+    /// A `u64` (also a length).
+    pub(crate) fn u64(&mut self, v: u64) {
+        if v <= 250 {
+            self.out.push(v as u8);
+        } else if let Ok(v) = u16::try_from(v) {
+            self.out.push(251);
+            self.out.extend_from_slice(&v.to_le_bytes());
+        } else if let Ok(v) = u32::try_from(v) {
+            self.out.push(252);
+            self.out.extend_from_slice(&v.to_le_bytes());
+        } else {
+            self.out.push(253);
+            self.out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// A `u32` (also an enum's variant index).
+    pub(crate) fn u32(&mut self, v: u32) {
+        self.u64(u64::from(v));
+    }
+
+    /// An `i64`.
+    pub(crate) fn i64(&mut self, v: i64) {
+        self.u64(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    /// An `i32`.
+    pub(crate) fn i32(&mut self, v: i32) {
+        self.u32(((v << 1) ^ (v >> 31)) as u32);
+    }
+
+    /// A byte string.
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.u64(b.len() as u64);
+        self.out.extend_from_slice(b);
+    }
+
+    /// A string.
+    pub(crate) fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+
+    /// An option: whether a value follows (the caller writes it).
+    pub(crate) fn option(&mut self, some: bool) {
+        self.out.push(u8::from(some));
+    }
+
+    /// An optional string.
+    pub(crate) fn option_str(&mut self, s: Option<&str>) {
+        self.option(s.is_some());
+        if let Some(s) = s {
+            self.str(s);
+        }
+    }
+
+    /// A timestamp laid out as [`crate::storage::timestamp`] lays it out.
+    pub(crate) fn timestamp(&mut self, t: jiff::Timestamp) {
+        self.i64(t.as_second());
+        self.i32(t.subsec_nanosecond());
+    }
 }
 
 #[cfg(test)]
@@ -230,36 +388,86 @@ mod tests {
 
     use super::*;
 
-    #[derive(Serialize, Deserialize, PartialEq, Debug)]
-    struct Pair {
-        a: (u32, String),
-        b: u64,
-        c: Vec<u8>,
-    }
-
+    /// Every field read by hand reads what serde encoded, and every field written by hand is
+    /// what serde writes, at each width of a varint; the reader refuses what bincode refuses: a wider varint than the type, a bad option byte, text
+    /// that is not UTF-8, a length beyond the input.
     #[test]
-    fn a_split_decoding_reads_the_parts_and_the_first_part_s_bytes() {
-        let v = Pair {
-            a: (300, "contact".into()),
-            b: u64::MAX,
-            c: vec![1, 2, 3],
-        };
-        let bytes = encode(&v);
-        let (a, a_bytes, (b, c)) =
-            decode_split::<(u32, String), (u64, Vec<u8>)>(&bytes, "test").unwrap();
-        assert_eq!(Pair { a, b, c }, v);
-        assert_eq!(a_bytes, encode(&v.a));
-        // Trailing bytes, a short second part, a wrong version: refused.
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(decode_split::<(u32, String), (u64, Vec<u8>)>(&longer, "test").is_err());
-        assert!(
-            decode_split::<(u32, String), (u64, Vec<u8>)>(&bytes[..bytes.len() - 1], "test")
-                .is_err()
-        );
-        let mut other = bytes;
-        other[0] = ENTRY_FORMAT + 1;
-        assert!(decode_split::<(u32, String), (u64, Vec<u8>)>(&other, "test").is_err());
+    fn fields_read_and_written_by_hand_are_bincode_s() {
+        #[derive(Serialize)]
+        struct Fields<'a> {
+            a: u64,
+            b: u32,
+            c: i64,
+            d: i32,
+            #[serde(with = "serde_bytes")]
+            e: &'a [u8],
+            f: &'a str,
+            g: Option<u8>,
+            #[serde(with = "crate::storage::timestamp")]
+            h: jiff::Timestamp,
+        }
+        let ints = [0u64, 1, 250, 251, 65_535, 65_536, u32::MAX as u64, u64::MAX];
+        for &n in &ints {
+            for g in [None, Some(7)] {
+                let v = Fields {
+                    a: n,
+                    b: n as u32,
+                    c: n as i64,
+                    d: n as i32,
+                    e: &[1, 2, 3],
+                    f: "contact",
+                    g,
+                    h: jiff::Timestamp::new(n as i64 % 1_000_000_000, (n % 1_000_000) as i32)
+                        .unwrap(),
+                };
+                let bytes = encode(&v);
+                let mut r = FieldReader::new(&bytes, "test").unwrap();
+                assert_eq!(r.u64(), Some(v.a));
+                assert_eq!(r.u32(), Some(v.b));
+                assert_eq!(r.i64(), Some(v.c));
+                assert_eq!(r.i32(), Some(v.d));
+                assert_eq!(r.bytes(), Some(v.e));
+                assert_eq!(r.str(), Some(v.f));
+                assert_eq!(r.option(), Some(g.is_some()));
+                if g.is_some() {
+                    assert_eq!(r.byte(), Some(7));
+                }
+                assert_eq!(r.timestamp(), Some(v.h));
+                assert_eq!(r.remaining(), 0);
+            }
+        }
+        for &n in &ints {
+            let v = Fields {
+                a: n,
+                b: n as u32,
+                c: -(n as i64),
+                d: -(n as i32),
+                e: b"",
+                f: "x",
+                g: None,
+                h: jiff::Timestamp::MIN,
+            };
+            let mut by_hand = vec![ENTRY_FORMAT];
+            let mut w = FieldWriter::new(&mut by_hand);
+            w.u64(v.a);
+            w.u32(v.b);
+            w.i64(v.c);
+            w.i32(v.d);
+            w.bytes(v.e);
+            w.str(v.f);
+            w.option(false);
+            w.timestamp(v.h);
+            assert_eq!(by_hand, encode(&v), "{n}");
+        }
+        fn read(bytes: &[u8]) -> FieldReader<'_> {
+            FieldReader { rest: bytes }
+        }
+        assert_eq!(read(&[253, 0, 0, 0, 0, 0, 0, 0, 0]).u32(), None);
+        assert_eq!(read(&[254]).u64(), None);
+        assert_eq!(read(&[2]).option(), None);
+        assert_eq!(read(&[1, 0xff]).str(), None);
+        assert_eq!(read(&[4, 1, 2]).bytes(), None);
+        assert!(FieldReader::new(&[ENTRY_FORMAT + 1], "test").is_err());
     }
 
     /// A sequence built item by item encodes as the `Vec` of its items, at every length it
@@ -269,12 +477,18 @@ mod tests {
         let items: Vec<(u64, String)> = (0..SHORT_SEQ_MAX as u64)
             .map(|i| (i * 1_000_003, "x".repeat(i as usize % 7)))
             .collect();
+        fn write(item: &(u64, String)) -> impl FnOnce(&mut FieldWriter) + '_ {
+            move |w| {
+                w.u64(item.0);
+                w.str(&item.1);
+            }
+        }
         let mut seq = ShortSeq::new();
         for (n, item) in items.iter().enumerate() {
-            assert_eq!(seq.push(item).unwrap(), &encode(item)[1..]);
+            assert_eq!(seq.push_with(write(item)).unwrap(), &encode(item)[1..]);
             assert_eq!(seq.len(), n + 1);
         }
-        assert!(seq.push(&items[0]).is_none());
+        assert!(seq.push_with(write(&items[0])).is_none());
         assert_eq!(seq.into_bytes(), encode(&items));
         assert_eq!(ShortSeq::new().into_bytes(), encode(&Vec::<u8>::new()));
     }
