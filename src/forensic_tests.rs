@@ -128,9 +128,9 @@ pub(crate) fn open_record(
         entry.version,
         entry.key_gen,
         entry.updated_at,
-        &crate::storage::entries::meta_digest(&entry.meta),
+        &crate::storage::codec::encode(&entry.meta),
     );
-    crypto::open(key, &ad, &entry.sealed).ok()
+    crypto::open(key, ad.as_bytes(), &entry.sealed).ok()
 }
 
 // ---------------------------------------------------------------------------------------------

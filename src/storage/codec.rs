@@ -307,6 +307,47 @@ impl<'a> FieldReader<'a> {
     }
 }
 
+/// A short byte string kept inline, up to `N` bytes, and on the heap beyond: a record's stored
+/// metadata and its payload's associated data, built at every read and write without an
+/// allocation.
+pub(crate) struct ShortBytes<const N: usize> {
+    inline: [u8; N],
+    len: usize,
+    /// The bytes, when longer than `N` (empty otherwise: an empty `Vec` allocates nothing).
+    spilled: Vec<u8>,
+}
+
+impl<const N: usize> ShortBytes<N> {
+    /// The concatenation of `parts`.
+    pub(crate) fn concat(parts: &[&[u8]]) -> Self {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut out = ShortBytes {
+            inline: [0; N],
+            len,
+            spilled: Vec::new(),
+        };
+        if len > N {
+            out.spilled = parts.concat();
+        } else {
+            let mut at = 0;
+            for p in parts {
+                out.inline[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+        }
+        out
+    }
+
+    /// The bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        if self.len > N {
+            &self.spilled
+        } else {
+            &self.inline[..self.len]
+        }
+    }
+}
+
 /// Appends fields to an encoding as bincode's standard configuration lays them out: the
 /// writing side of [`FieldReader`], for a hot path that encodes a fixed layout by hand (an audit
 /// entry). Each method writes the bytes serde would for a field of that type.
@@ -468,6 +509,16 @@ mod tests {
         assert_eq!(read(&[1, 0xff]).str(), None);
         assert_eq!(read(&[4, 1, 2]).bytes(), None);
         assert!(FieldReader::new(&[ENTRY_FORMAT + 1], "test").is_err());
+    }
+
+    /// Short bytes are the concatenation of their parts, inline or spilled.
+    #[test]
+    fn short_bytes_concatenate_their_parts_at_every_length() {
+        for (a, b) in [(0, 0), (3, 4), (8, 0), (4, 5), (20, 30)] {
+            let (x, y) = (vec![1u8; a], vec![2u8; b]);
+            let joined = ShortBytes::<8>::concat(&[&x, &y]);
+            assert_eq!(joined.as_bytes(), [x, y].concat());
+        }
     }
 
     /// A sequence built item by item encodes as the `Vec` of its items, at every length it

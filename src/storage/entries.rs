@@ -41,21 +41,28 @@ pub(crate) struct EncodedRecord {
     pub(crate) bytes: Vec<u8>,
 }
 
-/// Encodes a record whose payload `seal` seals (`sealed_len` bytes), given the
-/// [`meta_digest`] its associated data binds: the metadata is encoded once, and hashed from the
-/// bytes that are stored; the whole record is written into one buffer of the size it takes.
+/// The stored bytes of a record's metadata (its format byte, then its fields), which its
+/// payload's associated data binds: short enough to keep inline for any usual metadata.
+pub(crate) type MetaBytes = codec::ShortBytes<META_INLINE>;
+
+/// How many bytes of metadata [`MetaBytes`] keeps inline.
+const META_INLINE: usize = 160;
+
+/// Encodes a record whose payload `seal` seals (`sealed_len` bytes), given the stored bytes of
+/// its metadata, which its associated data binds: the metadata is encoded once, and the whole
+/// record is written into one buffer of the size it takes.
 pub(crate) fn encode_record(
     meta: RecordMeta,
     version: u32,
     key_gen: u32,
     updated_at: Timestamp,
     sealed_len: usize,
-    seal: impl FnOnce(&[u8; 32]) -> Vec<u8>,
+    seal: impl FnOnce(&[u8]) -> Vec<u8>,
 ) -> EncodedRecord {
     // The metadata's names and times, and the tail's numbers and length: generous, a guess.
     const FIELDS_LEN: usize = 256;
     let mut bytes = codec::encode_with_capacity(&meta, FIELDS_LEN + sealed_len);
-    let sealed = seal(blake3::hash(&bytes).as_bytes());
+    let sealed = seal(&bytes);
     codec::encode_fields_onto(
         &RecordTail {
             version,
@@ -68,29 +75,24 @@ pub(crate) fn encode_record(
     EncodedRecord { meta, bytes }
 }
 
-/// The digest of a record's metadata that its payload's associated data binds: BLAKE3 of the
-/// metadata's encoding.
-pub(crate) fn meta_digest(meta: &RecordMeta) -> [u8; 32] {
-    codec::with_encoded(meta, |m| *blake3::hash(m).as_bytes())
-}
-
-/// A record entry with its [`meta_digest`].
+/// A record entry with the stored bytes of its metadata.
 pub(crate) struct StoredRecord {
     pub(crate) entry: RecordEntry,
-    pub(crate) meta_digest: [u8; 32],
+    pub(crate) meta_bytes: MetaBytes,
 }
 
 impl StoredRecord {
-    /// An entry made or decoded elsewhere: its metadata is encoded again to be hashed.
+    /// An entry made or decoded elsewhere: its metadata is encoded again, as it is stored.
     pub(crate) fn from_entry(entry: RecordEntry) -> Self {
-        let meta_digest = meta_digest(&entry.meta);
-        StoredRecord { entry, meta_digest }
+        let meta_bytes = codec::with_encoded(&entry.meta, |m| MetaBytes::concat(&[m]));
+        StoredRecord { entry, meta_bytes }
     }
 
-    /// Decodes a stored record, hashing the stored bytes of its metadata instead of encoding it
-    /// again. Those bytes are what [`meta_digest`] hashes for any record this code wrote; bytes
-    /// that decode to the same metadata but differ (altered on disk) give another digest, and the
-    /// payload does not open. The sealed payload, the last field, stays in `raw`'s buffer.
+    /// Decodes a stored record, keeping the stored bytes of its metadata instead of encoding it
+    /// again. Those bytes are what [`StoredRecord::from_entry`] encodes for any record this code
+    /// wrote; bytes that decode to the same metadata but differ (altered on disk) are other
+    /// associated data, and the payload does not open. The sealed payload, the last field, stays
+    /// in `raw`'s buffer.
     ///
     /// Read field by field ([`codec::FieldReader`]), not through serde (a get's and a scanned
     /// record's largest cost after the cipher and the store): it accepts exactly what decoding a
@@ -110,11 +112,11 @@ impl StoredRecord {
             return Err(malformed());
         }
         let sealed_len = sealed.len();
-        let meta_digest = *blake3::hash(&raw[..meta_len]).as_bytes();
+        let meta_bytes = MetaBytes::concat(&[&raw[..meta_len]]);
         // Every byte was read: the sealed payload ends the buffer.
         raw.drain(..raw.len() - sealed_len);
         Ok(StoredRecord {
-            meta_digest,
+            meta_bytes,
             entry: RecordEntry {
                 meta,
                 version,
@@ -290,10 +292,10 @@ mod tests {
     use super::*;
     use crate::model::{Category, LegalBasis, Purpose};
 
-    /// A stored record decodes, field by field, to the entry that was encoded, with the digest
-    /// of its metadata's own encoding.
+    /// A stored record decodes, field by field, to the entry that was encoded, with its
+    /// metadata's own encoding.
     #[test]
-    fn a_stored_record_decodes_to_its_entry_and_metadata_digest() {
+    fn a_stored_record_decodes_to_its_entry_and_metadata_bytes() {
         let at = Timestamp::from_second(1_700_000_000).unwrap();
         let metas = [
             RecordMeta::new(Category::Contact).collected_at(at),
@@ -315,16 +317,16 @@ mod tests {
             let stored = StoredRecord::decode(codec::encode(&entry)).unwrap();
             assert_eq!(stored.entry, entry);
             // Encoded in one pass, the same bytes, sealed over the same digest.
-            let one_pass = encode_record(entry.meta.clone(), 7, 300, at, 70, |digest| {
-                assert_eq!(digest, &meta_digest(&entry.meta));
+            let one_pass = encode_record(entry.meta.clone(), 7, 300, at, 70, |meta_bytes| {
+                assert_eq!(meta_bytes, codec::encode(&entry.meta));
                 vec![9; 70]
             });
             assert_eq!(one_pass.bytes, codec::encode(&entry));
             assert_eq!(one_pass.meta, entry.meta);
-            assert_eq!(stored.meta_digest, meta_digest(&entry.meta));
+            assert_eq!(stored.meta_bytes.as_bytes(), codec::encode(&entry.meta));
             assert_eq!(
-                stored.meta_digest,
-                StoredRecord::from_entry(entry).meta_digest
+                stored.meta_bytes.as_bytes(),
+                StoredRecord::from_entry(entry).meta_bytes.as_bytes()
             );
         }
     }

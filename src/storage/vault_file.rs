@@ -36,7 +36,7 @@ use crate::error::{OpenError, StorageError};
 
 const MAGIC: &[u8; 8] = b"PDVAULT1";
 /// The vault format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: u16 = 8;
+pub(crate) const FORMAT_VERSION: u16 = 9;
 const PREFIX_LEN: usize = 8 + 2 + 4;
 const CHECKSUM_LEN: usize = 32;
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -430,12 +430,12 @@ mod tests {
         g[20] ^= 1;
         assert!(matches!(decode(&g), Err(OpenError::HeaderDamaged(_))));
         let mut newer = b[..b.len() - 32].to_vec();
-        newer[8] = 9;
+        newer[8..10].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         let sum = blake3::hash(&newer);
         newer.extend_from_slice(sum.as_bytes());
         assert!(matches!(
             decode(&newer),
-            Err(OpenError::NewerFormat { found: 9, .. })
+            Err(OpenError::NewerFormat { found, .. }) if found == FORMAT_VERSION + 1
         ));
         assert!(matches!(
             decode(&[0; 200]),

@@ -69,13 +69,18 @@ impl VerifyReport {
     }
 }
 
-/// The length of a record's associated data.
-const RECORD_AD_LEN: usize = 15 + 16 + 16 + 16 + 4 + 4 + 12 + 32;
+/// A record's associated data ([`record_ad`]), inline unless its metadata is long.
+pub(crate) type RecordAd = codec::ShortBytes<RECORD_AD_INLINE>;
+
+/// How many bytes of associated data [`RecordAd`] keeps inline: the fixed fields and 160 bytes of
+/// metadata.
+const RECORD_AD_INLINE: usize = 15 + 16 + 16 + 16 + 4 + 4 + 12 + 160;
 
 /// The associated data of a record's payload: vault, subject, record id, version, key
-/// generation, time of the last write and the digest of the metadata ([`meta_digest`], which
-/// covers the category): every field of a stored record but its format byte is bound by the
-/// payload's tag, which is what the store's manifest hashes of a record
+/// generation, time of the last write, then the stored bytes of the metadata (its format byte
+/// and fields, which cover the category; the fields before it have fixed lengths, so the
+/// metadata needs no length): every field of a stored record but its format byte is bound by
+/// the payload's tag, which is what the store's manifest hashes of a record
 /// ([`layout::manifest_part`](crate::storage::layout::manifest_part)).
 pub(crate) fn record_ad(
     vault_id: &[u8; 16],
@@ -84,10 +89,9 @@ pub(crate) fn record_ad(
     version: u32,
     key_gen: u32,
     updated_at: jiff::Timestamp,
-    meta_digest: &[u8; 32],
-) -> [u8; RECORD_AD_LEN] {
-    let mut ad = [0u8; RECORD_AD_LEN];
-    let parts: [&[u8]; 9] = [
+    meta_bytes: &[u8],
+) -> RecordAd {
+    RecordAd::concat(&[
         b"pdvault/record/",
         vault_id,
         subject.as_bytes(),
@@ -96,15 +100,8 @@ pub(crate) fn record_ad(
         &key_gen.to_be_bytes(),
         &updated_at.as_second().to_be_bytes(),
         &updated_at.subsec_nanosecond().to_be_bytes(),
-        meta_digest,
-    ];
-    let mut at = 0;
-    for p in parts {
-        ad[at..at + p.len()].copy_from_slice(p);
-        at += p.len();
-    }
-    debug_assert_eq!(at, RECORD_AD_LEN);
-    ad
+        meta_bytes,
+    ])
 }
 
 fn check_payload(payload: &[u8]) -> Result<()> {
@@ -1070,12 +1067,7 @@ impl Vault {
     }
 
     /// The associated data of a stored record of subject `ident`.
-    fn stored_ad(
-        &self,
-        ident: &SubjectRef,
-        record: RecordId,
-        stored: &StoredRecord,
-    ) -> [u8; RECORD_AD_LEN] {
+    fn stored_ad(&self, ident: &SubjectRef, record: RecordId, stored: &StoredRecord) -> RecordAd {
         record_ad(
             self.keys().ring().vault_id(),
             ident,
@@ -1083,7 +1075,7 @@ impl Vault {
             stored.entry.version,
             stored.entry.key_gen,
             stored.entry.updated_at,
-            &stored.meta_digest,
+            stored.meta_bytes.as_bytes(),
         )
     }
 
@@ -1096,7 +1088,7 @@ impl Vault {
         stored: &StoredRecord,
     ) -> Result<Vec<u8>> {
         let ad = self.stored_ad(ident, record, stored);
-        Ok(crypto::open(key, &ad, &stored.entry.sealed)?)
+        Ok(crypto::open(key, ad.as_bytes(), &stored.entry.sealed)?)
     }
 
     /// Opens a record into what a read returns, decrypting its payload where it lies.
@@ -1109,7 +1101,7 @@ impl Vault {
     ) -> Result<Record> {
         let ad = self.stored_ad(ident, record, &stored);
         let mut entry = stored.entry;
-        let payload = crypto::open_in_place(key, &ad, std::mem::take(&mut entry.sealed))?;
+        let payload = crypto::open_in_place(key, ad.as_bytes(), std::mem::take(&mut entry.sealed))?;
         Ok(Record {
             info: info(record, entry),
             payload,
@@ -1251,9 +1243,9 @@ pub(crate) fn seal_record(
     now: jiff::Timestamp,
 ) -> EncodedRecord {
     let sealed_len = payload.len() + crypto::SEAL_OVERHEAD;
-    encode_record(meta, version, key_gen, now, sealed_len, |meta_digest| {
-        let ad = record_ad(vault_id, ident, &id, version, key_gen, now, meta_digest);
-        crypto::seal(key, &ad, payload)
+    encode_record(meta, version, key_gen, now, sealed_len, |meta_bytes| {
+        let ad = record_ad(vault_id, ident, &id, version, key_gen, now, meta_bytes);
+        crypto::seal(key, ad.as_bytes(), payload)
     })
 }
 
