@@ -113,8 +113,9 @@ const GATHER_LEN: usize = 256;
 /// inputs that may be key material: what was filled is wiped on drop.
 struct Gather<'k> {
     key: &'k SecretKey,
-    /// Made once the input outgrows `buf`.
-    hasher: Option<blake3::Hasher>,
+    /// Made once the input outgrows `buf`; boxed, so that a short input's gathering is not a
+    /// hasher's two kilobytes of state to set up and move.
+    hasher: Option<Box<blake3::Hasher>>,
     buf: [u8; GATHER_LEN],
     len: usize,
     /// The most of `buf` ever filled.
@@ -126,7 +127,7 @@ impl Gather<'_> {
         if self.len + bytes.len() > GATHER_LEN {
             let h = self
                 .hasher
-                .get_or_insert_with(|| blake3::Hasher::new_keyed(self.key.expose()));
+                .get_or_insert_with(|| Box::new(blake3::Hasher::new_keyed(self.key.expose())));
             h.update(&self.buf[..self.len]);
             self.len = 0;
             if bytes.len() > GATHER_LEN {
@@ -139,7 +140,7 @@ impl Gather<'_> {
         self.filled = self.filled.max(self.len);
     }
 
-    fn finish(mut self) -> [u8; 32] {
+    fn finish(&mut self) -> [u8; 32] {
         let rest = &self.buf[..self.len];
         let hash = match self.hasher.as_mut() {
             Some(h) => h.update(rest).finalize(),
