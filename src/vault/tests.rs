@@ -290,6 +290,38 @@ fn altered_metadata_is_an_integrity_error() {
     assert!(t.v.verify().unwrap().is_whole());
 }
 
+/// The associated data binds the metadata's stored bytes, not the metadata they decode to:
+/// the same metadata written with a longer (valid) varint for its category's length decodes
+/// to an equal entry, and its payload does not open.
+#[test]
+fn metadata_rewritten_in_other_bytes_of_the_same_value_is_an_integrity_error() {
+    let t = two_subjects();
+    let sref = sref_of(&t.v, &t.alice);
+    let key = layout::record(&sref, &t.a1);
+    let original = t.v.store().get_many_raw(&[&key]).unwrap()[0]
+        .clone()
+        .expect("stored");
+    // The format byte, then the category's length (one byte below 251): as 251 and a u16.
+    let len = original[1];
+    assert!(len < 251);
+    let mut longer = vec![original[0], 251, len, 0];
+    longer.extend_from_slice(&original[2..]);
+    assert_eq!(
+        codec::decode::<RecordEntry>(&longer, "record").unwrap(),
+        codec::decode::<RecordEntry>(&original, "record").unwrap(),
+        "both decode to the same entry"
+    );
+    let mut txn = Txn::new();
+    txn.put_raw(key.clone(), longer);
+    t.v.store().commit(txn).unwrap();
+    assert_integrity(t.v.get(&t.alice, t.a1, &t.p), "a longer varint");
+    assert!(!t.v.verify().unwrap().is_whole());
+    let mut txn = Txn::new();
+    txn.put_raw(key, original);
+    t.v.store().commit(txn).unwrap();
+    assert_eq!(t.v.get(&t.alice, t.a1, &t.p).unwrap().payload, b"alice one");
+}
+
 /// A record whose stored category or key generation is altered to one with no key is not
 /// "not found" (which is what an erased record is): it is damage.
 #[test]
