@@ -153,6 +153,10 @@ impl Gather<'_> {
 impl Drop for Gather<'_> {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.buf[..self.filled]);
+        // A keyed hasher's state holds the key: it is wiped before its memory is freed.
+        if let Some(h) = self.hasher.as_mut() {
+            zeroize::Zeroize::zeroize(&mut **h);
+        }
     }
 }
 
