@@ -575,7 +575,7 @@ impl Ring {
                     let row = crypto::seal(
                         &DataKey::new(&next.secret),
                         &chunk_ad(self.vault_id(), c, next.generation),
-                        &crate::storage::codec::encode_secret(&shards),
+                        &crate::storage::codec::encode_keys(None, &shards),
                     );
                     keys.push((next.generation, *next.secret.expose()));
                     new_chunks.push(NewChunk {
@@ -591,7 +591,7 @@ impl Ring {
             }
         };
         let encoded = vault_file::encode_ring(&plain);
-        let mut header = self.header.clone();
+        let mut header = self.header.without_ring();
         header.generation += 1;
         header.checkpoint = checkpoint;
         header.key_check = self.root.key_check;
@@ -658,18 +658,42 @@ impl Ring {
         dir: &std::path::Path,
         checkpoint: crate::storage::entries::Manifest,
     ) -> Result<()> {
-        self.reseal(checkpoint, RingLayout::Whole, |sealed| {
-            Ok(vault_file::write(dir, &sealed.header)?)
+        self.reseal(
+            || Ok(checkpoint),
+            RingLayout::Whole,
+            |sealed| Ok(vault_file::write(dir, &sealed.header)?),
+        )
+    }
+
+    /// [`Ring::write_file`] at the checkpoint of everything `store` has committed, once that is
+    /// durable. The store's flush runs on a thread of its own beside the new epoch key's
+    /// creation and the ring's sealing, which do not depend on it (an erasure waits on the
+    /// longer of the two, not on both); the file is written only after the flush returned.
+    pub(crate) fn write_file_once_durable(
+        &mut self,
+        dir: &std::path::Path,
+        store: &Store,
+    ) -> Result<()> {
+        std::thread::scope(|scope| {
+            let flush = scope.spawn(|| store.sync_all());
+            let durable = || match flush.join() {
+                Ok(flushed) => Ok(flushed?),
+                Err(_) => Err(StorageError::engine("the store's flush panicked").into()),
+            };
+            self.reseal(durable, RingLayout::Whole, |sealed| {
+                Ok(vault_file::write(dir, &sealed.header)?)
+            })
         })
     }
 
     /// Seals this ring afresh under a new epoch key and has `write` store it (the vault file, or
-    /// a shared store's rows); then destroys every older epoch key of the vault. When the
+    /// a shared store's rows) with the checkpoint `checkpoint` gives, which it asks for only once
+    /// the ring is sealed; then destroys every older epoch key of the vault. When the
     /// store holds the epoch keys too, the new key's row and the old keys' removal are among the
     /// rows `write` stores: one transaction instead of three.
     pub(crate) fn reseal(
         &mut self,
-        checkpoint: crate::storage::entries::Manifest,
+        checkpoint: impl FnOnce() -> Result<crate::storage::entries::Manifest>,
         layout: RingLayout,
         write: impl FnOnce(&SealedRing) -> Result<()>,
     ) -> Result<()> {
@@ -694,8 +718,11 @@ impl Ring {
         }
         crate::pause::point(crate::pause::EPOCH_CREATED);
         let staged: Result<_> = (|| {
-            let (header, chunks) =
-                self.sealed_header(checkpoint, self.epochs.source(), epoch, &layout)?;
+            let (mut header, chunks) =
+                self.sealed_header(Default::default(), self.epochs.source(), epoch, &layout)?;
+            // The checkpoint is not sealed (the ring's associated data binds the vault and the
+            // generation): the ring is sealed before the store says what is durable.
+            header.checkpoint = checkpoint()?;
             if let Some(table) = in_store {
                 for e in table.epochs().map_err(key_source_error)? {
                     rows.push((layout::epoch_key(&e.to_bytes()), None));
@@ -1163,7 +1190,9 @@ impl Keys {
             RingHome::Dir(dir) => dir,
         };
         commit(txn)?;
-        let durable = store.sync_all()?;
+        // The ring changes in memory before the store is durable: the file that holds it is
+        // written only once it is, and until then the journal rows finish the change at the
+        // next open (a failed flush halts the store).
         for (s, shard) in next {
             ring.shards[s as usize] = shard;
         }
@@ -1172,7 +1201,7 @@ impl Keys {
             // sealed under the old one, is destroyed by the write below.
             ring.install_root(root, kdf);
         }
-        ring.write_file(dir, durable)?;
+        ring.write_file_once_durable(dir, store)?;
         let mut clear = Txn::new();
         for &s in shards {
             clear.delete(layout::journal(s));
@@ -1205,10 +1234,14 @@ impl Keys {
         let layout = RingLayout::Chunked {
             changed: Some(changed),
         };
-        let written = ring.reseal(Default::default(), layout, |sealed| {
-            generation = stage_ring(store, &mut txn, sealed)?;
-            commit(txn).map(|_| ())
-        });
+        let written = ring.reseal(
+            || Ok(Default::default()),
+            layout,
+            |sealed| {
+                generation = stage_ring(store, &mut txn, sealed)?;
+                commit(txn).map(|_| ())
+            },
+        );
         match written {
             Ok(()) => {
                 self.seen
@@ -1234,12 +1267,16 @@ impl Keys {
         let mut ring = self.ring_mut();
         let mut generation = 0;
         let layout = RingLayout::Chunked { changed: None };
-        ring.reseal(Default::default(), layout, |sealed| {
-            let mut txn = Txn::new();
-            generation = stage_ring(store, &mut txn, sealed)?;
-            store.commit(txn)?;
-            Ok(())
-        })?;
+        ring.reseal(
+            || Ok(Default::default()),
+            layout,
+            |sealed| {
+                let mut txn = Txn::new();
+                generation = stage_ring(store, &mut txn, sealed)?;
+                store.commit(txn)?;
+                Ok(())
+            },
+        )?;
         self.seen
             .store(generation, std::sync::atomic::Ordering::SeqCst);
         Ok(())
@@ -1354,10 +1391,7 @@ impl Keys {
         let RingHome::Dir(dir) = &self.home else {
             return Ok(());
         };
-        let mut ring = self.ring_mut();
-        let durable = store.sync_all()?;
-        ring.write_file(dir, durable)?;
-        Ok(())
+        self.ring_mut().write_file_once_durable(dir, store)
     }
 
     /// Forgets cached keys and identities.
@@ -1535,20 +1569,24 @@ mod tests {
 
     fn reseal(ring: &mut Ring, layout: RingLayout) -> (VaultFileBody, Rows) {
         let mut out = None;
-        ring.reseal(Default::default(), layout, |sealed| {
-            let rows = sealed
-                .rows
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.clone().expect("no deletes without store epochs"),
-                    )
-                })
-                .collect();
-            out = Some((sealed.header.clone(), rows));
-            Ok(())
-        })
+        ring.reseal(
+            || Ok(Default::default()),
+            layout,
+            |sealed| {
+                let rows = sealed
+                    .rows
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.clone().expect("no deletes without store epochs"),
+                        )
+                    })
+                    .collect();
+                out = Some((sealed.header.clone(), rows));
+                Ok(())
+            },
+        )
         .unwrap();
         out.unwrap()
     }

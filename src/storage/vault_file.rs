@@ -85,6 +85,25 @@ pub(crate) struct VaultFileBody {
     pub(crate) sealed_ring: Vec<u8>,
 }
 
+impl VaultFileBody {
+    /// This body without its sealed ring and ring key, for the version that replaces it (which
+    /// seals its own): the ring is most of the file, and is not copied only to be overwritten.
+    pub(crate) fn without_ring(&self) -> Self {
+        VaultFileBody {
+            vault_id: self.vault_id,
+            kdf: self.kdf.clone(),
+            key_check: self.key_check,
+            generation: self.generation,
+            checkpoint: self.checkpoint,
+            source_kind: self.source_kind.clone(),
+            key_namespace: self.key_namespace,
+            epoch: self.epoch,
+            sealed_ring_key: Vec::new(),
+            sealed_ring: Vec::new(),
+        }
+    }
+}
+
 /// The key ring in the clear: the master secret and one key per shard. Wiped on drop.
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct RingPlain {
@@ -94,7 +113,7 @@ pub(crate) struct RingPlain {
 
 /// The ring's encoding, in a buffer wiped on drop that no other copy of it precedes.
 pub(crate) fn encode_ring(ring: &RingPlain) -> Zeroizing<Vec<u8>> {
-    super::codec::encode_secret(ring)
+    super::codec::encode_keys(Some(&ring.master), &ring.shards)
 }
 
 pub(crate) fn decode_ring(bytes: &[u8]) -> Result<RingPlain, StorageError> {
