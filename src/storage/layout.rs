@@ -189,7 +189,14 @@ pub(crate) fn parse_index(key: &[u8]) -> Option<IndexAddr> {
 }
 
 pub(crate) fn subject(r: &SubjectRef) -> Vec<u8> {
-    KeyBuf::new(Table::Subject).bytes(r.as_bytes()).done()
+    subject_key(r).to_vec()
+}
+
+/// [`subject`] on the stack, for a read (every access reads the subject's state).
+pub(crate) fn subject_key(r: &SubjectRef) -> [u8; 17] {
+    let mut k = [Table::Subject as u8; 17];
+    k[1..].copy_from_slice(r.as_bytes());
+    k
 }
 
 /// Whether the store caches the decoded entry at `key` ([`Store::get_shared`](super::Store)):
@@ -218,10 +225,15 @@ pub(crate) fn manifest_part<'v>(key: &[u8], value: &'v [u8]) -> &'v [u8] {
 }
 
 pub(crate) fn record(r: &SubjectRef, id: &RecordId) -> Vec<u8> {
-    KeyBuf::new(Table::Record)
-        .bytes(r.as_bytes())
-        .bytes(id.as_bytes())
-        .done()
+    record_key(r, id).to_vec()
+}
+
+/// [`record`] on the stack, for a read.
+pub(crate) fn record_key(r: &SubjectRef, id: &RecordId) -> [u8; 33] {
+    let mut k = [Table::Record as u8; 33];
+    k[1..17].copy_from_slice(r.as_bytes());
+    k[17..].copy_from_slice(id.as_bytes());
+    k
 }
 pub(crate) fn records_of(r: &SubjectRef) -> Vec<u8> {
     KeyBuf::new(Table::Record).bytes(r.as_bytes()).done()

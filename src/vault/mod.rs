@@ -490,7 +490,7 @@ impl Vault {
     pub(crate) fn state(&self, s: &SubjectRef) -> Result<Arc<SubjectState>> {
         Ok(self
             .store()
-            .get_shared(&layout::subject(s), "subject state")?
+            .get_shared(&layout::subject_key(s), "subject state")?
             .unwrap_or_default())
     }
 

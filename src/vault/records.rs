@@ -971,7 +971,7 @@ impl Vault {
     ) -> Result<(StoredRecord, Arc<DataKey>)> {
         let stored = self
             .store()
-            .get_with(&layout::record(ident, &record), StoredRecord::decode)?
+            .get_with(&layout::record_key(ident, &record), StoredRecord::decode)?
             .ok_or(Error::RecordNotFound(record))?;
         self.key_of(ident, record, stored)
     }
