@@ -675,10 +675,15 @@ impl Ring {
         store: &Store,
     ) -> Result<()> {
         std::thread::scope(|scope| {
-            let flush = scope.spawn(|| store.sync_all());
-            let durable = || match flush.join() {
-                Ok(flushed) => Ok(flushed?),
-                Err(_) => Err(StorageError::engine("the store's flush panicked").into()),
+            // Without a thread (the system refused one), the flush runs here, when it is needed.
+            let flush = std::thread::Builder::new()
+                .name("pdvault-flush".into())
+                .spawn_scoped(scope, || store.sync_all())
+                .ok();
+            let durable = || match flush.map(|f| f.join()) {
+                None => Ok(store.sync_all()?),
+                Some(Ok(flushed)) => Ok(flushed?),
+                Some(Err(_)) => Err(StorageError::engine("the store's flush panicked").into()),
             };
             self.reseal(durable, RingLayout::Whole, |sealed| {
                 Ok(vault_file::write(dir, &sealed.header)?)
