@@ -541,10 +541,11 @@ impl Ring {
 
     /// The vault file's contents with this ring sealed under a fresh ring key, itself sealed by
     /// `source` under `epoch` (which exists there, or is staged), laid out as `layout` says;
-    /// with the chunked layout, the new keys of the changed chunks and their rows.
+    /// with the chunked layout, the new keys of the changed chunks and their rows. Its checkpoint
+    /// is the caller's to set: it is not sealed (the ring's associated data binds the vault and
+    /// the generation).
     fn sealed_header(
         &self,
-        checkpoint: crate::storage::entries::Manifest,
         source: &dyn KeySource,
         epoch: EpochId,
         layout: &RingLayout,
@@ -593,7 +594,6 @@ impl Ring {
         let encoded = vault_file::encode_ring(&plain);
         let mut header = self.header.without_ring();
         header.generation += 1;
-        header.checkpoint = checkpoint;
         header.key_check = self.root.key_check;
         header.source_kind = source.info().kind;
         let ring_key = SecretKey::random();
@@ -627,16 +627,15 @@ impl Ring {
             seq: BACKUP_EPOCH | self.epoch().seq,
             nonce: crypto::random_array(),
         };
-        let header = match &self.epochs {
+        let mut header = match &self.epochs {
             EpochKeys::Slot(_) => {
                 let slot = SlotSource::create(dest, vault_id, &self.root.slot_key)?;
                 slot.create_epoch(epoch).map_err(key_source_error)?;
-                self.sealed_header(checkpoint, &slot, epoch, &RingLayout::Whole)?
-                    .0
+                self.sealed_header(&slot, epoch, &RingLayout::Whole)?.0
             }
             EpochKeys::Host(host) => {
                 host.create_epoch(epoch).map_err(key_source_error)?;
-                self.sealed_header(checkpoint, host.as_ref(), epoch, &RingLayout::Whole)?
+                self.sealed_header(host.as_ref(), epoch, &RingLayout::Whole)?
                     .0
             }
             #[cfg(feature = "postgres")]
@@ -647,6 +646,7 @@ impl Ring {
                 .into());
             }
         };
+        header.checkpoint = checkpoint;
         vault_file::write(dest, &header)?;
         Ok(epoch)
     }
@@ -723,10 +723,8 @@ impl Ring {
         }
         crate::pause::point(crate::pause::EPOCH_CREATED);
         let staged: Result<_> = (|| {
-            let (mut header, chunks) =
-                self.sealed_header(Default::default(), self.epochs.source(), epoch, &layout)?;
-            // The checkpoint is not sealed (the ring's associated data binds the vault and the
-            // generation): the ring is sealed before the store says what is durable.
+            let (mut header, chunks) = self.sealed_header(self.epochs.source(), epoch, &layout)?;
+            // The ring is sealed before the store says what is durable.
             header.checkpoint = checkpoint()?;
             if let Some(table) = in_store {
                 for e in table.epochs().map_err(key_source_error)? {
