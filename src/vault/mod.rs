@@ -476,12 +476,29 @@ impl Vault {
         })
     }
 
-    /// Finds a subject by identifier.
+    /// Finds a subject by identifier. On a shared store, a lookup that fails while another
+    /// process destroyed keys under it (its index entry read before that destruction committed,
+    /// its identity key after; or its ring not yet current with the shard keys rotated) is read
+    /// again once the ring is current: the subject erased meanwhile is then not found, not
+    /// damaged. Nothing is read beyond the lookup when it succeeds.
     pub(crate) fn find(&self, id: &SubjectId) -> Result<Identity> {
-        let found = self
-            .keys()
-            .find_subject(self.store(), id)?
-            .ok_or(Error::SubjectNotFound)?;
+        let mut attempts = 0;
+        let found = loop {
+            let seen = self.keys().generation();
+            match self.keys().find_subject(self.store(), id) {
+                Ok(found) => break found.ok_or_else(|| Error::SubjectNotFound)?,
+                Err(e)
+                    if !self.store().is_shared()
+                        || crate::keys::stored_generation(self.store())? == seen =>
+                {
+                    return Err(e);
+                }
+                Err(_) => {
+                    attempts += 1;
+                    self.read_again(attempts)?;
+                }
+            }
+        };
         crate::telemetry::subject_found(&found.subject);
         Ok(found)
     }
