@@ -504,7 +504,7 @@ impl Vault {
                 else {
                     continue;
                 };
-                let meta = &stored.entry.meta;
+                let meta = &stored.head.meta;
                 if meta.category != **category
                     || access::check(id, meta, state, purpose, policy.as_deref()).is_err()
                 {
@@ -514,7 +514,7 @@ impl Vault {
                     self.store(),
                     sref,
                     category.name(),
-                    stored.entry.key_gen,
+                    stored.head.key_gen,
                 )?
                 else {
                     continue;

@@ -28,10 +28,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{SecretKey, keyed_hash, keyed_hash_pieces};
+use crate::crypto::{SecretKey, keyed_hash, keyed_hash_public};
 use crate::error::{Result, StorageError};
 use crate::ids::{RecordId, SubjectRef};
-use crate::model::Category;
+use crate::model::{Category, SharedText};
 use crate::storage::{Store, Txn, codec, layout};
 use crate::telemetry::Meter;
 
@@ -202,7 +202,7 @@ pub(crate) struct Draft {
     pub(crate) subject: Option<SubjectRef>,
     pub(crate) category: Option<Cow<'static, str>>,
     pub(crate) record: Option<RecordId>,
-    pub(crate) note: Option<String>,
+    pub(crate) note: Option<SharedText>,
 }
 
 impl Draft {
@@ -239,7 +239,7 @@ impl Draft {
         self.record = Some(r);
         self
     }
-    pub(crate) fn note(mut self, n: impl Into<String>) -> Self {
+    pub(crate) fn note(mut self, n: impl Into<SharedText>) -> Self {
         self.note = Some(n.into());
         self
     }
@@ -297,6 +297,10 @@ const PENDING_LIMIT: usize = 512;
 /// The most entries one stored block holds (about 8 KiB of entries: small enough that a block
 /// stays an ordinary row of the store).
 pub(crate) const BLOCK_ENTRIES: usize = 64;
+
+/// About what an entry takes in a block (a read's takes about 120 bytes): what a block is sized
+/// for per entry.
+const ENTRY_LEN_GUESS: usize = 128;
 
 // A block's entries are chained into a short sequence.
 const _: () = assert!(BLOCK_ENTRIES <= codec::SHORT_SEQ_MAX);
@@ -397,10 +401,11 @@ impl Trail {
     }
 
     /// [`Trail::mac`] over an entry's encoded fields (its chain value's bytes included, not
-    /// hashed). A short entry (as a read's is) keeps the input within two BLAKE3 blocks.
+    /// hashed). A short entry (as a read's is) keeps the input within two BLAKE3 blocks. An
+    /// entry is stored in the clear: its bytes are not secret.
     fn mac_over(&self, prev: &[u8; 32], format: u8, fields: &[u8]) -> [u8; 32] {
         let body = &fields[..fields.len().saturating_sub(32)];
-        keyed_hash_pieces(&self.key, [&[&prev[..], &[format][..], body][..]])
+        keyed_hash_public(&self.key, &[&prev[..], &[format][..], body])
     }
 
     /// Appends `unchained` (its chain value zeroed) to `block`, chained after `prev`: the chain
@@ -491,14 +496,19 @@ impl Trail {
                 let pending = lock(&self.pending);
                 let taken = pending.len();
                 let mut head = *lock(&self.head);
-                let mut block = (head.seq + 1, codec::ShortSeq::new());
+                // Each block is sized for its entries at once, not grown entry by entry.
+                let mut left = taken + drafts.len();
+                let room = |left: usize| left.min(BLOCK_ENTRIES) * ENTRY_LEN_GUESS;
+                let mut block = (head.seq + 1, codec::ShortSeq::with_capacity(room(left)));
                 for d in pending.iter().chain(&drafts) {
                     let seq = head.seq + 1;
                     let mac =
                         self.chain_into(&head.mac, &mut block.1, &EntryView::unchained(seq, d));
                     head = ChainPoint { seq, mac };
+                    left -= 1;
                     if block.1.len() == BLOCK_ENTRIES {
-                        let full = std::mem::replace(&mut block, (seq + 1, codec::ShortSeq::new()));
+                        let next = (seq + 1, codec::ShortSeq::with_capacity(room(left)));
+                        let full = std::mem::replace(&mut block, next);
                         txn.put_raw_new(layout::audit_in(self.chain, full.0), full.1.into_bytes());
                     }
                 }
@@ -822,7 +832,7 @@ mod tests {
             let entry = view.entry();
             assert_eq!(entry.actor, &*d.actor);
             assert_eq!(view.encoded(), codec::encode(&entry));
-            let mut block = codec::ShortSeq::new();
+            let mut block = codec::ShortSeq::with_capacity(0);
             block.push_with(|w| view.write(w));
             block.push_with(|w| view.write(w));
             assert_eq!(
@@ -884,7 +894,7 @@ mod tests {
                 .note("billing"),
             Draft::new(at, "".into(), AuditOp::Prune),
         ];
-        let mut block = codec::ShortSeq::new();
+        let mut block = codec::ShortSeq::with_capacity(0);
         let mut expected = Vec::new();
         let mut prev = [1u8; 32];
         for (i, d) in drafts.iter().enumerate() {

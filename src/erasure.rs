@@ -27,7 +27,7 @@ use crate::audit::{AuditOp, Draft};
 use crate::crypto::{self, SecretKey};
 use crate::error::{ErasureError, Error, Result, StorageError};
 use crate::ids::{BlindIndex, HoldId, RecordId, SubjectId, SubjectRef};
-use crate::keys::{Purge, SUBJECT_GROUP};
+use crate::keys::{GroupKey, Purge, SUBJECT_GROUP};
 use crate::model::Category;
 use crate::policy::holds::Hold;
 use crate::report::{ErasureCause, erase_note};
@@ -504,7 +504,7 @@ impl Vault {
             for (id, e) in keep {
                 let e = StoredRecord::from_entry(e);
                 let payload = zeroize::Zeroizing::new(self.open_record(&old_key, &ident, id, &e)?);
-                let e = e.entry;
+                let e = e.head;
                 let resealed = crate::vault::seal_record(
                     &new_key,
                     &vault_id,
@@ -664,7 +664,7 @@ impl Vault {
             .push(layout::data_key(ident, &g.category, g.generation));
         plan.txn
             .put(layout::reclaim(ident, &g.category, g.generation), &());
-        plan.purge.groups.insert((*ident, g.category.clone()));
+        plan.purge.groups.insert(GroupKey::new(*ident, &g.category));
         plan.drafts.push(
             self.draft(AuditOp::KeyDestruction)
                 .subject(*ident)

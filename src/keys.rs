@@ -803,7 +803,68 @@ fn layout_shard(addr: &[u8]) -> u16 {
 }
 
 /// Unwrapped data keys by (subject, category): the current generation and its key.
-type DataKeyCache = LruCache<(SubjectRef, String), (u32, Arc<DataKey>)>;
+type DataKeyCache = LruCache<GroupKey, (u32, Arc<DataKey>)>;
+
+/// A (subject, category) key group, as [`DataKeyCache`] and [`Purge`] hold it. Looked up by
+/// its borrowed parts ([`GroupParts`]), so that finding a read's key allocates nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GroupKey {
+    subject: SubjectRef,
+    category: Box<str>,
+}
+
+impl GroupKey {
+    pub(crate) fn new(subject: SubjectRef, category: &str) -> Self {
+        GroupKey {
+            subject,
+            category: category.into(),
+        }
+    }
+}
+
+/// A key group's parts, borrowed: what a [`GroupKey`] is found by. Hashed and compared as the
+/// pair of its parts, as a `GroupKey` is.
+trait GroupParts {
+    fn parts(&self) -> (&SubjectRef, &str);
+}
+
+impl GroupParts for GroupKey {
+    fn parts(&self) -> (&SubjectRef, &str) {
+        (&self.subject, &self.category)
+    }
+}
+
+impl GroupParts for (SubjectRef, &str) {
+    fn parts(&self) -> (&SubjectRef, &str) {
+        (&self.0, self.1)
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn GroupParts + 'a> for GroupKey {
+    fn borrow(&self) -> &(dyn GroupParts + 'a) {
+        self
+    }
+}
+
+impl std::hash::Hash for GroupKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.parts().hash(h)
+    }
+}
+
+impl std::hash::Hash for dyn GroupParts + '_ {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.parts().hash(h)
+    }
+}
+
+impl PartialEq for dyn GroupParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn GroupParts + '_ {}
 
 /// Keys in use: the ring, the caches, and the locks that keep key changes consistent.
 pub(crate) struct Keys {
@@ -944,7 +1005,7 @@ impl Keys {
             store.commit(txn)?;
         }
         lock(&self.identities).put(blind, subject);
-        lock(&self.data).put((subject, SUBJECT_GROUP.to_owned()), (0, subject_key));
+        lock(&self.data).put(GroupKey::new(subject, SUBJECT_GROUP), (0, subject_key));
         Ok((Identity { subject }, true))
     }
 
@@ -964,8 +1025,7 @@ impl Keys {
         subject: &SubjectRef,
         category: &str,
     ) -> Result<Option<(u32, Arc<DataKey>)>> {
-        let ck = (*subject, category.to_owned());
-        if let Some(v) = lock(&self.data).get(&ck) {
+        if let Some(v) = lock(&self.data).get(&(*subject, category) as &dyn GroupParts) {
             return Ok(Some(v.clone()));
         }
         let ring = self.ring();
@@ -984,7 +1044,7 @@ impl Keys {
         };
         let key = Arc::new(DataKey::new(&ring.unwrap(&addr, &w)?));
         crate::pause::point(crate::pause::KEY_LOADED);
-        lock(&self.data).put(ck, (generation, key.clone()));
+        lock(&self.data).put(GroupKey::new(*subject, category), (generation, key.clone()));
         drop(ring);
         Ok(Some((generation, key)))
     }
@@ -1028,7 +1088,7 @@ impl Keys {
             store.commit(txn)?;
         }
         let key = Arc::new(DataKey::new(&secret));
-        lock(&self.data).put((*subject, category.to_owned()), (generation, key.clone()));
+        lock(&self.data).put(GroupKey::new(*subject, category), (generation, key.clone()));
         Ok(key)
     }
 
@@ -1401,12 +1461,10 @@ impl Keys {
     pub(crate) fn purge(&self, purge: &Purge) {
         if !purge.subjects.is_empty() || !purge.groups.is_empty() {
             let mut data = lock(&self.data);
-            let victims: Vec<(SubjectRef, String)> = data
+            let victims: Vec<GroupKey> = data
                 .iter()
                 .map(|(k, _)| k)
-                .filter(|(s, c)| {
-                    purge.subjects.contains(s) || purge.groups.contains(&(*s, c.clone()))
-                })
+                .filter(|k| purge.subjects.contains(&k.subject) || purge.groups.contains(*k))
                 .cloned()
                 .collect();
             for v in victims {
@@ -1424,7 +1482,7 @@ impl Keys {
     pub(crate) fn cached_keys_of(&self, subject: &SubjectRef) -> usize {
         lock(&self.data)
             .iter()
-            .filter(|((s, _), _)| s == subject)
+            .filter(|(k, _)| k.subject == *subject)
             .count()
     }
 
@@ -1534,7 +1592,7 @@ fn open_chunk(
 #[derive(Default)]
 pub(crate) struct Purge {
     pub(crate) subjects: HashSet<SubjectRef>,
-    pub(crate) groups: HashSet<(SubjectRef, String)>,
+    pub(crate) groups: HashSet<GroupKey>,
     pub(crate) identities: Vec<BlindIndex>,
 }
 

@@ -178,7 +178,8 @@ pub mod __fuzz {
     /// A stored record, decoded whole and as the vault reads it (metadata, then the rest).
     pub fn record_entry(data: &[u8]) {
         let whole = codec::decode::<entries::RecordEntry>(data, "record");
-        let split = entries::StoredRecord::decode(data.to_vec()).map(|s| s.entry);
+        let split =
+            entries::StoredRecord::decode(data.to_vec()).map(entries::StoredRecord::into_entry);
         assert_eq!(whole.ok(), split.ok(), "both decodings agree");
     }
     /// A wrapped key and a ratchet journal entry.

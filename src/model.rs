@@ -2,7 +2,6 @@
 //!
 //! This module owns names and validation only; it knows nothing of keys or storage.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -269,7 +268,7 @@ impl fmt::Display for LegalBasis {
 /// [`Purpose::LEGAL_CLAIMS`] and [`Purpose::SUBJECT_ACCESS`].
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Purpose(Cow<'static, str>);
+pub struct Purpose(SharedText);
 
 /// Serialized as its name, borrowed (`serde(into)` would clone it per serialization).
 impl Serialize for Purpose {
@@ -280,11 +279,11 @@ impl Serialize for Purpose {
 
 impl Purpose {
     /// Keeping the data, nothing more; allowed under restriction.
-    pub const STORAGE: Purpose = Purpose(Cow::Borrowed("storage"));
+    pub const STORAGE: Purpose = Purpose(SharedText::Static("storage"));
     /// Establishing, exercising or defending legal claims; allowed under restriction.
-    pub const LEGAL_CLAIMS: Purpose = Purpose(Cow::Borrowed("legal-claims"));
+    pub const LEGAL_CLAIMS: Purpose = Purpose(SharedText::Static("legal-claims"));
     /// Answering the subject's own access request; allowed under restriction and without consent.
-    pub const SUBJECT_ACCESS: Purpose = Purpose(Cow::Borrowed("subject-access"));
+    pub const SUBJECT_ACCESS: Purpose = Purpose(SharedText::Static("subject-access"));
 
     /// Validates a purpose name: 1 to 64 characters, no control characters.
     pub fn new(name: impl Into<String>) -> Result<Self, InputError> {
@@ -292,7 +291,12 @@ impl Purpose {
         if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
             return Err(InputError::Purpose(name.chars().take(80).collect()));
         }
-        Ok(Purpose(Cow::Owned(name)))
+        Ok(Purpose(SharedText::from(name)))
+    }
+
+    /// The name, shared with this purpose (a clone that copies no text).
+    pub(crate) fn shared_name(&self) -> SharedText {
+        self.0.clone()
     }
 
     /// The name.
@@ -315,7 +319,7 @@ impl TryFrom<String> for Purpose {
 
 impl From<Purpose> for String {
     fn from(p: Purpose) -> String {
-        p.0.into_owned()
+        p.0.to_string()
     }
 }
 
@@ -334,7 +338,76 @@ impl fmt::Display for Purpose {
 
 impl fmt::Debug for Purpose {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Purpose({})", self.0)
+        write!(f, "Purpose({})", self.as_str())
+    }
+}
+
+/// Text that clones without copying: a `'static` string, or one on the heap shared by reference
+/// count. Compared, ordered and hashed as its text (a purpose's name, an audit entry's note:
+/// cloned at every read).
+#[derive(Clone)]
+pub(crate) enum SharedText {
+    Static(&'static str),
+    Shared(std::sync::Arc<str>),
+}
+
+impl std::ops::Deref for SharedText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            SharedText::Static(s) => s,
+            SharedText::Shared(s) => s,
+        }
+    }
+}
+
+impl From<String> for SharedText {
+    fn from(s: String) -> Self {
+        SharedText::Shared(s.into())
+    }
+}
+
+impl From<&str> for SharedText {
+    fn from(s: &str) -> Self {
+        SharedText::Shared(s.into())
+    }
+}
+
+impl From<&Purpose> for SharedText {
+    fn from(p: &Purpose) -> Self {
+        p.shared_name()
+    }
+}
+
+impl PartialEq for SharedText {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SharedText {}
+
+impl PartialOrd for SharedText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SharedText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::hash::Hash for SharedText {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (**self).hash(h)
+    }
+}
+
+impl fmt::Debug for SharedText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
     }
 }
 

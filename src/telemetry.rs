@@ -17,7 +17,6 @@
 //! count or a purpose, never personal data).
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -73,7 +72,9 @@ pub struct OperationMetrics {
 /// The counters of one open vault. Lives in its audit trail, which sees every entry.
 #[derive(Default)]
 pub(crate) struct Meter {
-    operations: Mutex<BTreeMap<&'static str, OperationMetrics>>,
+    /// In the order first called: an operation is found by its name's address (one comparison
+    /// per operation before it), its name compared only where the address differs.
+    operations: Mutex<Vec<OperationMetrics>>,
     refusals: AtomicU64,
     erasures: AtomicU64,
     key_destructions: AtomicU64,
@@ -84,14 +85,14 @@ pub(crate) struct Meter {
 impl Meter {
     pub(crate) fn snapshot(&self) -> Metrics {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut operations = self
+            .operations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        operations.sort_by_key(|o| o.name);
         Metrics {
-            operations: self
-                .operations
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .values()
-                .cloned()
-                .collect(),
+            operations,
             refusals: load(&self.refusals),
             erasures: load(&self.erasures),
             key_destructions: load(&self.key_destructions),
@@ -102,10 +103,20 @@ impl Meter {
 
     fn record(&self, name: &'static str, took: Duration, failed: bool) {
         let mut ops = self.operations.lock().unwrap_or_else(|p| p.into_inner());
-        let m = ops.entry(name).or_insert_with(|| OperationMetrics {
-            name,
-            ..Default::default()
-        });
+        let at = match ops.iter().position(|o| std::ptr::eq(o.name, name)) {
+            Some(at) => at,
+            None => match ops.iter().position(|o| o.name == name) {
+                Some(at) => at,
+                None => {
+                    ops.push(OperationMetrics {
+                        name,
+                        ..Default::default()
+                    });
+                    ops.len() - 1
+                }
+            },
+        };
+        let m = &mut ops[at];
         m.calls += 1;
         m.errors += u64::from(failed);
         m.total += took;
@@ -159,7 +170,7 @@ fn counted(op: AuditOp) -> bool {
 pub(crate) struct Notable {
     op: AuditOp,
     #[cfg(feature = "tracing")]
-    note: Option<String>,
+    note: Option<crate::model::SharedText>,
 }
 
 #[cfg(feature = "tracing")]

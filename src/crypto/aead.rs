@@ -64,28 +64,32 @@ pub(crate) fn seal_with_nonce(
 
 /// Opens a sealed value; any mismatch of key, associated data or bytes is an [`IntegrityError`].
 pub(crate) fn open(key: &DataKey, ad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, IntegrityError> {
-    open_in_place(key, ad, sealed.to_vec())
+    open_in_place(key, ad, sealed.to_vec(), 0)
 }
 
-/// Opens `sealed` where it lies: the plaintext is decrypted in its buffer, which is returned
-/// trimmed to it (no copy beyond one move of the plaintext over the nonce).
+/// Opens the sealed value that ends `buf` from `at` where it lies: the plaintext is decrypted in
+/// the buffer, which is returned trimmed to it (no copy beyond one move of the plaintext over
+/// what came before it).
 pub(crate) fn open_in_place(
     key: &DataKey,
     ad: &[u8],
-    mut sealed: Vec<u8>,
+    mut buf: Vec<u8>,
+    at: usize,
 ) -> Result<Vec<u8>, IntegrityError> {
-    if sealed.len() < SEAL_OVERHEAD {
+    let Some(sealed) = buf.get_mut(at..).filter(|s| s.len() >= SEAL_OVERHEAD) else {
         return Err(IntegrityError);
-    }
+    };
     let ct_end = sealed.len() - TAG_LEN;
-    let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).map_err(|_| IntegrityError)?;
-    let tag = Tag::try_from(&sealed[ct_end..]).map_err(|_| IntegrityError)?;
+    let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+    let (ciphertext, tag) = rest.split_at_mut(ct_end - NONCE_LEN);
+    let nonce = XNonce::try_from(&*nonce).map_err(|_| IntegrityError)?;
+    let tag = Tag::try_from(&*tag).map_err(|_| IntegrityError)?;
     key.cipher
-        .decrypt_inout_detached(&nonce, ad, (&mut sealed[NONCE_LEN..ct_end]).into(), &tag)
+        .decrypt_inout_detached(&nonce, ad, ciphertext.into(), &tag)
         .map_err(|_| IntegrityError)?;
-    sealed.truncate(ct_end);
-    sealed.drain(..NONCE_LEN);
-    Ok(sealed)
+    buf.truncate(at + ct_end);
+    buf.drain(..at + NONCE_LEN);
+    Ok(buf)
 }
 
 #[cfg(test)]

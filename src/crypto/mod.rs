@@ -11,7 +11,7 @@ mod secret;
 
 pub(crate) use aead::{DataKey, SEAL_OVERHEAD, TAG_LEN, open, open_in_place, seal};
 pub use kdf::KdfParams;
-pub(crate) use kdf::{derive_passphrase_key, derive_subkey, keyed_hash, keyed_hash_pieces};
+pub(crate) use kdf::{derive_passphrase_key, derive_subkey, keyed_hash, keyed_hash_public};
 pub(crate) use password::{hash_secret, verify_secret};
 pub(crate) use secret::SecretKey;
 pub use secret::{DEFAULT_MIN_PASSPHRASE_LEN, RootSecret};

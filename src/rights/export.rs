@@ -353,19 +353,19 @@ impl Vault {
             let Some(key) = self.keys().data_key_gen(
                 self.store(),
                 ident,
-                stored.entry.meta.category.name(),
-                stored.entry.key_gen,
+                stored.head.meta.category.name(),
+                stored.head.key_gen,
             )?
             else {
                 continue;
             };
             // A credential is shown to exist, its hash is not decrypted.
-            let payload = if stored.entry.meta.category == Category::Credential {
+            let payload = if stored.head.meta.category == Category::Credential {
                 ExportPayload::Withheld
             } else {
                 ExportPayload::from_bytes(self.open_record(&key, ident, id, &stored)?)
             };
-            let e = stored.entry;
+            let e = stored.head;
             let rec = ExportRecord {
                 record: id,
                 fideslang: e.meta.category.fideslang_key().map(str::to_owned),

@@ -95,10 +95,11 @@ pub(crate) struct ShortSeq {
 }
 
 impl ShortSeq {
-    pub(crate) fn new() -> Self {
-        ShortSeq {
-            buf: vec![ENTRY_FORMAT, 0],
-        }
+    /// An empty sequence with room for `bytes` of items (grown beyond as needed).
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(2 + bytes);
+        buf.extend_from_slice(&[ENTRY_FORMAT, 0]);
+        ShortSeq { buf }
     }
 
     /// How many items it holds.
@@ -582,14 +583,17 @@ mod tests {
                 w.str(&item.1);
             }
         }
-        let mut seq = ShortSeq::new();
+        let mut seq = ShortSeq::with_capacity(0);
         for (n, item) in items.iter().enumerate() {
             assert_eq!(seq.push_with(write(item)).unwrap(), &encode(item)[1..]);
             assert_eq!(seq.len(), n + 1);
         }
         assert!(seq.push_with(write(&items[0])).is_none());
         assert_eq!(seq.into_bytes(), encode(&items));
-        assert_eq!(ShortSeq::new().into_bytes(), encode(&Vec::<u8>::new()));
+        assert_eq!(
+            ShortSeq::with_capacity(0).into_bytes(),
+            encode(&Vec::<u8>::new())
+        );
     }
 
     #[derive(Serialize, Deserialize)]

@@ -41,13 +41,6 @@ pub(crate) struct EncodedRecord {
     pub(crate) bytes: Vec<u8>,
 }
 
-/// The stored bytes of a record's metadata (its format byte, then its fields), which its
-/// payload's associated data binds: short enough to keep inline for any usual metadata.
-pub(crate) type MetaBytes = codec::ShortBytes<META_INLINE>;
-
-/// How many bytes of metadata [`MetaBytes`] keeps inline.
-const META_INLINE: usize = 160;
-
 /// Encodes a record whose payload `seal` seals (`sealed_len` bytes), given the stored bytes of
 /// its metadata, which its associated data binds: the metadata is encoded once, and the whole
 /// record is written into one buffer of the size it takes.
@@ -75,30 +68,56 @@ pub(crate) fn encode_record(
     EncodedRecord { meta, bytes }
 }
 
-/// A record entry with the stored bytes of its metadata.
+/// A record's fields but its sealed payload.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RecordHead {
+    pub(crate) meta: RecordMeta,
+    pub(crate) version: u32,
+    pub(crate) key_gen: u32,
+    pub(crate) updated_at: Timestamp,
+}
+
+/// A stored record as a read decodes it: its fields, and the stored bytes that its metadata's
+/// bytes (which its payload's associated data binds) and its sealed payload are read from where
+/// they lie. A read copies neither.
 pub(crate) struct StoredRecord {
-    pub(crate) entry: RecordEntry,
-    pub(crate) meta_bytes: MetaBytes,
+    pub(crate) head: RecordHead,
+    /// The metadata's bytes at `..meta_len`, the sealed payload at `sealed_at..` (the end).
+    raw: Vec<u8>,
+    meta_len: usize,
+    sealed_at: usize,
 }
 
 impl StoredRecord {
     /// An entry made or decoded elsewhere: its metadata is encoded again, as it is stored.
     pub(crate) fn from_entry(entry: RecordEntry) -> Self {
-        let meta_bytes = codec::with_encoded(&entry.meta, |m| MetaBytes::concat(&[m]));
-        StoredRecord { entry, meta_bytes }
+        let mut raw = codec::encode_with_capacity(&entry.meta, entry.sealed.len());
+        let meta_len = raw.len();
+        raw.extend_from_slice(&entry.sealed);
+        StoredRecord {
+            head: RecordHead {
+                meta: entry.meta,
+                version: entry.version,
+                key_gen: entry.key_gen,
+                updated_at: entry.updated_at,
+            },
+            raw,
+            meta_len,
+            sealed_at: meta_len,
+        }
     }
 
     /// Decodes a stored record, keeping the stored bytes of its metadata instead of encoding it
     /// again. Those bytes are what [`StoredRecord::from_entry`] encodes for any record this code
     /// wrote; bytes that decode to the same metadata but differ (altered on disk) are other
-    /// associated data, and the payload does not open. The sealed payload, the last field, stays
-    /// in `raw`'s buffer.
+    /// associated data, and the payload does not open. The metadata's bytes and the sealed
+    /// payload (the last field) stay in `raw`'s buffer.
     ///
     /// Read field by field ([`codec::FieldReader`]), not through serde (a get's and a scanned
     /// record's largest cost after the cipher and the store): it accepts exactly what decoding a
     /// [`RecordEntry`] accepts, and gives the same entry (`__fuzz::record_entry` and the tests
     /// below check it).
-    pub(crate) fn decode(mut raw: Vec<u8>) -> Result<Self, StorageError> {
+    pub(crate) fn decode(raw: Vec<u8>) -> Result<Self, StorageError> {
         let malformed = || StorageError::Malformed("record");
         let mut r = codec::FieldReader::new(&raw, "record")?;
         let meta = read_meta(&mut r).ok_or_else(malformed)?;
@@ -111,20 +130,48 @@ impl StoredRecord {
         if r.remaining() != 0 {
             return Err(malformed());
         }
-        let sealed_len = sealed.len();
-        let meta_bytes = MetaBytes::concat(&[&raw[..meta_len]]);
         // Every byte was read: the sealed payload ends the buffer.
-        raw.drain(..raw.len() - sealed_len);
+        let sealed_at = raw.len() - sealed.len();
         Ok(StoredRecord {
-            meta_bytes,
-            entry: RecordEntry {
+            head: RecordHead {
                 meta,
                 version,
                 key_gen,
                 updated_at,
-                sealed: raw,
             },
+            raw,
+            meta_len,
+            sealed_at,
         })
+    }
+
+    /// The stored bytes of the metadata.
+    pub(crate) fn meta_bytes(&self) -> &[u8] {
+        &self.raw[..self.meta_len]
+    }
+
+    /// The sealed payload.
+    pub(crate) fn sealed(&self) -> &[u8] {
+        &self.raw[self.sealed_at..]
+    }
+
+    /// The fields, and the buffer the sealed payload ends, with where it starts in it (for
+    /// opening it in place).
+    pub(crate) fn into_parts(self) -> (RecordHead, Vec<u8>, usize) {
+        (self.head, self.raw, self.sealed_at)
+    }
+
+    /// The entry this record decodes to.
+    pub(crate) fn into_entry(self) -> RecordEntry {
+        let (head, mut raw, sealed_at) = self.into_parts();
+        raw.drain(..sealed_at);
+        RecordEntry {
+            meta: head.meta,
+            version: head.version,
+            key_gen: head.key_gen,
+            updated_at: head.updated_at,
+            sealed: raw,
+        }
     }
 }
 
@@ -136,7 +183,7 @@ fn read_meta(r: &mut codec::FieldReader<'_>) -> Option<RecordMeta> {
     // Each purpose takes at least a byte: the count cannot run past the input.
     let mut purposes = Vec::with_capacity(count.min(4) as usize);
     for _ in 0..count {
-        purposes.push(Purpose::new(r.str()?).ok()?);
+        purposes.push(read_purpose(r.bytes()?)?);
     }
     let basis = *LegalBasis::ALL.get(usize::try_from(r.u32()?).ok()?)?;
     let source = match r.option()? {
@@ -150,6 +197,31 @@ fn read_meta(r: &mut codec::FieldReader<'_>) -> Option<RecordMeta> {
         source,
         collected_at: r.timestamp()?,
         collected_at_unset: false,
+    })
+}
+
+/// How many purposes a thread keeps of those it read last ([`read_purpose`]).
+const RECENT_PURPOSES: usize = 16;
+
+/// The purpose named by stored bytes, if they name one (what reading a string and
+/// [`Purpose::new`] accept). A vault's records name a few purposes, read again and again: the
+/// last ones this thread read are kept, and a name read again is matched by its bytes and shared
+/// (not checked, nor copied, again). A name is not personal data: a record's metadata must hold
+/// none.
+fn read_purpose(name: &[u8]) -> Option<Purpose> {
+    thread_local! {
+        static RECENT: std::cell::RefCell<Vec<Purpose>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    RECENT.with_borrow_mut(|recent| {
+        if let Some(p) = recent.iter().find(|p| p.as_str().as_bytes() == name) {
+            return Some(p.clone());
+        }
+        let purpose = Purpose::new(std::str::from_utf8(name).ok()?).ok()?;
+        if recent.len() == RECENT_PURPOSES {
+            recent.remove(0);
+        }
+        recent.push(purpose.clone());
+        Some(purpose)
     })
 }
 
@@ -315,7 +387,7 @@ mod tests {
                 sealed: vec![9; 70],
             };
             let stored = StoredRecord::decode(codec::encode(&entry)).unwrap();
-            assert_eq!(stored.entry, entry);
+            assert_eq!(stored.sealed(), &entry.sealed[..]);
             // Encoded in one pass, the same bytes, sealed over the same digest.
             let one_pass = encode_record(entry.meta.clone(), 7, 300, at, 70, |meta_bytes| {
                 assert_eq!(meta_bytes, codec::encode(&entry.meta));
@@ -323,11 +395,12 @@ mod tests {
             });
             assert_eq!(one_pass.bytes, codec::encode(&entry));
             assert_eq!(one_pass.meta, entry.meta);
-            assert_eq!(stored.meta_bytes.as_bytes(), codec::encode(&entry.meta));
-            assert_eq!(
-                stored.meta_bytes.as_bytes(),
-                StoredRecord::from_entry(entry).meta_bytes.as_bytes()
-            );
+            assert_eq!(stored.meta_bytes(), codec::encode(&entry.meta));
+            let made = StoredRecord::from_entry(entry.clone());
+            assert_eq!(stored.meta_bytes(), made.meta_bytes());
+            assert_eq!(stored.sealed(), made.sealed());
+            assert_eq!(stored.into_entry(), entry);
+            assert_eq!(made.into_entry(), entry);
         }
     }
 }

@@ -121,7 +121,7 @@ impl Vault {
             let (ident, meta, phc) = self.checked_read(|| {
                 let ident = self.find(subject)?.subject;
                 let (stored, key) = self.load(&ident, record)?;
-                if stored.entry.meta.category != Category::Credential {
+                if stored.head.meta.category != Category::Credential {
                     return Err(InputError::NotACredential(record).into());
                 }
                 let state = self.state(&ident)?;
@@ -145,7 +145,7 @@ impl Vault {
                     Some(record),
                 )?;
                 let phc = Zeroizing::new(self.open_record(&key, &ident, record, &stored)?);
-                Ok::<_, Error>((ident, stored.entry.meta, phc))
+                Ok::<_, Error>((ident, stored.head.meta, phc))
             })?;
             let phc = std::str::from_utf8(&phc).map_err(|_| crate::IntegrityError)?;
             let matched = crate::crypto::verify_secret(candidate, phc)?;

@@ -191,7 +191,7 @@ fn as_draft(e: &AuditEntry) -> Draft {
         subject: e.subject,
         category: e.category.clone().map(Into::into),
         record: e.record,
-        note: e.note.clone(),
+        note: e.note.as_deref().map(Into::into),
     }
 }
 

@@ -16,7 +16,8 @@ use crate::model::{Category, MAX_PAYLOAD_LEN, Purpose, Record, RecordInfo, Recor
 use crate::policy::roles::{Operation, Scope};
 use crate::rights::access;
 use crate::storage::entries::{
-    DueKind, EncodedRecord, RecordEntry, StoredRecord, SubjectState, WrappedKey, encode_record,
+    DueKind, EncodedRecord, RecordEntry, RecordHead, StoredRecord, SubjectState, WrappedKey,
+    encode_record,
 };
 use crate::storage::{Txn, codec, layout, members};
 
@@ -74,7 +75,7 @@ pub(crate) type RecordAd = codec::ShortBytes<RECORD_AD_INLINE>;
 
 /// How many bytes of associated data [`RecordAd`] keeps inline: the fixed fields and 160 bytes of
 /// metadata.
-const RECORD_AD_INLINE: usize = 15 + 16 + 16 + 16 + 4 + 4 + 12 + 160;
+const RECORD_AD_INLINE: usize = AD_FIXED_LEN + 160;
 
 /// The associated data of a record's payload: vault, subject, record id, version, key
 /// generation, time of the last write, then the stored bytes of the metadata (its format byte
@@ -91,18 +92,22 @@ pub(crate) fn record_ad(
     updated_at: jiff::Timestamp,
     meta_bytes: &[u8],
 ) -> RecordAd {
-    RecordAd::concat(&[
-        b"pdvault/record/",
-        vault_id,
-        subject.as_bytes(),
-        id.as_bytes(),
-        &version.to_be_bytes(),
-        &key_gen.to_be_bytes(),
-        &updated_at.as_second().to_be_bytes(),
-        &updated_at.subsec_nanosecond().to_be_bytes(),
-        meta_bytes,
-    ])
+    // The fixed fields at fixed places (copies of known sizes, not one call each), then the
+    // metadata.
+    let mut fixed = [0u8; AD_FIXED_LEN];
+    fixed[..15].copy_from_slice(b"pdvault/record/");
+    fixed[15..31].copy_from_slice(vault_id);
+    fixed[31..47].copy_from_slice(subject.as_bytes());
+    fixed[47..63].copy_from_slice(id.as_bytes());
+    fixed[63..67].copy_from_slice(&version.to_be_bytes());
+    fixed[67..71].copy_from_slice(&key_gen.to_be_bytes());
+    fixed[71..79].copy_from_slice(&updated_at.as_second().to_be_bytes());
+    fixed[79..].copy_from_slice(&updated_at.subsec_nanosecond().to_be_bytes());
+    RecordAd::concat(&[&fixed, meta_bytes])
 }
+
+/// The length of the fixed fields that begin a record's associated data ([`record_ad`]).
+const AD_FIXED_LEN: usize = 15 + 16 + 16 + 16 + 4 + 4 + 12;
 
 fn check_payload(payload: &[u8]) -> Result<()> {
     if payload.len() > MAX_PAYLOAD_LEN {
@@ -387,7 +392,7 @@ impl Vault {
                 let ident = self.find(subject)?.subject;
                 let (stored, key) = self.load(&ident, record)?;
                 let state = self.state(&ident)?;
-                self.admit_read(ident, record, &stored.entry.meta, &state, purpose)?;
+                self.admit_read(ident, record, &stored.head.meta, &state, purpose)?;
                 (ident, self.open_into_record(&key, &ident, record, stored)?)
             };
             self.inner.trail.note_read(
@@ -396,7 +401,7 @@ impl Vault {
                     .subject(ident)
                     .category_of(&read.info.meta.category)
                     .record(record)
-                    .note(purpose.as_str()),
+                    .note(purpose),
             )?;
             Ok(read)
         })
@@ -456,15 +461,15 @@ impl Vault {
         let ident = self.find(subject)?.subject;
         let _g = self.lock_subject(&ident)?;
         let (stored, key) = self.load(&ident, record)?;
-        refuse_credential(&stored.entry.meta.category)?;
+        refuse_credential(&stored.head.meta.category)?;
         self.authorize(
             Operation::Write,
-            Scope::Category(&stored.entry.meta.category, None),
+            Scope::Category(&stored.head.meta.category, None),
             Some(ident),
             Some(record),
         )?;
         let old_payload = self.open_record(&key, &ident, record, &stored)?;
-        let entry = stored.entry;
+        let entry = stored.head;
         let new_meta = match meta {
             Some(m) => m.collected_by_default(entry.meta.collected_at),
             None => entry.meta.clone(),
@@ -695,7 +700,7 @@ impl Vault {
                 .scan_with(&layout::records_of(&ident), StoredRecord::decode)
             {
                 let (k, stored) = r?;
-                let entry = &stored.entry;
+                let entry = &stored.head;
                 let (_, id) =
                     layout::parse_record(&k).ok_or(StorageError::Malformed("record key"))?;
                 let category = entry.meta.category.name();
@@ -918,7 +923,7 @@ impl Vault {
                 let destroyed = self.destroyed_groups(&sref)?;
                 for r in store.scan_with(&layout::records_of(&sref), StoredRecord::decode) {
                     let Ok((k, stored)) = r else { continue };
-                    let e = &stored.entry;
+                    let e = &stored.head;
                     let Some((_, id)) = layout::parse_record(&k) else {
                         continue;
                     };
@@ -972,8 +977,9 @@ impl Vault {
         let stored = self
             .store()
             .get_with(&layout::record_key(ident, &record), StoredRecord::decode)?
-            .ok_or(Error::RecordNotFound(record))?;
-        self.key_of(ident, record, stored)
+            .ok_or_else(|| Error::RecordNotFound(record))?;
+        let key = self.key_of(ident, record, &stored.head)?;
+        Ok((stored, key))
     }
 
     /// [`Vault::get`] on a shared store: the record, the subject's state and the store's
@@ -1011,13 +1017,13 @@ impl Vault {
                     .flatten()
                     .map(StoredRecord::decode)
                     .transpose()?
-                    .ok_or(Error::RecordNotFound(record))?;
+                    .ok_or_else(|| Error::RecordNotFound(record))?;
                 let state: SubjectState = match rows.next().flatten() {
                     Some(b) => codec::decode(&b, "subject state")?,
                     None => SubjectState::default(),
                 };
-                let (stored, key) = self.key_of(&ident, record, stored)?;
-                self.admit_read(ident, record, &stored.entry.meta, &state, purpose)?;
+                let key = self.key_of(&ident, record, &stored.head)?;
+                self.admit_read(ident, record, &stored.head.meta, &state, purpose)?;
                 Ok(Some((
                     ident,
                     self.open_into_record(&key, &ident, record, stored)?,
@@ -1040,15 +1046,14 @@ impl Vault {
         &self,
         ident: &SubjectRef,
         record: RecordId,
-        stored: StoredRecord,
-    ) -> Result<(StoredRecord, Arc<DataKey>)> {
-        let entry = &stored.entry;
+        entry: &RecordHead,
+    ) -> Result<Arc<DataKey>> {
         let category = entry.meta.category.name();
         match self
             .keys()
             .data_key_gen(self.store(), ident, category, entry.key_gen)?
         {
-            Some(key) => Ok((stored, key)),
+            Some(key) => Ok(key),
             // Erased: its key generation was destroyed (decided without decrypting anything).
             None if self
                 .destroyed_groups(ident)?
@@ -1072,10 +1077,10 @@ impl Vault {
             self.keys().ring().vault_id(),
             ident,
             &record,
-            stored.entry.version,
-            stored.entry.key_gen,
-            stored.entry.updated_at,
-            stored.meta_bytes.as_bytes(),
+            stored.head.version,
+            stored.head.key_gen,
+            stored.head.updated_at,
+            stored.meta_bytes(),
         )
     }
 
@@ -1088,7 +1093,7 @@ impl Vault {
         stored: &StoredRecord,
     ) -> Result<Vec<u8>> {
         let ad = self.stored_ad(ident, record, stored);
-        Ok(crypto::open(key, ad.as_bytes(), &stored.entry.sealed)?)
+        Ok(crypto::open(key, ad.as_bytes(), stored.sealed())?)
     }
 
     /// Opens a record into what a read returns, decrypting its payload where it lies.
@@ -1100,10 +1105,15 @@ impl Vault {
         stored: StoredRecord,
     ) -> Result<Record> {
         let ad = self.stored_ad(ident, record, &stored);
-        let mut entry = stored.entry;
-        let payload = crypto::open_in_place(key, ad.as_bytes(), std::mem::take(&mut entry.sealed))?;
+        let (head, buf, sealed_at) = stored.into_parts();
+        let payload = crypto::open_in_place(key, ad.as_bytes(), buf, sealed_at)?;
         Ok(Record {
-            info: info(record, entry),
+            info: RecordInfo {
+                record,
+                meta: head.meta,
+                version: head.version,
+                updated_at: head.updated_at,
+            },
             payload,
         })
     }

@@ -1484,7 +1484,7 @@ mod first_pass {
             let entry = RecordEntry { meta: m, version: v, key_gen: g, updated_at: at, sealed };
             let agree = |bytes: &[u8]| -> Result<Option<RecordEntry>, TestCaseError> {
                 let whole = codec::decode::<RecordEntry>(bytes, "record").ok();
-                let by_hand = crate::storage::entries::StoredRecord::decode(bytes.to_vec()).ok().map(|s| s.entry);
+                let by_hand = crate::storage::entries::StoredRecord::decode(bytes.to_vec()).ok().map(crate::storage::entries::StoredRecord::into_entry);
                 prop_assert_eq!(&by_hand, &whole);
                 Ok(by_hand)
             };
@@ -1514,5 +1514,30 @@ mod first_pass {
             let _ = crate::storage::vault_file::decode(&bytes);
             let _ = crate::storage::vault_file::decode_ring(&bytes);
         }
+    }
+}
+
+/// A record's associated data is its fixed fields in order, then its metadata's bytes, whatever
+/// the metadata's length (inline or beyond).
+#[test]
+fn record_ad_is_the_fixed_fields_then_the_metadata() {
+    let (vault_id, subject, id) = ([3u8; 16], SubjectRef::random(), RecordId::random());
+    let at = Timestamp::new(1_800_000_000, 123_456_789).unwrap();
+    for meta_len in [0, 50, 160, 161, 400] {
+        let meta = vec![7u8; meta_len];
+        let expected = [
+            &b"pdvault/record/"[..],
+            &vault_id,
+            subject.as_bytes(),
+            id.as_bytes(),
+            &9u32.to_be_bytes(),
+            &4u32.to_be_bytes(),
+            &at.as_second().to_be_bytes(),
+            &at.subsec_nanosecond().to_be_bytes(),
+            &meta,
+        ]
+        .concat();
+        let ad = record_ad(&vault_id, &subject, &id, 9, 4, at, &meta);
+        assert_eq!(ad.as_bytes(), &expected[..], "{meta_len} bytes of metadata");
     }
 }
