@@ -205,7 +205,10 @@ pub(crate) struct Draft {
     pub(crate) note: Option<SharedText>,
 }
 
+// The steps are inlined: every read builds a draft, and a step that is a call moves the whole
+// draft in and out.
 impl Draft {
+    #[inline]
     pub(crate) fn new(at: Timestamp, actor: Arc<str>, op: AuditOp) -> Self {
         Draft {
             at,
@@ -218,10 +221,12 @@ impl Draft {
             note: None,
         }
     }
+    #[inline]
     pub(crate) fn role(mut self, r: Option<Arc<str>>) -> Self {
         self.role = r;
         self
     }
+    #[inline]
     pub(crate) fn subject(mut self, s: SubjectRef) -> Self {
         self.subject = Some(s);
         self
@@ -231,14 +236,17 @@ impl Draft {
         self
     }
     /// The category of a record (a built-in one's name is not copied).
+    #[inline]
     pub(crate) fn category_of(mut self, c: &Category) -> Self {
         self.category = Some(c.name_owned());
         self
     }
+    #[inline]
     pub(crate) fn record(mut self, r: RecordId) -> Self {
         self.record = Some(r);
         self
     }
+    #[inline]
     pub(crate) fn note(mut self, n: impl Into<SharedText>) -> Self {
         self.note = Some(n.into());
         self

@@ -172,8 +172,18 @@ random_id!(
 );
 
 /// The keyed blind index of a [`SubjectId`]: a keyed hash under a root-derived key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BlindIndex(pub(crate) [u8; 32]);
+
+/// A blind index is a keyed hash's output, uniform and not chosen by anyone without the index
+/// key: its first eight bytes are as good a hash-table hash as all 32, at a quarter of the
+/// hashing (a lookup of the identity cache on every read).
+impl std::hash::Hash for BlindIndex {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let [a, b, c, d, e, f, g, i, ..] = self.0;
+        h.write_u64(u64::from_le_bytes([a, b, c, d, e, f, g, i]));
+    }
+}
 
 impl fmt::Debug for BlindIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

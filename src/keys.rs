@@ -822,8 +822,8 @@ impl GroupKey {
     }
 }
 
-/// A key group's parts, borrowed: what a [`GroupKey`] is found by. Hashed and compared as the
-/// pair of its parts, as a `GroupKey` is.
+/// A key group's parts, borrowed: what a [`GroupKey`] is found by. Hashed ([`hash_group`]) and
+/// compared as a `GroupKey` is.
 trait GroupParts {
     fn parts(&self) -> (&SubjectRef, &str);
 }
@@ -846,15 +846,21 @@ impl<'a> std::borrow::Borrow<dyn GroupParts + 'a> for GroupKey {
     }
 }
 
+/// A group is hashed by its subject only: a subject reference is random (the vault draws it),
+/// and the few groups of one subject are told apart by comparing their categories.
+fn hash_group<H: std::hash::Hasher>(g: &(impl GroupParts + ?Sized), h: &mut H) {
+    h.write_u128(u128::from_le_bytes(*g.parts().0.as_bytes()));
+}
+
 impl std::hash::Hash for GroupKey {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.parts().hash(h)
+        hash_group(self, h)
     }
 }
 
 impl std::hash::Hash for dyn GroupParts + '_ {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.parts().hash(h)
+        hash_group(self, h)
     }
 }
 

@@ -63,6 +63,15 @@ macro_rules! builtin_categories {
                     _ => None,
                 }
             }
+
+            /// The built-in category named by `name`'s bytes, found without checking them as
+            /// UTF-8 first (a stored record's category is decoded at every read).
+            fn builtin_bytes(name: &[u8]) -> Option<Category> {
+                $(if name == $name.as_bytes() {
+                    return Some(Category::$variant);
+                })*
+                None
+            }
         }
     };
 }
@@ -150,6 +159,14 @@ pub(crate) fn is_kebab(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl Category {
+    /// The category named by stored bytes, if they name one (what reading a string and parsing
+    /// it accept): a built-in name is matched by its bytes, any other checked as text first.
+    pub(crate) fn from_stored(name: &[u8]) -> Option<Category> {
+        Category::builtin_bytes(name).or_else(|| std::str::from_utf8(name).ok()?.parse().ok())
+    }
 }
 
 impl FromStr for Category {
@@ -605,7 +622,17 @@ mod tests {
         for c in Category::BUILTIN {
             assert!(is_kebab(c.name()), "{}", c.name());
             assert_eq!(&c.name().parse::<Category>().unwrap(), c);
+            assert_eq!(Category::from_stored(c.name().as_bytes()).as_ref(), Some(c));
         }
+        // Stored bytes are read as parsing their text reads them.
+        assert_eq!(
+            Category::from_stored(b"loyalty-points"),
+            Some(Category::Custom("loyalty-points".into()))
+        );
+        assert_eq!(Category::from_stored(b"Loyalty"), None);
+        assert_eq!(Category::from_stored(b"contact\xff"), None);
+        assert_eq!(Category::from_stored(b"\xff\xfe"), None);
+        assert_eq!(Category::from_stored(b""), None);
         assert_eq!(Category::Contact.fideslang_key(), Some("user.contact"));
         assert_eq!(Category::Payment.fideslang_key(), Some("user.payment"));
         assert_eq!(

@@ -126,7 +126,12 @@ impl Meter {
     /// The entries among `drafts` that are counted: refusals, erasures, key destructions,
     /// sweeps, rotations. Taken before the entries go to be written, counted ([`Meter::count`])
     /// once they are, on the thread of the operation that made them.
+    #[inline]
     pub(crate) fn notable(drafts: &[Draft]) -> Vec<Notable> {
+        // Most operations (every read) have none: no vector is built for them.
+        if !drafts.iter().any(|d| counted(d.op)) {
+            return Vec::new();
+        }
         drafts
             .iter()
             .filter(|d| counted(d.op))

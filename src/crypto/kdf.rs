@@ -76,8 +76,26 @@ pub(crate) fn derive_subkey(parent: &SecretKey, context: &str) -> SecretKey {
 }
 
 /// A keyed hash (BLAKE3 keyed mode) of parts, each framed by its length.
+///
+/// A short input (a subject's identifier for its blind index, a tag over a few fields) is
+/// joined on the stack, hashed in one call and wiped; a long one is gathered
+/// ([`keyed_hash_pieces`]). Both give the same hash.
 pub(crate) fn keyed_hash(key: &SecretKey, parts: &[&[u8]]) -> [u8; 32] {
-    keyed_hash_pieces(key, parts.iter().map(std::slice::from_ref))
+    const JOINED_LEN: usize = 128;
+    let framed: usize = parts.iter().map(|p| 8 + p.len()).sum();
+    if framed > JOINED_LEN {
+        return keyed_hash_pieces(key, parts.iter().map(std::slice::from_ref));
+    }
+    let mut joined = [0u8; JOINED_LEN];
+    let mut at = 0;
+    for p in parts {
+        joined[at..at + 8].copy_from_slice(&(p.len() as u64).to_le_bytes());
+        joined[at + 8..at + 8 + p.len()].copy_from_slice(p);
+        at += 8 + p.len();
+    }
+    let hash = blake3::keyed_hash(key.expose(), &joined[..at]);
+    zeroize::Zeroize::zeroize(&mut joined[..at]);
+    *hash.as_bytes()
 }
 
 /// [`keyed_hash`] of parts given in pieces: each part is the concatenation of its pieces (the
@@ -209,8 +227,8 @@ mod tests {
         }
     }
 
-    /// Gathering before hashing gives BLAKE3's keyed hash of the framed parts, for parts shorter
-    /// and longer than what is gathered at once.
+    /// Joining or gathering before hashing gives BLAKE3's keyed hash of the framed parts, for
+    /// parts shorter and longer than what is joined or gathered at once.
     #[test]
     fn gathered_parts_hash_as_the_framed_input() {
         let key = SecretKey::from_bytes([9; 32]);
@@ -220,6 +238,11 @@ mod tests {
             vec![255, 1, 2],
             vec![256, 257],
             vec![10, 1000, 5],
+            // On either side of what is joined on the stack (128 framed bytes).
+            vec![120],
+            vec![121],
+            vec![56, 56],
+            vec![56, 57],
         ] {
             let parts: Vec<Vec<u8>> = lens.iter().map(|&n| vec![n as u8; n]).collect();
             let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
@@ -228,10 +251,10 @@ mod tests {
                 framed.extend_from_slice(&(p.len() as u64).to_le_bytes());
                 framed.extend_from_slice(p);
             }
-            assert_eq!(
-                keyed_hash(&key, &refs),
-                *blake3::keyed_hash(key.expose(), &framed).as_bytes()
-            );
+            let expected = *blake3::keyed_hash(key.expose(), &framed).as_bytes();
+            assert_eq!(keyed_hash(&key, &refs), expected, "{lens:?}");
+            let gathered = keyed_hash_pieces(&key, refs.iter().map(std::slice::from_ref));
+            assert_eq!(gathered, expected, "{lens:?}");
         }
     }
 }

@@ -178,7 +178,7 @@ impl StoredRecord {
 /// A record's metadata, its fields in the order [`RecordMeta`] declares (and serde encodes)
 /// them, each checked as its `Deserialize` checks it.
 fn read_meta(r: &mut codec::FieldReader<'_>) -> Option<RecordMeta> {
-    let category: Category = r.str()?.parse().ok()?;
+    let category = Category::from_stored(r.bytes()?)?;
     let count = r.u64()?;
     // Each purpose takes at least a byte: the count cannot run past the input.
     let mut purposes = Vec::with_capacity(count.min(4) as usize);

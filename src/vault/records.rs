@@ -334,7 +334,13 @@ impl Vault {
             )?;
             return Err(AccessError::CredentialNotReadable { record }.into());
         }
-        if let Err(e) = access::check(record, meta, state, purpose, self.policy().as_deref()) {
+        // The policy is read under its lock, not cloned out of it (a reference count per read);
+        // the lock is released before a refusal is audited.
+        let checked = {
+            let policy = self.inner.policy.read().unwrap_or_else(|p| p.into_inner());
+            access::check(record, meta, state, purpose, policy.as_deref())
+        };
+        if let Err(e) = checked {
             self.note_refusal(
                 Some(ident),
                 Some(&meta.category),
