@@ -7,7 +7,8 @@
 #
 # Environment: PDVAULT_OPS_RECORDS (records set up first, interleaved, default 20000),
 # OPS_PUT (records put, in batches of 1,000, default 2000), OPS_GET (random gets, default 5000),
-# OPS_SCAN (1,000-record subject scans, default 5), CARGO_TARGET_DIR.
+# OPS_SCAN (1,000-record subject scans, default 5), OPS_ERASE (1,000-record subjects erased, each
+# once: the floor deletes the subject's rows, pdvault erases it; default 10), CARGO_TARGET_DIR.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -28,7 +29,7 @@ count() { # op engine n -> instructions in measured_loop
 printf '| op (interleaved, %s records set up) | n | floor instructions/op | pdvault instructions/op | pdvault / floor |\n' \
     "${PDVAULT_OPS_RECORDS:-20000}"
 printf '|---|---|---|---|---|\n'
-for spec in "put ${OPS_PUT:-2000}" "get ${OPS_GET:-5000}" "scan ${OPS_SCAN:-5}"; do
+for spec in "put ${OPS_PUT:-2000}" "get ${OPS_GET:-5000}" "scan ${OPS_SCAN:-5}" "erase ${OPS_ERASE:-10}"; do
     set -- $spec
     floor=$(count "$1" floor "$2")
     pdv=$(count "$1" pdvault "$2")

@@ -550,6 +550,49 @@ impl Ring {
         epoch: EpochId,
         layout: &RingLayout,
     ) -> Result<(VaultFileBody, Vec<NewChunk>)> {
+        self.sealed_ring(layout).seal_key(source, epoch)
+    }
+
+    /// [`Ring::sealed_ring`], with `beside` run on a thread of its own meanwhile (here, after
+    /// it, when the system refuses a thread); returns what both give.
+    fn sealed_ring_while<T: Send>(
+        &self,
+        beside: impl FnOnce() -> std::result::Result<T, KeySourceError> + Send,
+        layout: &RingLayout,
+    ) -> (std::result::Result<T, KeySourceError>, UnkeyedHeader) {
+        // Taken by whichever runs it: the thread, or this one if the thread never started.
+        let beside = std::sync::Mutex::new(Some(beside));
+        let run = || {
+            let f = beside.lock().unwrap_or_else(|p| p.into_inner()).take();
+            f.map(|f| f())
+        };
+        std::thread::scope(|scope| {
+            let thread = std::thread::Builder::new()
+                .name("pdvault-epoch".into())
+                .spawn_scoped(scope, run)
+                .ok();
+            let unkeyed = self.sealed_ring(layout);
+            let done = match thread.map(|t| t.join()) {
+                Some(Err(_)) => Some(Err(KeySourceError::Failed(
+                    "making the new epoch key panicked".into(),
+                ))),
+                Some(Ok(done)) => done,
+                None => None,
+            };
+            let done = done.or_else(run).unwrap_or_else(|| {
+                Err(KeySourceError::Failed(
+                    "making the new epoch key did not run".into(),
+                ))
+            });
+            (done, unkeyed)
+        })
+    }
+
+    /// This ring sealed under a fresh ring key, the next generation's vault file but for the
+    /// ring key's seal under an epoch key: the work of [`Ring::sealed_header`] that no epoch key
+    /// takes part in (most of it: the ring is most of the file), so that it can be done while
+    /// the new epoch key is being made.
+    fn sealed_ring(&self, layout: &RingLayout) -> UnkeyedHeader {
         let key_of = |s: &Shard| (s.generation, *s.secret.expose());
         let mut new_chunks = Vec::new();
         let plain = match layout {
@@ -595,22 +638,17 @@ impl Ring {
         let mut header = self.header.without_ring();
         header.generation += 1;
         header.key_check = self.root.key_check;
-        header.source_kind = source.info().kind;
         let ring_key = SecretKey::random();
-        header.epoch = epoch.to_bytes();
-        header.sealed_ring_key = source
-            .seal(
-                &epoch,
-                &ring_key_ad(&header.vault_id, header.generation, &epoch),
-                ring_key.expose(),
-            )
-            .map_err(key_source_error)?;
         header.sealed_ring = crypto::seal(
             &DataKey::new(&ring_key),
             &ring_ad(&header.vault_id, header.generation),
             &encoded,
         );
-        Ok((header, new_chunks))
+        UnkeyedHeader {
+            header,
+            ring_key,
+            chunks: new_chunks,
+        }
     }
 
     /// Writes a backup's vault file into `dest`: this ring, sealed under an epoch key of the
@@ -680,13 +718,20 @@ impl Ring {
                 .name("pdvault-flush".into())
                 .spawn_scoped(scope, || store.sync_all())
                 .ok();
-            let durable = || match flush.map(|f| f.join()) {
-                None => Ok(store.sync_all()?),
-                Some(Ok(flushed)) => Ok(flushed?),
-                Some(Err(_)) => Err(StorageError::engine("the store's flush panicked").into()),
+            // The vault file is opened, and its current copy checked, while the flush may still
+            // be under way: neither depends on it.
+            let generation = self.header.generation + 1;
+            let in_place = std::cell::Cell::new(None);
+            let durable = || {
+                in_place.set(vault_file::InPlace::open(dir, generation)?);
+                match flush.map(|f| f.join()) {
+                    None => Ok(store.sync_all()?),
+                    Some(Ok(flushed)) => Ok(flushed?),
+                    Some(Err(_)) => Err(StorageError::engine("the store's flush panicked").into()),
+                }
             };
             self.reseal(durable, RingLayout::Whole, |sealed| {
-                Ok(vault_file::write(dir, &sealed.header)?)
+                Ok(vault_file::write_to(in_place.take(), dir, &sealed.header)?)
             })
         })
     }
@@ -709,21 +754,25 @@ impl Ring {
         };
         let in_store = self.epochs.in_the_store();
         let mut rows = Vec::new();
-        match in_store {
+        let unkeyed = match in_store {
             Some(table) => {
                 let (key, value) = table.stage_epoch(epoch);
                 rows.push((key, Some(value)));
+                self.sealed_ring(&layout)
             }
-            // A new epoch key, durable in its source before anything is sealed under it.
-            None => self
-                .epochs
-                .source()
-                .create_epoch(epoch)
-                .map_err(key_source_error)?,
-        }
+            // A new epoch key, durable in its source before anything is sealed under it. The
+            // ring is sealed under its fresh ring key meanwhile (a source on the disk syncs the
+            // new key): only the ring key is sealed under the epoch key, once it exists.
+            None => {
+                let (created, unkeyed) =
+                    self.sealed_ring_while(|| self.epochs.source().create_epoch(epoch), &layout);
+                created.map_err(key_source_error)?;
+                unkeyed
+            }
+        };
         crate::pause::point(crate::pause::EPOCH_CREATED);
         let staged: Result<_> = (|| {
-            let (mut header, chunks) = self.sealed_header(self.epochs.source(), epoch, &layout)?;
+            let (mut header, chunks) = unkeyed.seal_key(self.epochs.source(), epoch)?;
             // The ring is sealed before the store says what is durable.
             header.checkpoint = checkpoint()?;
             if let Some(table) = in_store {
@@ -784,6 +833,36 @@ impl Ring {
 
     pub(crate) fn checkpoint(&self) -> crate::storage::entries::Manifest {
         self.header.checkpoint
+    }
+}
+
+/// A vault file's next version with its ring sealed under `ring_key`, which is not yet sealed
+/// under an epoch key ([`Ring::sealed_ring`]).
+struct UnkeyedHeader {
+    header: VaultFileBody,
+    ring_key: SecretKey,
+    chunks: Vec<NewChunk>,
+}
+
+impl UnkeyedHeader {
+    /// The vault file's contents: the ring key sealed by `source` under `epoch`, which exists
+    /// there (or is staged).
+    fn seal_key(
+        self,
+        source: &dyn KeySource,
+        epoch: EpochId,
+    ) -> Result<(VaultFileBody, Vec<NewChunk>)> {
+        let mut header = self.header;
+        header.source_kind = source.info().kind;
+        header.epoch = epoch.to_bytes();
+        header.sealed_ring_key = source
+            .seal(
+                &epoch,
+                &ring_key_ad(&header.vault_id, header.generation, &epoch),
+                self.ring_key.expose(),
+            )
+            .map_err(key_source_error)?;
+        Ok((header, self.chunks))
     }
 }
 
@@ -883,6 +962,10 @@ pub(crate) struct Keys {
     identities: Mutex<LruCache<BlindIndex, SubjectRef>>,
     /// Serializes the creation of subjects and keys.
     create: Mutex<()>,
+    /// Shards whose ratchet journal rows a finished ratchet left in the store: removed by the
+    /// next ratchet's batch, not by a commit of their own (a recovery at open skips and removes
+    /// them, as it does those of a ratchet that crashed after its vault file was written).
+    stale_journals: Mutex<BTreeSet<u16>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -909,6 +992,7 @@ impl Keys {
             data: Mutex::new(LruCache::new(cache_capacity())),
             identities: Mutex::new(LruCache::new(cache_capacity())),
             create: Mutex::new(()),
+            stale_journals: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -1258,6 +1342,12 @@ impl Keys {
             }
             RingHome::Dir(dir) => dir,
         };
+        // The journal rows earlier ratchets left go with this batch (those of its own shards
+        // are overwritten by it).
+        let stale = std::mem::take(&mut *lock(&self.stale_journals));
+        for s in stale.difference(shards) {
+            txn.delete(layout::journal(*s));
+        }
         commit(txn)?;
         // The ring changes in memory before the store is durable: the file that holds it is
         // written only once it is, and until then the journal rows finish the change at the
@@ -1271,11 +1361,8 @@ impl Keys {
             ring.install_root(root, kdf);
         }
         ring.write_file_once_durable(dir, store)?;
-        let mut clear = Txn::new();
-        for &s in shards {
-            clear.delete(layout::journal(s));
-        }
-        store.commit(clear)?;
+        // Its journal rows are stale now: the next ratchet removes them.
+        lock(&self.stale_journals).extend(shards);
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 //!
 //! `cargo run --release --manifest-path compare/Cargo.toml`
 //!
-//! `pdvault-compare --ops OP ENGINE N` (OP: put, get, scan; ENGINE: pdvault, floor, raw,
+//! `pdvault-compare --ops OP ENGINE N` (OP: put, get, scan, erase (N subjects, each once); ENGINE: pdvault, floor, raw,
 //! sqlcipher, sqlcipher-without-rowid) sets up an interleaved store of `PDVAULT_OPS_RECORDS` records (default 20,000), then
 //! performs N of the operation inside `measured_loop`, the one function `compare/instructions.sh`
 //! has callgrind count.
@@ -236,13 +236,15 @@ enum Work {
     Get(Vec<Rec>),
     /// Reads these subjects.
     Scan(Vec<usize>),
+    /// Erases these subjects (each once).
+    Erase(Vec<usize>),
 }
 
 impl Work {
     fn ops(&self) -> usize {
         match self {
             Work::Put(r) | Work::Get(r) => r.len(),
-            Work::Scan(s) => s.len(),
+            Work::Scan(s) | Work::Erase(s) => s.len(),
         }
     }
 }
@@ -260,13 +262,19 @@ fn measured_loop(e: &mut dyn Engine, work: &Work, payload: &[u8]) -> usize {
         }
         Work::Get(recs) => recs.iter().map(|r| e.get(r).len()).sum(),
         Work::Scan(subjects) => subjects.iter().map(|&s| e.scan(s)).sum(),
+        Work::Erase(subjects) => {
+            for &s in subjects {
+                e.delete_subject(s);
+            }
+            subjects.len()
+        }
     }
 }
 
 /// `--ops OP ENGINE N`: an interleaved store of `PDVAULT_OPS_RECORDS` records of 256 B (1,000 per
 /// subject), then N operations in [`measured_loop`].
 fn ops_mode(engines: &[(&str, &str, Make)], args: &[String]) {
-    let usage = "usage: pdvault-compare --ops put|get|scan pdvault|floor|raw|sqlcipher|sqlcipher-without-rowid N";
+    let usage = "usage: pdvault-compare --ops put|get|scan|erase pdvault|floor|raw|sqlcipher|sqlcipher-without-rowid N";
     let [op, engine, n] = args else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -279,7 +287,7 @@ fn ops_mode(engines: &[(&str, &str, Make)], args: &[String]) {
         eprintln!("{usage}");
         std::process::exit(2);
     };
-    if !["put", "get", "scan"].contains(&op.as_str()) {
+    if !["put", "get", "scan", "erase"].contains(&op.as_str()) {
         eprintln!("{usage}");
         std::process::exit(2);
     }
@@ -313,6 +321,8 @@ fn ops_mode(engines: &[(&str, &str, Make)], args: &[String]) {
         }
         "get" => Work::Get((0..n).map(|_| recs[rng.below(recs.len())]).collect()),
         "scan" => Work::Scan((0..n).map(|i| i % subjects).collect()),
+        // Each subject erased once: at most every subject of the store.
+        "erase" => Work::Erase((0..n.min(subjects)).collect()),
         _ => {
             eprintln!("{usage}");
             std::process::exit(2);

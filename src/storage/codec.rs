@@ -28,7 +28,7 @@ thread_local! {
 }
 
 /// Appends the encoding of `value` to `out`.
-fn encode_onto<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+pub(crate) fn encode_onto<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     let start = out.len();
     out.push(ENTRY_FORMAT);
     // Serializing our own plain-data types into a Vec cannot fail; an error here would be a

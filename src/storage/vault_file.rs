@@ -122,12 +122,26 @@ pub(crate) fn decode_ring(bytes: &[u8]) -> Result<RingPlain, StorageError> {
 
 /// Encodes the vault file.
 pub(crate) fn encode(body: &VaultFileBody) -> Vec<u8> {
-    let body_bytes = super::codec::encode(body);
-    let mut out = Vec::with_capacity(PREFIX_LEN + body_bytes.len() + CHECKSUM_LEN);
+    encode_in(body, 0)
+}
+
+/// [`encode`], into a buffer of at least `room` bytes (a copy's length, that the record is
+/// padded to): the body is encoded where it is stored, with no copy of the ring.
+fn encode_in(body: &VaultFileBody, room: usize) -> Vec<u8> {
+    // The fields besides the sealed ring and its key: a few hundred bytes at most.
+    const FIELDS_LEN: usize = 512;
+    let guess = PREFIX_LEN
+        + body.sealed_ring.len()
+        + body.sealed_ring_key.len()
+        + FIELDS_LEN
+        + CHECKSUM_LEN;
+    let mut out = Vec::with_capacity(guess.max(room));
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(body_bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(&body_bytes);
+    out.extend_from_slice(&[0; 4]);
+    super::codec::encode_onto(body, &mut out);
+    let len = (out.len() - PREFIX_LEN) as u32;
+    out[PREFIX_LEN - 4..PREFIX_LEN].copy_from_slice(&len.to_le_bytes());
     let sum = blake3::hash(&out);
     out.extend_from_slice(sum.as_bytes());
     out
@@ -316,11 +330,52 @@ pub(crate) fn read(dir: &Path) -> Result<VaultFileBody, crate::Error> {
 /// beside the old one, synced and renamed over it. Either way a crash leaves a file that reads
 /// as the version before or as this one.
 pub(crate) fn write(dir: &Path, body: &VaultFileBody) -> Result<(), StorageError> {
-    let record = encode(body);
+    write_to(InPlace::open(dir, body.generation)?, dir, body)
+}
+
+/// The vault file of a directory, open for its version of a given generation to be written in
+/// place: it has two copies, and the one that version does not overwrite holds the version
+/// before. Checking that reads and verifies a whole copy, which needs nothing of the version
+/// to come: a ratchet does it while the store flushes.
+pub(crate) struct InPlace {
+    file: File,
+    copy_len: usize,
+    generation: u64,
+}
+
+impl InPlace {
+    /// The vault file of `dir`, if generation `generation` can be written into it in place.
+    pub(crate) fn open(dir: &Path, generation: u64) -> Result<Option<InPlace>, StorageError> {
+        let index = (generation % 2) as usize;
+        Ok(
+            writable_in_place(&dir.join(FILE_NAME), index, generation)?.map(|(file, copy_len)| {
+                InPlace {
+                    file,
+                    copy_len,
+                    generation,
+                }
+            }),
+        )
+    }
+}
+
+/// [`write`], in place when `in_place` (opened for `body`'s generation) has room for `body`.
+pub(crate) fn write_to(
+    in_place: Option<InPlace>,
+    dir: &Path,
+    body: &VaultFileBody,
+) -> Result<(), StorageError> {
+    let record = encode_in(body, in_place.as_ref().map_or(0, |p| p.copy_len));
     let path = dir.join(FILE_NAME);
     let index = (body.generation % 2) as usize;
-    if let Some(file) = writable_in_place(&path, record.len(), index, body.generation)? {
-        let copy_len = copy_len_of(&file)?;
+    if let Some(InPlace {
+        file,
+        copy_len,
+        generation,
+    }) = in_place
+        && generation == body.generation
+        && record.len() <= copy_len
+    {
         let mut copy = record;
         copy.resize(copy_len, 0);
         file.write_all_at(&copy, copy_offset(copy_len, index) as u64)?;
@@ -360,15 +415,14 @@ fn copy_len_of(file: &File) -> Result<usize, StorageError> {
     Ok(u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize)
 }
 
-/// The vault file, opened for writing copy `index` in place, if it has two copies that fit a
-/// record of `record_len` bytes and its other copy is the whole version before `generation`
-/// (so that the copy overwritten is never the current one, whatever wrote the file).
+/// The vault file, opened for writing copy `index` in place, and its copies' length, if it has
+/// two copies and its other copy is the whole version before `generation` (so that the copy
+/// overwritten is never the current one, whatever wrote the file).
 fn writable_in_place(
     path: &Path,
-    record_len: usize,
     index: usize,
     generation: u64,
-) -> Result<Option<File>, StorageError> {
+) -> Result<Option<(File, usize)>, StorageError> {
     // A symbolic link (or anything but a file) is replaced, never written through.
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_file() => {}
@@ -388,7 +442,7 @@ fn writable_in_place(
         return Ok(None);
     }
     let copy_len = copy_len_of(&file)?;
-    if copy_len < record_len || len != BLOCK + 2 * copy_len {
+    if len != BLOCK + 2 * copy_len {
         return Ok(None);
     }
     let mut other = vec![0u8; copy_len];
@@ -397,7 +451,7 @@ fn writable_in_place(
         Copy::Whole(b) => b.generation,
         Copy::Blank | Copy::Damaged(_) => return Ok(None),
     };
-    Ok((previous.checked_add(1) == Some(generation)).then_some(file))
+    Ok((previous.checked_add(1) == Some(generation)).then_some((file, copy_len)))
 }
 
 /// Syncs a directory so that a rename in it is durable.
@@ -437,6 +491,19 @@ mod tests {
     fn roundtrip_and_damage() {
         let b = encode(&body());
         assert_eq!(decode(&b).unwrap(), body());
+        // The layout the module doc states, whatever room the buffer was made with.
+        let fields = crate::storage::codec::encode(&body());
+        assert_eq!(&b[..8], MAGIC);
+        assert_eq!(b[8..10], FORMAT_VERSION.to_le_bytes());
+        assert_eq!(b[10..14], (fields.len() as u32).to_le_bytes());
+        assert_eq!(&b[14..b.len() - 32], &fields[..]);
+        assert_eq!(
+            &b[b.len() - 32..],
+            blake3::hash(&b[..b.len() - 32]).as_bytes()
+        );
+        let roomy = encode_in(&body(), 3 * BLOCK);
+        assert_eq!(roomy, b);
+        assert!(roomy.capacity() >= 3 * BLOCK);
         assert!(matches!(
             decode(&b[..b.len() - 1]),
             Err(OpenError::HeaderTruncated { .. })
@@ -569,6 +636,39 @@ mod tests {
         write(dir.path(), &big).unwrap();
         assert_ne!(inode(&path), ino);
         assert_eq!(read(dir.path()).unwrap(), big);
+    }
+
+    /// A file opened for a version before that version is sealed (as a ratchet opens it while
+    /// the store flushes) is written in place only with the version it was opened for, and only
+    /// when that version fits its copies; otherwise the write makes a new file.
+    #[test]
+    fn a_file_opened_ahead_is_written_in_place_only_with_the_version_it_was_opened_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        write(dir.path(), &body_of(1)).unwrap();
+        write(dir.path(), &body_of(2)).unwrap();
+        let ino = inode(&path);
+        let ahead = InPlace::open(dir.path(), 3).unwrap();
+        assert!(ahead.is_some());
+        write_to(ahead, dir.path(), &body_of(3)).unwrap();
+        assert_eq!(inode(&path), ino, "in place");
+        assert_eq!(read(dir.path()).unwrap(), body_of(3));
+        // Opened for generation 4, used for 5: a new file, generation 5 read back.
+        let ahead = InPlace::open(dir.path(), 4).unwrap();
+        write_to(ahead, dir.path(), &body_of(5)).unwrap();
+        assert_ne!(inode(&path), ino);
+        assert_eq!(read(dir.path()).unwrap(), body_of(5));
+        // Opened for 6, but 6 does not fit the copies: a new file with larger ones.
+        let ino = inode(&path);
+        let ahead = InPlace::open(dir.path(), 6).unwrap();
+        assert!(ahead.is_some());
+        let mut big = body_of(6);
+        big.sealed_ring = vec![1; 3 * BLOCK];
+        write_to(ahead, dir.path(), &big).unwrap();
+        assert_ne!(inode(&path), ino);
+        assert_eq!(read(dir.path()).unwrap(), big);
+        // No file of two copies holding the version before: nothing to write in place.
+        assert!(InPlace::open(dir.path(), 9).unwrap().is_none());
     }
 
     #[test]

@@ -1541,3 +1541,74 @@ fn record_ad_is_the_fixed_fields_then_the_metadata() {
         assert_eq!(ad.as_bytes(), &expected[..], "{meta_len} bytes of metadata");
     }
 }
+
+/// The shards whose ratchet journal rows the store holds.
+fn journal_shards(v: &Vault) -> BTreeSet<u16> {
+    v.store()
+        .scan_keys(&crate::storage::layout::journal_prefix())
+        .map(|k| {
+            let k = k.unwrap();
+            u16::from_be_bytes([k[k.len() - 2], k[k.len() - 1]])
+        })
+        .collect()
+}
+
+/// A finished ratchet leaves its journal rows for the next ratchet's batch to remove (no commit
+/// of their own): they never pile up, and a reopen skips and removes them without changing a
+/// key, the erased staying erased and everything else readable.
+#[test]
+fn a_ratchets_journal_rows_go_with_the_next_ratchet_and_a_reopen_skips_them() {
+    let (tmp, v) = new_vault();
+    let p = purpose("p");
+    let kept = sid("kept@example.com");
+    let record = v
+        .put(
+            &kept,
+            RecordMeta::new(Category::Contact).purpose(p.clone()),
+            b"kept",
+        )
+        .unwrap();
+    let mut seen = BTreeSet::new();
+    for i in 0..20 {
+        let s = sid(&format!("erased-{i}@example.com"));
+        v.put(
+            &s,
+            RecordMeta::new(Category::Contact).purpose(p.clone()),
+            b"x",
+        )
+        .unwrap();
+        v.put(
+            &s,
+            RecordMeta::new(Category::Usage).purpose(p.clone()),
+            b"y",
+        )
+        .unwrap();
+        let before = journal_shards(&v);
+        v.erase_subject(&s).unwrap();
+        let after = journal_shards(&v);
+        assert!(!after.is_empty(), "erasure {i} journaled its shards");
+        // One ratchet's rows: a subject's keys and its index entry.
+        assert!(
+            after.len() <= 2,
+            "erasure {i}: {after:?} (before it: {before:?})"
+        );
+        seen.extend(after);
+    }
+    assert!(
+        seen.len() > 2,
+        "the erasures ratcheted different shards: {seen:?}"
+    );
+    let dir = tmp.path().to_path_buf();
+    v.close().unwrap();
+    let v = reopen(&dir);
+    assert!(
+        journal_shards(&v).is_empty(),
+        "the reopen removed the stale rows"
+    );
+    assert_eq!(v.get(&kept, record, &p).unwrap().payload, b"kept");
+    for i in 0..20 {
+        let s = sid(&format!("erased-{i}@example.com"));
+        assert!(matches!(v.find(&s), Err(Error::SubjectNotFound)));
+    }
+    assert!(v.verify().unwrap().is_whole());
+}
