@@ -187,7 +187,9 @@ pub enum KeySourceError {
 }
 
 /// Where epoch keys are made, used and destroyed. Every method may block (a file sync, a network
-/// round trip to a token or a KMS).
+/// round trip to a token or a KMS), and may be called from a thread the vault starts for it
+/// rather than the caller's: a key ratchet makes the new epoch key on a thread of its own while
+/// it seals the key ring.
 ///
 /// A source serves one vault (it may keep other vaults' keys too, and must list only this one's:
 /// the vault's id is given to the source when it is made). Sealed values are small (a 32-byte
